@@ -1,0 +1,53 @@
+"""Ledger entries: what a rule charged (or will charge) to whom, and why."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+import attrs
+
+FINE = "fine"
+BONUS = "bonus"
+
+APPLIED = "applied"  # the outcome is known and the amount counts
+PENDING = "pending"  # the deadline lies beyond the end of the data: no amount yet
+
+
+@attrs.frozen
+class Entry:
+    """One line of the statement.
+
+    `amount` is positive for both fines and bonuses (the kind says which way it goes)
+    and None while pending. `ts` is the trigger event's local wall time in the
+    policy's zone. `id` is stable: the same inputs always give the same id.
+    """
+
+    id: str
+    rule_id: str
+    rule_title: str
+    rule_location: str  # "policy/house-rules.rules:42"
+    kind: str  # FINE | BONUS
+    agent: str  # who is charged / paid
+    ts: datetime
+    amount: Decimal | None
+    status: str  # APPLIED | PENDING
+    event_id: str  # the trigger event
+    event_seq: int  # input order of the trigger, for stable sorting
+    conversation: str | None = None
+    order: str | None = None
+    buyer: str | None = None
+    excerpt: str | None = None  # the text that triggered it (message text, reason, note)
+    evidence: str = ""  # what was searched and what was (not) found, in Chinese
+
+    @property
+    def signed_amount(self) -> Decimal | None:
+        """Amount as it moves the agent's net pay: fines negative, bonuses positive."""
+        if self.amount is None:
+            return None
+        return -self.amount if self.kind == FINE else self.amount
+
+
+def sort_key(entry: Entry) -> tuple:
+    """Stable order everywhere: time, then input order, then rule, then recipient."""
+    return (entry.ts, entry.event_seq, entry.rule_location, entry.rule_id, entry.agent)

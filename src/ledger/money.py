@@ -1,0 +1,30 @@
+"""Money is Decimal 元, rounded per line to 0.01 half-up. Never float."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+CENT = Decimal("0.01")
+ZERO = Decimal("0.00")
+
+
+def round_line(amount: Decimal) -> Decimal:
+    """Round one ledger line to the 分, half-up (0.005 → 0.01)."""
+    return amount.quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+def parse_yuan(text: str) -> Decimal:
+    """Parse a plain decimal amount ('12', '12.5', '-3.20'); raise ValueError otherwise."""
+    s = text.strip().replace(",", "")
+    try:
+        value = Decimal(s)
+    except InvalidOperation:
+        raise ValueError(f"不是金额 (not an amount): {text!r}") from None
+    if not value.is_finite():
+        raise ValueError(f"不是金额 (not an amount): {text!r}")
+    return value
+
+
+def total(amounts) -> Decimal:
+    """Sum of lines exactly as shown (each already rounded)."""
+    return sum((a for a in amounts if a is not None), ZERO)
