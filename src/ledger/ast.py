@@ -1,0 +1,192 @@
+"""The policy's abstract syntax tree: immutable nodes that remember where they came from.
+
+Every node carries a `Position`, so the checker, the compiler and `explain` can point
+back at the exact spot in the policy file.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import attrs
+
+from .errors import Position
+
+
+@attrs.frozen
+class Name:
+    value: str
+    pos: Position
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# ---------------------------------------------------------------- expressions
+
+@attrs.frozen
+class Literal:
+    value: object  # str | Decimal | timedelta | bool
+    type: str  # "text" | "number" | "money" | "duration" | "percent" | "bool"
+    pos: Position
+
+
+@attrs.frozen
+class Ref:
+    """A field of the event (`text`), of its neighbour (`previous.sender`), or a
+    sequence fact (`first`, `last`, `position`, `gap`)."""
+
+    name: Name
+    scope: Name | None = None  # previous | next
+
+    @property
+    def pos(self) -> Position:
+        return (self.scope or self.name).pos
+
+
+@attrs.frozen
+class Call:
+    function: Name  # length | hour | weekday | date
+    arg: "Expr"
+
+    @property
+    def pos(self) -> Position:
+        return self.function.pos
+
+
+@attrs.frozen
+class Compare:
+    op: str  # = != < <= > >=
+    left: "Expr"
+    right: "Expr"
+    pos: Position
+
+
+@attrs.frozen
+class InList:
+    subject: "Expr"
+    values: tuple[Literal, ...]
+    pos: Position
+
+
+@attrs.frozen
+class WordSource:
+    """A word list by name (`敬语`) or written inline (`["您", "亲"]`)."""
+
+    name: Name | None
+    words: tuple[str, ...]  # inline words; resolved from the list by the checker
+    pos: Position
+
+
+@attrs.frozen
+class TextTest:
+    op: str  # has_any | only | contains | matches
+    subject: "Expr"
+    operand: WordSource | str  # word source, or the literal / regex text
+    pos: Position
+
+
+@attrs.frozen
+class Not:
+    operand: "Expr"
+    pos: Position
+
+
+@attrs.frozen
+class BoolOp:
+    op: str  # and | or
+    operands: tuple["Expr", ...]
+    pos: Position
+
+
+Expr = Literal | Ref | Call | Compare | InList | TextTest | Not | BoolOp
+
+
+# ---------------------------------------------------------------- declarations
+
+@attrs.frozen
+class FieldDecl:
+    name: Name
+    type: Name | None  # None means text
+    default: Literal | None = None  # used where the cell is empty
+
+
+@attrs.frozen
+class EventDecl:
+    name: Name
+    fields: tuple[FieldDecl, ...]
+    pos: Position
+
+
+@attrs.frozen
+class WordList:
+    name: Name
+    words: tuple[str, ...]
+    pos: Position
+
+
+@attrs.frozen
+class On:
+    event: Name
+    filter: Expr | None
+    per: tuple[Name, ...]
+
+
+@attrs.frozen
+class Window:
+    """`unless [at least N] EVENT[filter] same k1, k2 WINDOW`.
+
+    kind is "within" (after, up to d2), "range" (after, d1..d2), "before" (any time
+    earlier) or "within_before" (earlier, at most d2 before).
+    """
+
+    count: int
+    event: Name
+    filter: Expr | None
+    same: tuple[Name, ...]
+    kind: str
+    d1: timedelta | None
+    d2: timedelta | None
+    source: str  # the clause as written, quoted in the evidence
+    pos: Position
+
+
+@attrs.frozen
+class Amount:
+    kind: str  # fine | bonus
+    value: Decimal  # 元
+    text: str  # as written: "10元"
+    pos: Position
+
+
+@attrs.frozen
+class Rule:
+    id: Name
+    title: str
+    on: On
+    when: Expr | None
+    unless: tuple[Window, ...]
+    amount: Amount
+    recipients: tuple[Name, ...]  # empty means the event's agent
+    pos: Position
+    source: str  # the whole rule as written
+
+
+@attrs.frozen
+class Setting:
+    value: str
+    pos: Position
+
+
+@attrs.frozen
+class PolicyFile:
+    """One parsed file: declarations in source order."""
+
+    filename: str
+    text: str
+    name: Setting | None
+    timezone: Setting | None
+    events: tuple[EventDecl, ...]
+    words: tuple[WordList, ...]
+    rules: tuple[Rule, ...]

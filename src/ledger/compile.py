@@ -1,0 +1,259 @@
+"""AST → SQL. Each rule becomes one set-based query over typed event views.
+
+The query shapes are plain portable SQL (CTEs, window functions, joins, GROUP BY)
+so the same plans can later run on a distributed engine. Values from the policy
+enter the SQL only as quoted literals; values from events only as data.
+
+Null semantics (docs/decisions.md): every test yields TRUE or FALSE, never NULL.
+Comparisons with a missing value are false, `!=` is true, a missing yes/no is no.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import attrs
+
+from . import ast
+from .check import CORE_FIELDS, EventType, Policy
+
+# Python's str.strip() whitespace set, as an RE2 character class.
+_WS = r"[\t\n\x{0b}\f\r\x{1c}-\x{1f} \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
+_SQL_TYPES = {"text": "VARCHAR", "money": "DECIMAL(18,4)", "number": "DECIMAL(38,10)",
+              "bool": "BOOLEAN", "time": "TIMESTAMP"}
+# Columns the events table always has (see events.py).
+_BASE_COLUMNS = ("seq", "id", "ts", "ts_local", "type", "agent", "conversation", "buyer",
+                 "order", "src_file", "src_line")
+EXCERPT_FIELDS = ("text", "note", "reason", "category")
+
+
+def q(name: str) -> str:
+    """Quote an identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lit(value: str) -> str:
+    """Quote a string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def view_name(event: str) -> str:
+    return q("ev_" + event)
+
+
+def event_view_sql(event: EventType, columns: set[str]) -> str:
+    """A typed view of one event type over the raw `events` table.
+
+    Declared fields are cast to their type; a field no input file has is NULL;
+    declared defaults fill empty cells.
+    """
+    select = [q(c) for c in _BASE_COLUMNS]
+    for field, ftype in event.fields.items():
+        if field in CORE_FIELDS:
+            continue
+        raw = f"CAST({q(field)} AS {_SQL_TYPES[ftype]})" if field in columns else f"CAST(NULL AS {_SQL_TYPES[ftype]})"
+        if field in event.defaults:
+            raw = f"COALESCE({raw}, {_literal(event.defaults[field])})"
+        select.append(f"{raw} AS {q(field)}")
+    return (f"CREATE OR REPLACE TEMP VIEW {view_name(event.name)} AS SELECT {', '.join(select)} "
+            f"FROM events WHERE type = {lit(event.name)}")
+
+
+@attrs.frozen
+class CompiledRule:
+    rule: ast.Rule
+    sql: str  # parameters: $start, $end (UTC month bounds), $data_end
+    excerpt_field: str | None
+    recipients: tuple[str, ...]
+
+
+def compile_rule(policy: Policy, rule: ast.Rule) -> CompiledRule:
+    event = policy.events[rule.on.event.value]
+    keys = [k.value for k in rule.on.per]
+    ctx = _Context(policy, event, alias="s", sequence=bool(keys))
+
+    members = f"SELECT * FROM {view_name(event.name)}"
+    if rule.on.filter is not None:
+        members += " WHERE " + _Context(policy, event, alias=None, sequence=False).expr(rule.on.filter)
+
+    ctes = [f"members AS ({members})"]
+    if keys:
+        partition = ", ".join(q(k) for k in keys)
+        # An event whose key is missing is a sequence of its own.
+        missing = " OR ".join(f"{q(k)} IS NULL" for k in keys)
+        partition += f", CASE WHEN {missing} THEN id END"
+        w = f"(PARTITION BY {partition} ORDER BY ts, seq)"
+        extra = [f"row_number() OVER {w} AS _position",
+                 f"count(*) OVER (PARTITION BY {partition}) AS _count",
+                 f"ts - lag(ts) OVER {w} AS _gap"]
+        for scope, field in sorted(ctx.neighbour_refs(rule.when)):
+            fn = "lag" if scope == "previous" else "lead"
+            extra.append(f"{fn}({q(field)}) OVER {w} AS {q('_' + scope + '_' + field)}")
+        ctes.append(f"sequenced AS (SELECT *, {', '.join(extra)} FROM members)")
+        source = "sequenced"
+    else:
+        source = "members"
+    when = ctx.expr(rule.when) if rule.when is not None else "TRUE"
+    ctes.append(f"triggers AS (SELECT * FROM {source} s WHERE s.ts >= $start AND s.ts < $end AND ({when}))")
+
+    found_cols, joins, exempt, pending = [], [], [], []
+    for i, window in enumerate(rule.unless):
+        ctes.append(f"w{i} AS ({_window_sql(policy, window)})")
+        joins.append(f"LEFT JOIN w{i} ON w{i}.tseq = t.seq")
+        found = f"COALESCE(w{i}.found, 0)"
+        found_cols.append(f"{found} AS _found_{i}")
+        exempt.append(f"{found} >= {window.count}")
+        if window.kind in ("within", "range"):
+            pending.append(f"t.ts + {_interval(window.d2)} > $data_end")
+    where = f"WHERE NOT ({' OR '.join(exempt)})" if exempt else ""
+    status = f"CASE WHEN {' OR '.join(pending)} THEN 'pending' ELSE 'applied' END" if pending else "'applied'"
+
+    excerpt = next((f for f in EXCERPT_FIELDS if event.fields.get(f) == "text"), None)
+    recipients = tuple(r.value for r in rule.recipients) or ("agent",)
+    cols = ["t.seq", "t.id", "t.ts", "t.ts_local", "t.conversation", "t." + q("order"), "t.buyer",
+            (f"t.{q(excerpt)}" if excerpt else "NULL") + " AS _excerpt",
+            f"{status} AS _status"]
+    cols += found_cols
+    cols += [f"t.{q(r)} AS _to_{i}" for i, r in enumerate(recipients)]
+    sql = (f"WITH {', '.join(ctes)} SELECT {', '.join(cols)} FROM triggers t "
+           f"{' '.join(joins)} {where} ORDER BY t.ts, t.seq")
+    return CompiledRule(rule, sql, excerpt, recipients)
+
+
+def _window_sql(policy: Policy, window: ast.Window) -> str:
+    """Count, for every trigger, the events that would excuse it."""
+    other = policy.events[window.event.value]
+    conds = [f"e.{q(k.value)} = t.{q(k.value)}" for k in window.same]
+    after = "(e.ts > t.ts OR (e.ts = t.ts AND e.seq > t.seq))"
+    before = "(e.ts < t.ts OR (e.ts = t.ts AND e.seq < t.seq))"
+    if window.kind == "within":
+        conds += [after, f"e.ts <= t.ts + {_interval(window.d2)}"]
+    elif window.kind == "range":
+        conds += [after, f"e.ts >= t.ts + {_interval(window.d1)}", f"e.ts <= t.ts + {_interval(window.d2)}"]
+    elif window.kind == "before":
+        conds += [before]
+    elif window.kind == "within_before":
+        conds += [before, f"e.ts >= t.ts - {_interval(window.d2)}"]
+    if window.filter is not None:
+        conds.append(_Context(policy, other, alias="e", sequence=False).expr(window.filter))
+    return (f"SELECT t.seq AS tseq, count(*) AS found FROM triggers t "
+            f"JOIN {view_name(other.name)} e ON {' AND '.join(conds)} GROUP BY t.seq")
+
+
+def _interval(d: timedelta) -> str:
+    micros = (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds
+    return f"to_microseconds({micros})"
+
+
+def _literal(node: ast.Literal) -> str:
+    v = node.value
+    if node.type == "text":
+        return lit(v)
+    if node.type == "bool":
+        return "TRUE" if v else "FALSE"
+    if node.type in ("number", "money", "percent"):
+        return f"CAST({lit(str(v))} AS DECIMAL(38,10))"
+    if node.type == "duration":
+        return _interval(v)
+    raise AssertionError(node.type)  # pragma: no cover
+
+
+def _re_escape(word: str) -> str:
+    # RE2 accepts a backslash before any punctuation; letters and CJK stay literal.
+    return "".join("\\" + c if (not c.isalnum() and c != "_" and ord(c) < 128) else c for c in word)
+
+
+class _Context:
+    """Compiles expressions about one event type, reading columns through `alias`."""
+
+    def __init__(self, policy: Policy, event: EventType, *, alias: str | None, sequence: bool):
+        self.policy, self.event, self.alias, self.sequence = policy, event, alias, sequence
+
+    def col(self, name: str) -> str:
+        return f"{self.alias}.{q(name)}" if self.alias else q(name)
+
+    def neighbour_refs(self, expr) -> set[tuple[str, str]]:
+        found = set()
+
+        def walk(e):
+            if isinstance(e, ast.Ref) and e.scope is not None:
+                found.add((e.scope.value, e.name.value))
+            for child in attrs.astuple(e, recurse=False) if attrs.has(type(e)) else ():
+                if isinstance(child, tuple):
+                    for c in child:
+                        walk(c)
+                else:
+                    walk(child)
+
+        if expr is not None:
+            walk(expr)
+        return found
+
+    # -- values (may be NULL)
+    def value(self, e) -> str:
+        if isinstance(e, ast.Literal):
+            return _literal(e)
+        if isinstance(e, ast.Ref):
+            name = e.name.value
+            if e.scope is not None:
+                return self.col(f"_{e.scope.value}_{name}")
+            if name in ("first", "last", "position", "gap") and name not in self.event.fields:
+                return {"first": f"({self.col('_position')} = 1)",
+                        "last": f"({self.col('_position')} = {self.col('_count')})",
+                        "position": self.col("_position"),
+                        "gap": self.col("_gap")}[name]
+            if name == "ts":  # user-facing time is wall time in the policy's zone
+                return self.col("ts_local")
+            return self.col(name)
+        if isinstance(e, ast.Call):
+            fn, arg = e.function.value, self.value(e.arg)
+            if fn == "length":
+                return f"COALESCE(length(regexp_replace({arg}, '^{_WS}+|{_WS}+$', '', 'g')), 0)"
+            if fn == "hour":
+                return f"hour({arg})"
+            if fn == "weekday":
+                return f"isodow({arg})"
+            if fn == "date":
+                return f"strftime({arg}, '%Y-%m-%d')"
+        return f"({self.expr(e)})"  # a condition used as a value
+
+    # -- conditions (never NULL)
+    def expr(self, e) -> str:
+        if isinstance(e, ast.BoolOp):
+            joiner = " AND " if e.op == "and" else " OR "
+            return "(" + joiner.join(self.expr(x) for x in e.operands) + ")"
+        if isinstance(e, ast.Not):
+            return f"(NOT {self.expr(e.operand)})"
+        if isinstance(e, ast.Compare):
+            a, b = self.value(e.left), self.value(e.right)
+            if e.op == "!=":
+                return f"COALESCE({a} <> {b}, TRUE)"
+            return f"COALESCE({a} {e.op} {b}, FALSE)"
+        if isinstance(e, ast.InList):
+            values = ", ".join(_literal(v) for v in e.values)
+            return f"COALESCE({self.value(e.subject)} IN ({values}), FALSE)"
+        if isinstance(e, ast.TextTest):
+            return self._text_test(e)
+        return f"COALESCE({self.value(e)}, FALSE)"  # a yes/no field or sequence fact
+
+    def _text_test(self, e: ast.TextTest) -> str:
+        s = self.value(e.subject)
+        if e.op == "contains":
+            return f"COALESCE(contains({s}, {lit(e.operand)}), FALSE)"
+        if e.op == "matches":
+            return f"COALESCE(regexp_matches({s}, {lit(e.operand)}), FALSE)"
+        words = self._words(e.operand)
+        if not words:
+            return "FALSE"
+        if e.op == "has_any":
+            return "COALESCE(" + " OR ".join(f"contains({s}, {lit(w)})" for w in words) + ", FALSE)"
+        # only: the text, without whitespace and punctuation, is made of list words.
+        alternation = "|".join(_re_escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)))
+        stripped = f"regexp_replace({s}, '(?:{_WS}|\\pP)+', '', 'g')"
+        return f"COALESCE(regexp_full_match({stripped}, {lit('(?:' + alternation + ')+')}), FALSE)"
+
+    def _words(self, source: ast.WordSource) -> tuple[str, ...]:
+        if source.name is not None:
+            return self.policy.words.get(source.name.value, ())
+        return source.words

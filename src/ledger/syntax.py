@@ -1,0 +1,415 @@
+"""Policy text → AST. Lark does the parsing; this module adds positions and errors.
+
+Parsing recovers at every top-level declaration (a line starting with `policy`,
+`timezone`, `event`, `words` or `rule`), so one typo does not hide the errors after
+it: `parse` returns the AST of everything that parsed and a list of diagnostics.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+from datetime import timedelta
+from decimal import Decimal
+from importlib import resources
+
+import lark
+from lark import Lark, Token, Transformer, v_args
+
+from . import ast
+from .errors import Diagnostic, Position
+
+TOP_LEVEL = ("policy", "timezone", "event", "words", "rule")
+KEYWORDS = TOP_LEVEL + ("on", "per", "when", "unless", "at", "least", "same", "within",
+                        "before", "fine", "bonus", "to", "and", "or", "not", "in", "has",
+                        "any", "only", "contains", "matches", "true", "false")
+_DECLARATION_START = re.compile(r"^(?:%s)\b" % "|".join(TOP_LEVEL), re.M)
+
+# What each token kind is called in an error message.
+_TOKEN_NAMES = {
+    "NAME": "名称 (a name)",
+    "STRING": '带英文引号的文字 (a "quoted string")',
+    "MONEY": "金额，如 10元 (an amount)",
+    "DURATION": "时长，如 5m、30分钟、2h (a duration)",
+    "PERCENT": "百分比，如 20% (a percentage)",
+    "NUMBER": "数字 (a number)",
+    "INT": "整数 (a whole number)",
+    "REGEX": "正则表达式，如 /\\d{11}/ (a /regex/)",
+    "WORD": "词语 (a word)",
+    "COMPARE": "比较符号 = != < <= > >= (a comparison)",
+    "AMOUNT_KIND": "fine 或 bonus",
+    "$END": "文件结尾 (end of file)",
+}
+
+_DURATION_UNITS = {
+    "s": 1, "秒": 1, "m": 60, "min": 60, "分钟": 60, "h": 3600, "小时": 3600,
+    "d": 86400, "天": 86400,
+}
+
+
+@functools.cache
+def _parser() -> Lark:
+    grammar = _grammar_text()
+    return Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True,
+                maybe_placeholders=False)
+
+
+def _grammar_text() -> str:
+    """The grammar ships in the package as `ledger.grammar`; in a source checkout
+    (PYTHONPATH=src) it is read from the top-level grammar/ folder."""
+    try:
+        return resources.files("ledger.grammar").joinpath("policy.lark").read_text("utf-8")
+    except ModuleNotFoundError:
+        from pathlib import Path
+
+        return (Path(__file__).resolve().parents[2] / "grammar" / "policy.lark").read_text("utf-8")
+
+
+def parse(text: str, filename: str = "<policy>") -> tuple[ast.PolicyFile, list[Diagnostic]]:
+    """Parse one policy file. Never raises for bad input: problems come back as data."""
+    lines = text.splitlines()
+    diagnostics: list[Diagnostic] = []
+    builder = _Builder(filename, text)
+    for start, offset, chunk in _chunks(text):
+        # Blank out what precedes the chunk (keeping newlines) so Lark's lines,
+        # columns and offsets are those of the whole file.
+        padded = _BLANK.sub(" ", text[:offset]) + chunk
+        try:
+            tree = _parser().parse(padded)
+        except lark.exceptions.UnexpectedInput as exc:
+            diagnostics.append(_syntax_diagnostic(exc, filename, lines))
+            continue
+        except lark.exceptions.LarkError as exc:  # pragma: no cover - defensive
+            diagnostics.append(Diagnostic(Position(filename, start + 1, 1), f"无法解析 (cannot parse): {exc}",
+                                          source_line=_line(lines, start + 1)))
+            continue
+        builder.add(tree, diagnostics)
+    return builder.result(), diagnostics
+
+
+def _chunks(text: str):
+    """Split the text at lines that start a declaration; yield (line offset, text)."""
+    starts = [m.start() for m in _DECLARATION_START.finditer(text)]
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    starts.append(len(text))
+    for a, b in zip(starts, starts[1:]):
+        if a < b:
+            yield text.count("\n", 0, a), a, text[a:b]
+
+
+_BLANK = re.compile(r"[^\n]")
+
+
+def _line(lines: list[str], lineno: int) -> str | None:
+    return lines[lineno - 1] if 0 < lineno <= len(lines) else None
+
+
+def _describe(terminal: str) -> str:
+    if terminal in _TOKEN_NAMES:
+        return _TOKEN_NAMES[terminal]
+    try:
+        pattern = _parser().get_terminal(terminal).pattern
+    except KeyError:
+        return terminal
+    if isinstance(pattern, lark.lexer.PatternStr):
+        return f"'{pattern.value}'"
+    return terminal
+
+
+def _syntax_diagnostic(exc: lark.exceptions.UnexpectedInput, filename: str,
+                       lines: list[str]) -> Diagnostic:
+    line, column = exc.line, exc.column
+    if line is None or line < 1:  # unexpected end of input
+        line = max(len(lines), 1)
+        column = len(_line(lines, line) or "") + 1
+    source = _line(lines, line)
+    hint = None
+    if isinstance(exc, lark.exceptions.UnexpectedCharacters):
+        char = exc.char
+        message = f"这里不能出现字符 {char!r} (unexpected character)"
+        hint = _punctuation_hint(char)
+        expected = sorted(exc.allowed or ())
+        end = column + 1
+    else:
+        token = getattr(exc, "token", None)
+        expected = sorted(getattr(exc, "expected", None) or getattr(exc, "accepts", None) or ())
+        if token is None or token.type == "$END":
+            message = "文件意外结束 (unexpected end of file)"
+            end = None
+        else:
+            value = str(token.value)
+            message = f"这里不能出现 {value!r} (unexpected token)"
+            end = column + len(value)
+            hint = _keyword_hint(value, expected) or _punctuation_hint(value)
+            if token.type in ("NUMBER", "INT") and source and re.match(r"\d+(\.\d+)?分(?!钟)", source[column - 1:]):
+                hint = "提示：“分”是平台扣分单位；时长请写 分钟 或 m，如 5分钟、5m"
+    if expected:
+        shown = ", ".join(sorted({_describe(t) for t in expected}))
+        message += f"；期望 (expected): {shown}"
+    return Diagnostic(Position(filename, line, column, end), message, hint=hint, source_line=source)
+
+
+def _punctuation_hint(value: str) -> str | None:
+    if any(c in value for c in "“”‘’"):
+        return '提示：请用英文引号 " 而不是中文引号 (use ASCII quotes)'
+    if any(c in value for c in "：，（）【】；"):
+        return "提示：请用英文标点 : , ( ) [ ] (use ASCII punctuation)"
+    return None
+
+
+def _keyword_hint(value: str, expected: list[str]) -> str | None:
+    words = []
+    for t in expected:
+        d = _describe(t)
+        if d.startswith("'") and d[1:-1].isalpha():
+            words.append(d[1:-1])
+    match = difflib.get_close_matches(value, words, n=1, cutoff=0.6)
+    if match:
+        return f"是不是想写 {match[0]}？(did you mean '{match[0]}'?)"
+    return None
+
+
+def parse_duration(text: str) -> timedelta:
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(.+)", text)
+    assert m, text  # the grammar guarantees the shape
+    return timedelta(seconds=float(Decimal(m.group(1)) * _DURATION_UNITS[m.group(2)]))
+
+
+def parse_money(text: str) -> Decimal:
+    return Decimal(re.sub(r"[¥￥元\s]", "", text))
+
+
+def _unquote(token: str) -> str:
+    body = token[1:-1]
+    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
+
+
+class _Builder:
+    """Turns Lark trees into AST nodes, file by file, chunk by chunk."""
+
+    def __init__(self, filename: str, text: str):
+        self.filename = filename
+        self.text = text
+        self.name: ast.Setting | None = None
+        self.timezone: ast.Setting | None = None
+        self.events: list[ast.EventDecl] = []
+        self.words: list[ast.WordList] = []
+        self.rules: list[ast.Rule] = []
+
+    def add(self, tree: lark.Tree, diagnostics: list[Diagnostic]) -> None:
+        nodes = _ToAst(self.filename, self.text).transform(tree)
+        for node in nodes.children:
+            if isinstance(node, ast.EventDecl):
+                self.events.append(node)
+            elif isinstance(node, ast.WordList):
+                self.words.append(node)
+            elif isinstance(node, ast.Rule):
+                self.rules.append(node)
+            elif isinstance(node, tuple) and node[0] in ("policy", "timezone"):
+                kind, setting = node
+                current = getattr(self, "name" if kind == "policy" else kind)
+                if current is not None:
+                    diagnostics.append(Diagnostic(setting.pos, f"{kind} 重复声明 (declared twice; first at line {current.pos.line})",
+                                                  source_line=_line(self.text.splitlines(), setting.pos.line)))
+                else:
+                    setattr(self, "name" if kind == "policy" else kind, setting)
+
+    def result(self) -> ast.PolicyFile:
+        return ast.PolicyFile(self.filename, self.text, self.name, self.timezone,
+                              tuple(self.events), tuple(self.words), tuple(self.rules))
+
+
+@v_args(meta=True)
+class _ToAst(Transformer):
+    def __init__(self, filename: str, text: str):
+        super().__init__()
+        self.filename = filename
+        self.text = text
+
+    # -- helpers
+    def _pos(self, meta) -> Position:
+        return Position(self.filename, meta.line, meta.column, meta.end_column if meta.end_line == meta.line else None)
+
+    def _tpos(self, token: Token) -> Position:
+        return Position(self.filename, token.line, token.column, token.end_column)
+
+    def _name(self, token: Token) -> ast.Name:
+        return ast.Name(str(token), self._tpos(token))
+
+    def _source(self, meta) -> str:
+        # Lark positions are offsets into the padded chunk, which match the file's.
+        return self.text[meta.start_pos:meta.end_pos]
+
+    # -- declarations
+    def policy_decl(self, meta, children):
+        return ("policy", ast.Setting(_unquote(children[0]), self._tpos(children[0])))
+
+    def timezone_decl(self, meta, children):
+        return ("timezone", ast.Setting(_unquote(children[0]), self._tpos(children[0])))
+
+    def field_decl(self, meta, children):
+        name, rest = self._name(children[0]), children[1:]
+        type_ = self._name(rest.pop(0)) if rest and isinstance(rest[0], Token) else None
+        default = rest[0] if rest else None
+        return ast.FieldDecl(name, type_, default)
+
+    def event_decl(self, meta, children):
+        return ast.EventDecl(self._name(children[0]), tuple(children[1:]), self._pos(meta))
+
+    def words_decl(self, meta, children):
+        words = tuple(_unquote(t) if t.type == "STRING" else str(t) for t in children[1:])
+        return ast.WordList(self._name(children[0]), words, self._pos(meta))
+
+    def rule_decl(self, meta, children):
+        rule_id = self._name(children[0])
+        rest = list(children[1:])
+        title = ""
+        if rest and isinstance(rest[0], Token) and rest[0].type == "STRING":
+            title = _unquote(rest.pop(0))
+        on = rest.pop(0)
+        when = None
+        if rest and isinstance(rest[0], tuple) and rest[0][0] == "when":
+            when = rest.pop(0)[1]
+        unless = []
+        while rest and isinstance(rest[0], ast.Window):
+            unless.append(rest.pop(0))
+        amount, recipients = rest.pop(0)
+        return ast.Rule(rule_id, title, on, when, tuple(unless), amount, recipients,
+                        self._pos(meta), self._source(meta))
+
+    def on_clause(self, meta, children):
+        event = self._name(children[0])
+        flt, per = None, ()
+        for child in children[1:]:
+            if isinstance(child, tuple) and child and child[0] == "per":
+                per = child[1]
+            else:
+                flt = child
+        return ast.On(event, flt, per)
+
+    def filter(self, meta, children):
+        return children[0]
+
+    def per_clause(self, meta, children):
+        return ("per", tuple(self._name(t) for t in children))
+
+    def when_clause(self, meta, children):
+        return ("when", children[0])
+
+    def unless_clause(self, meta, children):
+        items = list(children)
+        count = 1
+        if isinstance(items[0], tuple) and items[0][0] == "at_least":
+            count = items.pop(0)[1]
+        event = self._name(items.pop(0))
+        flt, same = None, ()
+        window = items.pop()
+        for item in items:
+            if isinstance(item, tuple) and item[0] == "same":
+                same = item[1]
+            else:
+                flt = item
+        kind, d1, d2 = window
+        return ast.Window(count, event, flt, same, kind, d1, d2,
+                          " ".join(self._source(meta).split()), self._pos(meta))
+
+    def at_least(self, meta, children):
+        return ("at_least", int(children[0]))
+
+    def same_clause(self, meta, children):
+        return ("same", tuple(self._name(t) for t in children))
+
+    def within(self, meta, children):
+        return ("within", None, parse_duration(children[0]))
+
+    def within_range(self, meta, children):
+        return ("range", parse_duration(children[0]), parse_duration(children[1]))
+
+    def within_before(self, meta, children):
+        return ("within_before", None, parse_duration(children[0]))
+
+    def before(self, meta, children):
+        return ("before", None, None)
+
+    def amount_clause(self, meta, children):
+        kind, money = children[0], children[1]
+        recipients = children[2] if len(children) > 2 else ()
+        amount = ast.Amount(str(kind), parse_money(money), str(money).replace(" ", ""), self._tpos(money))
+        return amount, recipients
+
+    def recipients(self, meta, children):
+        return tuple(self._name(t) for t in children)
+
+    # -- expressions
+    def or_(self, meta, children):
+        return self._boolop("or", children, meta)
+
+    def and_(self, meta, children):
+        return self._boolop("and", children, meta)
+
+    def _boolop(self, op, children, meta):
+        operands = []
+        for c in children:
+            # Flatten a or b or c into one node.
+            operands.extend(c.operands if isinstance(c, ast.BoolOp) and c.op == op else [c])
+        return ast.BoolOp(op, tuple(operands), self._pos(meta))
+
+    def not_(self, meta, children):
+        return ast.Not(children[0], self._pos(meta))
+
+    def compare(self, meta, children):
+        left, op, right = children
+        return ast.Compare(str(op), left, right, self._tpos(op))
+
+    def in_list(self, meta, children):
+        return ast.InList(children[0], tuple(children[1:]), self._pos(meta))
+
+    def has_any(self, meta, children):
+        return ast.TextTest("has_any", children[0], children[1], self._pos(meta))
+
+    def only(self, meta, children):
+        return ast.TextTest("only", children[0], children[1], self._pos(meta))
+
+    def contains(self, meta, children):
+        return ast.TextTest("contains", children[0], _unquote(children[1]), self._pos(meta))
+
+    def matches(self, meta, children):
+        return ast.TextTest("matches", children[0], str(children[1])[1:-1], self._pos(meta))
+
+    def ref(self, meta, children):
+        if len(children) == 2:
+            return ast.Ref(self._name(children[1]), self._name(children[0]))
+        return ast.Ref(self._name(children[0]))
+
+    def call(self, meta, children):
+        return ast.Call(self._name(children[0]), children[1])
+
+    def word_list_ref(self, meta, children):
+        return ast.WordSource(self._name(children[0]), (), self._pos(meta))
+
+    def word_list_inline(self, meta, children):
+        return ast.WordSource(None, tuple(_unquote(t) for t in children), self._pos(meta))
+
+    # -- literals
+    def string(self, meta, children):
+        return ast.Literal(_unquote(children[0]), "text", self._pos(meta))
+
+    def number(self, meta, children):
+        return ast.Literal(Decimal(children[0]), "number", self._pos(meta))
+
+    def money(self, meta, children):
+        return ast.Literal(parse_money(children[0]), "money", self._pos(meta))
+
+    def duration(self, meta, children):
+        return ast.Literal(parse_duration(children[0]), "duration", self._pos(meta))
+
+    def percent(self, meta, children):
+        return ast.Literal(Decimal(str(children[0])[:-1]), "percent", self._pos(meta))
+
+    def true(self, meta, children):
+        return ast.Literal(True, "bool", self._pos(meta))
+
+    def false(self, meta, children):
+        return ast.Literal(False, "bool", self._pos(meta))
