@@ -1,0 +1,123 @@
+"""The `ledger` command line. Parsing arguments and printing only: logic lives elsewhere."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import click
+import typer
+
+from . import __version__
+from .errors import LedgerError, PolicyError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
+                  help="ledger — 客服奖惩台账 (penalty-and-incentive ledger for customer-service teams)")
+
+
+def _progress():
+    """Phase messages on a terminal; silent when piped (CI, scripts)."""
+    if not sys.stderr.isatty():
+        return None
+    return lambda msg: print(f"… {msg}", file=sys.stderr, flush=True)
+
+
+@app.command()
+def run(
+    month: str = typer.Option(..., "--month", help="月份 YYYY-MM，例如 2024-05"),
+    policy: List[Path] = typer.Option([Path("policy")], "--policy", help="规则文件或目录 (policy file or folder)"),
+    events: Path = typer.Option(Path("events"), "--events", help="事件目录 (events folder)"),
+    out: Path = typer.Option(Path("reports"), "--out", help="输出目录 (output folder)"),
+    strict: bool = typer.Option(False, "--strict", help="有拒收行时以退出码 4 结束 (fail on rejected rows)"),
+):
+    """按月出账：应用规则，生成 reports/<月份>/ 下的 Excel 账单。"""
+    from . import engine, report
+
+    progress = _progress()
+    result = engine.run_month(policy, events, month, progress=progress)
+    if result.load.n_events == 0:
+        raise LedgerError(f"没有可用的事件 (no events): {events} 中没有可读取的事件行", exit_code=3)
+    statement = report.statement_of(result)
+    if progress:
+        progress("写入账单 (writing statement)")
+    try:
+        paths = report.write_outputs(result, statement, out)
+    except OSError as exc:
+        raise LedgerError(f"无法写入输出 (cannot write output): {exc}", exit_code=5) from None
+    typer.echo("\n".join(report.summary_lines(result, statement, paths)))
+    if strict and result.load.rejects:
+        raise LedgerError(f"--strict: 有 {len(result.load.rejects)} 行被拒收 (rows rejected)", exit_code=4)
+
+
+@app.command()
+def check(paths: Optional[List[Path]] = typer.Argument(None, help="规则文件或目录，默认 policy/")):
+    """检查规则文件：一次列出全部错误 (report all errors in one pass)。"""
+    from .engine import load_policy
+
+    policy, diagnostics, sources = load_policy(paths or [Path("policy")])
+    for d in diagnostics:
+        typer.echo(d.render(), err=True)
+    errors = sum(1 for d in diagnostics if d.severity == "error")
+    if errors:
+        raise LedgerError(f"规则文件有 {errors} 个错误 (policy has {errors} error{'s' if errors != 1 else ''})", exit_code=1)
+    typer.echo(f"规则文件没有问题 (policy OK): {len(sources)} 个文件，{len(policy.rules)} 条规则，"
+               f"{len(policy.events)} 种事件，{len(policy.words)} 个词表")
+
+
+@app.command()
+def sample(
+    out: Path = typer.Option(Path("events/2024-05"), "--out", help="输出目录"),
+    month: str = typer.Option("2024-05", "--month", help="月份 YYYY-MM"),
+    agents: int = typer.Option(10, "--agents", min=1, help="客服人数"),
+    per_day: Optional[int] = typer.Option(None, "--conversations-per-day", min=1, help="每天会话数"),
+    seed: int = typer.Option(20240501, "--seed", help="随机种子 (same seed → same files)"),
+    bad_rows: int = typer.Option(3, "--bad-rows", min=0, help="故意写入的坏行数 (malformed rows to include)"),
+):
+    """生成示例月份的事件数据 (generate a realistic sample month)。"""
+    from . import engine, sample as sample_mod
+
+    engine.Month.parse(month)
+    counts = sample_mod.generate(out, month, agents=agents, conversations_per_day=per_day,
+                                 seed=seed, bad_rows=bad_rows)
+    for name, n in counts.items():
+        typer.echo(f"  {name}: {n:,} 行")
+    typer.echo(f"已生成 (written): {out}")
+
+
+@app.command()
+def version():
+    """显示版本。"""
+    typer.echo(f"ledger {__version__}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: every user mistake ends in one clear message and a documented exit
+    code (docs/cli.md). The console script passes the return value to sys.exit."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv if argv is not None else sys.argv[1:], prog_name="ledger",
+                     standalone_mode=False)
+    except click.exceptions.UsageError as exc:
+        print(f"ledger: {exc.format_message()}（运行 ledger --help 查看用法）", file=sys.stderr)
+        return 2
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.exceptions.Abort:
+        print("ledger: 已取消 (aborted)", file=sys.stderr)
+        return 130
+    except PolicyError as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.exit_code
+    except LedgerError as exc:
+        print(f"ledger: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except click.exceptions.ClickException as exc:
+        print(f"ledger: {exc.format_message()}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

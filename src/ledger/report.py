@@ -1,0 +1,77 @@
+"""From a month's result to the files HR receives, and the summary the CLI prints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import __version__
+from .engine import MonthResult
+from .entries import APPLIED, PENDING
+from .money import total
+from .statement import FileInfo, RunInfo, Statement, build
+
+
+def statement_of(result: MonthResult) -> Statement:
+    load = result.load
+    info = RunInfo(
+        month=result.month.text,
+        timezone=result.policy.timezone,
+        policy_name=result.policy.name,
+        policy_files=tuple(FileInfo(s.path, s.sha256) for s in result.sources),
+        event_files=tuple(FileInfo(f.path, f.sha256, f.read, f.accepted, f.rejected, f.encoding)
+                          for f in load.files),
+        ignored_files=tuple(load.ignored),
+        data_end=result.data_end.strftime("%Y-%m-%d %H:%M:%S") if result.data_end else "",
+        duplicates_folded=load.duplicates_folded,
+        version=__version__,
+    )
+    rules = [(r.id.value, r.title or r.id.value, f"{r.pos.filename}:{r.pos.line}", r.amount.kind,
+              r.amount.text) for r in result.policy.rules]
+    return build(info, list(result.entries), set(result.agents), rules)
+
+
+def output_paths(out_dir: Path, month: str) -> dict[str, Path]:
+    folder = Path(out_dir) / month
+    return {"folder": folder,
+            "statement": folder / f"ledger-{month}.xlsx",
+            "rejects": folder / "rejected-rows.csv"}
+
+
+def write_outputs(result: MonthResult, statement: Statement, out_dir: Path) -> dict[str, Path]:
+    from . import events, xlsx
+
+    paths = output_paths(out_dir, result.month.text)
+    xlsx.write_statement(statement, paths["statement"])
+    events.write_rejects(paths["rejects"], result.load.rejects)
+    return paths
+
+
+def summary_lines(result: MonthResult, statement: Statement, paths: dict[str, Path] | None) -> list[str]:
+    """The short report `ledger run` prints: events, entries per rule, totals, outputs."""
+    load = result.load
+    lines = [f"ledger {result.month.text} · {result.policy.name} · 时区 {result.policy.timezone}", "事件文件 (event files):"]
+    width = max([len(f.path) for f in load.files] + [10])
+    for f in load.files:
+        lines.append(f"  {f.path:<{width}}  读取 {f.read:>8,}  接受 {f.accepted:>8,}  拒收 {f.rejected:>6,}  [{f.encoding}]")
+    if load.ignored:
+        lines.append(f"  已忽略 (ignored): {', '.join(load.ignored)}")
+    read = sum(f.read for f in load.files)
+    rejected = sum(f.rejected for f in load.files)
+    lines.append(f"合计读取 {read:,} 行，接受 {read - rejected:,}，拒收 {rejected:,}；合并重复 {load.duplicates_folded:,}；"
+                 f"本月事件 {result.events_in_month:,} 条；数据截止 {statement.info.data_end or '—'}")
+    lines.append("规则 (rules):                 次数     待定            金额")
+    for r in statement.rules:
+        sign = "-" if r.kind == "fine" else "+"
+        lines.append(f"  {r.rule_id:<16}{r.count:>12,}{r.pending:>9,}{sign}{r.total:>14,.2f}元")
+    fines, bonuses = statement.total_fines, statement.total_bonuses
+    pending = sum(1 for e in statement.entries if e.status == PENDING)
+    lines.append(f"合计：罚款 {fines:,.2f}元 · 奖励 {bonuses:,.2f}元 · 净额 {bonuses - fines:,.2f}元 · "
+                 f"{len(statement.agents)} 名客服 · 待定 {pending} 条")
+    if pending:
+        lines.append(f"注意：{pending} 条结果待定 (pending)：期限在数据截止之后，补充后续数据后重新运行即可确定。")
+    for w in result.warnings:
+        lines.append(f"警告 (warning): {w}")
+    if paths:
+        lines.append(f"账单 (statement): {paths['statement']}")
+        lines.append(f"拒收行 (rejected rows): {paths['rejects']} ({rejected} 行)")
+    return lines
