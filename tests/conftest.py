@@ -1,0 +1,91 @@
+"""Shared harness for the house-rule tests: write events as files, run the engine, and
+explain a mismatch between two sets of entries."""
+
+from __future__ import annotations
+
+import csv
+import json
+import tempfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+POLICY = REPO / "policy"
+
+
+def write_events(events: list[dict], folder: Path, fmt: str = "jsonl") -> Path:
+    """One file with the events in list order (so list order is the input order).
+
+    jsonl: one JSON object per line, keys as given (an absent key stays absent).
+    csv:   header = every key seen, in first-seen order; a missing value is an empty cell.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    if fmt == "jsonl":
+        path = folder / "events.jsonl"
+        with path.open("w", encoding="utf-8") as f:
+            for event in events:
+                f.write(json.dumps(event, ensure_ascii=False) + "\n")
+        return path
+    if fmt == "csv":
+        columns: list[str] = []
+        for event in events:
+            for column in event:
+                if column not in columns:
+                    columns.append(column)
+        path = folder / "events.csv"
+        with path.open("w", encoding="utf-8", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=columns, restval="")
+            writer.writeheader()
+            for event in events:
+                writer.writerow(event)
+        return path
+    raise ValueError(fmt)
+
+
+def as_tuples(entries) -> set[tuple]:
+    return {(e.rule_id, e.agent, e.event_id, e.status, e.amount) for e in entries}
+
+
+def run_engine_on(events: list[dict], fmt: str = "jsonl", month: str = "2024-05") -> set[tuple]:
+    """Run ledger.engine.run_month with the shipped policy over `events` in a fresh folder."""
+    from ledger.engine import run_month  # imported here: the engine may not exist yet
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "events"
+        write_events(events, root, fmt)
+        result = run_month(policy_paths=[POLICY], events_root=root, month=month)
+        return as_tuples(result.entries)
+
+
+def describe_mismatch(expected: set, got: set, events: list[dict], got_name: str) -> str:
+    """A readable diff: what is missing, what is extra, and the events in input order."""
+    lines = [f"{got_name} differs from the expectation"]
+    missing = sorted(expected - got, key=repr)
+    extra = sorted(got - expected, key=repr)
+    if missing:
+        lines.append(f"  expected but not produced by {got_name}:")
+        lines += [f"    - {entry}" for entry in missing]
+    if extra:
+        lines.append(f"  produced by {got_name} but not expected:")
+        lines += [f"    + {entry}" for entry in extra]
+    lines.append("  events (input order):")
+    lines += [f"    {json.dumps(e, ensure_ascii=False)}" for e in events]
+    return "\n".join(lines)
+
+
+@pytest.fixture(scope="session")
+def run_engine():
+    """run_engine(events, fmt="jsonl", month="2024-05") -> {(rule, agent, event, status, amount)}."""
+    return run_engine_on
+
+
+@pytest.fixture(scope="session")
+def assert_same_entries():
+    """assert_same_entries(got, expected, events, got_name): equality with a readable diff."""
+
+    def check(got: set, expected: set, events: list[dict], got_name: str) -> None:
+        if got != expected:
+            raise AssertionError(describe_mismatch(expected, got, events, got_name))
+
+    return check

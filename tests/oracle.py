@@ -1,0 +1,328 @@
+"""A deliberately naive oracle of the ten house rules.
+
+Read it next to /work/shared/spec/house-rules.md and docs/decisions.md: every rule is a
+plain loop over the events, and every window re-scans the whole list. No indexes, no
+cleverness, no shared state between rules, so that it is obviously right by reading.
+
+    oracle(events, month="2024-05") -> {(rule_id, agent, trigger_event_id, status, amount)}
+
+`events` are dicts of strings as in the event contract (ts is local wall time
+"YYYY-MM-DD HH:MM:SS"); a missing value is an absent key or "". The position in the
+list is the input order, the tie-breaker of equal timestamps.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+APPLIED = "applied"
+PENDING = "pending"
+NO_AGENT = "（未指定客服）"
+
+# Word lists exactly as in house-rules.md.
+HONORIFICS = ["您", "亲", "请", "谢谢", "感谢", "欢迎", "抱歉", "不好意思"]  # rule 1
+INTERJECTIONS = ["哦", "哦哦", "啊", "嗯", "嗯嗯", "嗯啊", "不是", "不知道", "不清楚"]  # rule 2
+OUT_OF_STOCK = ["没有货", "没货", "缺货", "没有这款", "卖完了"]  # rule 5
+INSULTS = ["有病", "滚", "爱买不买", "神经病", "笨蛋"]  # rule 7
+CLOSINGS = ["感谢您的支持", "再见", "祝您", "欢迎下次光临", "感谢光临"]  # rule 8
+REFUND_REASONS = ["拍错", "重拍", "多拍", "不想买", "不想要"]  # rule 9
+
+FIVE_MINUTES = timedelta(minutes=5)
+TEN_MINUTES = timedelta(minutes=10)
+TWENTY_MINUTES = timedelta(minutes=20)
+THIRTY_MINUTES = timedelta(minutes=30)
+
+
+# ---------------------------------------------------------------- reading fields
+
+def get(event: dict, field: str) -> str | None:
+    """The field's value, or None when it is missing (absent key or empty cell)."""
+    value = event.get(field)
+    if value is None or value == "":
+        return None
+    return value
+
+
+def kind(event: dict) -> str:
+    """A message's kind; the contract says an empty kind means "text"."""
+    return get(event, "kind") or "text"
+
+
+def ts(event: dict) -> datetime:
+    return datetime.fromisoformat(event["ts"])
+
+
+def charged_agent(event: dict) -> str:
+    """Who a fine goes to: the event's agent, or the placeholder when it has none."""
+    return get(event, "agent") or NO_AGENT
+
+
+def has_any(text: str | None, words: list[str]) -> bool:
+    """`has any`: some word of the list is a substring. A missing text has no words."""
+    if text is None:
+        return False
+    for word in words:
+        if word in text:
+            return True
+    return False
+
+
+def is_only(text: str | None, words: list[str]) -> bool:
+    """`only`: after removing whitespace and punctuation, the text is a non-empty
+    concatenation of words of the list. Plain recursion over every split."""
+    if text is None:
+        return False
+    kept = ""
+    for ch in text:
+        if ch.isspace() or unicodedata.category(ch).startswith("P"):
+            continue
+        kept += ch
+    if kept == "":
+        return False
+    return _concatenation_of(kept, words)
+
+
+def _concatenation_of(rest: str, words: list[str]) -> bool:
+    if rest == "":
+        return True
+    for word in words:
+        if rest.startswith(word) and _concatenation_of(rest[len(word):], words):
+            return True
+    return False
+
+
+def length(text: str | None) -> int:
+    """Characters after stripping surrounding whitespace; a missing text has length 0."""
+    if text is None:
+        return 0
+    return len(text.strip())
+
+
+def is_bool_no(value: str | None) -> bool:
+    """A yes/no field that is missing counts as no."""
+    if value is None:
+        return True
+    return value.strip().lower() in ("false", "0", "否")
+
+
+# ---------------------------------------------------------------- event kinds
+
+def is_message(event: dict) -> bool:
+    return event.get("type") == "message"
+
+
+def is_agent_message(event: dict) -> bool:
+    """sender = agent, any kind (decisions.md)."""
+    return is_message(event) and get(event, "sender") == "agent"
+
+
+def is_buyer_message(event: dict) -> bool:
+    return is_message(event) and get(event, "sender") == "buyer"
+
+
+def is_agent_text(event: dict) -> bool:
+    return is_agent_message(event) and kind(event) == "text"
+
+
+# ---------------------------------------------------------------- the oracle
+
+def oracle(events: list[dict], month: str = "2024-05") -> set[tuple]:
+    # Attach the input order once, so that (ts, order) decides "before" and "after".
+    evs = []
+    for i, event in enumerate(events):
+        evs.append((i, event))
+
+    def key(item) -> tuple:
+        i, event = item
+        return (ts(event), i)
+
+    def is_after(later, earlier) -> bool:
+        """`later` comes after `earlier` in (ts, input order)."""
+        return key(later) > key(earlier)
+
+    def same(a: dict, b: dict, field: str) -> bool:
+        """`same field`: a missing value never matches."""
+        return get(a, field) is not None and get(a, field) == get(b, field)
+
+    def conversation_sequence(item, member) -> list:
+        """The members of `item`'s conversation in (ts, input order); an event without
+        a conversation is a sequence of its own."""
+        i, event = item
+        if get(event, "conversation") is None:
+            return [item]
+        result = []
+        for other in evs:
+            if member(other[1]) and same(other[1], event, "conversation"):
+                result.append(other)
+        result.sort(key=key)
+        return result
+
+    def previous_message(item):
+        """The message just before `item` in its conversation (any sender, any kind)."""
+        sequence = conversation_sequence(item, is_message)
+        position = sequence.index(item)
+        if position == 0:
+            return None
+        return sequence[position - 1][1]
+
+    data_end = None
+    for _, event in evs:
+        if data_end is None or ts(event) > data_end:
+            data_end = ts(event)
+
+    def window(trigger, matches, start: timedelta, end: timedelta):
+        """Scan everything for an event that `matches`, comes after the trigger and
+        lies in [trigger.ts + start, trigger.ts + end]. Returns "found", or the
+        trigger's status when nothing was found: pending when the deadline lies after
+        the end of the data, else applied."""
+        t = ts(trigger[1])
+        for other in evs:
+            if not matches(other[1]):
+                continue
+            if not is_after(other, trigger):
+                continue
+            if t + start <= ts(other[1]) <= t + end:
+                return "found"
+        if t + end > data_end:
+            return PENDING
+        return APPLIED
+
+    year, mon = month.split("-")
+    month_start = datetime(int(year), int(mon), 1)
+    if int(mon) == 12:
+        month_end = datetime(int(year) + 1, 1, 1)
+    else:
+        month_end = datetime(int(year), int(mon) + 1, 1)
+
+    def in_month(event: dict) -> bool:
+        return month_start <= ts(event) < month_end
+
+    AMOUNT = {
+        "敬语": Decimal("10.00"),
+        "短语回复": Decimal("10.00"),
+        "回复超时": Decimal("20.00"),
+        "未挂离开": Decimal("20.00"),
+        "缺货直答": Decimal("10.00"),
+        "核对订单": Decimal("10.00"),
+        "顶撞买家": Decimal("100.00"),
+        "顶撞买家_质检": Decimal("100.00"),
+        "未再次询问": Decimal("20.00"),
+        "退款超时": Decimal("30.00"),
+        "交接班": Decimal("30.00"),
+    }
+
+    out: set[tuple] = set()
+
+    def charge(rule_id: str, agent: str, event: dict, status: str = APPLIED) -> None:
+        amount = AMOUNT[rule_id] if status == APPLIED else None
+        out.add((rule_id, agent, event["id"], status, amount))
+
+    def is_answer(item) -> bool:
+        """An agent `text` message whose previous message in the conversation is the buyer's."""
+        event = item[1]
+        if not is_agent_text(event):
+            return False
+        previous = previous_message(item)
+        return previous is not None and get(previous, "sender") == "buyer"
+
+    for item in evs:
+        i, e = item
+        if not in_month(e):
+            continue
+
+        # 1 敬语: first and last agent text message of the conversation need an honorific.
+        if is_agent_text(e):
+            sequence = conversation_sequence(item, is_agent_text)
+            first_or_last = sequence[0] == item or sequence[-1] == item
+            if first_or_last and not has_any(get(e, "text"), HONORIFICS):
+                charge("敬语", charged_agent(e), e)
+
+        # 2 短语回复: an answer shorter than 5 characters, or only interjections.
+        if is_answer(item):
+            text = get(e, "text")
+            if length(text) < 5 or is_only(text, INTERJECTIONS):
+                charge("短语回复", charged_agent(e), e)
+
+        # 3 回复超时: a buyer turn with no non-auto_reply agent message within 5 minutes.
+        if is_buyer_message(e):
+            previous = previous_message(item)
+            if previous is None or get(previous, "sender") != "buyer":
+                found = window(
+                    item,
+                    lambda o: is_agent_message(o) and kind(o) != "auto_reply"
+                    and same(o, e, "conversation"),
+                    timedelta(0), FIVE_MINUTES,
+                )
+                if found != "found":
+                    charge("回复超时", charged_agent(e), e, found)
+
+        # 4 未挂离开: a QA finding of category 未挂离开.
+        if e.get("type") == "qa_flag" and get(e, "category") == "未挂离开":
+            charge("未挂离开", charged_agent(e), e)
+
+        # 5 缺货直答: "out of stock" with fewer than 2 agent product cards earlier.
+        if is_agent_message(e) and has_any(get(e, "text"), OUT_OF_STOCK):
+            cards = 0
+            for other in evs:
+                o = other[1]
+                if (is_agent_message(o) and kind(o) == "product_card"
+                        and same(o, e, "conversation") and is_after(item, other)):
+                    cards += 1
+            if cards < 2:
+                charge("缺货直答", charged_agent(e), e)
+
+        # 6 核对订单: an order with no agent order_card to the same buyer within 10 minutes.
+        if e.get("type") == "order_placed":
+            found = window(
+                item,
+                lambda o: is_agent_message(o) and kind(o) == "order_card" and same(o, e, "buyer"),
+                timedelta(0), TEN_MINUTES,
+            )
+            if found != "found":
+                charge("核对订单", charged_agent(e), e, found)
+
+        # 7 顶撞买家: an insulting agent message; 顶撞买家_质检: a QA finding of 顶撞买家.
+        if is_agent_message(e) and has_any(get(e, "text"), INSULTS):
+            charge("顶撞买家", charged_agent(e), e)
+        if e.get("type") == "qa_flag" and get(e, "category") == "顶撞买家":
+            charge("顶撞买家_质检", charged_agent(e), e)
+
+        # 8 未再次询问: a non-closing answer followed by no buyer message within 20 minutes
+        #   and no agent message between 10 and 20 minutes after it.
+        if is_answer(item) and not has_any(get(e, "text"), CLOSINGS):
+            buyer_came_back = window(
+                item,
+                lambda o: is_buyer_message(o) and same(o, e, "conversation"),
+                timedelta(0), TWENTY_MINUTES,
+            )
+            agent_asked_again = window(
+                item,
+                lambda o: is_agent_message(o) and same(o, e, "conversation"),
+                TEN_MINUTES, TWENTY_MINUTES,
+            )
+            if buyer_came_back != "found" and agent_asked_again != "found":
+                # Both windows end at 20 minutes, so they agree on pending/applied.
+                charge("未再次询问", charged_agent(e), e, buyer_came_back)
+
+        # 9 退款超时: a refund for a fined reason not handled for the same order within 30 minutes.
+        if e.get("type") == "refund_requested" and has_any(get(e, "reason"), REFUND_REASONS):
+            found = window(
+                item,
+                lambda o: o.get("type") == "refund_handled" and same(o, e, "order"),
+                timedelta(0), THIRTY_MINUTES,
+            )
+            if found != "found":
+                charge("退款超时", charged_agent(e), e, found)
+
+        # 10 交接班: a shift end without handover fines the agent and the successor.
+        if e.get("type") == "shift_end" and is_bool_no(get(e, "handover")):
+            recipients = [charged_agent(e)]
+            successor = get(e, "successor")
+            if successor is not None and successor not in recipients:
+                recipients.append(successor)
+            for recipient in recipients:
+                charge("交接班", recipient, e)
+
+    return out
