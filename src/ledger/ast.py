@@ -131,6 +131,7 @@ class On:
     event: Name
     filter: Expr | None
     per: tuple[Name, ...]
+    source: str = ""  # as written, whitespace folded
 
 
 @attrs.frozen
@@ -171,6 +172,7 @@ class Rule:
     recipients: tuple[Name, ...]  # empty means the event's agent
     pos: Position
     source: str  # the whole rule as written
+    when_source: str = ""  # the when clause as written, whitespace folded
 
 
 @attrs.frozen

@@ -150,7 +150,8 @@ def _evaluate(con, policy, sources, load, month, tz, say) -> MonthResult:
     for rule in policy.rules:
         say(f"规则 {rule.id.value}")
         compiled = compile_rule(policy, rule)
-        result = con.execute(compiled.sql, params)
+        used = {k: v for k, v in params.items() if f"${k}" in compiled.sql}
+        result = con.execute(compiled.sql, used)
         names = [d[0] for d in result.description]
         rows = result.fetchall()
         entries.extend(_entries(compiled, names, rows, data_end_local, warnings))
@@ -173,10 +174,13 @@ def _entries(compiled: CompiledRule, names, rows, data_end_local, warnings) -> l
     unassigned = 0
     for row in rows:
         seen: set[str] = set()
-        recipients = [row[idx[f"_to_{i}"]] for i in range(len(compiled.recipients))]
+        # A missing `agent` is charged to a visible placeholder, never dropped; other
+        # recipient fields (`successor`) are charged only when named.
+        recipients = [row[idx[f"_to_{i}"]] or (NO_AGENT if field == "agent" else None)
+                      for i, field in enumerate(compiled.recipients)]
         if not any(recipients):
             recipients = [NO_AGENT]
-            unassigned += 1
+        unassigned += NO_AGENT in recipients
         status = row[idx["_status"]]
         amount = None if status == PENDING else round_line(rule.amount.value)
         evidence = _evidence(rule, row, idx, data_end_local, status)
@@ -204,7 +208,7 @@ def _fmt(ts: datetime) -> str:
 def _evidence(rule, row, idx, data_end_local, status) -> str:
     """What each window searched and what it found, in words a supervisor can check."""
     ts = row[idx["ts_local"]]
-    parts = []
+    parts = [f"[{rule.on.source}{' ' + rule.when_source if rule.when_source else ''}] 成立"]
     for i, w in enumerate(rule.unless):
         found = row[idx[f"_found_{i}"]]
         if w.kind == "within":

@@ -269,15 +269,15 @@ class _ToAst(Transformer):
         if rest and isinstance(rest[0], Token) and rest[0].type == "STRING":
             title = _unquote(rest.pop(0))
         on = rest.pop(0)
-        when = None
+        when, when_source = None, ""
         if rest and isinstance(rest[0], tuple) and rest[0][0] == "when":
-            when = rest.pop(0)[1]
+            _, when, when_source = rest.pop(0)
         unless = []
         while rest and isinstance(rest[0], ast.Window):
             unless.append(rest.pop(0))
         amount, recipients = rest.pop(0)
         return ast.Rule(rule_id, title, on, when, tuple(unless), amount, recipients,
-                        self._pos(meta), self._source(meta))
+                        self._pos(meta), self._source(meta), when_source)
 
     def on_clause(self, meta, children):
         event = self._name(children[0])
@@ -287,7 +287,7 @@ class _ToAst(Transformer):
                 per = child[1]
             else:
                 flt = child
-        return ast.On(event, flt, per)
+        return ast.On(event, flt, per, " ".join(self._source(meta).split()))
 
     def filter(self, meta, children):
         return children[0]
@@ -296,7 +296,7 @@ class _ToAst(Transformer):
         return ("per", tuple(self._name(t) for t in children))
 
     def when_clause(self, meta, children):
-        return ("when", children[0])
+        return ("when", children[0], " ".join(self._source(meta).split()))
 
     def unless_clause(self, meta, children):
         items = list(children)
