@@ -14,13 +14,28 @@ REPO = Path(__file__).resolve().parents[1]
 POLICY = REPO / "policy"
 
 
-def write_events(events: list[dict], folder: Path, fmt: str = "jsonl") -> Path:
-    """One file with the events in list order (so list order is the input order).
+# File names whose plain code-point order ('-' < '.' < '/') differs from pathlib's
+# part-by-part order: docs/decisions.md reads files in code-point order of the path.
+SPLIT_FILES = ["a-z.jsonl", "a.csv", "a/b.jsonl", "a/b/c.csv"]
 
-    jsonl: one JSON object per line, keys as given (an absent key stays absent).
-    csv:   header = every key seen, in first-seen order; a missing value is an empty cell.
+
+def write_events(events: list[dict], folder: Path, fmt: str = "jsonl") -> Path:
+    """The events in list order (so list order is the input order).
+
+    jsonl: one file, one JSON object per line, keys as given (an absent key stays absent).
+    csv:   one file, header = every key seen, in first-seen order; missing = empty cell.
+    split: consecutive slices in SPLIT_FILES (jsonl and csv), which sort in list order.
     """
     folder.mkdir(parents=True, exist_ok=True)
+    if fmt == "split":
+        size = max(1, -(-len(events) // len(SPLIT_FILES)))
+        for number, name in enumerate(SPLIT_FILES):
+            chunk = events[number * size:(number + 1) * size]
+            if chunk:
+                path = folder / name
+                write_events(chunk, path.parent, path.suffix[1:])
+                (path.parent / ("events." + path.suffix[1:])).rename(path)
+        return folder
     if fmt == "jsonl":
         path = folder / "events.jsonl"
         with path.open("w", encoding="utf-8") as f:

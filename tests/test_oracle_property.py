@@ -123,6 +123,15 @@ def test_engine_matches_oracle_csv(events, run_engine, assert_same_entries):
                         "the engine (csv) vs the oracle")
 
 
+@settings(max_examples=30, deadline=None)
+@given(events=events_streams(missing_as="mixed"))
+def test_engine_matches_oracle_split_across_files(events, run_engine, assert_same_entries):
+    """Input order across files is the code-point order of their paths."""
+    note(show(events))
+    assert_same_entries(run_engine(events, "split"), oracle(events), events,
+                        "the engine (split over jsonl and csv files) vs the oracle")
+
+
 # ---------------------------------------------------------------- the oracle alone
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
