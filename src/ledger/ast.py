@@ -124,6 +124,7 @@ class WordList:
     name: Name
     words: tuple[str, ...]
     pos: Position
+    word_positions: tuple[Position, ...] = ()
 
 
 @attrs.frozen

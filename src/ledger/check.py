@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
@@ -171,12 +172,22 @@ class _Checker:
             self.error(wl.name.pos, f"词表 {wl.name.value} 重复声明 (word list declared twice)")
             return
         self.words[wl.name.value] = wl.words
+        self._check_words(wl.words, wl.word_positions or [wl.pos] * len(wl.words))
+
+    def _check_words(self, words, positions) -> None:
+        for word, pos in zip(words, positions):
+            if word == "":
+                self.error(pos, "词表里有空词，它会匹配所有文字 (empty word matches everything)")
+            elif any(c in word for c in "，、；,;"):
+                self.error(pos, f"词语 {word!r} 里有逗号：词与词之间请用空格分开 (separate words with spaces)")
 
     # -- rules
     def _check_rule(self, rule: ast.Rule) -> None:
         event = self._event_type(rule.on.event)
         if rule.amount.value <= 0:
             self.error(rule.amount.pos, "金额必须大于 0 (amount must be positive)")
+        elif rule.amount.value != rule.amount.value.quantize(Decimal("0.01")):
+            self.error(rule.amount.pos, "金额最多精确到分 0.01元 (at most two decimals)")
         if event is None:
             return
         for key in rule.on.per:
@@ -265,6 +276,8 @@ class _Checker:
             a = self._type(e.subject, event, sequence)
             if a is not None and a != "text":
                 self.error(e.subject.pos, f"文字测试需要文字字段 (text expected), 这里是 {_TYPE_NAMES[a]}")
+            if isinstance(e.operand, ast.WordSource) and e.operand.name is None:
+                self._check_words(e.operand.words, [e.operand.pos] * len(e.operand.words))
             if isinstance(e.operand, ast.WordSource) and e.operand.name is not None:
                 wl = e.operand.name
                 self.used_words.add(wl.value)

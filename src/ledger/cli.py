@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-import click
 import typer
 
 from . import __version__
@@ -92,6 +91,28 @@ def version():
     typer.echo(f"ledger {__version__}")
 
 
+def _exception_classes(name: str) -> tuple[type, ...]:
+    """Click's exception classes by name. Typer ≥ 0.26 vendors its own copy of click
+    (typer._click), older versions use click itself: catch whichever is in use."""
+    import importlib
+
+    found = []
+    for module in ("typer._click.exceptions", "typer.exceptions", "typer", "click.exceptions"):
+        try:
+            cls = getattr(importlib.import_module(module), name, None)
+        except ImportError:
+            continue
+        if isinstance(cls, type) and cls not in found:
+            found.append(cls)
+    return tuple(found)
+
+
+_USAGE = _exception_classes("UsageError")
+_EXIT = _exception_classes("Exit")
+_ABORT = _exception_classes("Abort")
+_CLICK = _exception_classes("ClickException")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every user mistake ends in one clear message and a documented exit
     code (docs/cli.md). The console script passes the return value to sys.exit."""
@@ -99,12 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         command.main(args=argv if argv is not None else sys.argv[1:], prog_name="ledger",
                      standalone_mode=False)
-    except click.exceptions.UsageError as exc:
-        print(f"ledger: {exc.format_message()}（运行 ledger --help 查看用法）", file=sys.stderr)
+    except _USAGE as exc:
+        message = " ".join(exc.format_message().split())
+        print(f"ledger: {message}（运行 ledger --help 查看用法）", file=sys.stderr)
         return 2
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except _EXIT as exc:
+        return getattr(exc, "exit_code", 0)
+    except (_ABORT + (KeyboardInterrupt,)):
         print("ledger: 已取消 (aborted)", file=sys.stderr)
         return 130
     except PolicyError as exc:
@@ -113,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     except LedgerError as exc:
         print(f"ledger: {exc}", file=sys.stderr)
         return exc.exit_code
-    except click.exceptions.ClickException as exc:
+    except _CLICK as exc:
         print(f"ledger: {exc.format_message()}", file=sys.stderr)
         return exc.exit_code
     return 0

@@ -89,7 +89,8 @@ def compile_rule(policy: Policy, rule: ast.Rule) -> CompiledRule:
                  f"ts - lag(ts) OVER {w} AS _gap"]
         for scope, field in sorted(ctx.neighbour_refs(rule.when)):
             fn = "lag" if scope == "previous" else "lead"
-            extra.append(f"{fn}({q(field)}) OVER {w} AS {q('_' + scope + '_' + field)}")
+            column = "ts_local" if field == "ts" else field  # user-facing time is wall time
+            extra.append(f"{fn}({q(column)}) OVER {w} AS {q('_' + scope + '_' + field)}")
         ctes.append(f"sequenced AS (SELECT *, {', '.join(extra)} FROM members)")
         source = "sequenced"
     else:
@@ -197,7 +198,10 @@ class _Context:
         if isinstance(e, ast.Ref):
             name = e.name.value
             if e.scope is not None:
-                return self.col(f"_{e.scope.value}_{name}")
+                column = self.col(f"_{e.scope.value}_{name}")
+                if self.event.fields.get(name) == "bool":
+                    return f"COALESCE({column}, FALSE)"
+                return column
             if name in ("first", "last", "position", "gap") and name not in self.event.fields:
                 return {"first": f"({self.col('_position')} = 1)",
                         "last": f"({self.col('_position')} = {self.col('_count')})",
@@ -205,6 +209,8 @@ class _Context:
                         "gap": self.col("_gap")}[name]
             if name == "ts":  # user-facing time is wall time in the policy's zone
                 return self.col("ts_local")
+            if self.event.fields.get(name) == "bool":  # a missing yes/no counts as no
+                return f"COALESCE({self.col(name)}, FALSE)"
             return self.col(name)
         if isinstance(e, ast.Call):
             fn, arg = e.function.value, self.value(e.arg)

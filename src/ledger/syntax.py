@@ -136,7 +136,7 @@ def _syntax_diagnostic(exc: lark.exceptions.UnexpectedInput, filename: str,
         token = getattr(exc, "token", None)
         expected = sorted(getattr(exc, "expected", None) or getattr(exc, "accepts", None) or ())
         if token is None or token.type == "$END":
-            message = "文件意外结束 (unexpected end of file)"
+            message = "这条声明没有写完 (declaration ends too early)"
             end = None
         else:
             value = str(token.value)
@@ -154,6 +154,8 @@ def _syntax_diagnostic(exc: lark.exceptions.UnexpectedInput, filename: str,
 def _punctuation_hint(value: str) -> str | None:
     if any(c in value for c in "“”‘’"):
         return '提示：请用英文引号 " 而不是中文引号 (use ASCII quotes)'
+    if "\u3000" in value:
+        return "提示：这里有一个全角空格，请改成普通空格 (full-width space)"
     if any(c in value for c in "：，（）【】；"):
         return "提示：请用英文标点 : , ( ) [ ] (use ASCII punctuation)"
     return None
@@ -260,7 +262,8 @@ class _ToAst(Transformer):
 
     def words_decl(self, meta, children):
         words = tuple(_unquote(t) if t.type == "STRING" else str(t) for t in children[1:])
-        return ast.WordList(self._name(children[0]), words, self._pos(meta))
+        return ast.WordList(self._name(children[0]), words, self._pos(meta),
+                            tuple(self._tpos(t) for t in children[1:]))
 
     def rule_decl(self, meta, children):
         rule_id = self._name(children[0])
