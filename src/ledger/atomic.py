@@ -18,6 +18,8 @@ def atomic_path(target: Path):
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
+    # mkstemp makes the file private (0600); outputs are ordinary files for HR.
+    os.chmod(tmp, 0o666 & ~_umask())
     try:
         yield Path(tmp)
         os.replace(tmp, target)
@@ -34,3 +36,9 @@ def write_bytes(target: Path, data: bytes) -> None:
 
 def write_text(target: Path, text: str, encoding: str = "utf-8") -> None:
     write_bytes(target, text.encode(encoding))
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask

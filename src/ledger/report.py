@@ -59,10 +59,11 @@ def summary_lines(result: MonthResult, statement: Statement, paths: dict[str, Pa
     rejected = sum(f.rejected for f in load.files)
     lines.append(f"合计读取 {read:,} 行，接受 {read - rejected:,}，拒收 {rejected:,}；合并重复 {load.duplicates_folded:,}；"
                  f"本月事件 {result.events_in_month:,} 条；数据截止 {statement.info.data_end or '—'}")
-    lines.append("规则 (rules):                 次数     待定            金额")
+    name_width = max([_width(r.rule_id) for r in statement.rules] + [12]) + 2
+    lines.append(f"  {_ljust('规则 (rule)', name_width)}  类型      次数    待定      金额(元)")
     for r in statement.rules:
-        sign = "-" if r.kind == "fine" else "+"
-        lines.append(f"  {r.rule_id:<16}{r.count:>12,}{r.pending:>9,}{sign}{r.total:>14,.2f}元")
+        kind = "罚款" if r.kind == "fine" else "奖励"
+        lines.append(f"  {_ljust(r.rule_id, name_width)}  {kind}{r.count:>10,}{r.pending:>8,}{r.total:>14,.2f}")
     fines, bonuses = statement.total_fines, statement.total_bonuses
     pending = sum(1 for e in statement.entries if e.status == PENDING)
     lines.append(f"合计：罚款 {fines:,.2f}元 · 奖励 {bonuses:,.2f}元 · 净额 {bonuses - fines:,.2f}元 · "
@@ -75,3 +76,14 @@ def summary_lines(result: MonthResult, statement: Statement, paths: dict[str, Pa
         lines.append(f"账单 (statement): {paths['statement']}")
         lines.append(f"拒收行 (rejected rows): {paths['rejects']} ({rejected} 行)")
     return lines
+
+
+def _width(text: str) -> int:
+    """Terminal cells: CJK characters take two."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
+
+
+def _ljust(text: str, width: int) -> str:
+    return text + " " * max(width - _width(text), 0)
