@@ -1,0 +1,115 @@
+"""The command line end to end: the sample month, determinism, and clean failures."""
+
+import hashlib
+import shutil
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from ledger.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def sample_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    code = main(["run", "--month", "2024-05", "--policy", str(REPO / "policy"),
+                 "--events", str(REPO / "events"), "--out", str(out)])
+    assert code == 0
+    return out / "2024-05"
+
+
+def sha(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_sample_month_statement(sample_run):
+    wb = openpyxl.load_workbook(sample_run / "ledger-2024-05.xlsx")
+    assert wb.sheetnames[0] == "汇总"
+    assert {"明细", "规则", "说明"} <= set(wb.sheetnames)
+    summary = list(wb["汇总"].iter_rows(values_only=True))
+    header = summary[0]
+    assert header[:5] == ("客服", "罚款", "奖励", "净额", "次数")
+    agents = [r for r in summary[1:] if r[0] != "合计"]
+    assert len(agents) >= 10
+    # 罚款 per agent = the sum of that agent's applied fine lines in 明细.
+    detail = list(wb["明细"].iter_rows(values_only=True))
+    h = detail[0]
+    col = {name: i for i, name in enumerate(h)}
+    per_agent: dict[str, Decimal] = {}
+    for row in detail[1:]:
+        if row[col["类型"]] == "罚款" and row[col["金额"]] is not None:
+            per_agent[row[col["客服"]]] = per_agent.get(row[col["客服"]], Decimal(0)) + Decimal(str(row[col["金额"]]))
+    for row in agents:
+        assert Decimal(str(row[1])).quantize(Decimal("0.01")) == per_agent.get(row[0], Decimal(0)), row[0]
+    # every house rule fires somewhere in a realistic month
+    fired = {row[col["规则"]] for row in detail[1:]}
+    assert {"敬语", "短语回复", "回复超时", "核对订单", "未再次询问", "退款超时", "交接班"} <= fired
+
+
+def test_rejected_rows_file(sample_run):
+    text = (sample_run / "rejected-rows.csv").read_text("utf-8-sig")
+    lines = text.splitlines()
+    assert lines[0] == "file,line,reason,raw"
+    assert len(lines) - 1 == 3  # the sample carries three malformed rows on purpose
+
+
+def test_two_runs_give_byte_identical_files(sample_run, tmp_path):
+    code = main(["run", "--month", "2024-05", "--policy", str(REPO / "policy"),
+                 "--events", str(REPO / "events"), "--out", str(tmp_path)])
+    assert code == 0
+    for name in ("ledger-2024-05.xlsx", "rejected-rows.csv"):
+        assert sha(tmp_path / "2024-05" / name) == sha(sample_run / name)
+
+
+def test_check_passes_on_shipped_policy(capsys):
+    assert main(["check", str(REPO / "policy")]) == 0
+    assert "policy OK" in capsys.readouterr().out
+
+
+def test_check_reports_misspelt_field(tmp_path, capsys):
+    text = (REPO / "policy" / "house-rules.rules").read_text("utf-8").replace("reason has any", "reasn has any")
+    (tmp_path / "house.rules").write_text(text, "utf-8")
+    assert main(["check", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    line = next(i for i, l in enumerate(text.splitlines(), 1) if "reasn" in l)
+    assert f"house.rules:{line}:" in err and "reason" in err and "^" in err
+
+
+@pytest.mark.parametrize("args, code, needle", [
+    (["run", "--month", "2024-13"], 2, "YYYY-MM"),
+    (["run", "--month", "May"], 2, "YYYY-MM"),
+    (["run", "--month", "2024-05", "--events", "/nonexistent/events"], 2, "events folder not found"),
+    (["run", "--month", "2024-05", "--policy", "/nonexistent/policy"], 2, "policy path not found"),
+    (["run"], 2, "--month"),
+    (["frobnicate"], 2, "frobnicate"),
+])
+def test_bad_input_is_one_clear_line(args, code, needle, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert main(args + (["--out", str(tmp_path)] if args[0] == "run" and len(args) > 1 else [])) == code
+    err = capsys.readouterr().err.strip()
+    assert needle in err
+    assert "Traceback" not in err and len(err.splitlines()) == 1
+
+
+def test_empty_events_folder(tmp_path, capsys):
+    (tmp_path / "events").mkdir()
+    code = main(["run", "--month", "2024-05", "--policy", str(REPO / "policy"),
+                 "--events", str(tmp_path / "events"), "--out", str(tmp_path / "out")])
+    assert code == 3
+    assert "no events" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "2024-05" / "ledger-2024-05.xlsx").exists()
+
+
+def test_strict_fails_on_rejects_but_still_writes(tmp_path, capsys):
+    events = tmp_path / "events"
+    events.mkdir()
+    (events / "m.csv").write_text("ts,type,agent\n2024-05-02 10:00:00,shift_end,a\nbad-ts,shift_end,a\n", "utf-8")
+    args = ["run", "--month", "2024-05", "--policy", str(REPO / "policy"), "--events", str(events),
+            "--out", str(tmp_path / "out")]
+    assert main(args) == 0
+    assert main(args + ["--strict"]) == 4
+    assert (tmp_path / "out" / "2024-05" / "ledger-2024-05.xlsx").exists()
