@@ -14,8 +14,12 @@ def round_line(amount: Decimal) -> Decimal:
 
 
 def parse_yuan(text: str) -> Decimal:
-    """Parse a plain decimal amount ('12', '12.5', '-3.20'); raise ValueError otherwise."""
-    s = text.strip().replace(",", "")
+    """Parse an amount as exports write it: '12', '12.5', '-3.20', '1,299.00', '¥59', '59元'.
+
+    Raise ValueError otherwise. Never goes through float.
+    """
+    s = text.strip().replace(",", "").replace("，", "")
+    s = s.removeprefix("¥").removeprefix("￥").removesuffix("元").strip()
     try:
         value = Decimal(s)
     except InvalidOperation:
