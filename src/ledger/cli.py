@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import List, Optional
 
@@ -41,11 +42,14 @@ def run(
     statement = report.statement_of(result)
     if progress:
         progress("写入账单 (writing statement)")
+    started = time.perf_counter()
     try:
         paths = report.write_outputs(result, statement, out)
     except OSError as exc:
         raise LedgerError(f"无法写入输出 (cannot write output): {exc}", exit_code=5) from None
+    timings = result.timings + (("write", time.perf_counter() - started),)
     typer.echo("\n".join(report.summary_lines(result, statement, paths)))
+    typer.echo("用时 (time): " + " · ".join(f"{name} {seconds:.2f}s" for name, seconds in timings))
     if strict and result.load.rejects:
         raise LedgerError(f"--strict: 有 {len(result.load.rejects)} 行被拒收 (rows rejected)", exit_code=4)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from datetime import datetime, timedelta, timezone as dt_timezone
 from pathlib import Path
 from typing import Sequence
@@ -69,6 +70,7 @@ class MonthResult:
     data_end: datetime | None  # local wall time of the last event read
     events_in_month: int
     warnings: tuple[str, ...]
+    timings: tuple[tuple[str, float], ...] = ()  # phase name, seconds
 
 
 # ---------------------------------------------------------------- policy
@@ -127,8 +129,13 @@ def run_month(policy_paths: Sequence[Path], events_root: Path, month: str, *,
     con = duckdb.connect()
     try:
         say("读取事件 (reading events)")
+        started = time.perf_counter()
         load = events_mod.load_events(Path(events_root), con, tz=tz, schema=policy.schema())
-        return _evaluate(con, policy, sources, load, month_, tz, say)
+        read_s = time.perf_counter() - started
+        say("应用规则 (evaluating rules)")
+        started = time.perf_counter()
+        result = _evaluate(con, policy, sources, load, month_, tz, say)
+        return attrs.evolve(result, timings=(("read", read_s), ("evaluate", time.perf_counter() - started)))
     finally:
         con.close()
 
