@@ -66,6 +66,7 @@ class CompiledRule:
     sql: str  # parameters: $start, $end (UTC month bounds), $data_end
     excerpt_field: str | None
     recipients: tuple[str, ...]
+    neighbours: tuple[tuple[str, str], ...] = ()  # (previous|next, field) the rule reads
 
 
 def compile_rule(policy: Policy, rule: ast.Rule) -> CompiledRule:
@@ -116,10 +117,13 @@ def compile_rule(policy: Policy, rule: ast.Rule) -> CompiledRule:
             (f"t.{q(excerpt)}" if excerpt else "NULL") + " AS _excerpt",
             f"{status} AS _status"]
     cols += found_cols
+    if keys:  # the sequence facts, so the evidence can show them
+        cols += ["t._position", "t._count"]
+        cols += [f"t.{q('_' + scope + '_' + field)}" for scope, field in sorted(ctx.neighbour_refs(rule.when))]
     cols += [f"t.{q(r)} AS _to_{i}" for i, r in enumerate(recipients)]
     sql = (f"WITH {', '.join(ctes)} SELECT {', '.join(cols)} FROM triggers t "
            f"{' '.join(joins)} {where} ORDER BY t.ts, t.seq")
-    return CompiledRule(rule, sql, excerpt, recipients)
+    return CompiledRule(rule, sql, excerpt, recipients, tuple(sorted(ctx.neighbour_refs(rule.when))))
 
 
 def _window_sql(policy: Policy, window: ast.Window) -> str:

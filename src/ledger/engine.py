@@ -190,7 +190,7 @@ def _entries(compiled: CompiledRule, names, rows, data_end_local, warnings) -> l
         unassigned += NO_AGENT in recipients
         status = row[idx["_status"]]
         amount = None if status == PENDING else round_line(rule.amount.value)
-        evidence = _evidence(rule, row, idx, data_end_local, status)
+        evidence = _evidence(compiled, row, idx, data_end_local, status)
         for who in recipients:
             if not who or who in seen:
                 continue
@@ -212,10 +212,19 @@ def _fmt(ts: datetime) -> str:
     return ts.strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _evidence(rule, row, idx, data_end_local, status) -> str:
-    """What each window searched and what it found, in words a supervisor can check."""
+def _evidence(compiled: CompiledRule, row, idx, data_end_local, status) -> str:
+    """The condition that held, the sequence facts it read, and what each window
+    searched and found, in words a supervisor can check against the events."""
+    rule = compiled.rule
     ts = row[idx["ts_local"]]
     parts = [f"[{rule.on.source}{' ' + rule.when_source if rule.when_source else ''}] 成立"]
+    if "_position" in idx:
+        keys = ", ".join(k.value for k in rule.on.per)
+        facts = [f"同一 {keys} 序列中的第 {row[idx['_position']]}/{row[idx['_count']]} 条"]
+        for scope, field in compiled.neighbours:
+            value = row[idx[f"_{scope}_{field}"]]
+            facts.append(f"{scope}.{field} = {'（无）' if value is None else repr(str(value))}")
+        parts.append("，".join(facts))
     for i, w in enumerate(rule.unless):
         found = row[idx[f"_found_{i}"]]
         if w.kind == "within":
