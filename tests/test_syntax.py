@@ -3,6 +3,12 @@
 from hypothesis import given, settings, strategies as st
 
 from ledger import ast
+from datetime import datetime
+
+import duckdb
+
+from ledger.check import check
+from ledger.compile import compile_rule, event_view_sql
 from ledger.syntax import KEYWORDS, parse
 
 POLICY = """\
@@ -96,8 +102,47 @@ _ALPHABET = st.sampled_from(list(KEYWORDS) + ['"', "[", "]", "(", ")", ":", ",",
 @settings(max_examples=300, deadline=None)
 @given(st.lists(_ALPHABET, max_size=40).map(" ".join) | st.text(max_size=200))
 def test_parser_only_reports_our_diagnostics(text):
-    # Random text never raises: problems come back as positioned diagnostics.
+    # Random text never raises: problems come back as positioned diagnostics,
+    # from the parser and from the checker behind it.
     pf, diagnostics = parse(text, "fuzz.rules")
-    for d in diagnostics:
+    _, more = check([pf])
+    for d in diagnostics + more:
         assert d.position.line >= 1 and d.position.column >= 1
         d.render()
+
+
+_RULE_PARTS = st.tuples(
+    st.sampled_from(["message", "mesage", "refund_requested", "shift_end"]),
+    st.sampled_from(["", "[sender = \"agent\"]", "[first]", "[kind in [\"text\", 3]]"]),
+    st.sampled_from(["", " per conversation", " per nope"]),
+    st.sampled_from(["", "when text has any 敬语", "when previous.text = 1", "when length(5) > text",
+                     "when not gap", "when hour(ts) >= 22 or weekday(ts) = 7", "when handover = \"x\"",
+                     "when text matches /(/", "when amount > 10元", "when position"]),
+    st.sampled_from(["", "unless message same conversation within 5m",
+                     "unless at least 0 message same buyer before", "unless nope within 1h before",
+                     "unless message same order, text within 20m..10m"]),
+    st.sampled_from(["fine 10元", "bonus ¥0", "fine 0.001元 to successor, text"]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(_RULE_PARTS)
+def test_checker_reports_and_never_raises(parts):
+    event, flt, per, when, unless, amount = parts
+    text = POLICY + f"\nevent refund_requested(order, reason, amount: money)\nevent shift_end(handover: bool, successor)\n" \
+        f'rule r "t":\n    on {event}{flt}{per}\n    {when}\n    {unless}\n    {amount}\n'
+    pf, diagnostics = parse(text, "fuzz.rules")
+    policy, more = check([pf])
+    for d in diagnostics + more:
+        assert d.render()
+    if not diagnostics + more:
+        # A policy the checker accepts always compiles to SQL DuckDB runs.
+        con = duckdb.connect()
+        con.execute("CREATE TABLE events (seq BIGINT, id VARCHAR, ts TIMESTAMP, ts_local TIMESTAMP, type VARCHAR, "
+                    "agent VARCHAR, conversation VARCHAR, buyer VARCHAR, \"order\" VARCHAR, src_file VARCHAR, "
+                    "src_line INTEGER, text VARCHAR)")
+        for event in policy.events.values():
+            con.execute(event_view_sql(event, {"text"}))
+        sql = compile_rule(policy, policy.rules[0]).sql
+        params = {k: datetime(2024, 5, 1) for k in ("start", "end", "data_end") if f"${k}" in sql}
+        assert con.execute(sql, params).fetchall() == []
