@@ -71,6 +71,7 @@ class MonthResult:
     events_in_month: int
     warnings: tuple[str, ...]
     timings: tuple[tuple[str, float], ...] = ()  # phase name, seconds
+    event_types: tuple[tuple[str, int, bool], ...] = ()  # type, events in month, read by a rule
 
 
 # ---------------------------------------------------------------- policy
@@ -149,7 +150,10 @@ def _evaluate(con, policy, sources, load, month, tz, say) -> MonthResult:
     agents = {a for (a,) in con.execute(
         "SELECT DISTINCT agent FROM events WHERE ts >= ? AND ts < ? AND agent IS NOT NULL",
         [start, end]).fetchall()}
-    (in_month,) = con.execute("SELECT count(*) FROM events WHERE ts >= ? AND ts < ?", [start, end]).fetchone()
+    type_counts = tuple(con.execute(
+        "SELECT type, count(*) FROM events WHERE ts >= ? AND ts < ? GROUP BY type ORDER BY type",
+        [start, end]).fetchall())
+    in_month = sum(n for _, n in type_counts)
 
     entries: list[Entry] = []
     warnings: list[str] = []
@@ -164,8 +168,10 @@ def _evaluate(con, policy, sources, load, month, tz, say) -> MonthResult:
         entries.extend(_entries(compiled, names, rows, data_end_local, warnings))
     entries.sort(key=sort_key)
     agents.update(e.agent for e in entries)
+    used = {r.on.event.value for r in policy.rules} | {w.event.value for r in policy.rules for w in r.unless}
     return MonthResult(policy, month, sources, load, tuple(entries), frozenset(agents),
-                       data_end_local, in_month, tuple(warnings))
+                       data_end_local, in_month, tuple(warnings),
+                       event_types=tuple((t, n, t in used) for t, n in type_counts))
 
 
 def entry_id(rule_id: str, event_id: str, recipient: str) -> str:

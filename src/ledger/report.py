@@ -24,6 +24,8 @@ def statement_of(result: MonthResult) -> Statement:
         data_end=result.data_end.strftime("%Y-%m-%d %H:%M:%S") if result.data_end else "",
         duplicates_folded=load.duplicates_folded,
         version=__version__,
+        event_types=result.event_types,
+        warnings=result.warnings,
     )
     rules = [(r.id.value, r.title or r.id.value, f"{r.pos.filename}:{r.pos.line}", r.amount.kind,
               r.amount.text) for r in result.policy.rules]
@@ -59,6 +61,8 @@ def summary_lines(result: MonthResult, statement: Statement, paths: dict[str, Pa
     rejected = sum(f.rejected for f in load.files)
     lines.append(f"合计读取 {read:,} 行，接受 {read - rejected:,}，拒收 {rejected:,}；合并重复 {load.duplicates_folded:,}；"
                  f"本月事件 {result.events_in_month:,} 条；数据截止 {statement.info.data_end or '—'}")
+    lines.append("本月事件类型 (event types): " + " · ".join(
+        f"{t} {n:,}" + ("" if used else "（无规则使用）") for t, n, used in result.event_types))
     name_width = max([_width(r.rule_id) for r in statement.rules] + [12]) + 2
     lines.append(f"  {_ljust('规则 (rule)', name_width)}  类型      次数    待定      金额(元)")
     for r in statement.rules:

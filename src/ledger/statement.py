@@ -56,6 +56,9 @@ class RunInfo:
     data_end: str  # local time of the last event seen, "" when none
     duplicates_folded: int
     version: str
+    # Events in the month per type, and whether any rule reads that type.
+    event_types: tuple[tuple[str, int, bool], ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 @attrs.frozen

@@ -192,6 +192,10 @@ def info_table(info: RunInfo) -> Table:
         rows += _event_file_rows(n, f)
     for n, p in enumerate(info.ignored_files, 1):
         rows.append((f"忽略的文件 {n}", p))
+    for type_, count, used in info.event_types:
+        rows.append((f"本月事件 {type_}", count if used else f"{count}（没有规则使用）"))
+    for n, w in enumerate(info.warnings, 1):
+        rows.append((f"警告 {n}", w))
     rows += [
         ("读取行数合计", sum(f.read for f in info.event_files)),
         ("接受行数合计", sum(f.accepted for f in info.event_files)),
