@@ -69,39 +69,51 @@ class CompiledRule:
     neighbours: tuple[tuple[str, str], ...] = ()  # (previous|next, field) the rule reads
 
 
+def sequence_ctes(policy: Policy, rule: ast.Rule) -> tuple[list[str], str]:
+    """The CTEs that select a rule's members and, with `per`, number them in sequence.
+
+    Returns (ctes, name of the relation to read). Shared by the evaluator and `explain`.
+    """
+    event = policy.events[rule.on.event.value]
+    keys = [k.value for k in rule.on.per]
+    members = f"SELECT * FROM {view_name(event.name)}"
+    if rule.on.filter is not None:
+        members += " WHERE " + condition_sql(policy, event, rule.on.filter, alias=None)
+    ctes = [f"members AS ({members})"]
+    if not keys:
+        return ctes, "members"
+    partition = ", ".join(q(k) for k in keys)
+    # An event whose key is missing is a sequence of its own.
+    missing = " OR ".join(f"{q(k)} IS NULL" for k in keys)
+    partition += f", CASE WHEN {missing} THEN id END"
+    w = f"(PARTITION BY {partition} ORDER BY ts, seq)"
+    extra = [f"row_number() OVER {w} AS _position",
+             f"count(*) OVER (PARTITION BY {partition}) AS _count",
+             f"ts - lag(ts) OVER {w} AS _gap"]
+    for scope, field in neighbour_refs(rule.when):
+        fn = "lag" if scope == "previous" else "lead"
+        column = "ts_local" if field == "ts" else field  # user-facing time is wall time
+        extra.append(f"{fn}({q(column)}) OVER {w} AS {q('_' + scope + '_' + field)}")
+    ctes.append(f"sequenced AS (SELECT *, {', '.join(extra)} FROM members)")
+    return ctes, "sequenced"
+
+
+def condition_sql(policy: Policy, event: EventType, expr, *, alias: str | None, sequence: bool = False) -> str:
+    """A condition about one event type as a SQL boolean that is never NULL."""
+    return _Context(policy, event, alias=alias, sequence=sequence).expr(expr)
+
+
 def compile_rule(policy: Policy, rule: ast.Rule) -> CompiledRule:
     event = policy.events[rule.on.event.value]
     keys = [k.value for k in rule.on.per]
-    ctx = _Context(policy, event, alias="s", sequence=bool(keys))
-
-    members = f"SELECT * FROM {view_name(event.name)}"
-    if rule.on.filter is not None:
-        members += " WHERE " + _Context(policy, event, alias=None, sequence=False).expr(rule.on.filter)
-
-    ctes = [f"members AS ({members})"]
-    if keys:
-        partition = ", ".join(q(k) for k in keys)
-        # An event whose key is missing is a sequence of its own.
-        missing = " OR ".join(f"{q(k)} IS NULL" for k in keys)
-        partition += f", CASE WHEN {missing} THEN id END"
-        w = f"(PARTITION BY {partition} ORDER BY ts, seq)"
-        extra = [f"row_number() OVER {w} AS _position",
-                 f"count(*) OVER (PARTITION BY {partition}) AS _count",
-                 f"ts - lag(ts) OVER {w} AS _gap"]
-        for scope, field in sorted(ctx.neighbour_refs(rule.when)):
-            fn = "lag" if scope == "previous" else "lead"
-            column = "ts_local" if field == "ts" else field  # user-facing time is wall time
-            extra.append(f"{fn}({q(column)}) OVER {w} AS {q('_' + scope + '_' + field)}")
-        ctes.append(f"sequenced AS (SELECT *, {', '.join(extra)} FROM members)")
-        source = "sequenced"
-    else:
-        source = "members"
-    when = ctx.expr(rule.when) if rule.when is not None else "TRUE"
+    neighbours = neighbour_refs(rule.when)
+    ctes, source = sequence_ctes(policy, rule)
+    when = condition_sql(policy, event, rule.when, alias="s", sequence=bool(keys)) if rule.when is not None else "TRUE"
     ctes.append(f"triggers AS (SELECT * FROM {source} s WHERE s.ts >= $start AND s.ts < $end AND ({when}))")
 
     found_cols, joins, exempt, pending = [], [], [], []
     for i, window in enumerate(rule.unless):
-        ctes.append(f"w{i} AS ({_window_sql(policy, window)})")
+        ctes.append(f"w{i} AS ({window_count_sql(policy, window, 'triggers')})")
         joins.append(f"LEFT JOIN w{i} ON w{i}.tseq = t.seq")
         found = f"COALESCE(w{i}.found, 0)"
         found_cols.append(f"{found} AS _found_{i}")
@@ -119,15 +131,31 @@ def compile_rule(policy: Policy, rule: ast.Rule) -> CompiledRule:
     cols += found_cols
     if keys:  # the sequence facts, so the evidence can show them
         cols += ["t._position", "t._count"]
-        cols += [f"t.{q('_' + scope + '_' + field)}" for scope, field in sorted(ctx.neighbour_refs(rule.when))]
+        cols += [f"t.{q('_' + scope + '_' + field)}" for scope, field in neighbours]
     cols += [f"t.{q(r)} AS _to_{i}" for i, r in enumerate(recipients)]
     sql = (f"WITH {', '.join(ctes)} SELECT {', '.join(cols)} FROM triggers t "
            f"{' '.join(joins)} {where} ORDER BY t.ts, t.seq")
-    return CompiledRule(rule, sql, excerpt, recipients, tuple(sorted(ctx.neighbour_refs(rule.when))))
+    return CompiledRule(rule, sql, excerpt, recipients, neighbours)
 
 
-def _window_sql(policy: Policy, window: ast.Window) -> str:
-    """Count, for every trigger, the events that would excuse it."""
+def neighbour_refs(expr) -> tuple[tuple[str, str], ...]:
+    """The (previous|next, field) pairs an expression reads, sorted."""
+    found = set()
+
+    def walk(e):
+        if isinstance(e, ast.Ref) and e.scope is not None:
+            found.add((e.scope.value, e.name.value))
+        for child in attrs.astuple(e, recurse=False) if attrs.has(type(e)) else ():
+            for c in (child if isinstance(child, tuple) else (child,)):
+                walk(c)
+
+    if expr is not None:
+        walk(expr)
+    return tuple(sorted(found))
+
+
+def window_count_sql(policy: Policy, window: ast.Window, triggers: str) -> str:
+    """Count, for every row of the relation `triggers`, the events that would excuse it."""
     other = policy.events[window.event.value]
     conds = [f"e.{q(k.value)} = t.{q(k.value)}" for k in window.same]
     after = "(e.ts > t.ts OR (e.ts = t.ts AND e.seq > t.seq))"
@@ -141,8 +169,8 @@ def _window_sql(policy: Policy, window: ast.Window) -> str:
     elif window.kind == "within_before":
         conds += [before, f"e.ts >= t.ts - {_interval(window.d2)}"]
     if window.filter is not None:
-        conds.append(_Context(policy, other, alias="e", sequence=False).expr(window.filter))
-    return (f"SELECT t.seq AS tseq, count(*) AS found FROM triggers t "
+        conds.append(condition_sql(policy, other, window.filter, alias="e"))
+    return (f"SELECT t.seq AS tseq, count(*) AS found FROM {triggers} t "
             f"JOIN {view_name(other.name)} e ON {' AND '.join(conds)} GROUP BY t.seq")
 
 
@@ -177,23 +205,6 @@ class _Context:
 
     def col(self, name: str) -> str:
         return f"{self.alias}.{q(name)}" if self.alias else q(name)
-
-    def neighbour_refs(self, expr) -> set[tuple[str, str]]:
-        found = set()
-
-        def walk(e):
-            if isinstance(e, ast.Ref) and e.scope is not None:
-                found.add((e.scope.value, e.name.value))
-            for child in attrs.astuple(e, recurse=False) if attrs.has(type(e)) else ():
-                if isinstance(child, tuple):
-                    for c in child:
-                        walk(c)
-                else:
-                    walk(child)
-
-        if expr is not None:
-            walk(expr)
-        return found
 
     # -- values (may be NULL)
     def value(self, e) -> str:

@@ -94,14 +94,23 @@ def policy_files(paths: Sequence[Path]) -> list[Path]:
 
 def load_policy(paths: Sequence[Path]) -> tuple[Policy, list[Diagnostic], tuple[PolicySource, ...]]:
     """Parse and check every policy file. Returns all diagnostics (errors and warnings)."""
-    parsed, diagnostics, sources = [], [], []
+    named = []
     for f in policy_files(paths):
         try:
-            data = f.read_bytes()
-            text = data.decode("utf-8-sig")
-        except (OSError, UnicodeDecodeError) as exc:
+            named.append((f.as_posix(), f.read_bytes()))
+        except OSError as exc:
             raise LedgerError(f"无法读取规则文件 (cannot read policy file) {f}: {exc}", exit_code=2) from None
-        name = f.as_posix()
+    return policy_from_bytes(named)
+
+
+def policy_from_bytes(named: Sequence[tuple[str, bytes]]) -> tuple[Policy, list[Diagnostic], tuple[PolicySource, ...]]:
+    """Parse and check policy files given as (display name, content) — e.g. from `git show`."""
+    parsed, diagnostics, sources = [], [], []
+    for name, data in named:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise LedgerError(f"规则文件不是 UTF-8 (policy file is not UTF-8) {name}: {exc}", exit_code=2) from None
         sources.append(PolicySource(name, hashlib.sha256(data).hexdigest()))
         pf, diags = parse(text, name)
         parsed.append(pf)
@@ -122,29 +131,43 @@ def checked_policy(paths: Sequence[Path]) -> tuple[Policy, tuple[PolicySource, .
 
 def run_month(policy_paths: Sequence[Path], events_root: Path, month: str, *,
               progress=None) -> MonthResult:
-    """Evaluate the policy over the events for one month."""
-    say = progress or (lambda _msg: None)
+    """Evaluate the policy files over the events for one month."""
     month_ = Month.parse(month)
     policy, sources = checked_policy(policy_paths)
+    return run_policy(policy, sources, events_root, month_, progress=progress)
+
+
+def run_policy(policy: Policy, sources: tuple[PolicySource, ...], events_root: Path, month: Month, *,
+               progress=None) -> MonthResult:
+    """Evaluate a checked policy over the events for one month."""
+    say = progress or (lambda _msg: None)
     tz = ZoneInfo(policy.timezone)
     con = duckdb.connect()
     try:
         say("读取事件 (reading events)")
         started = time.perf_counter()
-        load = events_mod.load_events(Path(events_root), con, tz=tz, schema=policy.schema())
+        load = load_month(con, policy, events_root)
         read_s = time.perf_counter() - started
         say("应用规则 (evaluating rules)")
         started = time.perf_counter()
-        result = _evaluate(con, policy, sources, load, month_, tz, say)
+        result = _evaluate(con, policy, sources, load, month, tz, say)
         return attrs.evolve(result, timings=(("read", read_s), ("evaluate", time.perf_counter() - started)))
     finally:
         con.close()
 
 
-def _evaluate(con, policy, sources, load, month, tz, say) -> MonthResult:
+def load_month(con: duckdb.DuckDBPyConnection, policy: Policy, events_root: Path) -> events_mod.LoadResult:
+    """Load the events into `con` and create one typed view per declared event type
+    (`ev_<type>`, see compile.event_view_sql)."""
+    tz = ZoneInfo(policy.timezone)
+    load = events_mod.load_events(Path(events_root), con, tz=tz, schema=policy.schema())
     columns = {r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE events)").fetchall()}
     for event in policy.events.values():
         con.execute(event_view_sql(event, columns))
+    return load
+
+
+def _evaluate(con, policy, sources, load, month, tz, say) -> MonthResult:
     start, end = month.bounds_utc(tz)
     data_end_utc, data_end_local = con.execute("SELECT max(ts), max(ts_local) FROM events").fetchone()
     agents = {a for (a,) in con.execute(
