@@ -77,10 +77,10 @@ def make_statement(entries, agents=(), info=None, rules=RULES) -> Statement:
 def mixed_entries() -> list[Entry]:
     return [
         make_entry(0, agent="小王", amount=Decimal("0.10")),
-        make_entry(1, agent="小王", kind=BONUS, rule_id="R2", amount=Decimal("1234567.89")),
+        make_entry(1, agent="小王", kind=BONUS, rule_id="R2", rule_location="policy/a.rules:9", amount=Decimal("1234567.89")),
         make_entry(2, agent="小李", amount=Decimal("20.50")),
         make_entry(3, agent="小李", status=PENDING),
-        make_entry(4, agent="Amy", kind=BONUS, rule_id="R2", amount=Decimal("5.00")),
+        make_entry(4, agent="Amy", kind=BONUS, rule_id="R2", rule_location="policy/a.rules:9", amount=Decimal("5.00")),
         make_entry(5, agent="小王", amount=Decimal("0.01")),
     ]
 
@@ -129,7 +129,7 @@ def test_sheets_headers_and_layout(tmp_path):
     assert wb.sheetnames == ["汇总", "明细", "规则", "说明"]
     assert [c.value for c in wb["汇总"][1]] == list(SUMMARY_HEADER)
     assert [c.value for c in wb["明细"][1]] == list(DETAIL_HEADER)
-    assert [c.value for c in wb["规则"][1]] == ["规则", "说明", "位置", "类型", "金额", "次数", "待定", "合计"]
+    assert [c.value for c in wb["规则"][1]] == ["规则", "说明", "位置", "类型", "金额", "次数", "待定", "合计", "生效期间"]
     assert [c.value for c in wb["说明"][1]] == ["项目", "内容"]
     for ws in wb:
         assert ws.freeze_panes == "A2"
@@ -194,8 +194,8 @@ def test_time_cells_drop_zone_and_fraction(tmp_path):
 def test_rules_sheet(tmp_path):
     path = write(tmp_path, make_statement(mixed_entries()))
     got = rows(path, "规则")[1:]
-    assert got == [("R1", "首次响应超时", "policy/a.rules:3", "罚款", "10元", 3, 1, 20.61),
-                   ("R2", "好评奖励", "policy/a.rules:9", "奖励", "5元", 2, 0, 1234572.89)]
+    assert got == [("R1", "首次响应超时", "policy/a.rules:3", "罚款", "10元", 3, 1, 20.61, "一直有效"),
+                   ("R2", "好评奖励", "policy/a.rules:9", "奖励", "5元", 2, 0, 1234572.89, "一直有效")]
 
 
 def test_info_sheet(tmp_path):

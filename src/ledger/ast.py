@@ -6,7 +6,7 @@ back at the exact spot in the policy file.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 
 import attrs
@@ -163,6 +163,18 @@ class Amount:
 
 
 @attrs.frozen
+class Effective:
+    """When a rule is in force: from `start` (00:00 local) through the end of `until`."""
+
+    start: date
+    until: date | None
+    pos: Position
+
+    def __str__(self) -> str:
+        return f"{self.start.isoformat()} 起" + (f"，至 {self.until.isoformat()} 止" if self.until else "")
+
+
+@attrs.frozen
 class Rule:
     id: Name
     title: str
@@ -174,11 +186,38 @@ class Rule:
     pos: Position
     source: str  # the whole rule as written
     when_source: str = ""  # the when clause as written, whitespace folded
+    effective: Effective | None = None  # None: always in force
 
 
 @attrs.frozen
 class Setting:
     value: str
+    pos: Position
+
+
+@attrs.frozen
+class ExampleEvent:
+    at: datetime  # local wall time in the policy's zone
+    type: Name
+    fields: tuple[tuple[Name, Literal], ...]
+    pos: Position
+
+
+@attrs.frozen
+class Expectation:
+    kind: str  # entry | pending | none | nothing
+    rule: Name | None
+    amount: Decimal | None = None
+    agent: str | None = None  # None: any agent
+    pos: Position | None = None
+
+
+@attrs.frozen
+class Example:
+    title: str
+    day: date | None
+    events: tuple[ExampleEvent, ...]
+    expectations: tuple[Expectation, ...]
     pos: Position
 
 
@@ -193,3 +232,5 @@ class PolicyFile:
     events: tuple[EventDecl, ...]
     words: tuple[WordList, ...]
     rules: tuple[Rule, ...]
+    effective: Effective | None = None  # file-wide default for its rules
+    examples: tuple[Example, ...] = ()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+from datetime import date
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -60,7 +61,8 @@ class Policy:
     files: tuple[ast.PolicyFile, ...]
     events: dict  # name -> EventType
     words: dict  # name -> tuple[str, ...]
-    rules: tuple[ast.Rule, ...]
+    rules: tuple[ast.Rule, ...]  # every version of every rule, in source order
+    examples: tuple[ast.Example, ...] = ()
 
     def schema(self) -> dict[str, dict[str, str]]:
         """Declared field types per event type, for validating input rows."""
@@ -102,18 +104,47 @@ class _Checker:
             for wl in f.words:
                 self._declare_words(wl)
         rules = []
-        seen: dict[str, ast.Rule] = {}
+        seen: dict[str, list[ast.Rule]] = {}
         for f in self.files:
             for rule in f.rules:
-                if rule.id.value in seen:
-                    first = seen[rule.id.value].pos
-                    self.error(rule.id.pos, f"规则 {rule.id.value} 重复定义 (duplicate rule id; first at {first})")
+                if rule.effective is None and f.effective is not None:
+                    rule = attrs.evolve(rule, effective=f.effective)
+                if not self._versions_ok(rule, seen.get(rule.id.value, [])):
                     continue
-                seen[rule.id.value] = rule
+                seen.setdefault(rule.id.value, []).append(rule)
                 self._check_rule(rule)
                 rules.append(rule)
-        policy = Policy(name, timezone, tuple(self.files), self.events, self.words, tuple(rules))
+        examples = tuple(ex for f in self.files for ex in f.examples)
+        for example in examples:
+            self._check_example(example, seen)
+        policy = Policy(name, timezone, tuple(self.files), self.events, self.words, tuple(rules), examples)
         return policy, self.diagnostics
+
+    def _versions_ok(self, rule: ast.Rule, earlier: list[ast.Rule]) -> bool:
+        """One rule id may have several versions if their effective periods don't overlap."""
+        for other in earlier:
+            if rule.effective is None or other.effective is None:
+                self.error(rule.id.pos, f"规则 {rule.id.value} 重复定义 (duplicate rule id; first at {other.pos})",
+                           "同一规则的多个版本都要写 effective 日期，且期间不能重叠 (versions need non-overlapping effective dates)")
+                return False
+            if _overlap(rule.effective, other.effective):
+                self.error(rule.effective.pos, f"规则 {rule.id.value} 的生效期间与 {other.pos} 的版本重叠 (effective periods overlap)")
+                return False
+        return True
+
+    # -- examples
+    def _check_example(self, example: ast.Example, rules: dict) -> None:
+        for ev in example.events:
+            event = self._event_type(ev.type)
+            if event is None:
+                continue
+            for name, value in ev.fields:
+                ftype = self._field(event, name)
+                if ftype is not None and not _compatible(ftype, value.type) and not (ftype == "time" and value.type == "text"):
+                    self.error(value.pos, f"字段 {name.value} 是 {_TYPE_NAMES[ftype]}，这里是 {_TYPE_NAMES[value.type]} (type mismatch)")
+        for exp in example.expectations:
+            if exp.rule is not None and exp.rule.value not in rules:
+                self.error(exp.rule.pos, f"未知规则 (unknown rule) {exp.rule.value!r}", suggest(exp.rule.value, rules))
 
     def _setting(self, attr: str, default: str) -> str:
         found = [(getattr(f, attr)) for f in self.files if getattr(f, attr) is not None]
@@ -338,3 +369,8 @@ def unused_word_lists(policy: Policy) -> list[str]:
         for text in re.findall(r"(?:has any|only)\s+(\w+)", rule.source):
             used.add(text)
     return sorted(set(policy.words) - used)
+
+
+def _overlap(a: ast.Effective, b: ast.Effective) -> bool:
+    far = date.max
+    return a.start <= (b.until or far) and b.start <= (a.until or far)

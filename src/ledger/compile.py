@@ -109,7 +109,8 @@ def compile_rule(policy: Policy, rule: ast.Rule) -> CompiledRule:
     neighbours = neighbour_refs(rule.when)
     ctes, source = sequence_ctes(policy, rule)
     when = condition_sql(policy, event, rule.when, alias="s", sequence=bool(keys)) if rule.when is not None else "TRUE"
-    ctes.append(f"triggers AS (SELECT * FROM {source} s WHERE s.ts >= $start AND s.ts < $end AND ({when}))")
+    ctes.append(f"triggers AS (SELECT * FROM {source} s WHERE s.ts >= $start AND s.ts < $end "
+                f"AND {effective_sql(rule.effective, 's')} AND ({when}))")
 
     found_cols, joins, exempt, pending = [], [], [], []
     for i, window in enumerate(rule.unless):
@@ -136,6 +137,17 @@ def compile_rule(policy: Policy, rule: ast.Rule) -> CompiledRule:
     sql = (f"WITH {', '.join(ctes)} SELECT {', '.join(cols)} FROM triggers t "
            f"{' '.join(joins)} {where} ORDER BY t.ts, t.seq")
     return CompiledRule(rule, sql, excerpt, recipients, neighbours)
+
+
+def effective_sql(effective: ast.Effective | None, alias: str) -> str:
+    """The rule version is in force at the event's wall time: [start 00:00, until + 1 day)."""
+    if effective is None:
+        return "TRUE"
+    cond = f"{alias}.ts_local >= TIMESTAMP {lit(effective.start.isoformat())}"
+    if effective.until is not None:
+        end = effective.until + timedelta(days=1)
+        cond += f" AND {alias}.ts_local < TIMESTAMP {lit(end.isoformat())}"
+    return f"({cond})"
 
 
 def neighbour_refs(expr) -> tuple[tuple[str, str], ...]:

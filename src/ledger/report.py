@@ -28,7 +28,7 @@ def statement_of(result: MonthResult) -> Statement:
         warnings=result.warnings,
     )
     rules = [(r.id.value, r.title or r.id.value, f"{r.pos.filename}:{r.pos.line}", r.amount.kind,
-              r.amount.text) for r in result.policy.rules]
+              r.amount.text, str(r.effective) if r.effective else "") for r in result.policy.rules]
     return build(info, list(result.entries), set(result.agents), rules)
 
 

@@ -33,6 +33,7 @@ class RuleTotals:
     count: int
     pending: int
     total: Decimal
+    effective: str = ""  # "2024-05-15 起" for one version of a rule; "" when always in force
 
 
 @attrs.frozen
@@ -77,11 +78,12 @@ class Statement:
         return total(a.bonuses for a in self.agents)
 
 
-def build(info: RunInfo, entries: list[Entry], agents_seen: set[str],
-          rules: list[tuple[str, str, str, str, str]]) -> Statement:
+def build(info: RunInfo, entries: list[Entry], agents_seen: set[str], rules: list[tuple]) -> Statement:
     """Assemble the statement: every agent with any event in the month gets a row.
 
-    `rules` is (rule_id, title, location, kind, amount_text) in policy order.
+    `rules` is (rule_id, title, location, kind, amount_text[, effective]) in policy
+    order, one per rule version; entries are counted against the version (its location)
+    that produced them.
     Totals are sums of the entry lines, so the workbook adds up line by line.
     """
     entries = sorted(entries, key=sort_key)
@@ -98,16 +100,19 @@ def build(info: RunInfo, entries: list[Entry], agents_seen: set[str],
         )
         for name, es in sorted(by_agent.items())
     )
-    by_rule: dict[str, list[Entry]] = {}
+    by_rule: dict[tuple[str, str], list[Entry]] = {}
     for e in entries:
-        by_rule.setdefault(e.rule_id, []).append(e)
-    rule_rows = tuple(
-        RuleTotals(
+        by_rule.setdefault((e.rule_id, e.rule_location), []).append(e)
+
+    def totals(rid, title, loc, kind, amount_text, effective=""):
+        mine = by_rule.get((rid, loc), [])
+        return RuleTotals(
             rule_id=rid, title=title, location=loc, kind=kind, amount_text=amount_text,
-            count=sum(1 for e in by_rule.get(rid, []) if e.status == APPLIED),
-            pending=sum(1 for e in by_rule.get(rid, []) if e.status == PENDING),
-            total=total(e.amount for e in by_rule.get(rid, []) if e.status == APPLIED) or ZERO,
+            count=sum(1 for e in mine if e.status == APPLIED),
+            pending=sum(1 for e in mine if e.status == PENDING),
+            total=total(e.amount for e in mine if e.status == APPLIED) or ZERO,
+            effective=effective,
         )
-        for rid, title, loc, kind, amount_text in rules
-    )
+
+    rule_rows = tuple(totals(*r) for r in rules)
     return Statement(info=info, agents=agents, rules=rule_rows, entries=tuple(entries))

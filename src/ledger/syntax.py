@@ -10,7 +10,7 @@ from __future__ import annotations
 import difflib
 import functools
 import re
-from datetime import timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
 
@@ -20,10 +20,11 @@ from lark import Lark, Token, Transformer, v_args
 from . import ast
 from .errors import Diagnostic, Position
 
-TOP_LEVEL = ("policy", "timezone", "event", "words", "rule")
+TOP_LEVEL = ("policy", "timezone", "effective", "event", "words", "rule", "example")
 KEYWORDS = TOP_LEVEL + ("on", "per", "when", "unless", "at", "least", "same", "within",
                         "before", "fine", "bonus", "to", "and", "or", "not", "in", "has",
-                        "any", "only", "contains", "matches", "true", "false")
+                        "any", "only", "contains", "matches", "true", "false", "until", "expect",
+                        "no", "nothing", "pending")
 _DECLARATION_START = re.compile(r"^(?:%s)\b" % "|".join(TOP_LEVEL), re.M)
 
 # What each token kind is called in an error message.
@@ -199,11 +200,21 @@ class _Builder:
         self.events: list[ast.EventDecl] = []
         self.words: list[ast.WordList] = []
         self.rules: list[ast.Rule] = []
+        self.effective: ast.Effective | None = None
+        self.examples: list[ast.Example] = []
 
     def add(self, tree: lark.Tree, diagnostics: list[Diagnostic]) -> None:
-        nodes = _ToAst(self.filename, self.text).transform(tree)
+        nodes = _ToAst(self.filename, self.text, diagnostics).transform(tree)
         for node in nodes.children:
-            if isinstance(node, ast.EventDecl):
+            if isinstance(node, ast.Example):
+                self.examples.append(node)
+            elif isinstance(node, ast.Effective):
+                if self.effective is not None:
+                    diagnostics.append(Diagnostic(node.pos, f"文件级 effective 重复声明 (declared twice; first at line {self.effective.pos.line})",
+                                                  source_line=_line(self.text.splitlines(), node.pos.line)))
+                else:
+                    self.effective = node
+            elif isinstance(node, ast.EventDecl):
                 self.events.append(node)
             elif isinstance(node, ast.WordList):
                 self.words.append(node)
@@ -220,15 +231,28 @@ class _Builder:
 
     def result(self) -> ast.PolicyFile:
         return ast.PolicyFile(self.filename, self.text, self.name, self.timezone,
-                              tuple(self.events), tuple(self.words), tuple(self.rules))
+                              tuple(self.events), tuple(self.words), tuple(self.rules),
+                              self.effective, tuple(self.examples))
 
 
 @v_args(meta=True)
 class _ToAst(Transformer):
-    def __init__(self, filename: str, text: str):
+    def __init__(self, filename: str, text: str, diagnostics: list[Diagnostic]):
         super().__init__()
         self.filename = filename
         self.text = text
+        self.diagnostics = diagnostics
+
+    def _problem(self, pos: Position, message: str) -> None:
+        lines = self.text.splitlines()
+        self.diagnostics.append(Diagnostic(pos, message, source_line=_line(lines, pos.line)))
+
+    def _date(self, token: Token):
+        try:
+            return date.fromisoformat(str(token))
+        except ValueError:
+            self._problem(self._tpos(token), f"不是有效日期 (not a valid date): {token}")
+            return date(1970, 1, 1)
 
     # -- helpers
     def _pos(self, meta) -> Position:
@@ -265,12 +289,23 @@ class _ToAst(Transformer):
         return ast.WordList(self._name(children[0]), words, self._pos(meta),
                             tuple(self._tpos(t) for t in children[1:]))
 
+    def effective_decl(self, meta, children):
+        return children[0]
+
+    def effective(self, meta, children):
+        start = self._date(children[0])
+        until = self._date(children[1]) if len(children) > 1 else None
+        if until is not None and until < start:
+            self._problem(self._tpos(children[1]), "until 的日期早于开始日期 (until is before the start)")
+        return ast.Effective(start, until, self._pos(meta))
+
     def rule_decl(self, meta, children):
         rule_id = self._name(children[0])
         rest = list(children[1:])
         title = ""
         if rest and isinstance(rest[0], Token) and rest[0].type == "STRING":
             title = _unquote(rest.pop(0))
+        effective = rest.pop(0) if rest and isinstance(rest[0], ast.Effective) else None
         on = rest.pop(0)
         when, when_source = None, ""
         if rest and isinstance(rest[0], tuple) and rest[0][0] == "when":
@@ -280,7 +315,57 @@ class _ToAst(Transformer):
             unless.append(rest.pop(0))
         amount, recipients = rest.pop(0)
         return ast.Rule(rule_id, title, on, when, tuple(unless), amount, recipients,
-                        self._pos(meta), self._source(meta), when_source)
+                        self._pos(meta), self._source(meta), when_source, effective)
+
+    # -- examples
+    def example_decl(self, meta, children):
+        title = _unquote(children[0])
+        rest = list(children[1:])
+        day = self._date(rest.pop(0)) if rest and isinstance(rest[0], Token) and rest[0].type == "DATE" else None
+        events, expectations = [], []
+        for item in rest:
+            if isinstance(item, ast.Expectation):
+                expectations.append(item)
+            else:
+                at_token, type_name, fields = item
+                events.append(ast.ExampleEvent(self._when(at_token, day), type_name, fields, self._tpos(at_token)))
+        return ast.Example(title, day, tuple(events), tuple(expectations), self._pos(meta))
+
+    def _when(self, token: Token, day):
+        text = str(token)
+        try:
+            if token.type == "DATETIME":
+                return datetime.fromisoformat(text.replace("T", " "))
+            if day is None:
+                self._problem(self._tpos(token), "只写了时刻，请在 example 标题后写日期：example \"…\" on 2024-05-02 (time without a date)")
+                return datetime(1970, 1, 1)
+            h, m, *sec = text.split(":")
+            seconds = Decimal(sec[0]) if sec else Decimal(0)
+            return datetime.combine(day, datetime.min.time()) + timedelta(
+                hours=int(h), minutes=int(m), seconds=float(seconds))
+        except ValueError:
+            self._problem(self._tpos(token), f"不是有效时间 (not a valid time): {text}")
+            return datetime(1970, 1, 1)
+
+    def example_event(self, meta, children):
+        return children[0], self._name(children[1]), tuple(children[2:])
+
+    def example_field(self, meta, children):
+        return self._name(children[0]), children[1]
+
+    def expect_entry(self, meta, children):
+        agent = _unquote(children[2]) if len(children) > 2 else None
+        return ast.Expectation("entry", self._name(children[0]), parse_money(children[1]), agent, self._pos(meta))
+
+    def expect_pending(self, meta, children):
+        agent = _unquote(children[1]) if len(children) > 1 else None
+        return ast.Expectation("pending", self._name(children[0]), None, agent, self._pos(meta))
+
+    def expect_none(self, meta, children):
+        return ast.Expectation("none", self._name(children[0]), pos=self._pos(meta))
+
+    def expect_nothing(self, meta, children):
+        return ast.Expectation("nothing", None, pos=self._pos(meta))
 
     def on_clause(self, meta, children):
         event = self._name(children[0])

@@ -82,7 +82,7 @@ TOTAL_LABEL = "合计"
 SUMMARY_HEADER = ("客服", "罚款", "奖励", "净额", "次数", "待定")
 DETAIL_HEADER = ("编号", "客服", "时间", "规则", "说明", "类型", "状态", "金额",
                  "会话", "订单", "买家", "摘录", "依据", "触发事件", "规则位置")
-RULES_HEADER = ("规则", "说明", "位置", "类型", "金额", "次数", "待定", "合计")
+RULES_HEADER = ("规则", "说明", "位置", "类型", "金额", "次数", "待定", "合计", "生效期间")
 INFO_HEADER = ("项目", "内容")
 
 KIND_LABELS = {FINE: "罚款", BONUS: "奖励"}
@@ -171,7 +171,7 @@ def detail_row(e: Entry) -> tuple:
 def rules_table(statement: Statement) -> Table:
     rows = tuple(
         (r.rule_id, r.title, r.location, KIND_LABELS.get(r.kind, r.kind), r.amount_text,
-         r.count, r.pending, round_line(r.total))
+         r.count, r.pending, round_line(r.total), r.effective or "一直有效")
         for r in statement.rules
     )
     return Table(RULES, RULES_HEADER, rows)
