@@ -55,18 +55,32 @@ def run(
 
 
 @app.command()
-def check(paths: Optional[List[Path]] = typer.Argument(None, help="规则文件或目录，默认 policy/")):
-    """检查规则文件：一次列出全部错误 (report all errors in one pass)。"""
-    from .engine import load_policy
+def check(
+    paths: Optional[List[Path]] = typer.Argument(None, help="规则文件或目录，默认 policy/"),
+    month: Optional[str] = typer.Option(None, "--month", help="再用这个月的数据检查重复处罚 (also look for events fined twice)"),
+    events: Path = typer.Option(Path("events"), "--events", help="事件目录 (with --month)"),
+):
+    """检查规则文件：一次列出全部错误和警告 (all errors and warnings in one pass)。"""
+    from . import engine
+    from .lint import double_fines, lint
 
-    policy, diagnostics, sources = load_policy(paths or [Path("policy")])
+    policy, diagnostics, sources = engine.load_policy(paths or [Path("policy")])
+    errors = sum(1 for d in diagnostics if d.severity == "error")
+    if not errors:
+        diagnostics = diagnostics + lint(policy)
     for d in diagnostics:
         typer.echo(d.render(), err=True)
-    errors = sum(1 for d in diagnostics if d.severity == "error")
     if errors:
         raise LedgerError(f"规则文件有 {errors} 个错误 (policy has {errors} error{'s' if errors != 1 else ''})", exit_code=1)
-    typer.echo(f"规则文件没有问题 (policy OK): {len(sources)} 个文件，{len(policy.rules)} 条规则，"
-               f"{len(policy.events)} 种事件，{len(policy.words)} 个词表")
+    warnings = [d for d in diagnostics if d.severity == "warning"]
+    if month:
+        result = engine.run_policy(policy, sources, events, engine.Month.parse(month))
+        for line in double_fines(result.entries):
+            typer.echo(f"{month}: 警告: {line}", err=True)
+            warnings.append(line)
+    typer.echo(f"规则文件没有错误 (policy OK): {len(sources)} 个文件，{len(policy.rules)} 条规则，"
+               f"{len(policy.events)} 种事件，{len(policy.words)} 个词表，{len(policy.examples)} 个例子；"
+               f"警告 {len(warnings)} 个")
 
 
 @app.command()
