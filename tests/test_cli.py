@@ -113,3 +113,18 @@ def test_strict_fails_on_rejects_but_still_writes(tmp_path, capsys):
     assert main(args) == 0
     assert main(args + ["--strict"]) == 4
     assert (tmp_path / "out" / "2024-05" / "ledger-2024-05.xlsx").exists()
+
+
+def test_diff_command_against_a_file(tmp_path, capsys):
+    base = tmp_path / "base.rules"
+    text = (REPO / "policy" / "house-rules.rules").read_text("utf-8")
+    base.write_text(text.replace("fine 30元\n\n", "fine 25元\n\n", 1), "utf-8")
+    args = ["diff", "--month", "2024-05", "--base", str(base), "--policy", str(REPO / "policy"),
+            "--events", str(REPO / "events")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "25元 → 30元" in out and "退款超时" in out
+    assert main(args + ["--format", "markdown"]) == 0
+    md = capsys.readouterr().out
+    assert "```diff" in md and "| --- |" in md
+    assert main(args + ["--format", "html"]) == 2

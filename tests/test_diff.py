@@ -17,7 +17,7 @@ from ledger import engine
 from ledger.diff import diff_month, render_markdown, render_text
 from ledger.entries import APPLIED, FINE
 from ledger.errors import LedgerError, PolicyError
-from ledger.report import _width
+from ledger.display import width as _width
 
 MONTH = "2024-05"
 

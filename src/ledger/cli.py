@@ -104,6 +104,23 @@ def sample(
 
 
 @app.command()
+def diff(
+    month: str = typer.Option(..., "--month", help="用哪个月的数据比较 (month of events to compare on)"),
+    base: str = typer.Option("HEAD", "--base", help="基准：git 版本 (REV) 或规则文件/目录 (FILE)"),
+    policy: List[Path] = typer.Option([Path("policy")], "--policy", help="工作区的规则文件或目录"),
+    events: Path = typer.Option(Path("events"), "--events", help="事件目录"),
+    format: str = typer.Option("text", "--format", help="text（终端）或 markdown（贴到评审里）"),
+):
+    """比较规则修改前后：规则文本的变化和每位客服、每条规则的金额变化。"""
+    from .diff import diff_month, render_markdown, render_text
+
+    if format not in ("text", "markdown"):
+        raise LedgerError(f"--format 只能是 text 或 markdown (got {format!r})", exit_code=2)
+    result = diff_month(month, policy_paths=list(policy), events_root=events, base=base)
+    typer.echo(render_markdown(result) if format == "markdown" else render_text(result))
+
+
+@app.command()
 def version():
     """显示版本。"""
     typer.echo(f"ledger {__version__}")

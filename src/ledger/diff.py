@@ -12,6 +12,8 @@ turn it into a terminal report and a review comment.
 
 from __future__ import annotations
 
+from .display import ljust, rjust, width
+
 import difflib
 import re
 import subprocess
@@ -378,19 +380,9 @@ def _lines(f: PolicyFile | None) -> list[str]:
 
 # ---------------------------------------------------------------- rendering helpers
 
-def _width(text: str) -> int:
-    """Terminal cells: CJK characters take two."""
-    import unicodedata
-
-    return sum(2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
 
 
-def _ljust(text: str, width: int) -> str:
-    return text + " " * max(width - _width(text), 0)
 
-
-def _rjust(text: str, width: int) -> str:
-    return " " * max(width - _width(text), 0) + text
 
 
 def _yuan(d: Decimal) -> str:
@@ -518,10 +510,10 @@ def _entry_sections(d: PolicyDiff) -> list[tuple[str, list[tuple[str, ...]]]]:
 def _table(header: Sequence[str] | None, rows: Sequence[Sequence[str]], *, left: int) -> list[str]:
     """Aligned columns: the first `left` columns to the left, numbers to the right."""
     everything = ([header] if header else []) + list(rows)
-    widths = [max(_width(row[i]) for row in everything) for i in range(len(everything[0]))]
+    widths = [max(width(row[i]) for row in everything) for i in range(len(everything[0]))]
 
     def line(row: Sequence[str]) -> str:
-        cells = [_ljust(c, w) if i < left else _rjust(c, w) for i, (c, w) in enumerate(zip(row, widths))]
+        cells = [ljust(c, w) if i < left else rjust(c, w) for i, (c, w) in enumerate(zip(row, widths))]
         return ("  " + "  ".join(cells)).rstrip()
 
     return [line(row) for row in everything]

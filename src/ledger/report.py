@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from .display import ljust, width
+
 from pathlib import Path
 
 from . import __version__
@@ -52,9 +54,9 @@ def summary_lines(result: MonthResult, statement: Statement, paths: dict[str, Pa
     """The short report `ledger run` prints: events, entries per rule, totals, outputs."""
     load = result.load
     lines = [f"ledger {result.month.text} · {result.policy.name} · 时区 {result.policy.timezone}", "事件文件 (event files):"]
-    width = max([len(f.path) for f in load.files] + [10])
+    path_width = max([len(f.path) for f in load.files] + [10])
     for f in load.files:
-        lines.append(f"  {f.path:<{width}}  读取 {f.read:>8,}  接受 {f.accepted:>8,}  拒收 {f.rejected:>6,}  [{f.encoding}]")
+        lines.append(f"  {f.path:<{path_width}}  读取 {f.read:>8,}  接受 {f.accepted:>8,}  拒收 {f.rejected:>6,}  [{f.encoding}]")
     if load.ignored:
         lines.append(f"  已忽略 (ignored): {', '.join(load.ignored)}")
     read = sum(f.read for f in load.files)
@@ -63,11 +65,11 @@ def summary_lines(result: MonthResult, statement: Statement, paths: dict[str, Pa
                  f"本月事件 {result.events_in_month:,} 条；数据截止 {statement.info.data_end or '—'}")
     lines.append("本月事件类型 (event types): " + " · ".join(
         f"{t} {n:,}" + ("" if used else "（无规则使用）") for t, n, used in result.event_types))
-    name_width = max([_width(r.rule_id) for r in statement.rules] + [12]) + 2
-    lines.append(f"  {_ljust('规则 (rule)', name_width)}  类型      次数    待定      金额(元)")
+    name_width = max([width(r.rule_id) for r in statement.rules] + [12]) + 2
+    lines.append(f"  {ljust('规则 (rule)', name_width)}  类型      次数    待定      金额(元)")
     for r in statement.rules:
         kind = "罚款" if r.kind == "fine" else "奖励"
-        lines.append(f"  {_ljust(r.rule_id, name_width)}  {kind}{r.count:>10,}{r.pending:>8,}{r.total:>14,.2f}")
+        lines.append(f"  {ljust(r.rule_id, name_width)}  {kind}{r.count:>10,}{r.pending:>8,}{r.total:>14,.2f}")
     fines, bonuses = statement.total_fines, statement.total_bonuses
     pending = sum(1 for e in statement.entries if e.status == PENDING)
     lines.append(f"合计：罚款 {fines:,.2f}元 · 奖励 {bonuses:,.2f}元 · 净额 {bonuses - fines:,.2f}元 · "
@@ -82,12 +84,4 @@ def summary_lines(result: MonthResult, statement: Statement, paths: dict[str, Pa
     return lines
 
 
-def _width(text: str) -> int:
-    """Terminal cells: CJK characters take two."""
-    import unicodedata
 
-    return sum(2 if unicodedata.east_asian_width(c) in ("W", "F") else 1 for c in text)
-
-
-def _ljust(text: str, width: int) -> str:
-    return text + " " * max(width - _width(text), 0)
