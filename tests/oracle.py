@@ -16,7 +16,9 @@ from __future__ import annotations
 import unicodedata
 from datetime import datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
+ZONE = ZoneInfo("Asia/Shanghai")  # the shipped policy's time zone
 APPLIED = "applied"
 PENDING = "pending"
 NO_AGENT = "（未指定客服）"
@@ -51,7 +53,11 @@ def kind(event: dict) -> str:
 
 
 def ts(event: dict) -> datetime:
-    return datetime.fromisoformat(event["ts"])
+    """Local wall time. A ts with an offset (ISO 8601) is converted to the policy zone."""
+    t = datetime.fromisoformat(event["ts"])
+    if t.tzinfo is not None:
+        t = t.astimezone(ZONE).replace(tzinfo=None)
+    return t
 
 
 def charged_agent(event: dict) -> str:

@@ -250,6 +250,8 @@ def turn_answered_at(name: str, reply_at: str, fined: bool) -> None:
 turn_answered_at("r3_reply_at_exactly_5_00_in_time", "10:05:00", False)
 turn_answered_at("r3_reply_at_5_01_late", "10:05:01", True)
 turn_answered_at("r3_reply_at_4_59_in_time", "10:04:59", False)
+turn_answered_at("r3_reply_half_a_second_late", "2024-05-15 10:05:00.5", True)
+turn_answered_at("r3_reply_with_offset_at_5_00_in_time", "2024-05-15T02:05:00+00:00", False)
 
 case("r3_several_buyer_messages_in_one_turn_fined_once", [
     A("a0", "09:59:00", GREET),
@@ -377,6 +379,15 @@ case("r4_month_boundaries", [
     ev("q_end", "05-31 23:59:59", "qa_flag", agent=WANG, category="未挂离开"),
     ev("q_jun", "06-01 00:00:00", "qa_flag", agent=WANG, category="未挂离开"),
 ], fine("未挂离开", WANG, "q_start", "20"), fine("未挂离开", WANG, "q_end", "20"))
+
+
+case("r4_month_is_local_time_for_timestamps_with_offsets", [
+    ev("q_apr", "2024-04-30T15:59:59+00:00", "qa_flag", agent=WANG, category="未挂离开"),
+    ev("q_may", "2024-04-30T16:00:00+00:00", "qa_flag", agent=WANG, category="未挂离开"),
+    ev("q_may2", "2024-06-01T00:00:00+09:00", "qa_flag", agent=WANG, category="未挂离开"),
+    ev("q_jun", "2024-05-31T16:00:00+00:00", "qa_flag", agent=WANG, category="未挂离开"),
+    END,
+], fine("未挂离开", WANG, "q_may", "20"), fine("未挂离开", WANG, "q_may2", "20"))
 
 
 # ---------------------------------------------------------------- 5 缺货直答 (10元)

@@ -2,7 +2,8 @@
 
 The streams are small (a few conversations, agents, buyers and orders) and dense around
 the boundaries the rules care about: timestamps on a grid of 0/5/10/15/20/25/30/35/40
-minutes ± 1 second from an anchor at the start, middle or end of the month, texts
+minutes ± 1 second (or half a second) from an anchor at the start, middle or end of
+the month, written as local time or ISO 8601 with an offset, texts
 drawn from a vocabulary that hits every word list, and missing fields everywhere.
 
 The last two tests need no engine: they check properties of the oracle itself.
@@ -18,13 +19,15 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from oracle import APPLIED, PENDING, oracle
+from oracle import ts as local_ts
 
 MISSING = None  # a drawn None leaves the field out (or writes "", see `missing_as`)
 
 AGENTS = ["店:小王", "店:小李", "店:小张"]
-CONVERSATIONS = ["c1", "c1", "c2", "c3"]
-BUYERS = ["b1", "b1", "b2"]
-ORDERS = ["O1", "O1", "O2"]
+# Ids that look like numbers must stay text: "0123" and "123" are different conversations.
+CONVERSATIONS = ["c1", "c1", "0123", "123"]
+BUYERS = ["b1", "b1", "tb8946567709"]
+ORDERS = ["O1", "O1", "2024051500001", "02024051500001"]
 TEXTS = [
     "亲，您好，请问有什么可以帮您？", "感谢您的支持，祝您生活愉快", "好的亲，再见哈",
     "欢迎下次光临", "在吗", "这款有货吗", "在的，有什么问题", "好的呢亲亲",
@@ -32,6 +35,7 @@ TEXTS = [
     "不清楚呢", "好的好的", "  好的好的  ", "\u3000好的呀亲\u3000", "好 的 好 的", "   ",
     "抱歉，这款卖完了", "亲，暂时缺货", "没货", "没有这款哦朋友", "你是不是有病啊", "爱买不买",
     "滚动查看详情", "笨蛋", "祝您购物愉快", "感谢光临", "亲，还在吗？",
+    'ok, "嗯嗯"', "12345", "1234", "亲, 没货了, sorry",
 ]
 KINDS = ["", "text", "text", "text", "auto_reply", "product_card", "product_card",
          "order_card", "image"]
@@ -48,7 +52,17 @@ ANCHORS = [
     datetime(2024, 5, 31, 23, 45),  # streams crossing into June
 ]
 MINUTES = [0, 0, 0, 5, 10, 15, 20, 25, 30, 35, 40]
-SECONDS = [-1, 0, 0, 0, 1, 2]
+SECONDS = [-1, 0, 0, 0, 1, 2, 0.5]
+# How a ts is written: local wall time, or ISO 8601 with an offset (UTC or +08:00).
+TS_STYLES = ["local"] * 4 + ["utc", "plus8"]
+
+
+def write_ts(local: datetime, style: str) -> str:
+    if style == "utc":
+        return (local - timedelta(hours=8)).isoformat() + "+00:00"
+    if style == "plus8":
+        return local.isoformat() + "+08:00"
+    return local.isoformat(sep=" ")
 
 
 def maybe(values):
@@ -89,7 +103,8 @@ def events_streams(draw, missing_as: str = "absent"):
         elif type_ == "qa_flag":
             fields.update(category=draw(maybe(CATEGORIES)),
                           conversation=draw(maybe(CONVERSATIONS)))
-        event = {"id": f"e{number}", "ts": (anchor + offset).strftime("%Y-%m-%d %H:%M:%S"),
+        event = {"id": f"e{number}",
+                 "ts": write_ts(anchor + offset, draw(st.sampled_from(TS_STYLES))),
                  "type": type_}
         for name, value in fields.items():
             if value is not None:
@@ -99,7 +114,7 @@ def events_streams(draw, missing_as: str = "absent"):
         events.append(event)
     if draw(st.booleans()):
         # Often the export is in time order; ids keep their drawn numbers.
-        events.sort(key=lambda e: e["ts"])
+        events.sort(key=local_ts)
     return events
 
 
@@ -140,7 +155,7 @@ def test_oracle_ignores_input_order_when_times_differ(events, seed):
     """Input order only breaks ties: with distinct timestamps, shuffling changes nothing."""
     by_ts = {}
     for e in events:
-        by_ts.setdefault(e["ts"], e)
+        by_ts.setdefault(local_ts(e), e)
     distinct = list(by_ts.values())
     shuffled = distinct[:]
     random.Random(seed).shuffle(shuffled)
