@@ -243,7 +243,7 @@ def explain_entry(entry_id: str, *, month: str, policy_paths: Sequence[Path],
         check = _rule_check(s, rule, event)
         tags = _window_tags(check)
         return EntryExplanation(entry, s.month.text, event, check, s.data_end_local,
-                                _transcript(s, event, tags))
+                                _transcript(s, event, tags, [rule]))
 
 
 def explain_event(event_id: str, *, month: str, policy_paths: Sequence[Path],
@@ -255,7 +255,7 @@ def explain_event(event_id: str, *, month: str, policy_paths: Sequence[Path],
         checks = tuple(_rule_check(s, r, event) for r in rules)
         evidence = tuple(_evidence_uses(s, event))
         return EventExplanation(s.month.text, event, event.type in s.policy.events, checks, evidence,
-                                s.data_end_local, _transcript(s, event, {}))
+                                s.data_end_local, _transcript(s, event, {}, rules))
 
 
 def verdict_label(verdict: str, kind: str) -> str:
@@ -702,10 +702,10 @@ def _brief(policy: Policy, row: dict) -> EventBrief:
         parts.append(str(values["agent"]))
     if values.get("type") not in (None, "message"):
         parts.insert(0, values["type"])
-    for name in ("order", "category", "reason", "amount", "handover"):
-        if values.get(name) is not None and values.get("type") != "message":
-            parts.append(f"{name}={_plain(values[name])}")
-    excerpt = next((values[f] for f in EXCERPT_FIELDS if values.get(f) is not None), None)
+    shown = [name for name in ("order", "category", "reason", "amount", "handover")
+             if values.get(name) is not None and values.get("type") != "message"]
+    parts += [f"{name}={_plain(values[name])}" for name in shown]
+    excerpt = next((values[f] for f in EXCERPT_FIELDS if values.get(f) is not None and f not in shown), None)
     if excerpt is not None:
         parts.append(f"「{_clip(str(excerpt))}」")
     return EventBrief(values["id"], values["ts_local"], " · ".join(parts), values["seq"])
@@ -761,10 +761,13 @@ def _trigger_outcome(rule: ast.Rule, entries: tuple[Entry, ...], seq: int) -> st
 
 # ================================================================ transcript
 
-def _transcript(s: _Session, event: EventInfo, tags: dict[int, tuple[str, ...]]) -> Transcript | None:
-    """The events around the trigger that share its conversation (else buyer, order, agent)."""
+def _transcript(s: _Session, event: EventInfo, tags: dict[int, tuple[str, ...]],
+                rules: Sequence[ast.Rule] = ()) -> Transcript | None:
+    """The events around the trigger that share its conversation; else the key the rules'
+    windows search by (`same order`), else its buyer, order or agent."""
     fields = dict(event.fields)
-    key = next((k for k in ("conversation", "buyer", "order", "agent")
+    window_keys = [k.value for r in rules for w in r.unless for k in w.same]
+    key = next((k for k in ("conversation", *window_keys, "buyer", "order", "agent")
                 if k in fields and k in s.columns and not fields[k].endswith("（默认 default）")), None)
     if key is None:
         return None
