@@ -128,3 +128,16 @@ def test_diff_command_against_a_file(tmp_path, capsys):
     md = capsys.readouterr().out
     assert "```diff" in md and "| --- |" in md
     assert main(args + ["--format", "html"]) == 2
+
+
+def test_explain_command(capsys):
+    common = ["--month", "2024-05", "--policy", str(REPO / "policy"), "--events", str(REPO / "events")]
+    result = __import__("ledger.engine", fromlist=["run_month"]).run_month([REPO / "policy"], REPO / "events", "2024-05")
+    entry = next(e for e in result.entries if e.rule_id == "回复超时")
+    assert main(["explain", entry.id] + common) == 0
+    out = capsys.readouterr().out
+    assert entry.id in out and "回复超时" in out and "会话记录" in out
+    assert main(["explain", "--event", entry.event_id] + common) == 0
+    assert "规则 (rules)" in capsys.readouterr().out
+    assert main(["explain", "ENOPE"] + common) == 2
+    assert main(["explain"] + common) == 2

@@ -286,3 +286,26 @@ def test_expression_text_round_trips_through_the_parser():
             again, diags = parse(f"rule x:\n on message\n when {ex.expr_text(expr)}\n fine 1元\n", "again")
             assert not diags
             assert ex.expr_text(again.rules[0].when) == ex.expr_text(expr)
+
+
+def test_effective_versions_explain_which_is_in_force(tmp_path):
+    from ledger.explain import NOT_IN_FORCE, CHARGED, explain_event
+
+    policy = tmp_path / "p.rules"
+    policy.write_text('''event shift_end(agent, handover: bool, successor)
+rule 交接班 "旧":
+    effective 2024-05-01 until 2024-05-14
+    on shift_end
+    when not handover
+    fine 20元
+rule 交接班 "新":
+    effective 2024-05-15
+    on shift_end
+    when not handover
+    fine 30元
+''', "utf-8")
+    events = tmp_path / "events"
+    events.mkdir()
+    (events / "s.jsonl").write_text('{"id": "s1", "ts": "2024-05-20 10:00:00", "type": "shift_end", "agent": "a", "handover": "false"}\n', "utf-8")
+    x = explain_event("s1", month="2024-05", policy_paths=[policy], events_root=events)
+    assert [c.verdict for c in x.checks] == [NOT_IN_FORCE, CHARGED]

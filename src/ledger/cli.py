@@ -121,6 +121,27 @@ def diff(
 
 
 @app.command()
+def explain(
+    entry_id: Optional[str] = typer.Argument(None, help="明细编号，如 E042B9E906020 (entry id)"),
+    month: str = typer.Option(..., "--month", help="月份 YYYY-MM"),
+    event: Optional[str] = typer.Option(None, "--event", help="改为解释一个事件：每条规则为什么罚或不罚 (event id)"),
+    policy: List[Path] = typer.Option([Path("policy")], "--policy", help="规则文件或目录"),
+    events: Path = typer.Option(Path("events"), "--events", help="事件目录"),
+):
+    """解释一笔明细为什么产生，或一个事件为什么被罚 / 没被罚 (why was I fined? why was she not?)。"""
+    from . import explain as explain_mod
+
+    if (entry_id is None) == (event is None):
+        raise LedgerError("请给出一个明细编号，或用 --event 给出事件编号 (give an entry id or --event ID)", exit_code=2)
+    if event is not None:
+        typer.echo(explain_mod.render_event(explain_mod.explain_event(
+            event, month=month, policy_paths=list(policy), events_root=events)))
+    else:
+        typer.echo(explain_mod.render_entry(explain_mod.explain_entry(
+            entry_id, month=month, policy_paths=list(policy), events_root=events)))
+
+
+@app.command()
 def version():
     """显示版本。"""
     typer.echo(f"ledger {__version__}")

@@ -31,7 +31,7 @@ import duckdb
 
 from . import ast, engine
 from .check import Policy
-from .compile import (EXCERPT_FIELDS, _Context, _interval, compile_rule, condition_sql, lit, q,
+from .compile import (EXCERPT_FIELDS, _Context, _interval, compile_rule, condition_sql, effective_sql, lit, q,
                       sequence_ctes, view_name, window_count_sql)
 from .engine import Month, _fmt, checked_policy, entry_id, load_month
 from .entries import BONUS, PENDING, Entry
@@ -47,6 +47,7 @@ PENDING_VERDICT = "pending"  # a deadline lies beyond the data end
 EXCUSED = "excused"  # an `unless` window found enough events
 NOT_APPLICABLE = "not_applicable"  # the filter or the `when` is false
 NOT_IN_MONTH = "not_in_month"  # the event belongs to another month
+NOT_IN_FORCE = "not_in_force"  # this version of the rule is not in force at the event's time
 INCONSISTENT = "inconsistent"  # the conditions and the engine disagree (a bug)
 
 _RAW_HIDDEN = ("seq", "ts", "ts_local", "src_file", "src_line", "id", "type")
@@ -266,6 +267,7 @@ def verdict_label(verdict: str, kind: str) -> str:
         EXCUSED: "不发奖励 (excused)" if bonus else "免罚 (excused)",
         NOT_APPLICABLE: "不适用 (does not apply)",
         NOT_IN_MONTH: "不在本月 (not in this month)",
+        NOT_IN_FORCE: "不在生效期间 (not in force)",
         INCONSISTENT: "不一致 (inconsistent)",
     }[verdict]
 
@@ -300,7 +302,7 @@ class _Session:
 
     def rule_entries(self, rule: ast.Rule) -> tuple[Entry, ...]:
         """The rule's entries for the month, exactly as `engine.run_policy` makes them."""
-        key = rule.id.value
+        key = (rule.id.value, rule.pos.filename, rule.pos.line)  # one key per rule version
         if key not in self._entries:
             compiled = compile_rule(self.policy, rule)
             result = self.con.execute(compiled.sql, self.params(compiled.sql))
@@ -423,11 +425,19 @@ def _in_month(s: _Session, seq: int) -> bool:
                               {"start": s.start, "end": s.end, "seq": seq}).fetchone()[0])
 
 
+def _in_force(s: _Session, rule: ast.Rule, seq: int) -> bool:
+    return bool(s.con.execute(f"SELECT {effective_sql(rule.effective, 'e')} FROM events e WHERE e.seq = $seq",
+                              {"seq": seq}).fetchone()[0])
+
+
 def _verdict(s: _Session, rule: ast.Rule, event: EventInfo, in_month: bool, flt: ConditionCheck,
              when: ConditionCheck, windows: tuple[WindowCheck, ...], entries: tuple[Entry, ...]) -> tuple[str, str]:
     if not in_month:
         return NOT_IN_MONTH, (f"事件时间 {_fmt(event.ts)} 属于 {event.month}，不在 {s.month.text} "
                               f"(use --month {event.month})")
+    if not _in_force(s, rule, event.seq):
+        return NOT_IN_FORCE, (f"这一版本的生效期间是 {rule.effective}，事件时间 {_fmt(event.ts)} 不在其中 "
+                              f"(this version is not in force then)")
     excusing = [w for w in windows if w.excused]
     if not flt.value:
         verdict, reason = NOT_APPLICABLE, f"不是成员：[filter] 为否 — {_blame(flt)}"
@@ -737,7 +747,8 @@ def _evidence_use(s: _Session, rule: ast.Rule, index: int, window: ast.Window, e
     ctes, relation = sequence_ctes(s.policy, rule)
     when = (condition_sql(s.policy, trigger_type, rule.when, alias="s", sequence=bool(rule.on.per))
             if rule.when is not None else "TRUE")
-    ctes.append(f"triggers AS (SELECT * FROM {relation} s WHERE s.ts >= $start AND s.ts < $end AND ({when}))")
+    ctes.append(f"triggers AS (SELECT * FROM {relation} s WHERE s.ts >= $start AND s.ts < $end "
+                f"AND {effective_sql(rule.effective, 's')} AND ({when}))")
     flt = condition_sql(s.policy, other, window.filter, alias="e") if window.filter is not None else "TRUE"
     rows = s.rows(f"WITH {', '.join(ctes)} SELECT t.id, t.seq, t.ts_local, {flt} AS counted "
                   f"FROM triggers t JOIN {view_name(other.name)} e ON {' AND '.join(_window_conditions(window))} "
