@@ -141,3 +141,16 @@ def test_explain_command(capsys):
     assert "规则 (rules)" in capsys.readouterr().out
     assert main(["explain", "ENOPE"] + common) == 2
     assert main(["explain"] + common) == 2
+
+
+def test_test_command_runs_the_shipped_examples(capsys, tmp_path):
+    assert main(["test", str(REPO / "policy")]) == 0
+    out = capsys.readouterr().out
+    assert "失败 0" in out and "没有例子的规则 (rules without examples): 无" in out
+    wrong = tmp_path / "house.rules"
+    text = (REPO / "policy" / "house-rules.rules").read_text("utf-8")
+    wrong.write_text(text.replace("expect 回复超时 20元", "expect 回复超时 25元", 1), "utf-8")
+    assert main(["test", str(wrong)]) == 1
+    line = next(i for i, l in enumerate(wrong.read_text("utf-8").splitlines(), 1) if "expect 回复超时 25元" in l)
+    out = capsys.readouterr().out
+    assert "✗" in out and f"第 {line} 行" in out

@@ -331,15 +331,16 @@ example "字段" on 2024-05-02:
 
 
 def test_ts_or_type_written_as_a_field_is_a_clear_failure(tmp_path):
+    # Caught by the checker now, at the field's line, before anything runs.
     path = write_policy(tmp_path, """\
 example "ts 写在字段里" on 2024-05-02:
     at 18:00:00 shift_end(agent: "店:小王", handover: false, ts: "2024-05-02 19:00:00")
     expect 交接班 30元
 """)
-    result = only(results_of(path)[1])
-    assert not result.passed and "ts" in result.problem and "at" in result.problem
-    text, code = test_command([path])
-    assert code == 1 and result.problem in text
+    with pytest.raises(PolicyError) as info:
+        test_command([path])
+    (d,) = info.value.diagnostics
+    assert "at" in d.message and d.source_line.strip().startswith("at 18:00:00")
 
 
 def test_a_field_given_twice_is_a_clear_failure(tmp_path):
@@ -348,8 +349,10 @@ example "agent 写了两次" on 2024-05-02:
     at 18:00:00 shift_end(agent: "店:小王", handover: false, agent: "店:小李")
     expect 交接班 30元
 """)
-    result = only(results_of(path)[1])
-    assert not result.passed and "agent" in result.problem and "两次" in result.problem
+    with pytest.raises(PolicyError) as info:
+        test_command([path])
+    (d,) = info.value.diagnostics
+    assert "agent" in d.message and "两次" in d.message
 
 
 def test_duplicate_ids_are_a_clear_failure(tmp_path):
@@ -424,3 +427,23 @@ example "30元、30.00元、¥30 是同一个金额" on 2024-05-02:
     expect 交接班 ¥30 to "店:小李"
 """)
     assert only(results_of(path)[1]).passed
+
+
+import pytest as _pytest
+
+
+@_pytest.mark.parametrize("body, needle", [
+    ('    at 10:61:00 shift_end(agent: "a")\n    expect nothing\n', "有效时间"),
+    ('    at 10:00:00 shift_end(agent: "a", agent: "b")\n    expect nothing\n', "两次"),
+    ('    at 10:00:00 shift_end(agent: "a", ts: "x")\n    expect nothing\n', "at"),
+    ('    at 10:00:00 shift_end(agent: "a")\n    expect 交接班 30元\n    expect no 交接班\n', "矛盾"),
+])
+def test_example_mistakes_are_checker_errors(body, needle):
+    from ledger.check import check
+    from ledger.syntax import parse
+
+    text = ('event shift_end(agent, handover: bool, successor)\nrule 交接班 "t":\n    on shift_end\n'
+            '    when not handover\n    fine 30元\n\nexample "x" on 2024-05-02:\n' + body)
+    pf, diagnostics = parse(text, "x.rules")
+    _, more = check([pf])
+    assert any(needle in d.message for d in diagnostics + more), [d.message for d in diagnostics + more]

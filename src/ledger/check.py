@@ -138,13 +138,25 @@ class _Checker:
             event = self._event_type(ev.type)
             if event is None:
                 continue
+            seen_fields: set[str] = set()
             for name, value in ev.fields:
+                if name.value in seen_fields:
+                    self.error(name.pos, f"字段 {name.value} 写了两次 (field given twice)")
+                seen_fields.add(name.value)
+                if name.value in ("ts", "type"):
+                    self.error(name.pos, f"{name.value} 由 at 和事件名决定，不能写成字段 (given by `at` and the event name)")
+                    continue
                 ftype = self._field(event, name)
                 if ftype is not None and not _compatible(ftype, value.type) and not (ftype == "time" and value.type == "text"):
                     self.error(value.pos, f"字段 {name.value} 是 {_TYPE_NAMES[ftype]}，这里是 {_TYPE_NAMES[value.type]} (type mismatch)")
+        expected = {e.rule.value for e in example.expectations if e.kind in ("entry", "pending")}
         for exp in example.expectations:
             if exp.rule is not None and exp.rule.value not in rules:
                 self.error(exp.rule.pos, f"未知规则 (unknown rule) {exp.rule.value!r}", suggest(exp.rule.value, rules))
+            elif exp.kind == "none" and exp.rule.value in expected:
+                self.error(exp.rule.pos, f"expect no {exp.rule.value} 与同一例子里期望它产生的明细矛盾 (contradicts another expectation)")
+            elif exp.kind == "nothing" and expected:
+                self.error(exp.pos, "expect nothing 与同一例子里的其他期望矛盾 (contradicts another expectation)")
 
     def _setting(self, attr: str, default: str) -> str:
         found = [(getattr(f, attr)) for f in self.files if getattr(f, attr) is not None]

@@ -141,6 +141,17 @@ def explain(
             entry_id, month=month, policy_paths=list(policy), events_root=events)))
 
 
+@app.command("test")
+def test_(paths: Optional[List[Path]] = typer.Argument(None, help="规则文件或目录，默认 policy/")):
+    """运行规则文件里的 example 例子；列出没有例子的规则 (run the policy's examples)。"""
+    from .examples import test_command
+
+    text, code = test_command(list(paths or [Path("policy")]))
+    typer.echo(text)
+    if code:
+        raise LedgerError(f"有例子没有通过 (some examples failed)", exit_code=code)
+
+
 @app.command()
 def version():
     """显示版本。"""

@@ -341,6 +341,8 @@ class _ToAst(Transformer):
                 return datetime(1970, 1, 1)
             h, m, *sec = text.split(":")
             seconds = Decimal(sec[0]) if sec else Decimal(0)
+            if not (int(h) < 24 and int(m) < 60 and seconds < 60):
+                raise ValueError(text)
             return datetime.combine(day, datetime.min.time()) + timedelta(
                 hours=int(h), minutes=int(m), seconds=float(seconds))
         except ValueError:
