@@ -154,3 +154,8 @@ def test_test_command_runs_the_shipped_examples(capsys, tmp_path):
     line = next(i for i, l in enumerate(wrong.read_text("utf-8").splitlines(), 1) if "expect 回复超时 25元" in l)
     out = capsys.readouterr().out
     assert "✗" in out and f"第 {line} 行" in out
+
+
+def test_shipped_policy_is_formatted(capsys):
+    assert main(["fmt", "--check", str(REPO / "policy")]) == 0
+    assert "already formatted" in capsys.readouterr().out

@@ -141,6 +141,20 @@ def explain(
             entry_id, month=month, policy_paths=list(policy), events_root=events)))
 
 
+@app.command()
+def fmt(
+    paths: Optional[List[Path]] = typer.Argument(None, help="规则文件或目录，默认 policy/"),
+    check: bool = typer.Option(False, "--check", help="只检查不修改；需要格式化时退出码 1 (check only)"),
+):
+    """把规则文件整理成统一格式，注释保留在原处 (canonical layout, comments kept)。"""
+    from .fmt import fmt_command
+
+    text, code = fmt_command(list(paths or [Path("policy")]), check)
+    typer.echo(text)
+    if code:
+        raise typer.Exit(code)
+
+
 @app.command("test")
 def test_(paths: Optional[List[Path]] = typer.Argument(None, help="规则文件或目录，默认 policy/")):
     """运行规则文件里的 example 例子；列出没有例子的规则 (run the policy's examples)。"""
@@ -185,8 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     code (docs/cli.md). The console script passes the return value to sys.exit."""
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv if argv is not None else sys.argv[1:], prog_name="ledger",
-                     standalone_mode=False)
+        # Without standalone mode click returns an Exit's code instead of exiting.
+        returned = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="ledger",
+                                standalone_mode=False)
     except _USAGE as exc:
         message = " ".join(exc.format_message().split())
         print(f"ledger: {message}（运行 ledger --help 查看用法）", file=sys.stderr)
@@ -205,7 +220,7 @@ def main(argv: list[str] | None = None) -> int:
     except _CLICK as exc:
         print(f"ledger: {exc.format_message()}", file=sys.stderr)
         return exc.exit_code
-    return 0
+    return returned if isinstance(returned, int) else 0
 
 
 if __name__ == "__main__":

@@ -25,7 +25,9 @@ KEYWORDS = TOP_LEVEL + ("on", "per", "when", "unless", "at", "least", "same", "w
                         "before", "fine", "bonus", "to", "and", "or", "not", "in", "has",
                         "any", "only", "contains", "matches", "true", "false", "until", "expect",
                         "no", "nothing", "pending")
-_DECLARATION_START = re.compile(r"^(?:%s)\b" % "|".join(TOP_LEVEL), re.M)
+# Error recovery resumes at these; `effective` is left out because a rule's own
+# `effective` clause may also stand at the start of a line.
+_DECLARATION_START = re.compile(r"^(?:%s)\b" % "|".join(k for k in TOP_LEVEL if k != "effective"), re.M)
 
 # What each token kind is called in an error message.
 _TOKEN_NAMES = {
@@ -184,6 +186,15 @@ def parse_money(text: str) -> Decimal:
     return Decimal(re.sub(r"[¥￥元\s]", "", text))
 
 
+_SOURCE_PIECE = re.compile(r'"(?:[^"\\\n]|\\.)*"|/(?:[^/\\\n]|\\.)+/|#[^\n]*|[^"/#]+|.', re.S)
+
+
+def _fold(source: str) -> str:
+    """Source text on one line, comments removed (strings and regexes kept whole)."""
+    kept = [piece for piece in _SOURCE_PIECE.findall(source) if not piece.startswith("#")]
+    return " ".join("".join(kept).split())
+
+
 def _unquote(token: str) -> str:
     body = token[1:-1]
     return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
@@ -335,8 +346,9 @@ class _ToAst(Transformer):
         text = str(token)
         try:
             if token.type == "DATETIME":
-                return datetime.fromisoformat(text.replace("T", " "))
-            if day is None:
+                day_text, text = re.split(r"[ T]", text, maxsplit=1)
+                day = date.fromisoformat(day_text)
+            elif day is None:
                 self._problem(self._tpos(token), "只写了时刻，请在 example 标题后写日期：example \"…\" on 2024-05-02 (time without a date)")
                 return datetime(1970, 1, 1)
             h, m, *sec = text.split(":")
@@ -377,7 +389,7 @@ class _ToAst(Transformer):
                 per = child[1]
             else:
                 flt = child
-        return ast.On(event, flt, per, " ".join(self._source(meta).split()))
+        return ast.On(event, flt, per, _fold(self._source(meta)))
 
     def filter(self, meta, children):
         return children[0]
@@ -386,7 +398,7 @@ class _ToAst(Transformer):
         return ("per", tuple(self._name(t) for t in children))
 
     def when_clause(self, meta, children):
-        return ("when", children[0], " ".join(self._source(meta).split()))
+        return ("when", children[0], _fold(self._source(meta)))
 
     def unless_clause(self, meta, children):
         items = list(children)
@@ -403,7 +415,7 @@ class _ToAst(Transformer):
                 flt = item
         kind, d1, d2 = window
         return ast.Window(count, event, flt, same, kind, d1, d2,
-                          " ".join(self._source(meta).split()), self._pos(meta))
+                          _fold(self._source(meta)), self._pos(meta))
 
     def at_least(self, meta, children):
         return ("at_least", int(children[0]))
@@ -426,7 +438,7 @@ class _ToAst(Transformer):
     def amount_clause(self, meta, children):
         kind, money = children[0], children[1]
         recipients = children[2] if len(children) > 2 else ()
-        amount = ast.Amount(str(kind), parse_money(money), str(money).replace(" ", ""), self._tpos(money))
+        amount = ast.Amount(str(kind), parse_money(money), re.sub(r"\s+", "", str(money)), self._tpos(money))
         return amount, recipients
 
     def recipients(self, meta, children):
