@@ -76,13 +76,13 @@ def has_any(text: str | None, words: list[str]) -> bool:
 
 
 def is_only(text: str | None, words: list[str]) -> bool:
-    """`only`: after removing whitespace and punctuation, the text is a non-empty
+    """`only`: after removing whitespace, punctuation and symbols (～, emoji), the text is a non-empty
     concatenation of words of the list. Plain recursion over every split."""
     if text is None:
         return False
     kept = ""
     for ch in text:
-        if ch.isspace() or unicodedata.category(ch).startswith("P"):
+        if ch.isspace() or unicodedata.category(ch)[0] in "PS":
             continue
         kept += ch
     if kept == "":

@@ -738,3 +738,16 @@ def test_event_ids_unique_in_every_case() -> None:
     for c in CASES:
         ids = [e["id"] for e in c.events]
         assert len(ids) == len(set(ids)), c.name
+
+
+def test_interjections_with_a_tilde_count_as_only_interjections(run_engine):
+    # 嗯嗯嗯嗯～ is five characters, so only the interjection test can catch it.
+    events = [
+        {"id": "b1", "ts": "2024-05-02 10:00:00", "type": "message", "agent": "店:甲", "conversation": "c1",
+         "sender": "buyer", "text": "在吗"},
+        {"id": "a1", "ts": "2024-05-02 10:00:30", "type": "message", "agent": "店:甲", "conversation": "c1",
+         "sender": "agent", "kind": "text", "text": "嗯嗯嗯嗯～"},
+    ]
+    got = {(r, a, e) for r, a, e, *_ in run_engine(events)}
+    assert ("短语回复", "店:甲", "a1") in got
+    assert ("短语回复", "店:甲", "a1") in {(r, a, e) for r, a, e, *_ in oracle(events)}

@@ -281,9 +281,10 @@ class _Context:
             return "FALSE"
         if e.op == "has_any":
             return "COALESCE(" + " OR ".join(f"contains({s}, {lit(w)})" for w in words) + ", FALSE)"
-        # only: the text, without whitespace and punctuation, is made of list words.
+        # only: the text, without whitespace, punctuation and symbols (～, emoji), is
+        # made of list words.
         alternation = "|".join(_re_escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)))
-        stripped = f"regexp_replace({s}, '(?:{_WS}|\\pP)+', '', 'g')"
+        stripped = f"regexp_replace({s}, '(?:{_WS}|\\pP|\\pS)+', '', 'g')"
         return f"COALESCE(regexp_full_match({stripped}, {lit('(?:' + alternation + ')+')}), FALSE)"
 
     def _words(self, source: ast.WordSource) -> tuple[str, ...]:
