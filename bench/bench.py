@@ -31,7 +31,7 @@ import duckdb
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / "data"
-EVENTS_PER_DAILY_CONVERSATION = 800  # measured: events per unit of conversations_per_day
+EVENTS_PER_DAILY_CONVERSATION = 403  # measured: events per unit of conversations_per_day
 
 
 def month_of(size: int) -> Path:
