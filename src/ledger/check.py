@@ -8,7 +8,6 @@ in one pass.
 from __future__ import annotations
 
 import difflib
-import re
 from datetime import date
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -86,8 +85,7 @@ class _Checker:
         self.sources = {f.filename: f.text.splitlines() for f in files}
         self.events: dict[str, EventType] = {}
         self.words: dict[str, tuple[str, ...]] = {}
-        self.used_words: set[str] = set()
-
+        
     # -- reporting
     def error(self, pos: Position, message: str, hint: str | None = None, severity="error"):
         lines = self.sources.get(pos.filename, [])
@@ -323,7 +321,6 @@ class _Checker:
                 self._check_words(e.operand.words, [e.operand.pos] * len(e.operand.words))
             if isinstance(e.operand, ast.WordSource) and e.operand.name is not None:
                 wl = e.operand.name
-                self.used_words.add(wl.value)
                 if wl.value not in self.words:
                     self.error(wl.pos, f"未知词表 (unknown word list) {wl.value!r}",
                                suggest(wl.value, self.words) or f"请先声明 (declare it): words {wl.value} = …")
@@ -372,15 +369,6 @@ class _Checker:
 
 def _compatible(field_type: str, literal_type: str) -> bool:
     return (field_type, literal_type) in _COMPARABLE
-
-
-def unused_word_lists(policy: Policy) -> list[str]:
-    """Word lists no rule uses (for lint warnings)."""
-    used = set()
-    for rule in policy.rules:
-        for text in re.findall(r"(?:has any|only)\s+(\w+)", rule.source):
-            used.add(text)
-    return sorted(set(policy.words) - used)
 
 
 def _overlap(a: ast.Effective, b: ast.Effective) -> bool:
