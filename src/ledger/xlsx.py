@@ -4,62 +4,65 @@
 
 * **Tables** (`summary_table`, `detail_tables`, `rules_table`, `info_table`): what
   each sheet holds, as plain Python values (str, Decimal, int, datetime, None).
-* **Writer** (`_write_workbook`, `_cell`, `_repack`): how those values become
-  SpreadsheetML, currently with openpyxl in write-only (streaming) mode. A faster
-  writer can replace this half without touching the tables.
+* **Writer** (`_write_workbook`, `_render_rows`, `_parts`): how those values become
+  SpreadsheetML. It renders every part's XML itself (no openpyxl) and streams it into
+  one zip: a worksheet is rendered in chunks of rows that are encoded and deflated as
+  they come, so memory does not grow with the number of rows. The package is minimal:
+  content types, package and workbook relationships, core and app properties,
+  workbook (sheets in order, one hidden `_xlnm._FilterDatabase` name per sheet, as
+  Excel writes them), styles (bold, `0.00`, `yyyy-mm-dd hh:mm:ss`) and worksheets
+  (frozen header row, column widths, autofilter). The tests read it back with
+  openpyxl and LibreOffice; the markup follows what Excel itself writes, but no
+  Excel was at hand to open it.
 
 Guarantees (tests/test_xlsx.py holds a test for each):
 
-* **Text is never a formula.** Every str is written as an inline string with the
-  cell type forced to text, bypassing openpyxl's guessing (which turns "=..." into
-  a formula). A buyer's "=HYPERLINK(...)" stays text.
+* **Text is never a formula.** Every str is written as an inline string
+  (`t="inlineStr"`); the writer never writes `<f>`. A buyer's "=HYPERLINK(...)"
+  stays text.
 * **Text round-trips.** XML 1.0 cannot hold most control characters, and an XML
   parser turns a literal CR into LF. Such characters are written the way Excel
   writes them (ST_Xstring): `_xHHHH_`. A literal `_xHHHH_` in the text gets its
   underscore escaped as `_x005F_`, so readers that decode (Excel, LibreOffice) show
   the original text. openpyxl's reader does NOT decode inline strings: it returns the
   escaped form, and `decode_text` is the inverse for such readers. Empty text is an
-  empty cell. Known gap: openpyxl writes whitespace-only text ("  ", "\t") without
-  xml:space="preserve"; LibreOffice keeps it, Excel has not been checked.
+  empty cell. Text that starts or ends with whitespace, whitespace-only text
+  included, is written with xml:space="preserve" (as Excel and XlsxWriter do), so
+  no reader may trim it.
 * **Long text is cut.** A cell holds at most 32,767 characters (counted in UTF-16
   units, as Excel does); longer text keeps its start and ends with `TRUNCATED`.
 * **Money is exact.** Amounts go into `<v>` as the Decimal's own text with two
-  decimals ("0.10", "1234567.89"), not through float formatting (openpyxl would
-  write "%.16g" of a float). Cells are numeric with format `0.00`. Excel holds
-  numbers as doubles, so amounts are exact to the 分 below 10^13 元.
-* **Same statement, same bytes.** Document dates (docProps/core.xml) are fixed to
-  the first day of the statement month, and the zip is re-packed with fixed entry
-  times, fixed attributes, the same entry order and the same compression. (Bytes may
-  differ between machines with different openpyxl/zlib versions or with lxml.)
+  decimals ("0.10", "1234567.89"), never through float formatting. Cells are numeric
+  with format `0.00`. Excel holds numbers as doubles, so amounts are exact to the 分
+  below 10^13 元.
+* **Same statement, same bytes.** Document dates (docProps/core.xml) are the first
+  day of the statement month; zip entries have a fixed time (1980-01-01), fixed
+  attributes, a fixed order and a fixed compression level. (Bytes may differ between
+  zlib versions, which may compress differently.)
 * **Times** are real Excel date cells (`yyyy-mm-dd hh:mm:ss`): the local wall time,
   without zone, cut to whole seconds so the cell never shows a rounded-up second.
-* **Atomic.** The workbook goes to a temporary file that is renamed over the target
-  (ledger.atomic); on failure neither it nor openpyxl's scratch files remain.
+* **Atomic.** The workbook goes to a temporary file beside the target that is
+  renamed over it (ledger.atomic); on failure nothing of it remains. The writer uses
+  no other scratch files.
 * **Row limit.** 明细 holds at most `max_rows` rows (header included) per sheet and
   continues on 明细2, 明细3, ... each with its own header.
 """
 
 from __future__ import annotations
 
-import contextlib
+import itertools
+import queue
 import re
-import shutil
-import tempfile
+import threading
 import unicodedata
 import zipfile
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import attrs
-from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
-from openpyxl.packaging.core import DocumentProperties
-from openpyxl.styles import Font
-from openpyxl.utils import get_column_letter
-from openpyxl.xml.functions import tostring
 
 from .atomic import atomic_path
 from .entries import APPLIED, BONUS, FINE, PENDING, Entry
@@ -266,42 +269,433 @@ def money_text(amount: Decimal) -> str:
 
 
 # ------------------------------------------------------------------------ writer
+#
+# The package is written part by part into one zip, in this order, each entry with
+# the same fixed time and attributes. Worksheets are rendered row by row into text
+# chunks of about CHUNK_ROWS rows, encoded and deflated as they come, so memory stays
+# flat whatever the number of rows.
 
-_BOLD = Font(bold=True)
+COMPRESS_LEVEL = 1  # zlib level; chosen by measurement (bench/xlsx_writer.py, BENCHMARKS.md)
+CHUNK_ROWS = 1000  # rows rendered per chunk handed to the compressor
+
+# Cell formats (index into cellXfs in styles.xml).
+_PLAIN, _BOLD, _MONEY, _BOLD_MONEY, _TIME, _BOLD_TIME = range(6)
+
+_XML_DECL = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+_NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_NS_R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_NS_PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
+_CT_SHEET = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
+
+_EXCEL_EPOCH_ORDINAL = 693594  # date(1899, 12, 30).toordinal(): serial 0 of Excel's 1900 system
+_SECONDS_PER_DAY = 86400
+
+_CONTENT_TYPES = (
+    _XML_DECL
+    + '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/xl/workbook.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+    '<Override PartName="/xl/styles.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>'
+    '<Override PartName="/docProps/core.xml" '
+    'ContentType="application/vnd.openxmlformats-package.core-properties+xml"/>'
+    '<Override PartName="/docProps/app.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.extended-properties+xml"/>'
+    "{sheets}</Types>"
+)
+
+_ROOT_RELS = (
+    _XML_DECL
+    + f'<Relationships xmlns="{_NS_PKG_REL}">'
+    f'<Relationship Id="rId1" Type="{_NS_R}/officeDocument" Target="xl/workbook.xml"/>'
+    f'<Relationship Id="rId2" Type="{_NS_PKG_REL}/metadata/core-properties" Target="docProps/core.xml"/>'
+    f'<Relationship Id="rId3" Type="{_NS_R}/extended-properties" Target="docProps/app.xml"/>'
+    "</Relationships>"
+)
+
+_APP = (
+    _XML_DECL
+    + '<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/extended-properties">'
+    "<Application>ledger</Application><DocSecurity>0</DocSecurity><ScaleCrop>false</ScaleCrop>"
+    "<LinksUpToDate>false</LinksUpToDate><SharedDoc>false</SharedDoc>"
+    "<HyperlinksChanged>false</HyperlinksChanged></Properties>"
+)
+
+_CORE = (
+    _XML_DECL
+    + '<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/metadata/core-properties" '
+    'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:dcterms="http://purl.org/dc/terms/" '
+    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+    "<dc:title>{title}</dc:title><dc:creator>ledger</dc:creator>"
+    '<dcterms:created xsi:type="dcterms:W3CDTF">{when}</dcterms:created>'
+    '<dcterms:modified xsi:type="dcterms:W3CDTF">{when}</dcterms:modified>'
+    "</cp:coreProperties>"
+)
+
+# Fonts: regular and bold Calibri 11. Fills: the two Excel requires first.
+# cellXfs in the order of _PLAIN.._BOLD_TIME.
+_MONEY_FORMAT_ID = {"0.00": 2}[MONEY_FORMAT]  # a built-in format: every reader knows it
+_FONT = '<sz val="11"/><name val="Calibri"/><family val="2"/>'
+_STYLES = (
+    _XML_DECL
+    + f'<styleSheet xmlns="{_NS_MAIN}">'
+    f'<numFmts count="1"><numFmt numFmtId="164" formatCode="{DATETIME_FORMAT}"/></numFmts>'
+    f'<fonts count="2"><font>{_FONT}</font><font><b/>{_FONT}</font></fonts>'
+    '<fills count="2"><fill><patternFill patternType="none"/></fill>'
+    '<fill><patternFill patternType="gray125"/></fill></fills>'
+    '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
+    '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
+    '<cellXfs count="6">'
+    '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+    '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>'
+    f'<xf numFmtId="{_MONEY_FORMAT_ID}" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+    f'<xf numFmtId="{_MONEY_FORMAT_ID}" fontId="1" fillId="0" borderId="0" xfId="0" applyNumberFormat="1" '
+    'applyFont="1"/>'
+    '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+    '<xf numFmtId="164" fontId="1" fillId="0" borderId="0" xfId="0" applyNumberFormat="1" applyFont="1"/>'
+    "</cellXfs>"
+    '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
+    '<dxfs count="0"/><tableStyles count="0"/>'
+    "</styleSheet>"
+)
+
+_SHEET_HEAD = (
+    _XML_DECL
+    + f'<worksheet xmlns="{_NS_MAIN}" xmlns:r="{_NS_R}">'
+    '<dimension ref="A1:{last_cell}"/>'
+    '<sheetViews><sheetView{selected} workbookViewId="0">'
+    '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
+    '<selection pane="bottomLeft" activeCell="A2" sqref="A2"/>'
+    "</sheetView></sheetViews>"
+    '<sheetFormatPr defaultRowHeight="15"/>'
+    "<cols>{cols}</cols>"
+    "<sheetData>"
+)
+_SHEET_TAIL = (
+    '</sheetData><autoFilter ref="{filter_ref}"/>'
+    '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'
+    "</worksheet>"
+)
+
+
+class _NeedsZip64(Exception):
+    """A part outgrew the 4 GiB a plain zip entry holds; write again with ZIP64 for it."""
+
+    def __init__(self, part: str):
+        super().__init__(part)
+        self.part = part
 
 
 def _write_workbook(tables: list[Table], info: RunInfo, target: Path) -> None:
-    wb = Workbook(write_only=True)
-    when = _document_time(info.month)
-    wb.properties = DocumentProperties(
-        creator="ledger", title=f"客服奖惩台账 {info.month}", created=when, modified=when)
+    # Whether an entry needs ZIP64 is known only once it is written (sizes of 4 GiB
+    # and more, i.e. never in practice); then the whole package is written again with
+    # ZIP64 for that entry, so the choice depends on the content alone.
+    zip64: set[str] = set()
+    while True:
+        try:
+            _write_package(_parts(tables, info), target, zip64)
+            return
+        except _NeedsZip64 as e:
+            zip64.add(e.part)
+
+
+def _write_package(parts: Iterable[tuple[str, Iterable[str]]], target: Path,
+                   zip64: set[str]) -> None:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        for name, chunks in parts:
+            _write_part(zf, name, chunks, name in zip64)
+
+
+def _write_part(zf: zipfile.ZipFile, name: str, chunks: Iterable[str], force_zip64: bool) -> None:
+    """One zip entry: text chunks, UTF-8 encoded here and deflated on a second thread.
+
+    zlib lets go of the GIL while it compresses, so deflating one chunk overlaps
+    with rendering the next. The bytes are the same as when written in one thread.
+    """
     try:
-        for table in tables:
-            _write_sheet(wb, table)
-        with tempfile.TemporaryFile() as raw:
-            wb.save(raw)
-            wb.properties.modified = when  # openpyxl stamps the clock at save
-            core_xml = tostring(wb.properties.to_tree())
-            raw.seek(0)
-            _repack(raw, target, {"docProps/core.xml": core_xml})
-    except BaseException:
-        _discard_scratch(wb)
+        with zf.open(_entry(name), "w", force_zip64=force_zip64) as out, \
+                _BackgroundWriter(out.write) as write:
+            for chunk in chunks:
+                write(chunk.encode("utf-8"))
+    except RuntimeError as e:  # zipfile: "File size too large, try using force_zip64"
+        if "force_zip64" in str(e) and not force_zip64:
+            raise _NeedsZip64(name) from e
         raise
 
 
-def _write_sheet(wb: Workbook, table: Table) -> None:
-    ws = wb.create_sheet(table.title)
+class _BackgroundWriter:
+    """Calls `write` with each chunk, in order, on a thread of its own.
+
+    At most QUEUED chunks wait, so memory stays bounded. An error on the thread is
+    raised in the caller at its next call or on leaving the `with` block; leaving
+    the block, by success or by error, always waits for the thread to end.
+    """
+
+    QUEUED = 4
+
+    def __init__(self, write: Callable[[bytes], Any]):
+        self._write = write
+        self._queue: queue.Queue[bytes | None] = queue.Queue(self.QUEUED)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="xlsx-deflate", daemon=True)
+
+    def __enter__(self) -> Callable[[bytes], None]:
+        self._thread.start()
+        return self._put
+
+    def __exit__(self, *exc) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and exc[0] is None:
+            raise self._error
+
+    def _put(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(data)
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self._error is None:  # after an error, keep taking chunks so the caller never blocks
+                try:
+                    self._write(data)
+                except BaseException as e:  # handed to the caller
+                    self._error = e
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    entry = zipfile.ZipInfo(name, date_time=FIXED_ZIP_TIME)
+    entry.compress_type = zipfile.ZIP_DEFLATED
+    if hasattr(entry, "compress_level"):  # Python 3.13+
+        entry.compress_level = COMPRESS_LEVEL
+    else:
+        entry._compresslevel = COMPRESS_LEVEL
+    entry.create_system = 0  # the same on every platform
+    entry.external_attr = 0o600 << 16  # what zipfile would set; stated so it never varies
+    return entry
+
+
+def _parts(tables: list[Table], info: RunInfo) -> Iterator[tuple[str, Iterable[str]]]:
+    """Every part of the package, in entry order, as (name, text chunks)."""
+    sheets = [f"xl/worksheets/sheet{i}.xml" for i in range(1, len(tables) + 1)]
+    yield "[Content_Types].xml", [_CONTENT_TYPES.format(sheets="".join(
+        f'<Override PartName="/{name}" ContentType="{_CT_SHEET}"/>' for name in sheets))]
+    yield "_rels/.rels", [_ROOT_RELS]
+    yield "docProps/app.xml", [_APP]
+    when = _document_time(info.month).strftime("%Y-%m-%dT%H:%M:%SZ")
+    yield "docProps/core.xml", [_CORE.format(title=_xml_text(f"客服奖惩台账 {info.month}"), when=when)]
+    yield "xl/workbook.xml", [_workbook_xml(tables)]
+    yield "xl/_rels/workbook.xml.rels", [_workbook_rels(sheets)]
+    yield "xl/styles.xml", [_STYLES]
+    for i, (name, table) in enumerate(zip(sheets, tables)):
+        yield name, _sheet_xml(table, selected=i == 0)
+
+
+def _workbook_xml(tables: list[Table]) -> str:
+    sheets = "".join(f'<sheet name="{_xml_attr(t.title)}" sheetId="{i}" r:id="rId{i}"/>'
+                     for i, t in enumerate(tables, 1))
+    # Excel keeps each sheet's autofilter range as this hidden name; it writes one
+    # for every filtered sheet, and so do we.
+    names = "".join(
+        f'<definedName name="_xlnm._FilterDatabase" localSheetId="{i}" hidden="1">'
+        f"{_xml_text(_quote_sheet(t.title))}!{_absolute(_filter_ref(t))}</definedName>"
+        for i, t in enumerate(tables))
+    return (_XML_DECL + f'<workbook xmlns="{_NS_MAIN}" xmlns:r="{_NS_R}">'
+            '<workbookPr/><bookViews><workbookView activeTab="0"/></bookViews>'
+            f"<sheets>{sheets}</sheets><definedNames>{names}</definedNames>"
+            '<calcPr calcId="191029"/></workbook>')
+
+
+def _workbook_rels(sheets: list[str]) -> str:
+    rels = [f'<Relationship Id="rId{i}" Type="{_NS_R}/worksheet" Target="{name.removeprefix("xl/")}"/>'
+            for i, name in enumerate(sheets, 1)]
+    rels.append(f'<Relationship Id="rId{len(sheets) + 1}" Type="{_NS_R}/styles" Target="styles.xml"/>')
+    return _XML_DECL + f'<Relationships xmlns="{_NS_PKG_REL}">{"".join(rels)}</Relationships>'
+
+
+def _filter_ref(table: Table) -> str:
+    """The autofilter covers the header and the data rows, not the footer."""
+    return f"A1:{_column_letter(len(table.header))}{len(table.items) + 1}"
+
+
+def _absolute(ref: str) -> str:
+    return ":".join(re.sub(r"([A-Z]+)(\d+)", r"$\1$\2", part) for part in ref.split(":"))
+
+
+def _quote_sheet(title: str) -> str:
+    return "'" + title.replace("'", "''") + "'"
+
+
+def _column_letter(col: int) -> str:
+    """1 → A, 26 → Z, 27 → AA."""
+    letters = ""
+    while col:
+        col, rem = divmod(col - 1, 26)
+        letters = chr(ord("A") + rem) + letters
+    return letters
+
+
+def _sheet_xml(table: Table, *, selected: bool = False) -> Iterator[str]:
+    """The worksheet XML of one table, in chunks of about CHUNK_ROWS rows."""
     ncols = len(table.header)
-    last_col = get_column_letter(ncols)
-    for col, width in enumerate(_column_widths(table), 1):
-        ws.column_dimensions[get_column_letter(col)].width = width
-    ws.freeze_panes = "A2"
-    ws.auto_filter.ref = f"A1:{last_col}{len(table.items) + 1}"
-    ws.append([_cell(ws, name, bold=True) for name in table.header])
-    for row in table.rows():
-        ws.append([_cell(ws, value) for value in row])
-    for row in table.footer:
-        ws.append([_cell(ws, value, bold=True) for value in row])
+    refs = _cell_refs(ncols)
+    last_row = 1 + len(table.items) + len(table.footer)
+    cols = "".join(f'<col min="{c}" max="{c}" width="{_number(w)}" customWidth="1"/>'
+                   for c, w in enumerate(_column_widths(table), 1))
+    head = _SHEET_HEAD.format(last_cell=f"{_column_letter(ncols)}{last_row}", cols=cols,
+                              selected=' tabSelected="1"' if selected else "")
+    yield head + _render_rows([table.header], 1, refs, bold=True)
+    row_number = 2
+    rows = table.rows()
+    texts: dict[str, str] = {}
+    while True:
+        batch = list(itertools.islice(rows, CHUNK_ROWS))
+        if not batch:
+            break
+        yield _render_rows(batch, row_number, refs, texts=texts)
+        row_number += len(batch)
+    yield (_render_rows(table.footer, row_number, refs, bold=True)
+           + _SHEET_TAIL.format(filter_ref=_filter_ref(table)))
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if x == int(x) else repr(x)
+
+
+_TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_ATTR_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
+
+
+def _xml_text(text: str) -> str:
+    return text.translate(_TEXT_ESCAPES)
+
+
+def _xml_attr(text: str) -> str:
+    return text.translate(_ATTR_ESCAPES)
+
+
+def _render_rows(rows: Iterable[tuple], first: int, refs: Sequence[str], *, bold: bool = False,
+                 texts: dict[str, str] | None = None) -> str:
+    """SpreadsheetML for consecutive rows starting at row number `first`.
+
+    `refs[i]` opens a cell of column i up to its row number (`<c r="B`). `texts`
+    caches the rendered text cells of a sheet (see `_text_cell`): statements repeat
+    agents, rules, labels and excerpts on every row.
+
+    Kept in one function with everything in locals: it runs once per cell, so this
+    loop is where the writer spends its time.
+    """
+    text_style = f' s="{_BOLD}"' if bold else ""
+    money_style = f' s="{_BOLD_MONEY if bold else _MONEY}"'
+    time_style = f' s="{_BOLD_TIME if bold else _TIME}"'
+    int_style = text_style
+    if texts is None or bold:
+        texts = {}
+    cached = texts.get
+    str_, int_, decimal_, datetime_ = str, int, Decimal, datetime
+    out: list[str] = []
+    append = out.append
+    n = first
+    for row in rows:
+        r = str(n)
+        append(f'<row r="{r}">')
+        for ref, v in zip(refs, row):
+            t = type(v)
+            if t is str_:
+                cell = cached(v)
+                if cell is None:
+                    cell = _text_cell(v, text_style)
+                    if len(v) <= _CACHE_MAX_CHARS:
+                        if len(texts) >= _CACHE_MAX_ENTRIES:
+                            texts.clear()  # unique texts (ids, evidence) must not pile up
+                        texts[v] = cell
+                if cell:  # empty text is an empty cell
+                    append(f'{ref}{r}"{cell}')
+            elif v is None:
+                continue
+            elif t is decimal_:
+                # An amount with two decimals is its own text; anything else is rounded.
+                money = str(v)
+                if money[-3:-2] != "." or "E" in money:
+                    money = _money_value(v)
+                append(f"{ref}{r}\"{money_style}><v>{money}</v></c>")
+            elif t is datetime_:
+                days = v.toordinal() - _EXCEL_EPOCH_ORDINAL
+                if days > 60:  # _serial, inlined
+                    serial = days + (v.hour * 3600 + v.minute * 60 + v.second
+                                     + v.microsecond / 10**6) / _SECONDS_PER_DAY
+                else:
+                    serial = _serial(v)
+                append(f"{ref}{r}\"{time_style}><v>{serial!r}</v></c>")
+            elif t is int_:
+                append(f"{ref}{r}\"{int_style}><v>{v}</v></c>")
+            else:
+                append(_odd_cell(ref, r, v, bold))
+        append("</row>")
+        n += 1
+    return "".join(out)
+
+
+def _text_cell(text: str, style: str) -> str:
+    """A text cell after its reference: clipped, ST_Xstring- and XML-escaped, inline.
+
+    "" for empty text (no cell). Whitespace at either end (whitespace-only text
+    included) gets xml:space="preserve", without which a reader may trim it.
+    """
+    if not text:
+        return ""
+    if len(text) > _CLIP_FROM:
+        text = clip_text(text)
+    if "_x" in text or not text.isprintable():
+        text = encode_text(text)  # control characters, CR, literal _xHHHH_
+    if "&" in text or "<" in text or ">" in text:
+        text = text.translate(_TEXT_ESCAPES)
+    space = ' xml:space="preserve"' if text.strip() != text else ""
+    return f'{style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
+
+
+# Text shorter than this many characters cannot exceed MAX_CELL_CHARS UTF-16 units.
+_CLIP_FROM = MAX_CELL_CHARS // 2
+# The text-cell cache of a sheet: which texts it keeps, and how many at most.
+_CACHE_MAX_CHARS = 256
+_CACHE_MAX_ENTRIES = 10_000
+
+
+def _cell_refs(ncols: int) -> list[str]:
+    return [f'<c r="{_column_letter(c)}' for c in range(1, ncols + 1)]
+
+
+def _odd_cell(ref: str, row_number: str, v: Any, bold: bool) -> str:
+    """A cell of a subclass of a plain type (a parser's str token, an IntEnum, ...)."""
+    if isinstance(v, bool) or not isinstance(v, (str, Decimal, datetime, int)):
+        raise TypeError(f"no cell for {type(v).__name__}: {v!r}")
+    if isinstance(v, str):
+        v = str.__str__(v)
+    elif isinstance(v, Decimal):
+        v = Decimal(v)
+    elif isinstance(v, datetime):
+        v = datetime(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond)
+    else:
+        v = int(v)
+    row = _render_rows([(v,)], int(row_number), [ref], bold=bold)
+    return row.removeprefix(f'<row r="{row_number}">').removesuffix("</row>")
+
+
+def _money_value(amount: Decimal) -> str:
+    if not amount.is_finite():
+        raise ValueError(f"not an amount: {amount!r}")
+    return money_text(amount)
+
+
+def _serial(ts: datetime) -> float:
+    """Excel's serial number of a wall time (1900 date system, as openpyxl computes it)."""
+    days = ts.toordinal() - _EXCEL_EPOCH_ORDINAL
+    if 0 < days <= 60:  # Excel counts a 29 February 1900 that never was
+        days -= 1
+    seconds = ts.hour * 3600 + ts.minute * 60 + ts.second + ts.microsecond / 10**6
+    return days + seconds / _SECONDS_PER_DAY
 
 
 def _column_widths(table: Table) -> list[float]:
@@ -325,81 +719,9 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def _cell(ws, value: Any, *, bold: bool = False) -> WriteOnlyCell | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, str):
-        cell = _raw_cell(ws, encode_text(clip_text(value)), "s")
-    elif isinstance(value, Decimal):
-        cell = _raw_cell(ws, money_text(value), "n")
-        cell.number_format = MONEY_FORMAT
-    elif isinstance(value, datetime):
-        cell = WriteOnlyCell(ws, value=value)
-        cell.number_format = DATETIME_FORMAT
-    elif isinstance(value, int) and not isinstance(value, bool):
-        cell = WriteOnlyCell(ws, value=value)
-    else:
-        raise TypeError(f"no cell for {type(value).__name__}: {value!r}")
-    if bold:
-        cell.font = _BOLD
-    return cell
-
-
-def _raw_cell(ws, xml_value: str, data_type: str) -> WriteOnlyCell:
-    """A cell whose `<v>`/`<t>` text and type are exactly what we say.
-
-    openpyxl's `value` setter guesses: "=..." becomes a formula, control characters
-    raise, long text is cut mid-escape, Decimals pass through float. So the value is
-    set below the setter, already escaped, clipped or formatted.
-    """
-    cell = WriteOnlyCell(ws)
-    cell._value = xml_value
-    cell.data_type = data_type
-    return cell
-
-
 def _document_time(month: str) -> datetime:
     """Created/modified date of the document: the first day of the statement month."""
     try:
         return datetime.strptime(month, "%Y-%m")
     except ValueError:
         return datetime(*FIXED_ZIP_TIME)
-
-
-def _repack(raw, target: Path, replace: dict[str, bytes]) -> None:
-    """Copy the zip entry by entry with fixed times and attributes, replacing some parts."""
-    with zipfile.ZipFile(raw) as src, \
-            zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as out:
-        for info in src.infolist():
-            entry = _fixed_entry(info)
-            if info.filename in replace:
-                out.writestr(entry, replace[info.filename])
-                continue
-            with src.open(info) as fin, \
-                    out.open(entry, "w", force_zip64=info.file_size >= zipfile.ZIP64_LIMIT) as fout:
-                shutil.copyfileobj(fin, fout, 1 << 20)
-
-
-def _fixed_entry(info: zipfile.ZipInfo) -> zipfile.ZipInfo:
-    entry = zipfile.ZipInfo(info.filename, date_time=FIXED_ZIP_TIME)
-    entry.compress_type = zipfile.ZIP_DEFLATED
-    entry.create_system = 0  # the same on every platform
-    entry.external_attr = 0
-    entry.file_size = info.file_size
-    return entry
-
-
-def _discard_scratch(wb: Workbook) -> None:
-    """Remove the scratch files openpyxl streams each write-only sheet into.
-
-    openpyxl deletes them only when the workbook is saved, or at interpreter exit.
-    """
-    for ws in wb.worksheets:
-        writer = getattr(ws, "_writer", None)
-        if writer is None:
-            continue
-        with contextlib.suppress(Exception):
-            if not ws.closed:
-                ws.close()  # finish the stream so the file can go
-        with contextlib.suppress(Exception):
-            writer.cleanup()
