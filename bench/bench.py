@@ -77,7 +77,7 @@ def run_ledger(folder: Path) -> dict:
     r = json.loads(subprocess.run(wrapper, capture_output=True, text=True, check=True).stdout)
     timing_line = next(line for line in r["stdout"].splitlines() if line.startswith("用时"))
     phases = {k: float(v) for k, v in re.findall(r"(\w+) ([\d.]+)s", timing_line)}
-    events = sum(int(n.replace(",", "")) for n in re.findall(r"接受\s+([\d,]+)", r["stdout"]))
+    events = int(re.search(r"合计读取 [\d,]+ 行，接受 ([\d,]+)", r["stdout"]).group(1).replace(",", ""))
     entries = sum(int(n.replace(",", "")) for n in re.findall(r"^  \S+\s+罚款\s+([\d,]+)", r["stdout"], re.M))
     return {"events": events, "entries": entries, "wall": r["wall"], "peak_mb": r["peak_mb"], **phases}
 
