@@ -166,9 +166,9 @@ def neighbour_refs(expr) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(found))
 
 
-def window_count_sql(policy: Policy, window: ast.Window, triggers: str) -> str:
-    """Count, for every row of the relation `triggers`, the events that would excuse it."""
-    other = policy.events[window.event.value]
+def window_conditions(window: ast.Window) -> list[str]:
+    """The key and time conditions relating a candidate event `e` to the trigger `t`
+    (without the window's filter). Shared with `explain`, which lists the events found."""
     conds = [f"e.{q(k.value)} = t.{q(k.value)}" for k in window.same]
     after = "(e.ts > t.ts OR (e.ts = t.ts AND e.seq > t.seq))"
     before = "(e.ts < t.ts OR (e.ts = t.ts AND e.seq < t.seq))"
@@ -180,6 +180,13 @@ def window_count_sql(policy: Policy, window: ast.Window, triggers: str) -> str:
         conds += [before]
     elif window.kind == "within_before":
         conds += [before, f"e.ts >= t.ts - {_interval(window.d2)}"]
+    return conds
+
+
+def window_count_sql(policy: Policy, window: ast.Window, triggers: str) -> str:
+    """Count, for every row of the relation `triggers`, the events that would excuse it."""
+    other = policy.events[window.event.value]
+    conds = window_conditions(window)
     if window.filter is not None:
         conds.append(condition_sql(policy, other, window.filter, alias="e"))
     return (f"SELECT t.seq AS tseq, count(*) AS found FROM {triggers} t "

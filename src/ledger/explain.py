@@ -32,7 +32,7 @@ import duckdb
 from . import ast, engine
 from .check import Policy
 from .compile import (EXCERPT_FIELDS, _Context, _interval, compile_rule, condition_sql, effective_sql, lit, q,
-                      sequence_ctes, view_name, window_count_sql)
+                      sequence_ctes, view_name, window_conditions, window_count_sql)
 from .engine import Month, _fmt, checked_policy, entry_id, load_month
 from .entries import BONUS, PENDING, Entry
 from .errors import LedgerError
@@ -628,22 +628,6 @@ def _decisive(nodes: list[_Node], values: list[bool], i: int) -> set[int]:
 
 # ================================================================ windows
 
-def _window_conditions(window: ast.Window) -> list[str]:
-    """The time and key conditions of `compile.window_count_sql`, without the filter."""
-    conds = [f"e.{q(k.value)} = t.{q(k.value)}" for k in window.same]
-    after = "(e.ts > t.ts OR (e.ts = t.ts AND e.seq > t.seq))"
-    before = "(e.ts < t.ts OR (e.ts = t.ts AND e.seq < t.seq))"
-    if window.kind == "within":
-        conds += [after, f"e.ts <= t.ts + {_interval(window.d2)}"]
-    elif window.kind == "range":
-        conds += [after, f"e.ts >= t.ts + {_interval(window.d1)}", f"e.ts <= t.ts + {_interval(window.d2)}"]
-    elif window.kind == "before":
-        conds += [before]
-    elif window.kind == "within_before":
-        conds += [before, f"e.ts >= t.ts - {_interval(window.d2)}"]
-    return conds
-
-
 def _window_check(s: _Session, rule: ast.Rule, index: int, window: ast.Window, seq: int) -> WindowCheck:
     trigger_view = view_name(rule.on.event.value)
     other = s.policy.events[window.event.value]
@@ -653,7 +637,7 @@ def _window_check(s: _Session, rule: ast.Rule, index: int, window: ast.Window, s
     found = counted[0]["found"] if counted else 0
 
     flt = condition_sql(s.policy, other, window.filter, alias="e") if window.filter is not None else "TRUE"
-    conds = " AND ".join(_window_conditions(window))
+    conds = " AND ".join(window_conditions(window))
     base = f"WITH {t_cte} SELECT e.*, count(*) OVER () AS _n FROM t0 t JOIN {view_name(other.name)} e ON {conds}"
     # Looking back, the events nearest the trigger matter most: list the latest ones.
     order = "e.ts DESC, e.seq DESC" if window.kind in ("before", "within_before") else "e.ts, e.seq"
@@ -751,7 +735,7 @@ def _evidence_use(s: _Session, rule: ast.Rule, index: int, window: ast.Window, e
                 f"AND {effective_sql(rule.effective, 's')} AND ({when}))")
     flt = condition_sql(s.policy, other, window.filter, alias="e") if window.filter is not None else "TRUE"
     rows = s.rows(f"WITH {', '.join(ctes)} SELECT t.id, t.seq, t.ts_local, {flt} AS counted "
-                  f"FROM triggers t JOIN {view_name(other.name)} e ON {' AND '.join(_window_conditions(window))} "
+                  f"FROM triggers t JOIN {view_name(other.name)} e ON {' AND '.join(window_conditions(window))} "
                   f"WHERE e.seq = $seq ORDER BY t.ts, t.seq", seq=event.seq)
     counted = [r for r in rows if r["counted"]]
     entries = s.rule_entries(rule)
