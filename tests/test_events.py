@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import os
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -12,11 +14,12 @@ from zoneinfo import ZoneInfo
 
 import duckdb
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
+from ledger import events
 from ledger.errors import LedgerError
-from ledger.events import Reject, load_events, parse_bool, parse_ts, write_rejects
+from ledger.events import READER_ENV, Reject, load_events, parse_bool, parse_ts, write_rejects
 
 TZ = ZoneInfo("Asia/Shanghai")
 CHINESE = "亲，您好！请问有什么可以帮您？「核对订单」￥12.50 多拍/拍错/不想要"
@@ -29,6 +32,14 @@ SCHEMA = {
 
 
 # -- helpers ----------------------------------------------------------------
+
+@pytest.fixture(autouse=True, params=["python", "fast"])
+def reader(request, monkeypatch):
+    """Every test runs with both readers: the row-by-row Python one and the set-based
+    one (forced for every UTF-8 CSV file, however small)."""
+    monkeypatch.setenv(READER_ENV, request.param)
+    return request.param
+
 
 def csv_bytes(rows, encoding="utf-8", delimiter=",") -> bytes:
     buf = io.StringIO()
@@ -346,7 +357,7 @@ def test_nul_and_lone_surrogates_reject_the_row(tmp_path):
         ("c.jsonl", "含有无效的 Unicode 代理字符 (lone surrogate escape)")]
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text().filter(lambda t: "\x00" not in t))
 def test_any_text_arrives_unchanged(text):
     with tempfile.TemporaryDirectory() as tmp:
@@ -374,3 +385,271 @@ def test_write_rejects_is_excel_friendly_csv(tmp_path):
                     ["a.csv", "3", "缺少 ts (missing ts)", ',message,"引号"'],
                     ["b.jsonl", "7", "不是 JSON 对象 (not a JSON object)", "'=HYPERLINK(1)"]]
     assert [p.name for p in target.parent.iterdir()] == ["rejects.csv"]
+
+
+# -- the set-based reader reads exactly what the Python reader reads -------------------
+#
+# load_events reads UTF-8 CSV files in DuckDB SQL and hands Python only the rows the SQL
+# cannot vouch for. These tests write random, hostile event folders and check that both
+# readers give the same table (every column, seq order), the same rejects and the same
+# file reports.
+
+ZONES = ["Asia/Shanghai", "America/New_York", "Australia/Lord_Howe", "UTC"]
+PROPERTY_SCHEMA = {
+    "order_paid": {"amount": "money"},
+    "refund_requested": {"amount": "money", "due": "time"},
+    "shift_end": {"handover": "bool", "agent": "text"},
+    "rating": {"score": "number", "handover": "text"},
+    "x": {"score": "money", "handover": "bool"},
+}
+TYPES = ["message", "order_paid", "refund_requested", "shift_end", "rating", "x", "", " ", "Order_paid"]
+AMOUNTS = ["12.50", "3", "0.10", "-7.5", "19.90", "298.00", "1234567.125", "00.0", "12.5", "-0.0", "007", "0",
+           "100", "100.000", "-3.20", "1e3", "¥59", "59元", "1,299.00", "¥1,299.00", "￥59.90", "¥-5元", "1,2,3",
+           "，5", "¥¥5", "¥￥5", "5元元", "¥ 59", ",", "¥", "元", "1,299.00 ", "abc", " 12 ", ".5", "5.", "+5",
+           "1_000", "١٢", "1" * 31, "0." + "0" * 29 + "1", "1" * 30 + ".5", "NaN", "-", "--1", "12.5.1",
+           "Infinity", ""]
+BOOLS = ["true", "false", "1", "0", "是", "否", "FALSE", "True", "Yes", "no", "NO", " yes ", "maybe", "", "ＴＲＵＥ",
+         "K"]
+OFFSETS = ["", "", "", "Z", "z", "+08:00", "-0500", "+08", "+2300", "+24:00", "-00:60", "+0830", "+05:45", " "]
+PLAIN_TEXT = st.text(alphabet=st.sampled_from(list("ab中 =-+@'\\\t\u3000\ufeff\u2028\x85")), max_size=5)
+TEXT = st.one_of(
+    PLAIN_TEXT, PLAIN_TEXT, PLAIN_TEXT,
+    st.sampled_from(["", "您好", "a,b", '他说"好的"', "=1+1", "NULL", "  ", "\\N", "x\ty", "\ufeffbom", "\u3000"]),
+    st.text(alphabet=st.sampled_from(list('ab中 ,"\t\u3000\ufeff') + ["\n", "\r", "\x00", "\x01", "\u2028"]),
+            max_size=6),
+)
+
+
+@st.composite
+def timestamps(draw):
+    kind = draw(st.sampled_from(["normal"] * 6 + ["dst", "odd", "far"]))
+    if kind == "odd":
+        return draw(st.sampled_from([
+            "", "garbage", "2024-02-30 10:00:00", "2024-05-01 24:00:00", "2024-05-01 10:00:60",
+            "2024-13-01 10:00:00", "2024/5/1 10:00", "２０２４-05-01 10:00:00", "2024-05-01 10:00:00.",
+            "2024-05-01", "2024-05-01 10:00", "0001-01-01 00:00:00+08:00", "9999-12-31 23:59:59-05:00",
+            "2024-05-01t10:00:00", "0000-01-01 00:00:00", " 2024-05-01 10:00:00", "2024-05-01 10:00:00\u3000",
+            "2024-05-01 10:00:00 +08:00", "infinity", "2024-02-29 10:00:00", "2023-02-29 10:00:00"]))
+    if kind == "far":
+        moment = draw(st.datetimes(min_value=datetime(1850, 1, 1), max_value=datetime(2300, 1, 1)))
+    elif kind == "dst":
+        moment = draw(st.sampled_from([datetime(2024, 3, 10, 1, 59, 59), datetime(2024, 3, 10, 2, 30),
+                                       datetime(2024, 11, 3, 1, 30), datetime(2024, 11, 3, 6, 30),
+                                       datetime(2024, 4, 7, 1, 45), datetime(2024, 10, 6, 2, 15)]))
+    else:
+        moment = draw(st.datetimes(min_value=datetime(2024, 4, 25), max_value=datetime(2024, 6, 5)))
+    text = moment.strftime("%Y-%m-%d") + draw(st.sampled_from([" ", " ", "T"])) + moment.strftime("%H:%M:%S")
+    digits = draw(st.sampled_from([0, 0, 0, 1, 3, 6, 9]))
+    if digits:
+        text += "." + str(moment.microsecond).rjust(6, "0")[:digits].ljust(digits, "0")
+    return text + draw(st.sampled_from(OFFSETS))
+
+
+VALUES = {
+    "id": st.sampled_from(["", "", "", "e1", "e2", "e3", " e1", "h1"]),
+    "ts": timestamps(),
+    "type": st.sampled_from(TYPES),
+    "amount": st.sampled_from(AMOUNTS),
+    "score": st.sampled_from(AMOUNTS),
+    "handover": st.sampled_from(BOOLS),
+    "due": timestamps(),
+}
+POOL = ["id", "agent", "conversation", "buyer", "order", "amount", "handover", "score", "due", "text", "note",
+        "", "", "Note", " ts", "seq"]
+
+
+@st.composite
+def csv_files(draw):
+    """(bytes, whether a multi-line or otherwise odd record may send it to Python)."""
+    names = draw(st.lists(st.sampled_from(POOL), max_size=6, unique_by=lambda n: n or object()))
+    if draw(st.integers(0, 9)):  # usually a header the SQL can take
+        names = ["ts", "type"] + [n for n in names if n.strip() != "ts"]
+    names = draw(st.permutations(names))
+    newline = draw(st.sampled_from(["\r\n", "\n"]))
+    rows: list[list[str]] = []
+    lines: list[str] = []
+    for _ in range(draw(st.integers(0, 12))):
+        kind = draw(st.sampled_from(["row"] * 8 + ["copy", "blank", "short", "long", "broken"]))
+        if kind == "copy" and rows:
+            row = list(draw(st.sampled_from(rows)))
+            if draw(st.booleans()) and row:
+                row[draw(st.integers(0, len(row) - 1))] = draw(TEXT)
+        elif kind == "blank":
+            lines.append(draw(st.sampled_from(["", ",,,", "  ", "\t", ", ,"])))
+            continue
+        elif kind == "broken":
+            lines.append(draw(st.sampled_from(['2024-05-01 10:00:00,message,"a"b', '"2024-05-01 10:00:00",message',
+                                               'x,"y" ,z', '2024-05-01 10:00:00,"message', 'a""b,message'])))
+            continue
+        else:
+            row = [draw(VALUES.get(name.strip(), TEXT)) for name in names]
+            if kind == "short" and row:
+                row.pop()
+            elif kind == "long":
+                row.append(draw(TEXT))
+        rows.append(row)
+        out = io.StringIO()
+        csv.writer(out, lineterminator="").writerow(row)
+        lines.append(out.getvalue())
+    header = io.StringIO()
+    csv.writer(header, lineterminator="").writerow(names)
+    text = newline.join([header.getvalue()] + lines) + draw(st.sampled_from([newline, ""]))
+    if draw(st.integers(0, 9)) == 0:
+        text = newline + text  # blank lines before the header
+    bom = "\ufeff" if draw(st.booleans()) else ""
+    return (bom + text).encode("utf-8")
+
+
+@contextlib.contextmanager
+def concurrent_parts(n: int):
+    """Have the set-based reader cut every file into `n` parts read concurrently
+    (normally only files over 32 MB are cut, one part per core)."""
+    saved = events._PART_MIN_BYTES, events._CORES, events._MAX_PARTS
+    events._PART_MIN_BYTES, events._CORES, events._MAX_PARTS = (0, n, n) if n > 1 else saved
+    try:
+        yield
+    finally:
+        events._PART_MIN_BYTES, events._CORES, events._MAX_PARTS = saved
+
+
+def _read_with(mode: str, root: Path, tz: ZoneInfo, schema):
+    previous = os.environ.get(READER_ENV)
+    os.environ[READER_ENV] = mode
+    try:
+        con = duckdb.connect()
+        result = load_events(root, con, tz=tz, schema=schema)
+        cursor = con.execute("SELECT * FROM events ORDER BY seq")
+        names = [d[0] for d in cursor.description]
+        rows = cursor.fetchall()
+        assert [r[0] for r in rows] == list(range(len(rows)))  # seq: 0, 1, 2, ... in input order
+        assert not con.execute("SELECT * FROM duckdb_tables() WHERE temporary").fetchall()
+        return (result, names, rows), dict(events.last_readers)
+    finally:
+        if previous is None:
+            del os.environ[READER_ENV]
+        else:
+            os.environ[READER_ENV] = previous
+
+
+def assert_same_reading(root: Path, tz: ZoneInfo, schema) -> dict[str, str]:
+    (python, python_readers) = _read_with("python", root, tz, schema)
+    (fast, readers) = _read_with("fast", root, tz, schema)
+    assert set(python_readers.values()) <= {"python"}
+    result_p, names_p, rows_p = python
+    result_f, names_f, rows_f = fast
+    assert names_f == names_p
+    assert rows_f == rows_p
+    assert result_f.rejects == result_p.rejects
+    assert result_f.files == result_p.files
+    assert result_f == result_p
+    return readers
+
+
+@settings(max_examples=300, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large])
+@given(files=st.lists(csv_files(), min_size=1, max_size=3), jsonl_rows=st.lists(
+           st.fixed_dictionaries({"id": VALUES["id"], "ts": VALUES["ts"], "type": VALUES["type"],
+                                  "amount": VALUES["amount"], "note": TEXT}), max_size=3),
+       zone=st.sampled_from(ZONES), parts=st.sampled_from([1, 2, 3]))
+def test_sql_reader_reads_exactly_what_the_python_reader_reads(reader, files, jsonl_rows, zone, parts):
+    if reader == "python":
+        pytest.skip("compares both readers itself")
+    with tempfile.TemporaryDirectory() as tmp, concurrent_parts(parts):
+        root = Path(tmp)
+        for number, data in enumerate(files):
+            put(root, f"f{number}.csv", data)
+        if jsonl_rows:
+            put(root, "f1x.jsonl", jsonl(*({k: v for k, v in row.items() if v} for row in jsonl_rows)))
+        readers = assert_same_reading(root, ZoneInfo(zone), PROPERTY_SCHEMA)
+        note(f"readers: {readers}")
+        for number, data in enumerate(files):
+            lines = data.decode("utf-8-sig").replace("\r\n", "\n").split("\n")
+            plain = not any(c in data for c in (b"\r", b"\x01", b'"')) and lines[0].startswith(("ts,type", "type,ts"))
+            if plain and "Note" not in lines[0] and " ts" not in lines[0] and "seq" not in lines[0]:
+                # no quotes, no odd header: nothing sends this file to Python
+                assert readers[f"f{number}.csv"] == "sql", lines[0]
+
+
+def test_sql_reader_handles_the_common_cases_itself(tmp_path, reader):
+    if reader == "python":
+        pytest.skip("compares both readers itself")
+    """A realistic file (quoted text, bad rows, declared fields, duplicates, offsets, no id
+    column) is read by the SQL, with the Python reader's results."""
+    rows = [["ts", "type", "agent", "buyer", "amount", "handover", "score", "text"]]
+    for i in range(300):
+        minute = f"2024-05-0{1 + i % 9} {10 + i % 12}:{i % 60:02d}:{(7 * i) % 60:02d}"
+        rows.append([minute + ["", ".25", "+08:00", "Z", ".5-05:00"][i % 5],
+                     TYPES[i % 6], f"店:小{i % 7}", f"tb{i % 13}",
+                     ["12.50", "¥59", "abc", "007.10", ""][i % 5], ["是", "false", "maybe", "", "1"][i % 5],
+                     ["5", "4.0", "", "x", "3"][i % 5], [CHINESE, "a,b", '他说"好的"', "", "=1+1"][i % 5]])
+    rows += rows[1:20]  # the same rows again: folded
+    rows += [["2024-05-01 10:00:00", "message", "", "", "", "", "", "多余", "extra"], ["bad", "message"]]
+    put(tmp_path, "a.csv", csv_bytes(rows))
+    put(tmp_path, "b.csv", csv_bytes([["id", "ts", "type", "text"], ["e1", "2024-05-01 10:00:00", "message", "x"],
+                                      ["e1", "2024-05-01 10:00:00", "message", "y"],
+                                      ["e1", "2024-05-01T02:00:00Z", "message", "x"]]))
+    for parts in (1, 2, 4):
+        with concurrent_parts(parts):
+            readers = assert_same_reading(tmp_path, TZ, PROPERTY_SCHEMA)
+        assert readers == {"a.csv": "sql", "b.csv": "sql"}
+    result, _ = load(tmp_path, PROPERTY_SCHEMA)
+    assert result.duplicates_folded > 0 and any("重复 id" in r.reason for r in result.rejects)
+
+
+def test_sql_reader_reads_multi_line_records(tmp_path, reader):
+    if reader == "python":
+        pytest.skip("compares both readers itself")
+    body = [
+        '2024-05-01 10:00:00,message,"two',
+        'lines"',
+        '2024-05-01 10:00:01,message,"a ""quoted"" start',
+        'middle, no quote',
+        'end"" and ""x",extra',  # closes, then a wrong column count
+        '2024-05-01 10:00:02,message,plain',
+        '2024-05-01 10:00:03,message,"reopens","x""',
+        '"",y,"',
+        'z"',
+        '2024-05-01 10:00:04,message,"broken"x',
+        '2024-05-01 10:00:05,message,"never closed',
+        "2024-05-01 10:00:06,message,swallowed",
+    ]
+    for newline, parts in (("\r\n", 1), ("\n", 1), ("\r\n", 3), ("\n", 2)):
+        put(tmp_path, "a.csv", newline.join(["ts,type,text"] + body[:10]) + newline)
+        put(tmp_path, "b.csv", newline.join(["ts,type,text"] + body))
+        with concurrent_parts(parts):
+            assert assert_same_reading(tmp_path, TZ, SCHEMA) == {"a.csv": "sql", "b.csv": "sql"}
+    result, con = load(tmp_path)
+    assert table(con, "src_file, src_line, text")[:2] == [{"src_file": "a.csv", "src_line": 2, "text": "two\nlines"},
+                                                           {"src_file": "a.csv", "src_line": 7, "text": "plain"}]
+
+
+def test_sql_reader_leaves_bad_bytes_and_odd_line_ends_to_python(tmp_path, reader):
+    if reader == "python":
+        pytest.skip("compares both readers itself")
+    put(tmp_path, "b.csv", b"ts,type,text\r\n2024-05-01 10:00:00,message,\xff\r\n")
+    put(tmp_path, "c.csv", "ts,type,text\r\n2024-05-01 10:00:00,message,cr\ronly\r\n")
+    put(tmp_path, "d.csv", "ts,type,text\n2024-05-01 10:00:00,message,a\x01b\n")
+    put(tmp_path, "e.csv", 'ts,type,text\n2024-05-01 10:00:00,message,"mixed\r\nline ends"\n')
+    readers = assert_same_reading(tmp_path, TZ, SCHEMA)
+    assert readers == {"b.csv": "python", "c.csv": "python", "d.csv": "python", "e.csv": "python"}
+
+
+def test_derived_ids_are_the_same_in_sql_and_python(tmp_path, reader):
+    if reader == "python":
+        pytest.skip("compares both readers itself")
+    rows = [["ts", "type", "agent", "amount", "note"]] + [
+        [f"2024-05-01 10:{i:02d}:00" + ["", ".123456", "+08:00"][i % 3], "order_paid", "小王",
+         ["12.50", "1.000", "-0", "0.10"][i % 4], ["", "备注", "a\u2028b"][i % 3]] for i in range(60)]
+    put(tmp_path, "a.csv", csv_bytes(rows))
+    assert assert_same_reading(tmp_path, TZ, SCHEMA) == {"a.csv": "sql"}
+
+
+def test_sql_reader_rejects_a_multi_line_duplicate_with_its_whole_text(tmp_path, reader):
+    if reader == "python":
+        pytest.skip("compares both readers itself")
+    put(tmp_path, "a.csv", 'id,ts,type,text\r\ne1,2024-05-01 10:00:00,message,"one\r\nline"\r\n'
+                           'e1,2024-05-01 10:00:00,message,"other\r\nlines"\r\n')
+    assert assert_same_reading(tmp_path, TZ, SCHEMA) == {"a.csv": "sql"}
+    result, _ = load(tmp_path)
+    assert [(r.line, r.raw) for r in result.rejects] == [(4, 'e1,2024-05-01 10:00:00,message,"other\r\nlines"')]
