@@ -159,3 +159,45 @@ def test_test_command_runs_the_shipped_examples(capsys, tmp_path):
 def test_shipped_policy_is_formatted(capsys):
     assert main(["fmt", "--check", str(REPO / "policy")]) == 0
     assert "already formatted" in capsys.readouterr().out
+
+
+def test_run_on_a_terminal_shows_progress_for_every_phase(tmp_path):
+    """stderr a terminal: each phase, file and rule is announced with the time so far;
+    the summary gives each phase's time. (Piped, as everywhere else here: silent.)"""
+    import os
+    import pty
+    import re
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    proc = subprocess.run([sys.executable, "-m", "ledger.cli", "run", "--month", "2024-05",
+                           "--policy", str(REPO / "policy"), "--events", str(REPO / "events"),
+                           "--out", str(tmp_path)], stdout=subprocess.PIPE, stderr=follower, text=True,
+                          timeout=300)
+    os.close(follower)
+    chunks = []
+    while True:
+        try:
+            data = os.read(leader, 65536)
+        except OSError:  # the terminal closed (Linux: EIO)
+            break
+        if not data:
+            break
+        chunks.append(data)
+    os.close(leader)
+    progress = b"".join(chunks).decode("utf-8").splitlines()
+    assert proc.returncode == 0
+    steps = [re.sub(r"^… +\d+\.\ds  ", "", line) for line in progress]
+    assert len(steps) == len(progress) and all(line.startswith("… ") for line in progress)
+    assert steps[0] == "读取事件 (reading events)"
+    files = sorted(p.name for p in (REPO / "events" / "2024-05").iterdir())
+    read = [s for s in steps if re.fullmatch(r"读取 2024-05/\S+ \(\d/6, [\d.]+ (KB|MB)\)", s)]
+    assert sorted(s.split()[1].removeprefix("2024-05/") for s in read) == files
+    rules = [s for s in steps if s.startswith("规则 ")]
+    assert rules[0].startswith("规则 1/11 ") and rules[-1].startswith("规则 11/11 ") and len(rules) == 11
+    assert steps.index("应用规则 (evaluating rules)") < steps.index(rules[0])
+    assert steps[-1] == "写入账单 (writing statement)"
+    times = [float(re.match(r"^… +(\d+\.\d)s", line).group(1)) for line in progress]
+    assert times == sorted(times)
+    assert re.search(r"^用时 \(time\): read [\d.]+s · evaluate [\d.]+s · write [\d.]+s$", proc.stdout, re.M)

@@ -18,10 +18,12 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
 
 
 def _progress():
-    """Phase messages on a terminal; silent when piped (CI, scripts)."""
+    """Progress on a terminal (each phase, file and rule, with the time since the start);
+    silent when piped (CI, scripts)."""
     if not sys.stderr.isatty():
         return None
-    return lambda msg: print(f"… {msg}", file=sys.stderr, flush=True)
+    started = time.perf_counter()
+    return lambda msg: print(f"… {time.perf_counter() - started:6.1f}s  {msg}", file=sys.stderr, flush=True)
 
 
 @app.command()

@@ -18,7 +18,8 @@ import attrs
 from . import ast
 from .check import CORE_FIELDS, EventType, Policy
 
-# Python's str.strip() whitespace set, as an RE2 character class.
+# Python's str.strip() whitespace set, as characters for trim() and as an RE2 class.
+_WS_CHARS = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
 _WS = r"[\t\n\x{0b}\f\r\x{1c}-\x{1f} \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
 _SQL_TYPES = {"text": "VARCHAR", "money": "DECIMAL(18,4)", "number": "DECIMAL(38,10)",
               "bool": "BOOLEAN", "time": "TIMESTAMP"}
@@ -69,33 +70,119 @@ class CompiledRule:
     neighbours: tuple[tuple[str, str], ...] = ()  # (previous|next, field) the rule reads
 
 
-def sequence_ctes(policy: Policy, rule: ast.Rule) -> tuple[list[str], str]:
+def sequence_ctes(policy: Policy, rule: ast.Rule, shared: "dict[tuple, str] | None" = None) -> tuple[list[str], str]:
     """The CTEs that select a rule's members and, with `per`, number them in sequence.
 
     Returns (ctes, name of the relation to read). Shared by the evaluator and `explain`.
+    `shared` maps a `sequence_key` to a table that already holds that sequence (see
+    `shared_sequences`): rules over the same sequence then read it instead of sorting
+    the events again.
     """
-    event = policy.events[rule.on.event.value]
     keys = [k.value for k in rule.on.per]
+    table = (shared or {}).get(sequence_key(policy, rule)) if keys else None
+    if table is not None:
+        return [f"sequenced AS (SELECT * FROM {q(table)})"], "sequenced"
+    return _sequence_ctes(policy, rule.on, neighbour_refs(rule.when))
+
+
+def _sequence_ctes(policy: Policy, on: ast.On, neighbours, columns: "list[str] | None" = None,
+                   gap: bool = True) -> tuple[list[str], str]:
+    """`columns`: the members' columns to keep (all when None); `gap`: whether to
+    compute the time since the previous member."""
+    event = policy.events[on.event.value]
+    keys = [k.value for k in on.per]
     members = f"SELECT * FROM {view_name(event.name)}"
-    if rule.on.filter is not None:
-        members += " WHERE " + condition_sql(policy, event, rule.on.filter, alias=None)
+    if on.filter is not None:
+        members += " WHERE " + condition_sql(policy, event, on.filter, alias=None)
     ctes = [f"members AS ({members})"]
     if not keys:
         return ctes, "members"
     partition = ", ".join(q(k) for k in keys)
-    # An event whose key is missing is a sequence of its own.
+    # An event whose key is missing is a sequence of its own (seq is unique, and an
+    # integer sorts faster than the id).
     missing = " OR ".join(f"{q(k)} IS NULL" for k in keys)
-    partition += f", CASE WHEN {missing} THEN id END"
+    partition += f", CASE WHEN {missing} THEN seq END"
     w = f"(PARTITION BY {partition} ORDER BY ts, seq)"
     extra = [f"row_number() OVER {w} AS _position",
-             f"count(*) OVER (PARTITION BY {partition}) AS _count",
-             f"ts - lag(ts) OVER {w} AS _gap"]
-    for scope, field in neighbour_refs(rule.when):
+             f"count(*) OVER (PARTITION BY {partition}) AS _count"]
+    if gap:
+        extra.append(f"ts - lag(ts) OVER {w} AS _gap")
+    for scope, field in neighbours:
         fn = "lag" if scope == "previous" else "lead"
         column = "ts_local" if field == "ts" else field  # user-facing time is wall time
         extra.append(f"{fn}({q(column)}) OVER {w} AS {q('_' + scope + '_' + field)}")
-    ctes.append(f"sequenced AS (SELECT *, {', '.join(extra)} FROM members)")
+    kept = "*" if columns is None else ", ".join(q(c) for c in columns)
+    ctes.append(f"sequenced AS (SELECT {kept}, {', '.join(extra)} FROM members)")
     return ctes, "sequenced"
+
+
+def sequence_key(policy: Policy, rule: ast.Rule) -> tuple:
+    """Rules with equal keys read the same sequence: same event type, same members
+    (compared as compiled SQL, so layout and positions do not matter), same `per`."""
+    event = policy.events[rule.on.event.value]
+    members = condition_sql(policy, event, rule.on.filter, alias=None) if rule.on.filter is not None else ""
+    return (event.name, members, tuple(k.value for k in rule.on.per))
+
+
+def _fields_read(expr) -> set[str]:
+    """Names an expression reads without a previous./next. scope (fields and sequence facts)."""
+    found: set[str] = set()
+
+    def walk(e):
+        if isinstance(e, ast.Ref) and e.scope is None:
+            found.add(e.name.value)
+        for child in attrs.astuple(e, recurse=False) if attrs.has(type(e)) else ():
+            for c in (child if isinstance(child, tuple) else (child,)):
+                walk(c)
+
+    if expr is not None:
+        walk(expr)
+    return found
+
+
+def _columns_read(event: EventType, rule: ast.Rule) -> set[str]:
+    """The member columns `compile_rule` reads from a rule's sequence."""
+    columns = {"seq", "id", "ts", "ts_local", "conversation", "order", "buyer"}
+    columns |= {f for f in _fields_read(rule.when) if f in event.fields or f in _BASE_COLUMNS}
+    columns |= {k.value for w in rule.unless for k in w.same}
+    columns |= {r.value for r in rule.recipients} or {"agent"}
+    excerpt = next((f for f in EXCERPT_FIELDS if event.fields.get(f) == "text"), None)
+    if excerpt:
+        columns.add(excerpt)
+    return columns
+
+
+@attrs.frozen
+class SharedSequence:
+    key: tuple
+    table: str
+    sql: str  # CREATE TEMP TABLE ... AS the sequence, with every neighbour its rules read
+    rules: tuple[int, ...]  # positions (in the list given) of the rules that read it
+
+
+def shared_sequences(policy: Policy, rules: "list[ast.Rule]") -> list[SharedSequence]:
+    """One table per sequence that two or more rules read (numbering, counting and
+    the previous/next values sorted once instead of once per rule)."""
+    groups: dict[tuple, list[int]] = {}
+    for index, rule in enumerate(rules):
+        if rule.on.per:
+            groups.setdefault(sequence_key(policy, rule), []).append(index)
+    out = []
+    for number, (key, members) in enumerate(groups.items()):
+        if len(members) < 2:
+            continue
+        group = [rules[i] for i in members]
+        neighbours = tuple(sorted({n for r in group for n in neighbour_refs(r.when)}))
+        # Only the columns the rules read: the table is held in memory, sorted.
+        event = policy.events[group[0].on.event.value]
+        wanted = {c for r in group for c in _columns_read(event, r)}
+        columns = [c for c in _BASE_COLUMNS if c in wanted] + sorted(wanted - set(_BASE_COLUMNS))
+        gap = any("gap" in _fields_read(r.when) and "gap" not in event.fields for r in group)
+        ctes, relation = _sequence_ctes(policy, group[0].on, neighbours, columns, gap)
+        table = f"_seq_{number}"
+        sql = f"CREATE OR REPLACE TEMP TABLE {q(table)} AS WITH {', '.join(ctes)} SELECT * FROM {relation}"
+        out.append(SharedSequence(key, table, sql, tuple(members)))
+    return out
 
 
 def condition_sql(policy: Policy, event: EventType, expr, *, alias: str | None, sequence: bool = False) -> str:
@@ -103,11 +190,12 @@ def condition_sql(policy: Policy, event: EventType, expr, *, alias: str | None, 
     return _Context(policy, event, alias=alias, sequence=sequence).expr(expr)
 
 
-def compile_rule(policy: Policy, rule: ast.Rule) -> CompiledRule:
+def compile_rule(policy: Policy, rule: ast.Rule, shared: "dict[tuple, str] | None" = None) -> CompiledRule:
+    """The rule as one query; `shared`: sequences already in tables (`shared_sequences`)."""
     event = policy.events[rule.on.event.value]
     keys = [k.value for k in rule.on.per]
     neighbours = neighbour_refs(rule.when)
-    ctes, source = sequence_ctes(policy, rule)
+    ctes, source = sequence_ctes(policy, rule, shared)
     when = condition_sql(policy, event, rule.when, alias="s", sequence=bool(keys)) if rule.when is not None else "TRUE"
     ctes.append(f"triggers AS (SELECT * FROM {source} s WHERE s.ts >= $start AND s.ts < $end "
                 f"AND {effective_sql(rule.effective, 's')} AND ({when}))")
@@ -249,7 +337,7 @@ class _Context:
         if isinstance(e, ast.Call):
             fn, arg = e.function.value, self.value(e.arg)
             if fn == "length":
-                return f"COALESCE(length(regexp_replace({arg}, '^{_WS}+|{_WS}+$', '', 'g')), 0)"
+                return f"COALESCE(length(trim({arg}, {lit(_WS_CHARS)})), 0)"  # trim: faster than a regex
             if fn == "hour":
                 return f"hour({arg})"
             if fn == "weekday":

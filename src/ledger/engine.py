@@ -6,12 +6,16 @@ rules produce (a few per cent of the events).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import os
 import re
+import shutil
+import tempfile
 import time
 from datetime import datetime, timedelta, timezone as dt_timezone
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 from zoneinfo import ZoneInfo
 
 import attrs
@@ -19,13 +23,14 @@ import duckdb
 
 from . import events as events_mod
 from .check import Policy, check
-from .compile import CompiledRule, compile_rule, event_view_sql, q
+from .compile import CompiledRule, compile_rule, event_view_sql, q, shared_sequences
 from .entries import APPLIED, PENDING, Entry, sort_key
 from .errors import Diagnostic, LedgerError, PolicyError
 from .money import round_line
 from .syntax import parse
 
 NO_AGENT = "（未指定客服）"
+DEFAULT_MEMORY_LIMIT = "3GB"  # DuckDB's own buffers; see BENCHMARKS.md for the peak of a whole run
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
 
 
@@ -142,25 +147,49 @@ def run_policy(policy: Policy, sources: tuple[PolicySource, ...], events_root: P
     """Evaluate a checked policy over the events for one month."""
     say = progress or (lambda _msg: None)
     tz = ZoneInfo(policy.timezone)
-    con = duckdb.connect()
-    try:
+    with database() as con:
         say("读取事件 (reading events)")
         started = time.perf_counter()
-        load = load_month(con, policy, events_root)
+        load = load_month(con, policy, events_root, progress=progress)
         read_s = time.perf_counter() - started
         say("应用规则 (evaluating rules)")
         started = time.perf_counter()
         result = _evaluate(con, policy, sources, load, month, tz, say)
         return attrs.evolve(result, timings=(("read", read_s), ("evaluate", time.perf_counter() - started)))
+
+
+@contextlib.contextmanager
+def database() -> Iterator[duckdb.DuckDBPyConnection]:
+    """A DuckDB database for one run, in a temporary folder that is removed after.
+
+    On disk rather than in memory because DuckDB compresses stored tables (the events
+    of a big month take a tenth of their in-memory size) and can evict them; past
+    `memory_limit` sorts, windows and joins spill to the same folder instead of
+    growing. LEDGER_MEMORY_LIMIT overrides the default (e.g. "8GB").
+    """
+    limit = os.environ.get("LEDGER_MEMORY_LIMIT", "").strip() or DEFAULT_MEMORY_LIMIT
+    folder = tempfile.mkdtemp(prefix="ledger-")
+    try:
+        try:
+            con = duckdb.connect(os.path.join(folder, "month.duckdb"),
+                                 config={"memory_limit": limit, "temp_directory": folder})
+        except duckdb.Error as exc:
+            raise LedgerError(f"无法打开临时数据库 (cannot open the run's database; LEDGER_MEMORY_LIMIT={limit!r}): "
+                              f"{exc}", exit_code=2) from None
+        try:
+            yield con
+        finally:
+            con.close()
     finally:
-        con.close()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
-def load_month(con: duckdb.DuckDBPyConnection, policy: Policy, events_root: Path) -> events_mod.LoadResult:
+def load_month(con: duckdb.DuckDBPyConnection, policy: Policy, events_root: Path, *,
+               progress=None) -> events_mod.LoadResult:
     """Load the events into `con` and create one typed view per declared event type
     (`ev_<type>`, see compile.event_view_sql)."""
     tz = ZoneInfo(policy.timezone)
-    load = events_mod.load_events(Path(events_root), con, tz=tz, schema=policy.schema())
+    load = events_mod.load_events(Path(events_root), con, tz=tz, schema=policy.schema(), progress=progress)
     columns = {r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE events)").fetchall()}
     for event in policy.events.values():
         con.execute(event_view_sql(event, columns))
@@ -181,14 +210,28 @@ def _evaluate(con, policy, sources, load, month, tz, say) -> MonthResult:
     entries: list[Entry] = []
     warnings: list[str] = []
     params = {"start": start, "end": end, "data_end": data_end_utc or start}
-    for rule in policy.rules:
-        say(f"规则 {rule.id.value}")
-        compiled = compile_rule(policy, rule)
-        used = {k: v for k, v in params.items() if f"${k}" in compiled.sql}
-        result = con.execute(compiled.sql, used)
-        names = [d[0] for d in result.description]
-        rows = result.fetchall()
-        entries.extend(_entries(compiled, names, rows, data_end_local, warnings))
+    sequences = shared_sequences(policy, list(policy.rules))
+    shared = {}
+    try:
+        for index, rule in enumerate(policy.rules):
+            say(f"规则 {index + 1}/{len(policy.rules)} {rule.id.value}")
+            for sequence in sequences:
+                if sequence.rules[0] == index:
+                    con.execute(sequence.sql)  # sorted once for all the rules that read it
+                    shared[sequence.key] = sequence.table
+            compiled = compile_rule(policy, rule, shared)
+            used = {k: v for k, v in params.items() if f"${k}" in compiled.sql}
+            result = con.execute(compiled.sql, used)
+            names = [d[0] for d in result.description]
+            rows = result.fetchall()
+            entries.extend(_entries(compiled, names, rows, data_end_local, warnings))
+            for sequence in sequences:  # free each table after the last rule that reads it
+                if sequence.rules[-1] == index:
+                    con.execute(f"DROP TABLE {q(sequence.table)}")
+                    del shared[sequence.key]
+    finally:
+        for table in shared.values():
+            con.execute(f"DROP TABLE IF EXISTS {q(table)}")
     entries.sort(key=sort_key)
     agents.update(e.agent for e in entries)
     used = {r.on.event.value for r in policy.rules} | {w.event.value for r in policy.rules for w in r.unless}

@@ -810,14 +810,14 @@ def _canonical(type_: str, utc: datetime, values: dict[str, str | None]) -> byte
 
 
 def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.ZoneInfo,
-                schema: Schema) -> LoadResult:
+                schema: Schema, progress=None) -> LoadResult:
     """Read every event file under `root` into table `events` of `con`.
 
     UTF-8 CSV files are read set-based in DuckDB where that gives exactly what the
     row-by-row Python reader gives (see `_FastLoad`); everything else, and every row the
     SQL cannot vouch for, goes through Python. LEDGER_EVENTS_READER=python forces the
     Python reader for every file, =fast uses the set-based one for every UTF-8 CSV file
-    whatever its size (tests).
+    whatever its size (tests). `progress(message)` hears of each file as it is read.
     """
     root = Path(root)
     if not root.is_dir():
@@ -826,14 +826,18 @@ def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.Zone
     files, ignored = _discover(root)
     mode = reader_mode()
     last_readers.clear()
+    say = _file_progress(progress, files)
     if mode != "python":
-        return _FastLoad(con, tz, schema, force=mode == "fast").run(files, ignored)
+        return _FastLoad(con, tz, schema, force=mode == "fast", progress=say).run(files, ignored)
     last_readers.update((rel, "python") for rel, _ in files)
     fd, tmp = tempfile.mkstemp(prefix="ledger-events-", suffix=".csv")
     try:
         with open(fd, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
             loader = _Loader(tz, schema, out)
-            reports = [loader.load_file(rel, path) for rel, path in files]
+            reports = []
+            for rel, path in files:
+                say(rel, path)
+                reports.append(loader.load_file(rel, path))
         _create_table(con, loader.columns, tmp if loader.n_events else None)
     finally:
         os.unlink(tmp)
@@ -845,6 +849,24 @@ def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.Zone
         n_events=loader.n_events,
         duplicates_folded=sum(r.duplicates for r in reports),
     )
+
+
+def _file_progress(progress, files):
+    """say(rel, path): 'messages.csv (2/6, 1.3 GB)' to `progress`, if any."""
+    number = {rel: i for i, (rel, _) in enumerate(files, 1)}
+
+    def say(rel: str, path: Path) -> None:
+        if progress is None:
+            return
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
+        unit = next((u for u, b in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)) if size >= b), "B")
+        shown = size / {"GB": 1 << 30, "MB": 1 << 20, "KB": 1 << 10, "B": 1}[unit]
+        progress(f"读取 {rel} ({number[rel]}/{len(files)}, {shown:.1f} {unit})")
+
+    return say
 
 
 def _check_schema(schema: Schema) -> None:
@@ -1017,7 +1039,9 @@ class _FastLoad:
     the file's, the file's rows are taken out again and the file is read in Python.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, tz: zoneinfo.ZoneInfo, schema: Schema, *, force: bool):
+    def __init__(self, con: duckdb.DuckDBPyConnection, tz: zoneinfo.ZoneInfo, schema: Schema, *, force: bool,
+                 progress=lambda rel, path: None):
+        self.progress = progress
         self.con = con
         self.tz = tz
         self.schema = schema
@@ -1122,6 +1146,7 @@ class _FastLoad:
 
     def _python(self, rel: str, path: Path) -> _Done:
         """Read one file in Python into a temporary CSV (appended to `events` in phase 2)."""
+        self.progress(rel, path)
         fd, tmp = tempfile.mkstemp(prefix="ledger-events-", suffix=".csv")
         self.temps.append(tmp)
         first_reject = len(self.loader.rejects)
@@ -1148,6 +1173,7 @@ class _FastLoad:
         return plan
 
     def _append_sql(self, plan: _CsvPlan) -> _Done | None:
+        self.progress(plan.rel, plan.path)
         spans = None
         parts = self._parts(plan)
         while True:
