@@ -49,6 +49,7 @@ def month_of(size: int) -> Path:
 def floor_seconds(folder: Path) -> float:
     started = time.perf_counter()
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     con.execute(f"""CREATE TABLE m AS SELECT * FROM read_csv('{folder}/2024-05/messages.csv', all_varchar=true)
                     ORDER BY conversation, ts""")
     con.execute(f"""CREATE TABLE o AS SELECT * FROM read_csv(['{folder}/2024-05/orders.csv',
