@@ -41,14 +41,14 @@ import json, resource, sys, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 import duckdb
-from ledger.engine import checked_policy
+from ledger.engine import checked_policy, database
 from ledger import events
 
 policy, _ = checked_policy([Path(sys.argv[1])])
-con = duckdb.connect()
-started = time.perf_counter()
-result = events.load_events(Path(sys.argv[2]), con, tz=ZoneInfo(policy.timezone), schema=policy.schema())
-seconds = time.perf_counter() - started
+with database() as con:  # the run's own database: on disk, memory-limited
+    started = time.perf_counter()
+    result = events.load_events(Path(sys.argv[2]), con, tz=ZoneInfo(policy.timezone), schema=policy.schema())
+    seconds = time.perf_counter() - started
 peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "events": result.n_events,
                   "rejects": len(result.rejects), "readers": events.last_readers}))
