@@ -1597,7 +1597,16 @@ class _FileSql:
         record = _RECORD_RE.replace("{d}", d)
         field = _FIELD_RE.replace("{d}", d)
         unquote = "CASE WHEN starts_with(x, '\"') THEN replace(substr(x, 2, length(x) - 2), '\"\"', '\"') ELSE x END"
+        # Every field quoted and no quote inside one ("a","b,c"; exports that quote
+        # everything): exactly 2 quotes per field, so the '","' between them are the
+        # field ends and splitting at them is what the csv module reads. Saves the regex.
+        between = _sql_string(f'"{d}"')
+        quotes = "strlen(l) - strlen(replace(l, '\"', ''))"  # bytes: the quote and delimiter are ASCII
+        seps = f"(strlen(l) - strlen(replace(l, {between}, ''))) // 3"
+        all_quoted = (f"starts_with(l, '\"') AND ends_with(l, '\"') AND strlen(l) >= 2 "
+                      f"AND NOT contains(l, '\"\"') AND {quotes} = 2 * ({seps} + 1)")
         return (f"CASE WHEN NOT contains(l, '\"') THEN string_split(l, {_sql_string(d)}) "
+                f"WHEN {all_quoted} THEN string_split(substr(l, 2, length(l) - 2), {between}) "
                 f"WHEN regexp_full_match(l, {_sql_string(record)}) "
                 f"THEN list_transform(regexp_extract_all({_sql_string(d)} || l, {_sql_string(field)}, 1), "
                 f"lambda x: {unquote}) END")
