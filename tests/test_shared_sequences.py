@@ -68,3 +68,68 @@ def test_shared_tables_give_the_entries_of_rules_compiled_alone():
             alone += engine._entries(compiled, names, cursor.fetchall(), data_end_local, [])
     assert len(result.entries) > 1000
     assert sorted(result.entries, key=lambda e: e.id) == sorted(alone, key=lambda e: e.id)
+
+
+SEQUENCE_POLICY = """
+rule g: on message per conversation when gap > 10m fine 1元
+rule p: on message per conversation when position = 3 fine 2元
+rule l: on message[sender = "agent"] per conversation when last fine 3元
+rule n: on message[sender = "agent"] per conversation when next.sender = "agent" fine 4元
+rule t: on message per buyer when hour(previous.ts) = 10 fine 5元
+"""
+
+
+def naive(events: list[dict]) -> set[tuple]:
+    """The five rules above, read literally, in plain Python."""
+    from datetime import datetime
+
+    def seqs(members, key):
+        groups: dict = {}
+        for i, e in enumerate(members):
+            groups.setdefault(e.get(key) or ("alone", e["id"]), []).append(e)
+        return [sorted(g, key=lambda e: (e["ts"], events.index(e))) for g in groups.values()]
+
+    ts = lambda e: datetime.fromisoformat(e["ts"])  # noqa: E731
+    out = set()
+    for s in seqs(events, "conversation"):
+        for k, e in enumerate(s):
+            if k and (ts(e) - ts(s[k - 1])).total_seconds() > 600:
+                out.add(("g", e["id"]))
+            if k == 2:
+                out.add(("p", e["id"]))
+    agents = [e for e in events if e.get("sender") == "agent"]
+    for s in seqs(agents, "conversation"):
+        for k, e in enumerate(s):
+            if k == len(s) - 1:
+                out.add(("l", e["id"]))
+            if k + 1 < len(s) and s[k + 1].get("sender") == "agent":
+                out.add(("n", e["id"]))
+    for s in seqs(events, "buyer"):
+        for k, e in enumerate(s):
+            if k and ts(s[k - 1]).hour == 10:
+                out.add(("t", e["id"]))
+    return out
+
+
+def test_sequence_facts_with_shared_and_narrowed_sequences(tmp_path):
+    """gap, position, last, next. and previous.ts from shared tables (g+p, l+n) and a
+    sequence of its own (t), against the rules read literally."""
+    import json
+
+    policy = policy_of(SEQUENCE_POLICY)
+    assert sorted(s.rules for s in shared_sequences(policy, list(policy.rules))) == [(0, 1), (2, 3)]
+    rows = []
+    for c in range(6):
+        for k in range(7):
+            minute = [0, 3, 15, 16, 40, 41, 41][k] + c
+            rows.append({"id": f"e{c}{k}", "ts": f"2024-05-0{1 + c % 3} {9 + (k + c) % 3:02d}:{minute:02d}:00",
+                         "type": "message", "conversation": f"c{c}" if c != 5 else "",
+                         "buyer": f"b{c % 2}", "agent": "店:小王",
+                         "sender": ["buyer", "agent", "agent", "buyer", "agent", "agent", "buyer"][(k + c) % 7],
+                         "text": "好的"})
+    (tmp_path / "e.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
+    result = engine.run_policy(policy, (), tmp_path, engine.Month.parse("2024-05"))
+    got = {(e.rule_id, e.event_id) for e in result.entries}
+    want = naive(rows)
+    assert {r for r, _ in want} == {"g", "p", "l", "n", "t"}  # every rule has something to find
+    assert got == want

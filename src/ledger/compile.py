@@ -70,18 +70,22 @@ class CompiledRule:
     neighbours: tuple[tuple[str, str], ...] = ()  # (previous|next, field) the rule reads
 
 
-def sequence_ctes(policy: Policy, rule: ast.Rule, shared: "dict[tuple, str] | None" = None) -> tuple[list[str], str]:
+def sequence_ctes(policy: Policy, rule: ast.Rule, shared: "dict[tuple, str] | None" = None, *,
+                  narrow: bool = False) -> tuple[list[str], str]:
     """The CTEs that select a rule's members and, with `per`, number them in sequence.
 
     Returns (ctes, name of the relation to read). Shared by the evaluator and `explain`.
     `shared` maps a `sequence_key` to a table that already holds that sequence (see
     `shared_sequences`): rules over the same sequence then read it instead of sorting
-    the events again.
+    the events again. `narrow`: the sequence keeps only the columns `compile_rule` reads
+    (less to sort); `explain` reads them all.
     """
     keys = [k.value for k in rule.on.per]
     table = (shared or {}).get(sequence_key(policy, rule)) if keys else None
     if table is not None:
         return [f"sequenced AS (SELECT * FROM {q(table)})"], "sequenced"
+    if narrow and keys:
+        return _sequence_ctes(policy, rule.on, neighbour_refs(rule.when), *_narrow(policy, [rule]))
     return _sequence_ctes(policy, rule.on, neighbour_refs(rule.when))
 
 
@@ -122,6 +126,16 @@ def sequence_key(policy: Policy, rule: ast.Rule) -> tuple:
     event = policy.events[rule.on.event.value]
     members = condition_sql(policy, event, rule.on.filter, alias=None) if rule.on.filter is not None else ""
     return (event.name, members, tuple(k.value for k in rule.on.per))
+
+
+def _narrow(policy: Policy, rules: "list[ast.Rule]") -> tuple[list[str], bool]:
+    """(columns, gap) of a sequence that only these rules read: the member columns they
+    read, and whether any reads the time since the previous member."""
+    event = policy.events[rules[0].on.event.value]
+    wanted = {c for r in rules for c in _columns_read(event, r)}
+    columns = [c for c in _BASE_COLUMNS if c in wanted] + sorted(wanted - set(_BASE_COLUMNS))
+    gap = any("gap" in _fields_read(r.when) and "gap" not in event.fields for r in rules)
+    return columns, gap
 
 
 def _fields_read(expr) -> set[str]:
@@ -174,11 +188,7 @@ def shared_sequences(policy: Policy, rules: "list[ast.Rule]") -> list[SharedSequ
         group = [rules[i] for i in members]
         neighbours = tuple(sorted({n for r in group for n in neighbour_refs(r.when)}))
         # Only the columns the rules read: the table is held in memory, sorted.
-        event = policy.events[group[0].on.event.value]
-        wanted = {c for r in group for c in _columns_read(event, r)}
-        columns = [c for c in _BASE_COLUMNS if c in wanted] + sorted(wanted - set(_BASE_COLUMNS))
-        gap = any("gap" in _fields_read(r.when) and "gap" not in event.fields for r in group)
-        ctes, relation = _sequence_ctes(policy, group[0].on, neighbours, columns, gap)
+        ctes, relation = _sequence_ctes(policy, group[0].on, neighbours, *_narrow(policy, group))
         table = f"_seq_{number}"
         sql = f"CREATE OR REPLACE TEMP TABLE {q(table)} AS WITH {', '.join(ctes)} SELECT * FROM {relation}"
         out.append(SharedSequence(key, table, sql, tuple(members)))
@@ -195,7 +205,7 @@ def compile_rule(policy: Policy, rule: ast.Rule, shared: "dict[tuple, str] | Non
     event = policy.events[rule.on.event.value]
     keys = [k.value for k in rule.on.per]
     neighbours = neighbour_refs(rule.when)
-    ctes, source = sequence_ctes(policy, rule, shared)
+    ctes, source = sequence_ctes(policy, rule, shared, narrow=True)
     when = condition_sql(policy, event, rule.when, alias="s", sequence=bool(keys)) if rule.when is not None else "TRUE"
     ctes.append(f"triggers AS (SELECT * FROM {source} s WHERE s.ts >= $start AND s.ts < $end "
                 f"AND {effective_sql(rule.effective, 's')} AND ({when}))")
