@@ -949,15 +949,26 @@ def reader_mode() -> str:
 
 @functools.lru_cache(maxsize=1)
 def _udf_types():
-    """(BIGINT, VARCHAR, VARCHAR[]) as DuckDB Python types, or None."""
+    """(BIGINT, VARCHAR, VARCHAR[]) as DuckDB Python types, or None when this DuckDB
+    cannot run the reader's Python UDF (its types are missing, or numpy is)."""
     try:
-        return duckdb.sqltype("BIGINT"), duckdb.sqltype("VARCHAR"), duckdb.sqltype("VARCHAR[]")
+        types = duckdb.sqltype("BIGINT"), duckdb.sqltype("VARCHAR"), duckdb.sqltype("VARCHAR[]")
     except (AttributeError, duckdb.Error):  # before DuckDB 1.4: duckdb.typing
         try:
             from duckdb.typing import BIGINT, VARCHAR
-            return BIGINT, VARCHAR, duckdb.list_type(VARCHAR)
+            types = BIGINT, VARCHAR, duckdb.list_type(VARCHAR)
         except (ImportError, AttributeError, duckdb.Error):
             return None
+    con = duckdb.connect()
+    try:  # one call, so a missing piece shows here and not as a fallback for every file
+        con.create_function("ledger_probe", lambda n, s: [s], list(types[:2]), types[2],
+                            null_handling="special", side_effects=True)
+        con.execute("SELECT ledger_probe(1, 'x')").fetchall()
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    return types
 
 
 class _Scan(NamedTuple):
