@@ -32,6 +32,12 @@ def statement_of(result: MonthResult) -> Statement:
     )
     rules = [(r.id.value, r.title or r.id.value, f"{r.pos.filename}:{r.pos.line}", r.amount.kind,
               r.amount.text, str(r.effective) if r.effective else "") for r in result.policy.rules]
+    # Lines from no policy rule (人工调整, 上月更正) get a 规则 row each group, in first-seen order.
+    known = {(r[0], r[2]) for r in rules}
+    for e in result.entries:
+        if (e.rule_id, e.rule_location) not in known:
+            known.add((e.rule_id, e.rule_location))
+            rules.append((e.rule_id, e.rule_title, e.rule_location, e.kind, "", ""))
     # Buyers' phone numbers, ID numbers and addresses never reach a workbook (privacy.py).
     entries = [mask_entry(e) for e in result.entries]
     return build(info, entries, set(result.agents), rules)
