@@ -89,6 +89,18 @@ def test_one_file_per_agent_with_a_safe_name(small_run):
     assert names == sorted(["初晴旗舰店_小王.xlsx", "初晴旗舰店_小李.xlsx", "初晴旗舰店_小美.xlsx"])
 
 
+def test_buyer_and_conversation_are_masked_but_not_the_order():
+    from datetime import datetime
+    from ledger.entries import Entry
+    from ledger.privacy import mask_entry
+    e = Entry("E1", "r", "r", "p:1", "fine", WANG, datetime(2024, 5, 1), None, "pending", "m1", 1,
+              conversation="13812345678@20240501100000", order="3921839218391234567", buyer="13812345678",
+              excerpt="加我 13812345678")
+    m = mask_entry(e)
+    assert (m.buyer, m.conversation, m.order) == ("138****5678", "138****5678@20240501100000", e.order)
+    assert m.excerpt == "加我 138****5678"
+
+
 def test_no_workbook_shows_a_phone_id_or_address(small_run):
     books = [small_run / "ledger-2024-05.xlsx", *sorted((small_run / "agents").glob("*.xlsx"))]
     assert len(books) == 4

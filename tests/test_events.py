@@ -230,7 +230,8 @@ def test_duplicate_ids_fold_when_identical_and_reject_when_different(tmp_path):
                                       ["e1", "2024-05-01 10:00:00", "order_paid", "o1", "12.5"],  # same after normalising
                                       ["e1", "2024-05-01 10:00:00", "order_paid", "o1", "13"]]))
     result, con = load(tmp_path, SCHEMA)
-    assert reasons(result) == [("b.csv", 3, "重复 id 但内容不同 (duplicate id with different content), first seen at a.csv:2")]
+    assert reasons(result) == [("b.csv", 3, "重复 id 但内容不同 (duplicate id with different content), first seen at a.csv:2"
+                                            "；第一行 (first row): e1,2024-05-01 10:00:00,order_paid,o1,12.50")]
     assert [(f.read, f.accepted, f.rejected, f.duplicates) for f in result.files] == [(1, 1, 0, 0), (2, 1, 1, 1)]
     assert result.duplicates_folded == 1 and result.n_events == 1
     assert table(con, "id, amount, src_file") == [{"id": "e1", "amount": "12.5", "src_file": "a.csv"}]

@@ -186,6 +186,7 @@ def test_overlapping_downloads_fold_and_conflicts_are_reported(tmp_path, canonic
     (conflict,) = [r for r in loaded.rejects if "duplicate id" in r.reason]
     assert conflict.file == "退款-0603.csv" and conflict.line == 2 and "拍错" in conflict.raw
     assert "退款-0601.csv:4" in conflict.reason
+    assert "第一行 (first row): R3,O3,tb_c,2024-05-10 12:00:00,,质量问题" in conflict.reason  # both rows shown
 
 
 # --------------------------------------------------------------- chat records
@@ -300,3 +301,14 @@ def test_shipped_profiles_parse():
 
 def test_header_repeats_become_numbered():
     assert profiles.dedupe_header(["a", "b", "a", "a"]) == ["a", "b", "a.1", "a.2"]
+
+
+def test_columns_match_without_spaces_or_a_bracketed_unit(tmp_path, canonical_refunds):
+    header = [h.replace("买家退款金额", "买家退款金额（元）").replace("退款编号", "退款编号 ") for h in REFUND_HEADER]
+    folder = tmp_path / "export"
+    write_csv(folder / "退款.csv", [header, *REFUND_ROWS])
+    _with_end(folder)
+    assert fines(folder) == canonical_refunds
+    result = engine.run_month(POLICY, folder, "2024-05")
+    con_amounts = {e.order for e in result.entries}
+    assert con_amounts == {"O2", "O5"}

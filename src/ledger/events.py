@@ -269,7 +269,7 @@ def _discover(root: Path) -> tuple[list[tuple[str, Path]], list[str]]:
             rel = _display(path.relative_to(root).as_posix())
             if path.suffix.lower() in EVENT_SUFFIXES:
                 found.append((rel, path))
-            else:
+            elif path.suffix.lower() != profiles_mod.SUFFIX:  # export profiles are read, not ignored
                 ignored.append(rel)
     found.sort(key=lambda item: item[0])
     return _expand_containers(found, ignored)
@@ -864,7 +864,7 @@ def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.Zone
     if mode != "python":
         fast = _FastLoad(con, tz, schema, force=mode == "fast")
         fast.loader.profiles = profiles
-        return fast.run(files, ignored)
+        return _with_first_rows(fast.run(files, ignored), files, profiles)
     last_readers.update((rel, "python") for rel, _ in files)
     fd, tmp = tempfile.mkstemp(prefix="ledger-events-", suffix=".csv")
     try:
@@ -875,14 +875,48 @@ def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.Zone
         _create_table(con, loader.columns, tmp if loader.n_events else None)
     finally:
         os.unlink(tmp)
-    return LoadResult(
+    return _with_first_rows(LoadResult(
         files=tuple(reports),
         ignored=tuple(ignored),
         rejects=tuple(loader.rejects),
         columns=tuple(loader.columns.extras),
         n_events=loader.n_events,
         duplicates_folded=sum(r.duplicates for r in reports),
-    )
+    ), files, profiles)
+
+
+_CONFLICT = re.compile(r"\(duplicate id with different content\), first seen at (.+):(\d+)$")
+
+
+def _with_first_rows(result: LoadResult, files, profiles) -> LoadResult:
+    """A duplicate id with other content is reported with both rows: the first row's text
+    is added to the later row's reason (the same whichever reader read the files)."""
+    wanted: dict[str, set[int]] = {}
+    for r in result.rejects:
+        m = _CONFLICT.search(r.reason)
+        if m:
+            wanted.setdefault(m.group(1), set()).add(int(m.group(2)))
+    if not wanted:
+        return result
+    paths = dict(files)
+    raws: dict[tuple[str, int], str] = {}
+    for rel, lines in wanted.items():
+        if rel not in paths:
+            continue
+        try:
+            data = paths[rel].read_bytes()
+        except OSError:
+            continue
+        _, records = _file_records(rel, paths[rel], data, _Columns(), profiles)
+        for record in records:
+            if record.is_row and record.line in lines:
+                raws.setdefault((rel, record.line), _printable(record.raw))
+    rejects = []
+    for r in result.rejects:
+        m = _CONFLICT.search(r.reason)
+        first = raws.get((m.group(1), int(m.group(2)))) if m else None
+        rejects.append(r if first is None else attrs.evolve(r, reason=f"{r.reason}；第一行 (first row): {first}"))
+    return attrs.evolve(result, rejects=tuple(rejects))
 
 
 def _check_schema(schema: Schema) -> None:

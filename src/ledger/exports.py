@@ -271,7 +271,7 @@ def _mapped(rel, header_line, header_raw, names, body, columns, profile):
             pending.append((line, raw, None, None,
                             f"列数不对 (wrong column count): 期望 {len(names)} 列，实际 {len(fields)} 列"))
             continue
-        row = dict(zip(names, fields))
+        row = profiles_mod.with_aliases(dict(zip(names, fields)))
         events = profile.rows(row)
         if not events:
             pending.append((line, raw, row, None, f"导出格式 {profile.name}: 这一行没有产生事件 (row gives no event)"))

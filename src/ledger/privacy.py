@@ -63,11 +63,16 @@ def _mask_address(m: re.Match) -> str:
 
 
 def mask_entry(entry):
-    """The entry with its quoted text (excerpt, evidence) masked; the same object when
-    nothing needed masking."""
+    """The entry with its quoted text (excerpt, evidence) masked, and its buyer and
+    conversation too (a buyer nick or a conversation cut from a chat export may be a
+    phone number); the same object when nothing needed masking. The order column is
+    left alone: Taobao order numbers are 18–19 digits and would read as ID numbers."""
     import attrs
 
-    excerpt, evidence = mask_text(entry.excerpt), mask_text(entry.evidence)
-    if excerpt == entry.excerpt and evidence == entry.evidence:
-        return entry
-    return attrs.evolve(entry, excerpt=excerpt, evidence=evidence)
+    changed = {}
+    for name in ("excerpt", "evidence", "buyer", "conversation"):
+        value = getattr(entry, name)
+        masked = mask_text(value)
+        if masked != value:
+            changed[name] = masked
+    return attrs.evolve(entry, **changed) if changed else entry

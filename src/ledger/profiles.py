@@ -105,7 +105,8 @@ class Profile:
         return bool(self.match) and all(c in names for c in self.match)
 
     def missing(self, names: set[str]) -> list[str]:
-        return [c for c in self.match if c not in names]
+        present = set(with_aliases({n: "" for n in names}))
+        return [c for c in self.match if c not in present]
 
     def named(self, rel: str) -> bool:
         base = rel.rsplit("/", 1)[-1]
@@ -310,10 +311,24 @@ def load(extra_folders: list[Path]) -> list[Profile]:
     return list(by_name.values())
 
 
+_UNIT_SUFFIX = re.compile(r"\s*[（(][^（()）]*[)）]\s*$")
+
+
+def with_aliases(row: dict[str, str]) -> dict[str, str]:
+    """The row, plus each column also under its name without spaces and without a trailing
+    unit in brackets (`买家退款金额(元)` → `买家退款金额`), unless that name is taken."""
+    out = dict(row)
+    for name, value in row.items():
+        alias = _UNIT_SUFFIX.sub("", name).replace(" ", "").replace("\u3000", "")
+        if alias and alias not in out:
+            out[alias] = value
+    return out
+
+
 def choose(profiles: list[Profile], rel: str, names: list[str]) -> Profile | None:
     """The profile for a file: one whose `files` names it, else the first whose `match`
-    columns are all in the header."""
-    present = set(names)
+    columns are all in the header (names also without a bracketed unit, see with_aliases)."""
+    present = set(with_aliases({n: "" for n in names}))
     for p in profiles:
         if p.named(rel):
             return p
