@@ -195,3 +195,19 @@ def test_agent_files_are_byte_identical_across_runs(tmp_path):
                      "--events", str(tmp_path / f"e{n}"), "--out", str(out)]) == 0
         outs.append({p.name: p.read_bytes() for p in (out / "2024-05" / "agents").iterdir()})
     assert outs[0] == outs[1]
+
+
+from hypothesis import given, settings, strategies as st
+
+_NO_DIGITS = st.text(st.characters(blacklist_categories=("Nd", "Cs")), max_size=30)
+
+
+@settings(max_examples=200, deadline=None)
+@given(prefix=_NO_DIGITS, suffix=_NO_DIGITS,
+       phone=st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True),
+       sep=st.sampled_from(["", " ", "-"]))
+def test_no_mobile_number_survives_masking(prefix, suffix, phone, sep):
+    written = f"{phone[:3]}{sep}{phone[3:7]}{sep}{phone[7:]}"
+    masked = mask_text(prefix + written + suffix)
+    assert phone not in masked.replace(" ", "").replace("-", "")
+    assert f"{phone[:3]}****{phone[7:]}" in masked
