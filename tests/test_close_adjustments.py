@@ -281,3 +281,14 @@ def test_check_warns_about_adjustments_to_a_closed_month(shop, capsys):
     assert run("check") == 0
     err = capsys.readouterr().err
     assert "已结账" in err and "2024-06" in err and "警告" in err
+
+
+def test_corrections_land_in_the_first_open_month_only(shop):
+    assert run("close", "2024-05") == 0
+    short = ids_by_rule()["短语回复"][0]
+    adjust(f"month 2024-05\nwaive {short['编号']} \"申诉成立\"\n")
+    assert run("run", "--month", "2024-07") == 0  # June is open: June takes May's corrections
+    assert _corrections("2024-07") == []
+    assert run("close", "2024-06") == 0
+    assert len(_corrections("2024-06")) == 1
+    assert run("run", "--month", "2024-06") == 0  # closed June verifies with its correction

@@ -13,7 +13,8 @@ A closed month is never written again. Running it again verifies it: when the en
 are those of the snapshot and the statement file is the one sealed, it says so and
 writes nothing; otherwise it refuses (exit code 6) and lists what would change.
 
-Corrections: when the month M being run is open, every closed month P before it is run
+Corrections: when month M is run, every closed month P before it whose corrections land
+in M (M is the first month after P that is open, M itself counting as open) is run
 again; for each entry whose amount now differs from the snapshot (taking away
 corrections that closed months between P and M already carried), M gets a line
 `上月更正` with the difference, linked to the original entry by `origin`
@@ -192,6 +193,21 @@ def file_changes(label: str, old: dict[str, str], new: dict[str, str]) -> list[s
 # ---------------------------------------------------------------- corrections
 
 
+def _next_month(m: str) -> str:
+    y, mo = int(m[:4]), int(m[5:7])
+    return f"{y + (mo == 12):04d}-{mo % 12 + 1:02d}"
+
+
+def _landing_month(p: str, month: str, closed: set[str]) -> str:
+    """Where corrections of closed month P go when `month` is run: the first month after
+    P that is open, `month` itself counting as open (so a closed month verifies with the
+    corrections it was closed with)."""
+    q = _next_month(p)
+    while q != month and q in closed:
+        q = _next_month(q)
+    return q
+
+
 def corrections(month: str, month_start: datetime, out_dir: Path, current_of) -> list[Entry]:
     """上月更正 lines for `month` from every closed month before it.
 
@@ -202,6 +218,8 @@ def corrections(month: str, month_start: datetime, out_dir: Path, current_of) ->
     snaps = {p: read_snapshot(Path(out_dir) / p) for p in months}
     out: list[Entry] = []
     for p in months:
+        if _landing_month(p, month, set(months)) != month:
+            continue  # an open month between P and this one takes P's corrections
         closed = {s.id: s for s in snaps[p] if not s.origin}
         now = {s.id: s for s in map(snap, current_of(p))}
         carried: dict[str, Decimal] = {}
