@@ -292,3 +292,10 @@ def test_corrections_land_in_the_first_open_month_only(shop):
     assert run("close", "2024-06") == 0
     assert len(_corrections("2024-06")) == 1
     assert run("run", "--month", "2024-06") == 0  # closed June verifies with its correction
+
+
+def test_close_takes_the_month_as_argument_or_option(shop, capsys):
+    assert run("close") == 2
+    assert run("close", "--month", "2024-05") == 0
+    assert Path("reports/2024-05/CLOSED").is_file()
+    assert run("close", "2024-05") == 0  # verifies

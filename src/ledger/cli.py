@@ -39,14 +39,17 @@ def run(
 
 @app.command("close")
 def close_(
-    month: str = typer.Argument(..., help="要结账的月份 YYYY-MM，例如 2024-05"),
+    month: Optional[str] = typer.Argument(None, help="要结账的月份 YYYY-MM，例如 2024-05"),
+    month_option: Optional[str] = typer.Option(None, "--month", help="同上，也可以写成 --month 2024-05"),
     policy: List[Path] = typer.Option([Path("policy")], "--policy", help="规则文件或目录"),
     events: Path = typer.Option(Path("events"), "--events", help="事件目录"),
     out: Path = typer.Option(Path("reports"), "--out", help="输出目录"),
     adjustments: Path = typer.Option(Path("adjustments"), "--adjustments", help="申诉与调整目录"),
 ):
     """月结：出账并封存 reports/<月份>/CLOSED；已结账的月份只核对，永不覆盖。"""
-    _run_period(month, policy, events, out, False, adjustments, seal=True)
+    if (month is None) == (month_option is None):
+        raise LedgerError("请给出一个月份：ledger close 2024-05 (give one month)", exit_code=2)
+    _run_period(month or month_option, policy, events, out, False, adjustments, seal=True)
 
 
 def _run_period(month, policy, events, out, strict, adjustments, *, seal: bool) -> None:
