@@ -312,3 +312,28 @@ def test_columns_match_without_spaces_or_a_bracketed_unit(tmp_path, canonical_re
     result = engine.run_month(POLICY, folder, "2024-05")
     con_amounts = {e.order for e in result.entries}
     assert con_amounts == {"O2", "O5"}
+
+
+def test_xlsx_title_rows_above_the_header(tmp_path, canonical_refunds):
+    folder = tmp_path / "export"
+    write_xlsx(folder / "退款.xlsx", {"Sheet1": [["退款管理导出"], ["导出时间：2024-06-02 08:00"], [],
+                                                 REFUND_HEADER, *REFUND_ROWS]})
+    _with_end(folder)
+    assert fines(folder) == canonical_refunds
+    loaded = load(folder)
+    assert loaded.rejects == ()
+    assert {f.path: f.accepted for f in loaded.files}["退款.xlsx#Sheet1"] == 8
+
+
+def test_bad_profile_stops_the_run(tmp_path, capsys):
+    folder = tmp_path / "export"
+    folder.mkdir()
+    (folder / "bad.profile").write_text("profile x\nmatch a\nevent y\n    ts 时间\n", encoding="utf-8")
+    write_jsonl(folder / "ok.jsonl", [{"ts": "2024-05-01 10:00:00", "type": "status"}])
+    assert main(["run", "--month", "2024-05", "--policy", str(REPO / "policy"), "--events", str(folder),
+                 "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "bad.profile:4:5" in err and "导出格式文件有错误" in err
+    assert not (tmp_path / "out").exists()
+    assert main(["check", str(REPO / "policy"), "--events", str(folder)]) == 1
+    assert "bad.profile:4:5" in capsys.readouterr().err

@@ -103,6 +103,9 @@ def check(
     errors = sum(1 for d in diagnostics if d.severity == "error")
     if not errors:
         diagnostics = diagnostics + lint(policy)
+        from . import profiles as profiles_mod
+
+        profiles_mod.load([events, Path("profiles")])  # export profiles: errors end the check (exit 1)
         adjustment_diags = period.check_adjustments(policy, sources, events, out, adjustments)
         adjustment_errors = sum(1 for d in adjustment_diags if d.severity == "error")
         if adjustment_errors:

@@ -6,8 +6,10 @@ canonical CSV gives, so checking, normalising, rejects and duplicate folding are
 reader's own. The set-based CSV reader never sees these files: it takes only real
 `.csv` files whose header has `ts` and `type`.
 
-* `.xlsx`: every sheet is its own input (`file.xlsx#工作表`); a sheet with no rows is
-  listed as ignored. Row numbers are Excel's. Cells become text: numbers without a
+* `.xlsx`: every sheet is its own input (`file.xlsx#工作表`); a sheet with no rows
+  reads 0 rows. The header is the first of the first 10 non-empty rows that has `ts` and
+  `type` or that a profile recognises (exports put titles above it), else the first
+  row; rows above it are titles, not events. Row numbers are Excel's. Cells become text: numbers without a
   fraction as integers, dates and times as `YYYY-MM-DD HH:MM:SS`, booleans true/false.
   The reader is python-calamine (≈12× faster than openpyxl read-only, BENCHMARKS.md);
   openpyxl read-only is the fallback when calamine is not installed, with the same text.
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import re
 import zipfile
 from datetime import date, datetime, time, timedelta
@@ -211,13 +214,27 @@ def sheet_records(rel: str, data: bytes, sheet: str, columns, profiles, reader: 
     from . import events as ev
 
     rows = sheet_rows(data, sheet, reader)
-    first = next(rows, None)
-    if first is None:
+    head = list(itertools.islice(rows, HEADER_SEARCH_ROWS))
+    if not head:
         return
-    header_line, header = first
+    # Exports often put a title or a date line above the header: the header is the first
+    # of the first rows that is canonical or that a profile recognises, else the first row.
+    at = next((i for i, (_, cells) in enumerate(head) if _looks_like_header(rel, cells, profiles)), 0)
+    header_line, header = head[at]
     names = [ev._clean_name(n) for n in header]
-    body = ((line, 1, _raw(cells), cells + [""] * (len(names) - len(cells)), None) for line, cells in rows)
+    rest = itertools.chain(head[at + 1:], rows)
+    body = ((line, 1, _raw(cells), cells + [""] * (len(names) - len(cells)), None) for line, cells in rest)
     yield from table_records(rel, header_line, _raw(header), names, body, columns, profiles)
+
+
+HEADER_SEARCH_ROWS = 10
+
+
+def _looks_like_header(rel: str, cells: list[str], profiles) -> bool:
+    from . import events as ev
+
+    names = [ev._clean_name(c) for c in cells]
+    return ("ts" in names and "type" in names) or profiles_mod.choose(list(profiles or []), rel, names) is not None
 
 
 def table_records(rel: str, header_line: int, header_raw: str, names: list[str], body, columns, profiles):
