@@ -337,3 +337,15 @@ def test_bad_profile_stops_the_run(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
     assert main(["check", str(REPO / "policy"), "--events", str(folder)]) == 1
     assert "bad.profile:4:5" in capsys.readouterr().err
+
+
+def test_excel_protected_numbers_in_exports(tmp_path):
+    folder = tmp_path / "export"
+    rows = [REFUND_HEADER,
+            ["=\"2024051012345\"", "=\"3700000000037417969\"", "tb_a", "2024-05-10 10:00:00", "",
+             "拍错", "退款中", WANG + "\t", "29.90", ""]]
+    write_csv(folder / "退款.csv", rows, encoding="gb18030")
+    _with_end(folder)
+    result = engine.run_month(POLICY, folder, "2024-05")
+    (entry,) = result.entries
+    assert (entry.order, entry.agent, entry.event_id) == ("3700000000037417969", WANG, "refund:2024051012345:requested")

@@ -288,7 +288,7 @@ def _mapped(rel, header_line, header_raw, names, body, columns, profile):
             pending.append((line, raw, None, None,
                             f"列数不对 (wrong column count): 期望 {len(names)} 列，实际 {len(fields)} 列"))
             continue
-        row = profiles_mod.with_aliases(dict(zip(names, fields)))
+        row = profiles_mod.with_aliases(dict(zip(names, map(_export_cell, fields))))
         events = profile.rows(row)
         if not events:
             pending.append((line, raw, row, None, f"导出格式 {profile.name}: 这一行没有产生事件 (row gives no event)"))
@@ -301,6 +301,17 @@ def _mapped(rel, header_line, header_raw, names, body, columns, profile):
         _cut_conversations(profile, pending)
     for line, raw, _, values, error in pending:
         yield ev._Record(line, raw, error=error) if error else ev._Record(line, raw, values)
+
+
+_EXCEL_TEXT = re.compile(r'^="(.*)"$', re.S)
+
+
+def _export_cell(text: str) -> str:
+    """A cell as the platform meant it: Taobao writes long numbers as ="3700000000037417969"
+    or with a trailing TAB so that Excel keeps every digit; both are taken off."""
+    text = text.strip(" \t")
+    m = _EXCEL_TEXT.match(text)
+    return m.group(1).replace('""', '"') if m else text
 
 
 _LOOSE_TS = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?")
