@@ -349,3 +349,20 @@ def test_excel_protected_numbers_in_exports(tmp_path):
     result = engine.run_month(POLICY, folder, "2024-05")
     (entry,) = result.entries
     assert (entry.order, entry.agent, entry.event_id) == ("3700000000037417969", WANG, "refund:2024051012345:requested")
+
+
+@pytest.mark.parametrize("reader", ["python", "auto"])
+def test_overlapping_chat_downloads_cut_and_fold_as_one(tmp_path, monkeypatch, reader):
+    monkeypatch.setenv("LEDGER_EVENTS_READER", reader)
+    one = tmp_path / "one"
+    write_csv(one / "chat.csv", [CHAT_HEADER, *CHAT_ROWS])
+    _with_end(one)
+    expected = fines(one)
+    assert expected
+    # the second download starts in the middle of tb_a's first conversation
+    two = tmp_path / "two"
+    write_csv(two / "chat-0510a.csv", [CHAT_HEADER, *CHAT_ROWS[:5]])
+    write_xlsx(two / "chat-0510b.xlsx", {"聊天记录": [CHAT_HEADER, *CHAT_ROWS[2:]]})
+    _with_end(two)
+    assert fines(two) == expected
+    assert load(two).duplicates_folded == 3

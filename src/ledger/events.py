@@ -864,7 +864,9 @@ def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.Zone
     if mode != "python":
         fast = _FastLoad(con, tz, schema, force=mode == "fast")
         fast.loader.profiles = profiles
-        return _with_first_rows(fast.run(files, ignored), files, profiles)
+        result = fast.run(files, ignored)
+        exports.cut_sessions(con)
+        return _with_first_rows(result, files, profiles)
     last_readers.update((rel, "python") for rel, _ in files)
     fd, tmp = tempfile.mkstemp(prefix="ledger-events-", suffix=".csv")
     try:
@@ -875,6 +877,7 @@ def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.Zone
         _create_table(con, loader.columns, tmp if loader.n_events else None)
     finally:
         os.unlink(tmp)
+    exports.cut_sessions(con)
     return _with_first_rows(LoadResult(
         files=tuple(reports),
         ignored=tuple(ignored),

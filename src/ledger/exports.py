@@ -272,7 +272,10 @@ def _mapped(rel, header_line, header_raw, names, body, columns, profile):
     from . import events as ev
 
     names = profiles_mod.dedupe_header(names)
-    produced = sorted({f for e in profile.events for f, _ in e.fields} - set(ev.CORE))
+    produced = {f for e in profile.events for f, _ in e.fields} - set(ev.CORE)
+    if profile.session_key:
+        produced |= {SESSION_KEY, SESSION_GAP}
+    produced = sorted(produced)
     for name in produced:
         problem = columns.problem(name)
         if problem:
@@ -296,9 +299,11 @@ def _mapped(rel, header_line, header_raw, names, body, columns, profile):
             when = _when(values.get("ts"))
             if when is not None:
                 values["ts"] = _canonical_ts(when)
+            key = (row.get(profile.session_key) or "").strip() if profile.session_key else ""
+            if key and not values.get("conversation"):
+                values[SESSION_KEY] = key
+                values[SESSION_GAP] = str(int(profile.session_gap.total_seconds()))
             pending.append((line, raw, row, values, None))
-    if profile.session_key:
-        _cut_conversations(profile, pending)
     for line, raw, _, values, error in pending:
         yield ev._Record(line, raw, error=error) if error else ev._Record(line, raw, values)
 
@@ -336,33 +341,40 @@ def _canonical_ts(when: datetime) -> str:
     return text + (f".{when.microsecond:06d}" if when.microsecond else "")
 
 
-def _cut_conversations(profile, pending: list) -> None:
-    """Fill `conversation` (and a missing `agent`) of rows the export gave none, by idle gap."""
-    groups: dict[str, list[tuple[datetime, int, dict]]] = {}
-    for n, (_, _, row, values, error) in enumerate(pending):
-        if error or values is None or values.get("conversation"):
-            continue
-        key = (row.get(profile.session_key) or "").strip()
-        when = _when(values.get("ts"))
-        if key and when is not None:
-            groups.setdefault(key, []).append((when, n, values))
-    for key, items in groups.items():
-        items.sort(key=lambda item: (item[0], item[1]))
-        conversation: list[dict] = []
-        last = None
-        for when, _, values in items:
-            if last is None or when - last > profile.session_gap:
-                _fill_agent(conversation)
-                conversation = []
-                label = when.strftime("%Y%m%d%H%M%S")
-            values["conversation"] = f"{key}@{label}"
-            conversation.append(values)
-            last = when
-        _fill_agent(conversation)
+SESSION_KEY = "session_key"  # rows to cut into conversations: the key (e.g. 客户名) ...
+SESSION_GAP = "session_gap"  # ... and the idle gap in seconds
 
 
-def _fill_agent(conversation: list[dict]) -> None:
-    agent = next((v["agent"] for v in conversation if v.get("agent")), None)
-    if agent:
-        for v in conversation:
-            v.setdefault("agent", agent)
+def cut_sessions(con) -> None:
+    """Give rows the export left without a conversation one: per session key, in time
+    order (ties: input order), a new conversation after an idle gap longer than the
+    row's gap; id `key@first local time`. Rows without agent then get the first agent
+    of their conversation. Runs on the whole `events` table after loading and folding
+    duplicates, so overlapping downloads cut the same way as one download."""
+    columns = {r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE events)").fetchall()}
+    if SESSION_KEY not in columns:
+        return
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE ledger_sessions AS
+        WITH s AS (
+            SELECT seq, {SESSION_KEY} AS k, ts_local, CAST({SESSION_GAP} AS BIGINT) AS gap,
+                   lag(ts_local) OVER (PARTITION BY {SESSION_KEY} ORDER BY ts_local, seq) AS prev
+            FROM events WHERE conversation IS NULL AND {SESSION_KEY} IS NOT NULL),
+        c AS (
+            SELECT *, sum(CASE WHEN prev IS NULL OR epoch(ts_local) - epoch(prev) > gap THEN 1 ELSE 0 END)
+                      OVER (PARTITION BY k ORDER BY ts_local, seq ROWS UNBOUNDED PRECEDING) AS n
+            FROM s),
+        d AS (
+            SELECT seq, k, first_value(ts_local) OVER (PARTITION BY k, n ORDER BY ts_local, seq) AS start FROM c)
+        SELECT seq, k || '@' || strftime(start, '%Y%m%d%H%M%S') AS conv FROM d""")
+    try:
+        con.execute("UPDATE events SET conversation = s.conv FROM ledger_sessions s WHERE events.seq = s.seq")
+        con.execute("""
+            UPDATE events SET agent = f.first_agent FROM (
+                SELECT seq, first_value(agent IGNORE NULLS) OVER (
+                    PARTITION BY conversation ORDER BY ts_local, seq
+                    ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS first_agent
+                FROM events WHERE conversation IN (SELECT DISTINCT conv FROM ledger_sessions)) f
+            WHERE events.seq = f.seq AND events.agent IS NULL AND f.first_agent IS NOT NULL""")
+    finally:
+        con.execute("DROP TABLE IF EXISTS ledger_sessions")

@@ -26,7 +26,8 @@ repeated in an export is read as `name`, `name.1`, `name.2`, ...
 `conversation by KEY gap D` (optional): rows whose `conversation` is empty are cut into
 conversations per KEY value, in time order, a new one after an idle gap longer than D;
 the id is `KEY@first-time`. Within such a conversation, rows without `agent` get the
-conversation's first agent.
+conversation's first agent. The cut is made over all files at once, after duplicates
+are folded (exports.cut_sessions), so overlapping downloads cut as one.
 """
 
 from __future__ import annotations
