@@ -230,7 +230,8 @@ def test_duplicate_ids_fold_when_identical_and_reject_when_different(tmp_path):
                                       ["e1", "2024-05-01 10:00:00", "order_paid", "o1", "12.5"],  # same after normalising
                                       ["e1", "2024-05-01 10:00:00", "order_paid", "o1", "13"]]))
     result, con = load(tmp_path, SCHEMA)
-    assert reasons(result) == [("b.csv", 3, "重复 id 但内容不同 (duplicate id with different content), first seen at a.csv:2")]
+    assert reasons(result) == [("b.csv", 3, "重复 id 但内容不同 (duplicate id with different content), first seen at a.csv:2"
+                                            "；第一行 (first row): e1,2024-05-01 10:00:00,order_paid,o1,12.50")]
     assert [(f.read, f.accepted, f.rejected, f.duplicates) for f in result.files] == [(1, 1, 0, 0), (2, 1, 1, 1)]
     assert result.duplicates_folded == 1 and result.n_events == 1
     assert table(con, "id, amount, src_file") == [{"id": "e1", "amount": "12.5", "src_file": "a.csv"}]
@@ -301,10 +302,13 @@ def test_nested_folders_hidden_and_ignored_files(tmp_path):
         put(tmp_path, name, jsonl({"ts": "2024-05-01 10:00:00", "type": name}) if name.endswith("jsonl")
             else f"ts,type\n2024-05-01 10:00:00,{name}\n")
     put(tmp_path, "notes.txt", "hi")
-    put(tmp_path, "a/report.xlsx", b"PK")
+    put(tmp_path, "a/report.pdf", b"%PDF")
+    put(tmp_path, "a/report.xlsx", b"PK")  # read since issue 5 (exports.py): a broken workbook is rejected
     result, con = load(tmp_path)
-    assert [f.path for f in result.files] == ["Z.CSV", "a-z.jsonl", "a.csv", "a/b/c.csv"]  # code-point order
-    assert result.ignored == ("a/report.xlsx", "notes.txt")
+    assert [f.path for f in result.files] == ["Z.CSV", "a-z.jsonl", "a.csv", "a/b/c.csv", "a/report.xlsx"]
+    assert result.ignored == ("a/report.pdf", "notes.txt")
+    assert [(r.file, r.line) for r in result.rejects] == [("a/report.xlsx", 0)]
+    assert "xlsx" in result.rejects[0].reason
     assert [(r["seq"], r["src_file"]) for r in table(con, "seq, src_file")] == [
         (0, "Z.CSV"), (1, "a-z.jsonl"), (2, "a.csv"), (3, "a/b/c.csv")]
 

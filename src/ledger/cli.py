@@ -33,25 +33,58 @@ def run(
     events: Path = typer.Option(Path("events"), "--events", help="事件目录 (events folder)"),
     out: Path = typer.Option(Path("reports"), "--out", help="输出目录 (output folder)"),
     strict: bool = typer.Option(False, "--strict", help="有拒收行时以退出码 4 结束 (fail on rejected rows)"),
+    adjustments: Path = typer.Option(Path("adjustments"), "--adjustments", help="申诉与调整目录 (adjustments folder)"),
 ):
     """按月出账：应用规则，生成 reports/<月份>/ 下的 Excel 账单。"""
-    from . import engine, report
+    _run_period(month, policy, events, out, strict, adjustments, seal=False)
+
+
+@app.command("close")
+def close_(
+    month: Optional[str] = typer.Argument(None, help="要结账的月份 YYYY-MM，例如 2024-05"),
+    month_option: Optional[str] = typer.Option(None, "--month", help="同上，也可以写成 --month 2024-05"),
+    policy: List[Path] = typer.Option([Path("policy")], "--policy", help="规则文件或目录"),
+    events: Path = typer.Option(Path("events"), "--events", help="事件目录"),
+    out: Path = typer.Option(Path("reports"), "--out", help="输出目录"),
+    adjustments: Path = typer.Option(Path("adjustments"), "--adjustments", help="申诉与调整目录"),
+):
+    """月结：出账并封存 reports/<月份>/CLOSED；已结账的月份只核对，永不覆盖。"""
+    if (month is None) == (month_option is None):
+        raise LedgerError("请给出一个月份：ledger close 2024-05 (give one month)", exit_code=2)
+    _run_period(month or month_option, policy, events, out, False, adjustments, seal=True)
+
+
+def _run_period(month, policy, events, out, strict, adjustments, *, seal: bool) -> None:
+    from . import close, period, report
 
     progress = _progress()
-    result = engine.run_month(policy, events, month, progress=progress)
+    p = period.prepare(policy, events, month, out_dir=out, adjustments_root=adjustments, progress=progress)
+    result, statement = p.result, p.statement
     if result.load.n_events == 0:
         raise LedgerError(f"没有可用的事件 (no events): {events} 中没有可读取的事件行", exit_code=3)
-    statement = report.statement_of(result)
+    record = close.read_record(report.output_paths(out, result.month.text)["folder"])
+    if record is not None:
+        ok, lines = period.verify(p, out, record)
+        if ok:
+            typer.echo(f"{result.month.text} 已结账 (closed)，核对一致 (verified)，没有写入任何文件：")
+            typer.echo("\n".join(lines))
+            return
+        typer.echo("\n".join(lines), err=True)
+        raise LedgerError(
+            f"{result.month.text} 已结账 (closed month)，不会覆盖；上面是重新计算会带来的变化。更正会作为“上月更正”"
+            f"记入下一个未结账的月份：ledger run --month {period.next_open_month(out, result.month.text)}",
+            exit_code=close.EXIT_CLOSED_CHANGED)
     if progress:
         progress("写入账单 (writing statement)")
     started = time.perf_counter()
-    try:
-        paths = report.write_outputs(result, statement, out)
-    except OSError as exc:
-        raise LedgerError(f"无法写入输出 (cannot write output): {exc}", exit_code=5) from None
+    paths = period.write(p, out)
     timings = result.timings + (("write", time.perf_counter() - started),)
     typer.echo("\n".join(report.summary_lines(result, statement, paths)))
+    if p.n_adjusted or p.n_corrections:
+        typer.echo(f"申诉与调整 (adjustments): {p.n_adjusted} 条；上月更正 (corrections of closed months): {p.n_corrections} 条")
     typer.echo("用时 (time): " + " · ".join(f"{name} {seconds:.2f}s" for name, seconds in timings))
+    if seal:
+        typer.echo(f"已结账 (closed): {period.seal(p, paths)}")
     if strict and result.load.rejects:
         raise LedgerError(f"--strict: 有 {len(result.load.rejects)} 行被拒收 (rows rejected)", exit_code=4)
 
@@ -61,15 +94,28 @@ def check(
     paths: Optional[List[Path]] = typer.Argument(None, help="规则文件或目录，默认 policy/"),
     month: Optional[str] = typer.Option(None, "--month", help="再用这个月的数据检查重复处罚 (also look for events fined twice)"),
     events: Path = typer.Option(Path("events"), "--events", help="事件目录 (with --month)"),
+    adjustments: Path = typer.Option(Path("adjustments"), "--adjustments", help="申诉与调整目录 (adjustments folder)"),
+    out: Path = typer.Option(Path("reports"), "--out", help="输出目录，用来找已结账的月份 (to find closed months)"),
 ):
     """检查规则文件：一次列出全部错误和警告 (all errors and warnings in one pass)。"""
-    from . import engine
+    from . import engine, period
     from .lint import double_fines, lint
 
     policy, diagnostics, sources = engine.load_policy(paths or [Path("policy")])
     errors = sum(1 for d in diagnostics if d.severity == "error")
     if not errors:
         diagnostics = diagnostics + lint(policy)
+        from . import profiles as profiles_mod
+
+        profiles_mod.load([events, Path("profiles")])  # export profiles: errors end the check (exit 1)
+        adjustment_diags = period.check_adjustments(policy, sources, events, out, adjustments)
+        adjustment_errors = sum(1 for d in adjustment_diags if d.severity == "error")
+        if adjustment_errors:
+            for d in diagnostics + adjustment_diags:
+                typer.echo(d.render(), err=True)
+            raise LedgerError(f"调整文件有 {adjustment_errors} 个错误 (adjustments have {adjustment_errors} "
+                              f"error{'s' if adjustment_errors != 1 else ''})", exit_code=1)
+        diagnostics = diagnostics + [d for d in adjustment_diags if d.severity == "warning"]
     for d in diagnostics:
         typer.echo(d.render(), err=True)
     if errors:

@@ -39,6 +39,7 @@ class Entry:
     buyer: str | None = None
     excerpt: str | None = None  # the text that triggered it (message text, reason, note)
     evidence: str = ""  # what was searched and what was (not) found, in Chinese
+    origin: str | None = None  # a 上月更正 line: the corrected entry, "2024-05/E042B9E906020"
 
     @property
     def signed_amount(self) -> Decimal | None:

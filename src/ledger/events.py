@@ -65,6 +65,8 @@ from typing import NamedTuple
 import attrs
 import duckdb
 
+from . import exports
+from . import profiles as profiles_mod
 from .atomic import write_bytes
 from .errors import LedgerError
 from .money import parse_yuan
@@ -74,7 +76,7 @@ Schema = dict[str, dict[str, str]]  # event type -> field name -> kind
 KINDS = ("text", "money", "number", "bool", "time")
 CORE = ("id", "ts", "type", "agent", "conversation", "buyer", "order")
 RESERVED = ("seq", "ts_local", "src_file", "src_line")
-EVENT_SUFFIXES = (".csv", ".jsonl")
+EVENT_SUFFIXES = (".csv", ".jsonl", ".xlsx", ".zip")  # xlsx, zip: exports.py
 
 
 @attrs.frozen
@@ -267,10 +269,26 @@ def _discover(root: Path) -> tuple[list[tuple[str, Path]], list[str]]:
             rel = _display(path.relative_to(root).as_posix())
             if path.suffix.lower() in EVENT_SUFFIXES:
                 found.append((rel, path))
-            else:
+            elif path.suffix.lower() != profiles_mod.SUFFIX:  # export profiles are read, not ignored
                 ignored.append(rel)
     found.sort(key=lambda item: item[0])
-    return found, sorted(ignored)
+    return _expand_containers(found, ignored)
+
+
+def _expand_containers(found: list, ignored: list) -> tuple[list, list]:
+    """Workbooks become one input per sheet, zip archives one per member (exports.py); a
+    container that cannot be opened stays one input, rejected when it is read."""
+    if not any(path.suffix.lower() in exports.CONTAINER_SUFFIXES for _, path in found):
+        return found, sorted(ignored)
+    out = []
+    for rel, path in found:
+        if path.suffix.lower() not in exports.CONTAINER_SUFFIXES:
+            out.append((rel, path))
+            continue
+        inputs, more_ignored, problems = exports.expand(rel, path)
+        out += [(rel, path)] if problems else inputs
+        ignored = ignored + more_ignored
+    return out, sorted(ignored)
 
 
 def _first_visit(folder: Path, seen: set[str]) -> bool:
@@ -386,7 +404,8 @@ def _strip_newline(text: str) -> str:
     return text.rstrip("\r\n")
 
 
-def _csv_records(data: bytes, codec: str, bom: int, columns: "_Columns", rel: str) -> Iterator[_Record]:
+def _csv_records(data: bytes, codec: str, bom: int, columns: "_Columns", rel: str,
+                 profiles=()) -> Iterator[_Record]:
     stream = io.BytesIO(data)
     stream.seek(bom)
     text = io.TextIOWrapper(stream, encoding=codec.removesuffix("-sig"), errors=_ESCAPE, newline="")
@@ -403,6 +422,10 @@ def _csv_records(data: bytes, codec: str, bom: int, columns: "_Columns", rel: st
         return
     line, _, raw, fields, problem = header
     names = [] if problem else [_clean_name(n) for n in fields]
+    if not problem and (("ts" not in names and "type" not in names) or any(p.named(rel) for p in profiles)):
+        # a platform export: an export profile maps it, or the layout is unknown (exports.py)
+        yield from exports.table_records(rel, line, raw, names, records, columns, profiles)
+        return
     header_error = problem or _check_header(names, columns, rel)
     if header_error:
         yield _Record(line, raw, error=f"表头有误，整个文件跳过 (bad header, file skipped): {header_error}",
@@ -667,6 +690,7 @@ class _Loader:
         self.seen = _FirstSeen()
         self.files: list[str] = []
         self.dedup = dedup
+        self.profiles: tuple = ()  # export profiles (profiles.py), set by load_events
         self.set_output(out)
 
     def set_output(self, out) -> None:
@@ -680,12 +704,7 @@ class _Loader:
         except OSError as e:
             self.rejects.append(Reject(rel, 0, f"无法读取文件 (cannot read file): {e.strerror}", ""))
             return FileReport(rel, "", "", 0, 0, 0, 0)
-        if path.suffix.lower() == ".jsonl":
-            encoding = "utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8"
-            records = _jsonl_records(data, self.columns, rel)
-        else:
-            encoding, bom = detect_encoding(data)
-            records = _csv_records(data, encoding, bom, self.columns, rel)
+        encoding, records = _file_records(rel, path, data, self.columns, self.profiles)
         counts = {"read": 0, "accepted": 0, "rejected": 0, "duplicates": 0}
         self.files.append(rel)
         for record in records:
@@ -735,6 +754,21 @@ class _Loader:
         cells += map(values.get, self.columns.order)  # "" and None are both read back as NULL
         self.writer.writerow(cells)
         self.n_events += 1
+
+
+def _file_records(rel: str, path, data: bytes, columns: "_Columns", profiles) -> tuple[str, Iterator[_Record]]:
+    """(encoding, records) of one input: JSONL, CSV, a workbook sheet (exports.py)."""
+    suffix = path.suffix.lower()
+    if isinstance(path, exports.Sheet):
+        return "xlsx", exports.sheet_records(rel, data, path.sheet, columns, profiles)
+    if suffix in exports.CONTAINER_SUFFIXES:  # a workbook or archive that could not be opened
+        _, _, problems = exports.expand(rel, path)
+        reason = problems[0][1] if problems else "无法读取文件 (cannot read file)"
+        return suffix[1:], iter([_Record(0, "", error=reason, is_row=False)])
+    if suffix == ".jsonl":
+        return ("utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8"), _jsonl_records(data, columns, rel)
+    encoding, bom = detect_encoding(data)
+    return encoding, _csv_records(data, encoding, bom, columns, rel, profiles)
 
 
 def _check_row(values: dict, tz: zoneinfo.ZoneInfo, schema: Schema):
@@ -824,16 +858,22 @@ def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.Zone
         raise LedgerError(f"找不到事件目录 (events folder not found): {root}", exit_code=2)
     _check_schema(schema)
     files, ignored = _discover(root)
+    profiles = tuple(profiles_mod.load([root, Path("profiles")]))
     mode = reader_mode()
     last_readers.clear()
     say = _file_progress(progress, files)
     if mode != "python":
-        return _FastLoad(con, tz, schema, force=mode == "fast", progress=say).run(files, ignored)
+        fast = _FastLoad(con, tz, schema, force=mode == "fast", progress=say)
+        fast.loader.profiles = profiles
+        result = fast.run(files, ignored)
+        exports.cut_sessions(con)
+        return _with_first_rows(result, files, profiles)
     last_readers.update((rel, "python") for rel, _ in files)
     fd, tmp = tempfile.mkstemp(prefix="ledger-events-", suffix=".csv")
     try:
         with open(fd, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
             loader = _Loader(tz, schema, out)
+            loader.profiles = profiles
             reports = []
             for rel, path in files:
                 say(rel, path)
@@ -841,14 +881,49 @@ def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.Zone
         _create_table(con, loader.columns, tmp if loader.n_events else None)
     finally:
         os.unlink(tmp)
-    return LoadResult(
+    exports.cut_sessions(con)
+    return _with_first_rows(LoadResult(
         files=tuple(reports),
         ignored=tuple(ignored),
         rejects=tuple(loader.rejects),
         columns=tuple(loader.columns.extras),
         n_events=loader.n_events,
         duplicates_folded=sum(r.duplicates for r in reports),
-    )
+    ), files, profiles)
+
+
+_CONFLICT = re.compile(r"\(duplicate id with different content\), first seen at (.+):(\d+)$")
+
+
+def _with_first_rows(result: LoadResult, files, profiles) -> LoadResult:
+    """A duplicate id with other content is reported with both rows: the first row's text
+    is added to the later row's reason (the same whichever reader read the files)."""
+    wanted: dict[str, set[int]] = {}
+    for r in result.rejects:
+        m = _CONFLICT.search(r.reason)
+        if m:
+            wanted.setdefault(m.group(1), set()).add(int(m.group(2)))
+    if not wanted:
+        return result
+    paths = dict(files)
+    raws: dict[tuple[str, int], str] = {}
+    for rel, lines in wanted.items():
+        if rel not in paths:
+            continue
+        try:
+            data = paths[rel].read_bytes()
+        except OSError:
+            continue
+        _, records = _file_records(rel, paths[rel], data, _Columns(), profiles)
+        for record in records:
+            if record.is_row and record.line in lines:
+                raws.setdefault((rel, record.line), _printable(record.raw))
+    rejects = []
+    for r in result.rejects:
+        m = _CONFLICT.search(r.reason)
+        first = raws.get((m.group(1), int(m.group(2)))) if m else None
+        rejects.append(r if first is None else attrs.evolve(r, reason=f"{r.reason}；第一行 (first row): {first}"))
+    return attrs.evolve(result, rejects=tuple(rejects))
 
 
 def _file_progress(progress, files):
@@ -864,7 +939,7 @@ def _file_progress(progress, files):
             size = 0
         unit = next((u for u, b in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)) if size >= b), "B")
         shown = size / {"GB": 1 << 30, "MB": 1 << 20, "KB": 1 << 10, "B": 1}[unit]
-        progress(f"读取 {rel} ({number[rel]}/{len(files)}, {shown:.1f} {unit})")
+        progress(f"读取 {rel} ({number.get(rel, '?')}/{len(files)}, {shown:.1f} {unit})")
 
     return say
 
@@ -1098,8 +1173,8 @@ class _FastLoad:
         return plan
 
     def _csv_plan(self, rel: str, path: Path) -> _CsvPlan | None:
-        if path.suffix.lower() != ".csv":
-            return None
+        if not isinstance(path, Path) or path.suffix.lower() != ".csv":
+            return None  # zip members and workbook sheets (exports.py) are read in Python
         try:
             size = path.stat().st_size
             if size < (1 if self.force else _FAST_MIN_BYTES):
@@ -1133,7 +1208,9 @@ class _FastLoad:
             return None
         names = [_clean_name(n) for n in fields]
         if "ts" not in names or "type" not in names:
-            return None  # every row is rejected: the Python reader says why
+            return None  # every row is rejected, or an export profile maps it: the Python reader does it
+        if any(p.named(rel) for p in self.loader.profiles):
+            return None  # named for an export profile
         if _check_header(names, self.columns, rel):
             return None  # the Python reader rejects the header and every row
         window = self._window(records, names.index("ts"), len(names))
@@ -1408,11 +1485,7 @@ class _FastLoad:
             return {n: spans[n][1] if n in spans else text for n, text in found.items()}
         data = done.path.read_bytes()
         scratch = _Columns()  # only the raw text is wanted: the header was checked before
-        if done.path.suffix.lower() == ".jsonl":
-            records = _jsonl_records(data, scratch, done.rel)
-        else:
-            encoding, bom = detect_encoding(data)
-            records = _csv_records(data, encoding, bom, scratch, done.rel)
+        _, records = _file_records(done.rel, done.path, data, scratch, self.loader.profiles)
         return {r.line: r.raw for r in records if r.is_row and r.line in lines}
 
 

@@ -10,6 +10,7 @@ from . import __version__
 from .engine import MonthResult
 from .entries import APPLIED, PENDING
 from .money import total
+from .privacy import mask_entry
 from .statement import FileInfo, RunInfo, Statement, build
 
 
@@ -31,14 +32,23 @@ def statement_of(result: MonthResult) -> Statement:
     )
     rules = [(r.id.value, r.title or r.id.value, f"{r.pos.filename}:{r.pos.line}", r.amount.kind,
               r.amount.text, str(r.effective) if r.effective else "") for r in result.policy.rules]
-    return build(info, list(result.entries), set(result.agents), rules)
+    # Lines from no policy rule (人工调整, 上月更正) get a 规则 row each group, in first-seen order.
+    known = {(r[0], r[2]) for r in rules}
+    for e in result.entries:
+        if (e.rule_id, e.rule_location) not in known:
+            known.add((e.rule_id, e.rule_location))
+            rules.append((e.rule_id, e.rule_title, e.rule_location, e.kind, "", ""))
+    # Buyers' phone numbers, ID numbers and addresses never reach a workbook (privacy.py).
+    entries = [mask_entry(e) for e in result.entries]
+    return build(info, entries, set(result.agents), rules)
 
 
 def output_paths(out_dir: Path, month: str) -> dict[str, Path]:
     folder = Path(out_dir) / month
     return {"folder": folder,
             "statement": folder / f"ledger-{month}.xlsx",
-            "rejects": folder / "rejected-rows.csv"}
+            "rejects": folder / "rejected-rows.csv",
+            "agents": folder / "agents"}
 
 
 def write_outputs(result: MonthResult, statement: Statement, out_dir: Path) -> dict[str, Path]:
@@ -47,6 +57,9 @@ def write_outputs(result: MonthResult, statement: Statement, out_dir: Path) -> d
     paths = output_paths(out_dir, result.month.text)
     xlsx.write_statement(statement, paths["statement"])
     events.write_rejects(paths["rejects"], result.load.rejects)
+    from .agents import write_agent_statements
+
+    paths["agent_files"] = write_agent_statements(statement, paths["agents"], paths["statement"])
     return paths
 
 
@@ -81,6 +94,8 @@ def summary_lines(result: MonthResult, statement: Statement, paths: dict[str, Pa
     if paths:
         lines.append(f"账单 (statement): {paths['statement']}")
         lines.append(f"拒收行 (rejected rows): {paths['rejects']} ({rejected} 行)")
+        if "agent_files" in paths:
+            lines.append(f"个人账单 (per-agent statements): {paths['agents']}/ ({len(paths['agent_files'])} 个)")
     return lines
 
 

@@ -111,6 +111,13 @@ def write_statement(statement: Statement, path: Path, *, max_rows: int = EXCEL_M
         _write_workbook(tables, statement.info, tmp)
 
 
+def write_tables(tables: list["Table"], info: RunInfo, path: Path) -> None:
+    """Write prepared sheets (e.g. a per-agent statement, agents.py) with the same
+    guarantees as `write_statement`: no formulas, exact money, same bytes, atomic."""
+    with atomic_path(Path(path)) as tmp:
+        _write_workbook(tables, info, tmp)
+
+
 # ------------------------------------------------------------------------ tables
 
 
