@@ -31,12 +31,16 @@ def run(
     events: Path = typer.Option(Path("events"), "--events", help="事件目录 (events folder)"),
     out: Path = typer.Option(Path("reports"), "--out", help="输出目录 (output folder)"),
     strict: bool = typer.Option(False, "--strict", help="有拒收行时以退出码 4 结束 (fail on rejected rows)"),
+    roster: Optional[Path] = typer.Option(None, "--roster", help="花名册 CSV，默认当前目录的 roster.csv (if present)"),
 ):
     """按月出账：应用规则，生成 reports/<月份>/ 下的 Excel 账单。"""
     from . import engine, report
+    from . import roster as roster_mod
 
     progress = _progress()
-    result = engine.run_month(policy, events, month, progress=progress)
+    found = roster_mod.find(Path("."), roster)
+    result = engine.run_month(policy, events, month, progress=progress,
+                              roster=roster_mod.read(found) if found is not None else None)
     if result.load.n_events == 0:
         raise LedgerError(f"没有可用的事件 (no events): {events} 中没有可读取的事件行", exit_code=3)
     statement = report.statement_of(result)
@@ -50,7 +54,7 @@ def run(
     timings = result.timings + (("write", time.perf_counter() - started),)
     typer.echo("\n".join(report.summary_lines(result, statement, paths)))
     typer.echo("用时 (time): " + " · ".join(f"{name} {seconds:.2f}s" for name, seconds in timings))
-    if strict and result.load.rejects:
+    if strict and (result.load.rejects or (result.roster is not None and result.roster.rejects)):
         raise LedgerError(f"--strict: 有 {len(result.load.rejects)} 行被拒收 (rows rejected)", exit_code=4)
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Sequence
 from zoneinfo import ZoneInfo
 
+from decimal import Decimal
+
 import attrs
 import duckdb
 
@@ -72,6 +74,9 @@ class MonthResult:
     warnings: tuple[str, ...]
     timings: tuple[tuple[str, float], ...] = ()  # phase name, seconds
     event_types: tuple[tuple[str, int, bool], ...] = ()  # type, events in month, read by a rule
+    metrics: dict = attrs.Factory(dict)  # metric -> {agent: Decimal | None} (metrics.py)
+    roster: object = None  # roster.Roster, or None when there is none
+    limits: dict = attrs.Factory(dict)  # employee -> caps.Limit
 
 
 # ---------------------------------------------------------------- policy
@@ -130,15 +135,15 @@ def checked_policy(paths: Sequence[Path]) -> tuple[Policy, tuple[PolicySource, .
 # ---------------------------------------------------------------- month
 
 def run_month(policy_paths: Sequence[Path], events_root: Path, month: str, *,
-              progress=None) -> MonthResult:
-    """Evaluate the policy files over the events for one month."""
+              progress=None, roster=None) -> MonthResult:
+    """Evaluate the policy files over the events for one month (`roster`: a roster.Roster)."""
     month_ = Month.parse(month)
     policy, sources = checked_policy(policy_paths)
-    return run_policy(policy, sources, events_root, month_, progress=progress)
+    return run_policy(policy, sources, events_root, month_, progress=progress, roster=roster)
 
 
 def run_policy(policy: Policy, sources: tuple[PolicySource, ...], events_root: Path, month: Month, *,
-               progress=None) -> MonthResult:
+               progress=None, roster=None) -> MonthResult:
     """Evaluate a checked policy over the events for one month."""
     say = progress or (lambda _msg: None)
     tz = ZoneInfo(policy.timezone)
@@ -150,7 +155,7 @@ def run_policy(policy: Policy, sources: tuple[PolicySource, ...], events_root: P
         read_s = time.perf_counter() - started
         say("应用规则 (evaluating rules)")
         started = time.perf_counter()
-        result = _evaluate(con, policy, sources, load, month, tz, say)
+        result = _evaluate(con, policy, sources, load, month, tz, say, roster)
         return attrs.evolve(result, timings=(("read", read_s), ("evaluate", time.perf_counter() - started)))
     finally:
         con.close()
@@ -167,7 +172,9 @@ def load_month(con: duckdb.DuckDBPyConnection, policy: Policy, events_root: Path
     return load
 
 
-def _evaluate(con, policy, sources, load, month, tz, say) -> MonthResult:
+def _evaluate(con, policy, sources, load, month, tz, say, roster=None) -> MonthResult:
+    from . import caps, metrics, monthly
+
     start, end = month.bounds_utc(tz)
     data_end_utc, data_end_local = con.execute("SELECT max(ts), max(ts_local) FROM events").fetchone()
     agents = {a for (a,) in con.execute(
@@ -189,12 +196,28 @@ def _evaluate(con, policy, sources, load, month, tz, say) -> MonthResult:
         names = [d[0] for d in result.description]
         rows = result.fetchall()
         entries.extend(_entries(compiled, names, rows, data_end_local, warnings))
-    entries.sort(key=sort_key)
+    entries = monthly.escalate(policy, entries)
     agents.update(e.agent for e in entries)
+    values = {}
+    if policy.metrics:
+        say("计算指标 (metrics)")
+        values = metrics.evaluate(con, policy, params, agents, entries)
+    entries.extend(monthly.evaluate(policy, month, values, agents))
+    by_account = roster.by_account() if roster is not None else {}
+    if roster is not None:
+        unknown = sorted(a for a in agents if a not in by_account and a != NO_AGENT)
+        if unknown:
+            warnings.append(f"{len(unknown)} 个客服账号不在花名册 (accounts not in roster): {', '.join(unknown)}")
+    entries, limits = caps.apply(policy, entries, by_account, warnings)
+    entries.sort(key=sort_key)
     used = {r.on.event.value for r in policy.rules} | {w.event.value for r in policy.rules for w in r.unless}
+    used |= {m.on.event.value for m in policy.metrics if m.on is not None}
+    used |= {w.event.value for m in policy.metrics for _, w in m.windows}
+    used |= {m.wait.event.value for m in policy.metrics if m.wait is not None}
     return MonthResult(policy, month, sources, load, tuple(entries), frozenset(agents),
                        data_end_local, in_month, tuple(warnings),
-                       event_types=tuple((t, n, t in used) for t, n in type_counts))
+                       event_types=tuple((t, n, t in used) for t, n in type_counts),
+                       metrics=values, roster=roster, limits=limits)
 
 
 def entry_id(rule_id: str, event_id: str, recipient: str) -> str:
@@ -219,6 +242,13 @@ def _entries(compiled: CompiledRule, names, rows, data_end_local, warnings) -> l
         unassigned += NO_AGENT in recipients
         status = row[idx["_status"]]
         amount = None if status == PENDING else round_line(rule.amount.value)
+        if rule.amount.percent is not None and status != PENDING:
+            base = row[idx["_base"]]
+            if base is None:
+                warnings.append(f"规则 {rule.id.value}: 事件 {row[idx['id']]} 没有 {rule.amount.of.value}，不计 (missing base amount)")
+                continue
+            amount = round_line(Decimal(base) * rule.amount.percent / 100)
+        points = rule.amount.points_for(1) if status != PENDING else None
         evidence = _evidence(compiled, row, idx, data_end_local, status)
         for who in recipients:
             if not who or who in seen:
@@ -231,6 +261,7 @@ def _entries(compiled: CompiledRule, names, rows, data_end_local, warnings) -> l
                 status=status, event_id=row[idx["id"]], event_seq=row[idx["seq"]],
                 conversation=row[idx["conversation"]], order=row[idx["order"]],
                 buyer=row[idx["buyer"]], excerpt=row[idx["_excerpt"]], evidence=evidence,
+                points=points,
             ))
     if unassigned:
         warnings.append(f"规则 {rule.id.value}: {unassigned} 个事件没有客服 (no agent)，记在 {NO_AGENT} 名下")

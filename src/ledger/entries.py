@@ -39,6 +39,9 @@ class Entry:
     buyer: str | None = None
     excerpt: str | None = None  # the text that triggered it (message text, reason, note)
     evidence: str = ""  # what was searched and what was (not) found, in Chinese
+    points: int | None = None  # platform points (扣分) this line records; never money
+    owed: Decimal | None = None  # before a cap: what the rule charged (None: no cap touched it)
+    cap_note: str = ""  # why less than owed was applied (the cap or floor that bit)
 
     @property
     def signed_amount(self) -> Decimal | None:

@@ -6,6 +6,8 @@ from .display import ljust, width
 
 from pathlib import Path
 
+import attrs
+
 from . import __version__
 from .engine import MonthResult
 from .entries import APPLIED, PENDING
@@ -31,7 +33,16 @@ def statement_of(result: MonthResult) -> Statement:
     )
     rules = [(r.id.value, r.title or r.id.value, f"{r.pos.filename}:{r.pos.line}", r.amount.kind,
               r.amount.text, str(r.effective) if r.effective else "") for r in result.policy.rules]
-    return build(info, list(result.entries), set(result.agents), rules)
+    for r in result.policy.monthly:  # monthly rules: one row per tier amount as written
+        kind = r.tiers[0].amount.kind
+        text = " / ".join(t.amount.text for t in r.tiers)
+        rules.append((r.id.value, r.title or r.id.value, f"{r.pos.filename}:{r.pos.line}", kind,
+                      ("月度 " + text), ""))
+    statement = build(info, list(result.entries), set(result.agents), rules)
+    from . import payroll
+
+    extra = payroll.build(result, [a.agent for a in statement.agents])
+    return attrs.evolve(statement, payroll=extra)
 
 
 def output_paths(out_dir: Path, month: str) -> dict[str, Path]:
@@ -46,7 +57,8 @@ def write_outputs(result: MonthResult, statement: Statement, out_dir: Path) -> d
 
     paths = output_paths(out_dir, result.month.text)
     xlsx.write_statement(statement, paths["statement"])
-    events.write_rejects(paths["rejects"], result.load.rejects)
+    roster_rejects = tuple(result.roster.rejects) if result.roster is not None else ()
+    events.write_rejects(paths["rejects"], tuple(result.load.rejects) + roster_rejects)
     return paths
 
 
@@ -76,11 +88,17 @@ def summary_lines(result: MonthResult, statement: Statement, paths: dict[str, Pa
                  f"{len(statement.agents)} 名客服 · 待定 {pending} 条")
     if pending:
         lines.append(f"注意：{pending} 条结果待定 (pending)：期限在数据截止之后，补充后续数据后重新运行即可确定。")
+    if result.roster is not None:
+        r = result.roster
+        lines.append(f"花名册 (roster): {r.path} · {r.lines} 行，{len(r.employees)} 名员工，拒收 {len(r.rejects)} 行")
+        for rej in r.rejects:
+            lines.append(f"  拒收 (rejected) {rej.file}:{rej.line}: {rej.reason}")
     for w in result.warnings:
         lines.append(f"警告 (warning): {w}")
     if paths:
         lines.append(f"账单 (statement): {paths['statement']}")
-        lines.append(f"拒收行 (rejected rows): {paths['rejects']} ({rejected} 行)")
+        extra = len(result.roster.rejects) if result.roster is not None else 0
+        lines.append(f"拒收行 (rejected rows): {paths['rejects']} ({rejected + extra} 行)")
     return lines
 
 

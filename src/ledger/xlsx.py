@@ -134,8 +134,12 @@ class Table:
 
 def build_tables(statement: Statement, max_rows: int = EXCEL_MAX_ROWS) -> list[Table]:
     """All sheets in workbook order: 汇总, 明细 (…明细N), 规则, 说明."""
-    return [summary_table(statement), *detail_tables(statement.entries, max_rows),
-            rules_table(statement), info_table(statement.info)]
+    tables = [summary_table(statement), *detail_tables(statement.entries, max_rows),
+              rules_table(statement), info_table(statement.info)]
+    from .xlsx_payroll import payroll_tables, with_payroll_columns
+
+    tables[0] = with_payroll_columns(tables[0], statement)
+    return tables[:1] + payroll_tables(statement) + tables[1:]
 
 
 def summary_table(statement: Statement) -> Table:
