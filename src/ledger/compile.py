@@ -184,6 +184,8 @@ def window_conditions(window: ast.Window) -> list[str]:
         conds += [before, f"e.ts >= t.ts - {_interval(window.d2)}"]
     elif window.kind == "after":  # any time later (metrics)
         conds += [after]
+    elif window.kind == "same_day":  # the same calendar day in the policy's zone (metrics)
+        conds += ["e.seq <> t.seq", "CAST(e.ts_local AS DATE) = CAST(t.ts_local AS DATE)"]
     return conds
 
 

@@ -27,7 +27,7 @@ KEYWORDS = TOP_LEVEL + ("on", "per", "when", "unless", "at", "least", "same", "w
                         "any", "only", "contains", "matches", "true", "false", "until", "expect",
                         "no", "nothing", "pending", "then", "of", "points", "monthly", "first",
                         "matching", "count", "distinct", "percentile", "with", "wait", "for",
-                        "capped", "after", "fines")
+                        "capped", "after", "fines", "day")
 # Error recovery resumes at these; `effective` is left out because a rule's own
 # `effective` clause may also stand at the start of a line.
 _DECLARATION_START = re.compile(r"^(?:%s)\b" % "|".join(k for k in TOP_LEVEL if k != "effective"), re.M)
@@ -45,7 +45,7 @@ _TOKEN_NAMES = {
     "WORD": "词语 (a word)",
     "COMPARE": "比较符号 = != < <= > >= (a comparison)",
     "AMOUNT_KIND": "fine 或 bonus",
-    "POINTS": "平台扣分，如 6分 (platform points)",
+    "FEN": "平台扣分，如 6分 (platform points)",
     "AGGREGATE": "sum、avg、min 或 max",
     "$END": "文件结尾 (end of file)",
 }
@@ -151,7 +151,7 @@ def _syntax_diagnostic(exc: lark.exceptions.UnexpectedInput, filename: str,
             message = f"这里不能出现 {value!r} (unexpected token)"
             end = column + len(value)
             hint = _keyword_hint(value, expected) or _punctuation_hint(value)
-            if (token.type in ("NUMBER", "INT", "POINTS") and "POINTS" not in expected and source
+            if (token.type in ("NUMBER", "INT", "FEN") and "FEN" not in expected and source
                     and re.match(r"\d+(\.\d+)?\s*分(?!钟)", source[column - 1:])):
                 hint = "提示：“分”是平台扣分单位；时长请写 分钟 或 m，如 5分钟、5m"
     if expected:
@@ -578,6 +578,9 @@ class _ToAst(Transformer):
 
     def after(self, meta, children):
         return ("after", None, None)
+
+    def same_day(self, meta, children):
+        return ("same_day", None, None)
 
     # -- caps and floors
     def cap_decl(self, meta, children):
