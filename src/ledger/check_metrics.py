@@ -195,4 +195,4 @@ class MetricChecks:
             self.error(a.pos, "扣分必须大于 0 (points must be positive)")
         for window in rule.unless:
             if window.kind in ("after", "same_day"):
-                self.error(window.pos, "after 和 same day 只能用在 metric 里；规则请写 within 时长 (for metrics only)")
+                self.error(window.pos, "after 和 same day 只能用在 metric 里；规则请写 within 时长 (only in metrics)")
