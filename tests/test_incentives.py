@@ -385,3 +385,28 @@ def test_hr_sheet_has_fixed_columns_numbers_and_totals_equal_the_summary(tmp_pat
     assert total_row[0] == "合计"
     assert sum(x[3] for x in hr[1:]) == total_row[header.index("实扣")] == total_row[header.index("罚款")]
     assert sum(x[4] for x in hr[1:]) == total_row[header.index("奖励")]
+
+
+# ---------------------------------------------------------------- 图表 and determinism
+
+def test_charts_sheet_has_native_bar_charts_and_the_workbook_is_reproducible(tmp_path):
+    rows = [flag("01 10:00:00", A, "未挂离开"), flag("02 10:00:00", B, "未挂离开"),
+            {"ts": "2024-05-09 10:00:00", "type": "rating", "agent": B, "buyer": "b", "score": "5"}]
+    r = run(tmp_path, fines_policy(""), rows, ROSTER)
+    st = report.statement_of(r)
+    first = report.write_outputs(r, st, tmp_path / "one")["statement"].read_bytes()
+    second = report.write_outputs(r, st, tmp_path / "two")["statement"].read_bytes()
+    assert first == second
+    wb = openpyxl.load_workbook(tmp_path / "one" / "2024-05" / "ledger-2024-05.xlsx")
+    ws = wb["图表"]
+    assert [type(c).__name__ for c in ws._charts] == ["BarChart", "BarChart"]
+    per_agent, per_rule = ws._charts
+    assert [s.val.numRef.f for s in per_agent.series] == ["'图表'!$B$2:$B$3", "'图表'!$C$2:$C$3"]
+    assert [s.val.numRef.f for s in per_rule.series] == ["'图表'!$F$2:$F$2"]
+    data = list(ws.iter_rows(values_only=True))
+    assert data[1][:3] == (B, 100, 30) and data[2][:3] == (A, 100, 0)
+    assert data[1][4:] == ("未挂离开", 200)
+    # no cell anywhere is a formula
+    for sheet in wb.worksheets:
+        for row in sheet.iter_rows():
+            assert all(c.data_type != "f" for c in row)

@@ -483,9 +483,12 @@ def _entry(name: str) -> zipfile.ZipInfo:
 
 def _parts(tables: list[Table], info: RunInfo) -> Iterator[tuple[str, Iterable[str]]]:
     """Every part of the package, in entry order, as (name, text chunks)."""
+    from .xlsx_charts import ChartPackage
+
+    charts = ChartPackage(tables)  # the 图表 sheet's drawing and charts, if it has one
     sheets = [f"xl/worksheets/sheet{i}.xml" for i in range(1, len(tables) + 1)]
     yield "[Content_Types].xml", [_CONTENT_TYPES.format(sheets="".join(
-        f'<Override PartName="/{name}" ContentType="{_CT_SHEET}"/>' for name in sheets))]
+        f'<Override PartName="/{name}" ContentType="{_CT_SHEET}"/>' for name in sheets) + charts.content_types())]
     yield "_rels/.rels", [_ROOT_RELS]
     yield "docProps/app.xml", [_APP]
     when = _document_time(info.month).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -494,7 +497,8 @@ def _parts(tables: list[Table], info: RunInfo) -> Iterator[tuple[str, Iterable[s
     yield "xl/_rels/workbook.xml.rels", [_workbook_rels(sheets)]
     yield "xl/styles.xml", [_STYLES]
     for i, (name, table) in enumerate(zip(sheets, tables)):
-        yield name, _sheet_xml(table, selected=i == 0)
+        yield name, charts.wrap(i, _sheet_xml(table, selected=i == 0))
+    yield from charts.parts()
 
 
 def _workbook_xml(tables: list[Table]) -> str:

@@ -66,4 +66,10 @@ def payroll_tables(statement) -> list:
         tables.append(Table(HR, HR_HEADER, rows))
     if p.metric_columns:
         tables.append(Table(METRICS, ("客服",) + tuple(c.header for c in p.metric_columns), p.metric_rows))
+    if _extended(statement):
+        from .xlsx_charts import charts_table
+
+        chart = charts_table(statement)
+        if chart is not None:
+            tables.append(chart)
     return tables
