@@ -106,7 +106,8 @@ def apply(policy: Policy, entries: list[Entry], by_account: dict, warnings: list
         remaining[key] = ZERO
         note = (f"已达本月扣款上限 (cap reached)：{found[key].reason}；本条应扣 {e.amount}元，"
                 f"实扣 {applied}元，减免 {e.amount - applied}元")
-        out.append(attrs.evolve(e, amount=applied, owed=e.amount, cap_note=note))
+        out.append(attrs.evolve(e, amount=applied, owed=e.amount, cap_note=note,
+                                evidence=f"{e.evidence}；{note}" if e.evidence else note))
     return out, found
 
 

@@ -209,6 +209,8 @@ def _evaluate(con, policy, sources, load, month, tz, say, roster=None) -> MonthR
         if unknown:
             warnings.append(f"{len(unknown)} 个客服账号不在花名册 (accounts not in roster): {', '.join(unknown)}")
     entries, limits = caps.apply(policy, entries, by_account, warnings)
+    entries = [attrs.evolve(e, evidence=f"{e.evidence}；记平台扣分 {e.points}分 (platform points, not money)")
+               if e.points else e for e in entries]
     entries.sort(key=sort_key)
     used = {r.on.event.value for r in policy.rules} | {w.event.value for r in policy.rules for w in r.unless}
     used |= {m.on.event.value for m in policy.metrics if m.on is not None}

@@ -86,6 +86,14 @@ def summary_lines(result: MonthResult, statement: Statement, paths: dict[str, Pa
     pending = sum(1 for e in statement.entries if e.status == PENDING)
     lines.append(f"合计：罚款 {fines:,.2f}元 · 奖励 {bonuses:,.2f}元 · 净额 {bonuses - fines:,.2f}元 · "
                  f"{len(statement.agents)} 名客服 · 待定 {pending} 条")
+    if statement.payroll is not None:
+        p = statement.payroll
+        points = sum(a.points for a in p.accounts)
+        relieved = total(a.relieved for a in p.accounts)
+        if points or relieved or p.has_roster:
+            lines.append(f"应扣 {total(a.owed for a in p.accounts):,.2f}元 · 上限减免 {relieved:,.2f}元 · "
+                         f"实扣 {total(a.deducted for a in p.accounts):,.2f}元 · 平台扣分 {points} 分"
+                         + (f" · HR导入 {len(p.employees)} 名员工" if p.has_roster else ""))
     if pending:
         lines.append(f"注意：{pending} 条结果待定 (pending)：期限在数据截止之后，补充后续数据后重新运行即可确定。")
     if result.roster is not None:
