@@ -410,3 +410,14 @@ def test_charts_sheet_has_native_bar_charts_and_the_workbook_is_reproducible(tmp
     for sheet in wb.worksheets:
         for row in sheet.iter_rows():
             assert all(c.data_type != "f" for c in row)
+
+
+def test_the_worked_incentive_policy_checks_formats_and_passes_its_examples():
+    from ledger.examples import test_command
+    from ledger.fmt import format_text
+
+    path = REPO / "examples" / "incentives.rules"
+    text = path.read_text("utf-8")
+    assert format_text(text, str(path)) == text
+    output, code = test_command([path])
+    assert code == 0, output

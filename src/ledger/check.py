@@ -118,13 +118,14 @@ class _Checker(MetricChecks):
                 seen.setdefault(rule.id.value, []).append(rule)
                 self._check_rule(rule)
                 rules.append(rule)
-        examples = tuple(ex for f in self.files for ex in f.examples)
-        for example in examples:
-            self._check_example(example, seen)
         metrics = [m for f in self.files for m in f.metrics]
         metric_types = self._check_metrics(metrics)
         monthly = [r for f in self.files for r in f.monthly]
         self._check_monthly(monthly, metric_types, seen)
+        examples = tuple(ex for f in self.files for ex in f.examples)
+        named = {**seen, **{r.id.value: [r] for r in monthly if r.id.value not in seen}}
+        for example in examples:
+            self._check_example(example, named)
         caps = [c for f in self.files for c in f.caps]
         floors = [x for f in self.files for x in f.floors]
         self._check_caps(caps, floors)

@@ -307,8 +307,10 @@ class _Session:
             compiled = compile_rule(self.policy, rule)
             result = self.con.execute(compiled.sql, self.params(compiled.sql))
             names = [d[0] for d in result.description]
-            self._entries[key] = tuple(engine._entries(compiled, names, result.fetchall(),
-                                                       self.data_end_local, []))
+            from .monthly import escalate  # `then` amounts by occurrence, as the run applies them
+
+            self._entries[key] = tuple(escalate(self.policy, engine._entries(
+                compiled, names, result.fetchall(), self.data_end_local, [])))
         return self._entries[key]
 
 
