@@ -38,7 +38,7 @@ def run(
     from . import roster as roster_mod
 
     progress = _progress()
-    found = roster_mod.find(Path("."), roster)
+    found = roster_mod.find(Path("."), roster, events)
     result = engine.run_month(policy, events, month, progress=progress,
                               roster=roster_mod.read(found) if found is not None else None)
     if result.load.n_events == 0:

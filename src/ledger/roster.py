@@ -6,7 +6,7 @@ line per account, header row required:
     客服,工号,姓名,部门,基本工资,绩效工资,最低工资,入职,离职
 
 客服 and 工号 are required; money columns are decimal 元 (empty: 0); 入职 / 离职 are
-dates YYYY-MM-DD (empty: open). One employee (工号) may own several accounts; their
+dates YYYY-MM-DD or YYYY/M/D (empty: open). One employee (工号) may own several accounts; their
 姓名, 部门 and pay are taken from their first line, and a later line that disagrees
 is rejected. A malformed line is rejected with file, line and reason, like an event
 row, and the rest is used. English headers are accepted too (account, employee_id,
@@ -28,7 +28,9 @@ from .events import Reject
 from .money import parse_yuan
 
 COLUMNS = ("客服", "工号", "姓名", "部门", "基本工资", "绩效工资", "最低工资", "入职", "离职")
-_ALIASES = {"account": "客服", "agent": "客服", "employee_id": "工号", "name": "姓名",
+_ALIASES = {"客服账号": "客服", "账号": "客服", "旺旺": "客服", "员工编号": "工号", "入职日期": "入职",
+            "离职日期": "离职", "当地最低工资": "最低工资",
+            "account": "客服", "agent": "客服", "employee_id": "工号", "name": "姓名",
             "department": "部门", "base_pay": "基本工资", "performance_pay": "绩效工资",
             "minimum_wage": "最低工资", "start": "入职", "end": "离职"}
 MONEY = ("基本工资", "绩效工资", "最低工资")
@@ -64,14 +66,17 @@ class Roster:
         return {a: e for e in self.employees for a in e.accounts}
 
 
-def find(root: Path, given: Path | None) -> Path | None:
-    """--roster if given (it must exist), else roster.csv in `root` if present."""
+def find(root: Path, given: Path | None, events_root: Path | None = None) -> Path | None:
+    """--roster if given (it must exist), else roster.csv in `root` (the working
+    directory, the workspace root), else roster.csv beside the events folder."""
     if given is not None:
         if not Path(given).is_file():
             raise LedgerError(f"找不到花名册 (roster not found): {given}", exit_code=2)
         return Path(given)
-    default = Path(root) / "roster.csv"
-    return default if default.is_file() else None
+    for folder in (Path(root), Path(events_root).resolve().parent if events_root is not None else None):
+        if folder is not None and (folder / "roster.csv").is_file():
+            return folder / "roster.csv"
+    return None
 
 
 def read(path: Path) -> Roster:
@@ -127,8 +132,8 @@ def parse(text: str, name: str = "roster.csv") -> Roster:
             reject("工资不能是负数 (negative pay)")
             continue
         try:
-            start = date.fromisoformat(cell["入职"]) if cell.get("入职") else None
-            end = date.fromisoformat(cell["离职"]) if cell.get("离职") else None
+            start = _date(cell.get("入职", ""))
+            end = _date(cell.get("离职", ""))
         except ValueError:
             reject(f"日期格式应为 YYYY-MM-DD (bad date): {cell.get('入职', '')!r} {cell.get('离职', '')!r}")
             continue
@@ -149,3 +154,13 @@ def parse(text: str, name: str = "roster.csv") -> Roster:
     employees = tuple(Employee(emp, p["name"], p["department"], p["pay"], p["start"], p["end"],
                                tuple(p["accounts"])) for emp, p in people.items())
     return Roster(name, employees, tuple(rejects), lines)
+
+
+def _date(text: str) -> date | None:
+    """YYYY-MM-DD (also YYYY/MM/DD, YYYY/M/D as Excel writes it); empty: None."""
+    if not text:
+        return None
+    parts = text.replace("/", "-").split("-")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise ValueError(text)
+    return date(int(parts[0]), int(parts[1]), int(parts[2]))
