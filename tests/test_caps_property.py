@@ -34,7 +34,7 @@ def entries(draw):
     out = []
     for n in range(draw(st.integers(0, 25))):
         kind = draw(st.sampled_from([FINE, FINE, FINE, BONUS]))
-        cents = draw(st.integers(1, 20000))
+        cents = draw(st.integers(1, 60000))
         out.append(Entry(id=f"E{n}", rule_id="r", rule_title="r", rule_location="p:1", kind=kind,
                          agent=draw(st.sampled_from(ACCOUNTS)),
                          ts=T0 + timedelta(minutes=draw(st.integers(0, 50))),
