@@ -149,10 +149,18 @@ def test_metrics_appear_on_the_statement_with_blank_cells(tmp_path):
     sheet = list(wb["指标"].iter_rows(values_only=True))
     header = sheet[0]
     row_b = dict(zip(header, next(r for r in sheet if r[0] == B)))
-    assert row_b["询单转化率(%)"] is None
-    assert row_b["客单价(元)"] == 100
+    assert row_b["询单转化率"] is None
+    assert row_b["客单价"] == 100
     summary = list(wb["汇总"].iter_rows(values_only=True))
-    assert "询单转化率(%)" in summary[0]
+    assert "询单转化率" in summary[0]
+    # a ratio is a percentage cell holding the fraction; a count is a whole number
+    ws = wb["指标"]
+    col = {c.value: c.column for c in ws[1]}
+    row_a = next(r for r in range(2, ws.max_row + 1) if ws.cell(r, 1).value == A)
+    rate = ws.cell(row_a, col["询单转化率"])
+    assert rate.value == 0 and rate.data_type == "n" and rate.number_format == "0.00%"
+    asked = ws.cell(row_a, col["询单人数"])
+    assert asked.value == 1 and isinstance(asked.value, int)
 
 
 # ---------------------------------------------------------------- tiers and per-event bonuses

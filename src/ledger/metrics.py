@@ -146,13 +146,21 @@ def _convert(m: ast.Metric, row, duration: bool) -> Decimal | None:
     return value / MICROS if duration else value
 
 
-def display(value: Decimal | None, type_: str) -> Decimal | None:
-    """How a metric is shown: 2 decimals, ratios in per cent, durations in seconds."""
+def display(value: Decimal | None, type_: str):
+    """How a metric is shown: a ratio as a percentage cell (0.4250 → 42.50%), a whole
+    count as an integer, anything else (seconds, 元) with 2 decimals, half-up."""
+    from decimal import ROUND_HALF_UP
+
     from .money import round_line
+    from .xlsx import Percent
 
     if value is None:
         return None
-    return round_line(value * 100 if type_ == "percent" else value)
+    if type_ == "percent":
+        return Percent(value.quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
+    if type_ == "number" and value == value.to_integral_value():
+        return int(value)
+    return round_line(value)
 
 
 UNITS = {"percent": "%", "duration": "秒", "money": "元", "number": ""}

@@ -103,7 +103,10 @@ def _value(expr, values: dict):
 def describe(value: Decimal | None, type_: str | None) -> str:
     if value is None:
         return "（空：分母为 0 或没有数据）"
-    return f"{display(value, type_ or 'number')}{UNITS.get(type_ or 'number', '')}"
+    shown = display(value, type_ or "number")
+    if type_ == "percent":
+        return f"{shown * 100:.2f}%"
+    return f"{shown}{UNITS.get(type_ or 'number', '')}"
 
 
 def _metric_names(rule: ast.MonthlyRule) -> list[str]:

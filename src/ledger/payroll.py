@@ -51,8 +51,8 @@ class MetricColumn:
 
     @property
     def header(self) -> str:
-        unit = UNITS.get(self.type, "")
-        return f"{self.name}({unit})" if unit else self.name
+        """The metric's own name (units: docs/statement.md — seconds, 元, percentage cells)."""
+        return self.name
 
 
 @attrs.frozen

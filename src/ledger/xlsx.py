@@ -283,7 +283,11 @@ COMPRESS_LEVEL = 1  # zlib level; chosen by measurement (bench/xlsx_writer.py, B
 CHUNK_ROWS = 1000  # rows rendered per chunk handed to the compressor
 
 # Cell formats (index into cellXfs in styles.xml).
-_PLAIN, _BOLD, _MONEY, _BOLD_MONEY, _TIME, _BOLD_TIME = range(6)
+_PLAIN, _BOLD, _MONEY, _BOLD_MONEY, _TIME, _BOLD_TIME, _PERCENT = range(7)
+
+
+class Percent(Decimal):
+    """A share (0.425) written as a number cell with Excel's built-in 0.00% format."""
 
 _XML_DECL = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 _NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -351,7 +355,7 @@ _STYLES = (
     '<fill><patternFill patternType="gray125"/></fill></fills>'
     '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
     '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
-    '<cellXfs count="6">'
+    '<cellXfs count="7">'
     '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
     '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>'
     f'<xf numFmtId="{_MONEY_FORMAT_ID}" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
@@ -359,6 +363,7 @@ _STYLES = (
     'applyFont="1"/>'
     '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
     '<xf numFmtId="164" fontId="1" fillId="0" borderId="0" xfId="0" applyNumberFormat="1" applyFont="1"/>'
+    '<xf numFmtId="10" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
     "</cellXfs>"
     '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
     '<dxfs count="0"/><tableStyles count="0"/>'
@@ -679,6 +684,8 @@ def _odd_cell(ref: str, row_number: str, v: Any, bold: bool) -> str:
     """A cell of a subclass of a plain type (a parser's str token, an IntEnum, ...)."""
     if isinstance(v, bool) or not isinstance(v, (str, Decimal, datetime, int)):
         raise TypeError(f"no cell for {type(v).__name__}: {v!r}")
+    if isinstance(v, Percent) and v.is_finite():
+        return f'{ref}{row_number}" s="{_PERCENT}"><v>{format(Decimal(v), "f")}</v></c>'
     if isinstance(v, str):
         v = str.__str__(v)
     elif isinstance(v, Decimal):
