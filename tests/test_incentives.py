@@ -429,3 +429,28 @@ def test_the_worked_incentive_policy_checks_formats_and_passes_its_examples():
     assert format_text(text, str(path)) == text
     output, code = test_command([path])
     assert code == 0, output
+
+
+def test_metric_windows_counting_several_events_and_ranges(tmp_path):
+    policy = '''
+metric 推荐后缺货 "说没货前至少推荐了2个商品":
+    count
+    on message[sender = "agent" and text contains "没货"]
+    with at least 2 message[kind = "product_card"] same conversation before
+metric 十到二十分钟追问:
+    count
+    on message[sender = "agent" and kind = "text"]
+    with message[sender = "agent"] same conversation within 10m..20m
+'''
+    rows = [msg("02 10:00:00", A, "c1", "b1", "agent", "款A", kind="product_card"),
+            msg("02 10:00:10", A, "c1", "b1", "agent", "款B", kind="product_card"),
+            msg("02 10:00:20", A, "c1", "b1", "agent", "抱歉没货了"),       # 2 cards before → counts
+            msg("02 11:00:00", A, "c2", "b2", "agent", "款A", kind="product_card"),
+            msg("02 11:00:20", A, "c2", "b2", "agent", "没货哦"),            # 1 card → no
+            msg("02 11:10:20", A, "c2", "b2", "agent", "亲还在吗"),          # 11:00:20 + 10m → in range
+            ]
+    m = run(tmp_path, policy, rows).metrics
+    assert m["推荐后缺货"][A] == 1
+    # 10:00:20 → nothing 10..20 min later; 11:00:20 → 11:10:20 is exactly 10 min later (counts);
+    # 11:10:20 → nothing after it
+    assert m["十到二十分钟追问"][A] == 1

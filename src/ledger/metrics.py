@@ -1,9 +1,11 @@
 """Metrics: one value per agent per month, compiled to set-based SQL.
 
 A metric selects events exactly as a rule does (compile.sequence_ctes: the `on`
-filter, `per` sequences, `when`), keeps those that pass its `with` / `unless` windows
-(compile.window_count_sql), optionally measures a `wait` to the first matching later
-event, and aggregates per agent with GROUP BY. Ratios and `count fines` are computed
+filter, `per` sequences, `when`), keeps those that pass its `with` / `unless` windows,
+optionally measures a `wait` to the first matching later event, and aggregates per
+agent with GROUP BY. "Is there one" windows (`within D`, `after`, `same day`, at least 1)
+and `wait` use one pass of window functions over the picked rows and the candidates
+(`_next_sql`); other windows count matches with compile.window_count_sql. Ratios and `count fines` are computed
 from other metrics / the entries in Python (a handful of values per agent).
 
 Values are Decimal: counts, sums in 元, durations in seconds, ratios as fractions
@@ -19,7 +21,7 @@ from decimal import Decimal
 
 from . import ast
 from .check import Policy
-from .compile import _Context, condition_sql, q, sequence_ctes, view_name, window_conditions, window_count_sql
+from .compile import _Context, _interval, condition_sql, q, sequence_ctes, view_name, window_count_sql
 from .entries import APPLIED, FINE
 
 MICROS = Decimal(1_000_000)
@@ -37,14 +39,27 @@ def metric_sql(policy: Policy, metric: ast.Metric) -> str:
                 f"AND s.agent IS NOT NULL AND ({when}))")
     joins, keep, extra = [], [], []
     for i, (kind, window) in enumerate(metric.windows):
+        if window.count == 1 and window.kind in ("within", "after", "same_day"):
+            # "is there one": the next matching event per key (a window function), no pair join
+            ctes.append(f"n{i} AS ({_next_sql(policy, window.event.value, window.filter, window.same, window.kind == 'same_day')})")
+            joins.append(f"LEFT JOIN n{i} ON n{i}.seq = t.seq")
+            if window.kind == "within":
+                found = f"COALESCE(n{i}.nxt <= t.ts + {_interval(window.d2)}, FALSE)"
+            elif window.kind == "after":
+                found = f"(n{i}.nxt IS NOT NULL)"
+            else:
+                found = f"COALESCE(n{i}.day_n - n{i}.self_n > 0, FALSE)"
+            keep.append(found if kind == "with" else f"NOT {found}")
+            continue
         ctes.append(f"w{i} AS ({window_count_sql(policy, window, 'picked')})")
         joins.append(f"LEFT JOIN w{i} ON w{i}.tseq = t.seq")
         found = f"COALESCE(w{i}.found, 0)"
         keep.append(f"{found} >= {window.count}" if kind == "with" else f"{found} < {window.count}")
     if metric.wait is not None:
-        ctes.append(f"waited AS ({_wait_sql(policy, metric.wait)})")
-        joins.append("LEFT JOIN waited ON waited.tseq = t.seq")
-        wait = "datediff('microsecond', t.ts, waited.first_ts)"
+        w = metric.wait
+        ctes.append(f"waited AS ({_next_sql(policy, w.event.value, w.filter, w.same, False)})")
+        joins.append("LEFT JOIN waited ON waited.seq = t.seq")
+        wait = "datediff('microsecond', t.ts, waited.nxt)"
         if metric.wait.cap is not None:
             cap = int(metric.wait.cap.total_seconds() * 1_000_000)
             wait = f"LEAST(COALESCE({wait}, {cap}), {cap})"
@@ -79,14 +94,30 @@ def _value(ctx: _Context, expr) -> str:
     return value
 
 
-def _wait_sql(policy: Policy, wait: ast.Wait) -> str:
-    other = policy.events[wait.event.value]
-    window = types.SimpleNamespace(same=wait.same, kind="after", d1=None, d2=None)
-    conds = window_conditions(window)
-    if wait.filter is not None:
-        conds.append(condition_sql(policy, other, wait.filter, alias="e"))
-    return (f"SELECT t.seq AS tseq, min(e.ts) AS first_ts FROM picked t "
-            f"JOIN {view_name(other.name)} e ON {' AND '.join(conds)} GROUP BY t.seq")
+def _next_sql(policy: Policy, event: str, flt, same, day: bool) -> str:
+    """For every picked row: the time of the next matching event with the same keys
+    (`nxt`: later ts, or the same ts and later input order) and, with `day`, how many
+    matching events share its keys and local date (`day_n`, itself included as
+    `self_n`). One pass of window functions over picked ∪ matching events, instead of
+    pairing every row with every candidate. A row with a missing key matches nothing."""
+    other = policy.events[event]
+    keys = [q(k.value) for k in same]
+    kcols = "".join(f", {k}" for k in keys)
+    present = " AND ".join(f"{k} IS NOT NULL" for k in keys) or "TRUE"
+    cond = condition_sql(policy, other, flt, alias=None) if flt is not None else "TRUE"
+    union = (f"SELECT seq, ts, ts_local{kcols}, TRUE AS is_t, FALSE AS is_e FROM picked WHERE {present} "
+             f"UNION ALL SELECT seq, ts, ts_local{kcols}, FALSE, TRUE FROM {view_name(other.name)} "
+             f"WHERE ({cond}) AND {present}")
+    part = f"PARTITION BY {', '.join(keys)} " if keys else ""
+    # A picked row that is itself a candidate sorts after its own copy (is_t last), so
+    # the following frame never sees it.
+    cols = [f"min(ts) FILTER (WHERE is_e) OVER ({part}ORDER BY ts, seq, is_t "
+            f"ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS nxt"]
+    if day:
+        cols.append(f"count(*) FILTER (WHERE is_e) OVER (PARTITION BY {''.join(k + ', ' for k in keys)}"
+                    f"CAST(ts_local AS DATE)) AS day_n")
+        cols.append("count(*) FILTER (WHERE is_e) OVER (PARTITION BY seq) AS self_n")
+    return f"SELECT * FROM (SELECT seq, is_t, {', '.join(cols)} FROM ({union}) u) x WHERE is_t"
 
 
 def evaluate(con, policy: Policy, params: dict, agents, entries) -> dict[str, dict[str, Decimal | None]]:
