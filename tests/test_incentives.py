@@ -25,7 +25,7 @@ event order_paid(order, buyer, agent, amount: money)
 event rating(agent, buyer, score: number)
 event qa_flag(agent, category, conversation, note)
 '''
-COLUMNS = ["ts", "type", "agent", "conversation", "buyer", "sender", "kind", "text", "order",
+COLUMNS = ["ts", "type", "agent", "conversation", "buyer", "sender", "kind", "text", "order", "reason",
            "amount", "score", "category"]
 
 
@@ -454,3 +454,25 @@ metric 十到二十分钟追问:
     # 10:00:20 → nothing 10..20 min later; 11:00:20 → 11:10:20 is exactly 10 min later (counts);
     # 11:10:20 → nothing after it
     assert m["十到二十分钟追问"][A] == 1
+
+
+def test_zero_violation_bonus_is_pending_while_a_fine_is_pending(tmp_path):
+    policy = '''
+event refund_requested(order, buyer, agent, reason, amount: money)
+event refund_handled(order, agent)
+metric 违规次数 = count fines
+rule 退款超时:
+    on refund_requested
+    unless refund_handled same order within 30m
+    fine 30元
+rule 零违规奖:
+    monthly
+    when 违规次数 = 0
+    bonus 200元
+'''
+    # 小王's refund at 05-31 23:50 has no handling yet and the data ends at 23:55: pending.
+    rows = [{"ts": "2024-05-31 23:50:00", "type": "refund_requested", "agent": A, "order": "O1"},
+            {"ts": "2024-05-31 23:55:00", "type": "qa_flag", "agent": B, "category": "其他"}]
+    r = run(tmp_path, policy, rows)
+    bonus = {e.agent: (e.status, e.amount) for e in r.entries if e.rule_id == "零违规奖"}
+    assert bonus == {A: ("pending", None), B: ("applied", D("200.00"))}

@@ -21,7 +21,7 @@ import attrs
 
 from . import ast
 from .check import Policy
-from .entries import APPLIED, BONUS, Entry, sort_key
+from .entries import APPLIED, BONUS, FINE, PENDING, Entry, sort_key
 from .money import round_line
 from .metrics import UNITS, display
 
@@ -45,30 +45,56 @@ def escalate(policy: Policy, entries: list[Entry]) -> list[Entry]:
     return out
 
 
-def evaluate(policy: Policy, month, metrics: dict, agents) -> list[Entry]:
+def evaluate(policy: Policy, month, metrics: dict, agents, pending_fines: dict | None = None) -> list[Entry]:
+    """Monthly rules for every agent. `pending_fines` (agent -> pending fine lines): a
+    `count fines` metric could still grow by that many; when the outcome (which tier)
+    differs between "none of them become fines" and "all of them do", the line is
+    pending instead of a guess."""
     from .engine import entry_id
 
+    pending_fines = pending_fines or {}
+    fines_metrics = [m.name.value for m in policy.metrics if m.kind == "fines"]
     out = []
     for rule in policy.monthly:
         loc = f"{rule.pos.filename}:{rule.pos.line}"
         for agent in sorted(agents):
             values = {name: per_agent.get(agent) for name, per_agent in metrics.items()}
-            if rule.when is not None and not holds(rule.when, values):
+            n = _outcome(rule, values)
+            status = APPLIED
+            extra = pending_fines.get(agent, 0)
+            if extra and fines_metrics:
+                worst = dict(values)
+                for name in fines_metrics:
+                    if worst.get(name) is not None:
+                        worst[name] += extra
+                other = _outcome(rule, worst)
+                if other != n:
+                    status, n = PENDING, n or other
+            if n is None:
                 continue
-            for n, tier in enumerate(rule.tiers, 1):
-                if holds(tier.when, values):
-                    shown = "；".join(f"{name} = {describe(values.get(name), policy.metric_types.get(name))}"
-                                     for name in _metric_names(rule))
-                    which = f"第 {n} 档 [{_tier_source(rule, tier)}]" if rule.tiered else "条件成立"
-                    out.append(Entry(
-                        id=entry_id(rule.id.value, f"month:{month.text}", agent),
-                        rule_id=rule.id.value, rule_title=rule.title or rule.id.value, rule_location=loc,
-                        kind=tier.amount.kind, agent=agent, ts=month.start_local,
-                        amount=round_line(tier.amount.value), status=APPLIED,
-                        event_id=f"month:{month.text}", event_seq=-1,
-                        evidence=f"{month.text} 月度：{shown}；{which}（按顺序第一个成立的档位）"))
-                    break
+            tier = rule.tiers[n - 1]
+            shown = "；".join(f"{name} = {describe(values.get(name), policy.metric_types.get(name))}"
+                             for name in _metric_names(rule))
+            which = f"第 {n} 档 [{_tier_source(rule, tier)}]" if rule.tiered else "条件成立"
+            note = (f"；有 {extra} 条罚款待定，结果要等它们确定 (pending)" if status == PENDING else "")
+            out.append(Entry(
+                id=entry_id(rule.id.value, f"month:{month.text}", agent),
+                rule_id=rule.id.value, rule_title=rule.title or rule.id.value, rule_location=loc,
+                kind=tier.amount.kind, agent=agent, ts=month.start_local,
+                amount=round_line(tier.amount.value) if status == APPLIED else None, status=status,
+                event_id=f"month:{month.text}", event_seq=-1,
+                evidence=f"{month.text} 月度：{shown}；{which}（按顺序第一个成立的档位）{note}"))
     return out
+
+
+def _outcome(rule: ast.MonthlyRule, values: dict) -> int | None:
+    """The 1-based tier that pays, or None."""
+    if rule.when is not None and not holds(rule.when, values):
+        return None
+    for n, tier in enumerate(rule.tiers, 1):
+        if holds(tier.when, values):
+            return n
+    return None
 
 
 def holds(expr, values: dict) -> bool:
