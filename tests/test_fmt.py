@@ -537,7 +537,8 @@ metrics = st.one_of(
         maybe(seq(one(["when"]), expressions())), st.lists(metric_clauses, max_size=2).map(lambda cs: sum(cs, []))),
     seq(metric_head, one(["="]), one(NAMES), one(["/"]), one(NAMES)),
     seq(metric_head, st.just(["=", "count", "fines"])))
-monthly_rules = seq(one(["rule"]), one(NAMES), maybe(strings.map(lambda s: [s])), maybe(one([":"])), one(["monthly"]),
+monthly_rules = seq(one(["rule"]), one(NAMES), maybe(strings.map(lambda s: [s])), maybe(one([":"])), maybe(effective),
+                    one(["monthly"]),
                     maybe(seq(one(["when"]), expressions())),
                     st.one_of(seq(one(["fine", "bonus"]), one(MONEY)),
                               seq(st.just(["first", "matching"]), st.lists(

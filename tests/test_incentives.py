@@ -476,3 +476,24 @@ rule 零违规奖:
     r = run(tmp_path, policy, rows)
     bonus = {e.agent: (e.status, e.amount) for e in r.entries if e.rule_id == "零违规奖"}
     assert bonus == {A: ("pending", None), B: ("applied", D("200.00"))}
+
+
+def test_monthly_rule_versions_apply_by_the_months_last_day(tmp_path):
+    policy = '''
+metric 违规次数 = count fines
+rule 零违规奖 "旧办法":
+    effective 2024-01-01 until 2024-05-20
+    monthly
+    when 违规次数 = 0
+    bonus 100元
+rule 零违规奖 "新办法（5月21日起，5月按新办法发）":
+    effective 2024-05-21
+    monthly
+    when 违规次数 = 0
+    bonus 150元
+'''
+    rows = [flag("02 10:00:00", A, "其他"), {**flag("02 10:00:00", A, "其他"), "ts": "2024-04-02 10:00:00"}]
+    may = run(tmp_path, policy, rows)
+    assert [(e.rule_title, e.amount) for e in may.entries if e.rule_id == "零违规奖"] == [("新办法（5月21日起，5月按新办法发）", D("150.00"))]
+    april = run(tmp_path, policy, rows, month="2024-04")
+    assert [e.amount for e in april.entries if e.rule_id == "零违规奖"] == [D("100.00")]

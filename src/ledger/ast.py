@@ -228,6 +228,7 @@ class MonthlyRule:
     tiered: bool
     pos: Position
     source: str
+    effective: Effective | None = None  # in force for a month when it covers the month's last day
 
 
 @attrs.frozen

@@ -120,10 +120,11 @@ class _Checker(MetricChecks):
                 rules.append(rule)
         metrics = [m for f in self.files for m in f.metrics]
         metric_types = self._check_metrics(metrics)
-        monthly = [r for f in self.files for r in f.monthly]
-        self._check_monthly(monthly, metric_types, seen)
+        monthly = [attrs.evolve(r, effective=f.effective) if r.effective is None and f.effective is not None else r
+                   for f in self.files for r in f.monthly]
+        monthly = self._check_monthly(monthly, metric_types, seen)
         examples = tuple(ex for f in self.files for ex in f.examples)
-        named = {**seen, **{r.id.value: [r] for r in monthly if r.id.value not in seen}}
+        named = {**seen, **{r.id.value: [r] for r in monthly}}
         for example in examples:
             self._check_example(example, named)
         caps = [c for f in self.files for c in f.caps]

@@ -108,13 +108,18 @@ class MetricChecks:
             if a is not None and b is not None and a != b:
                 self.error(key.pos, f"same {key.value}: 两种事件中类型不同 (types differ: {a} vs {b})")
 
-    def _check_monthly(self, rules: list[ast.MonthlyRule], metric_types: dict[str, str], event_rule_ids) -> None:
-        seen: dict[str, ast.MonthlyRule] = {}
+    def _check_monthly(self, rules: list[ast.MonthlyRule], metric_types: dict[str, str], event_rule_ids) -> list:
+        """Check the monthly rules; return the versions that may be used."""
+        seen: dict[str, list[ast.MonthlyRule]] = {}
+        kept = []
         for rule in rules:
-            if rule.id.value in seen or rule.id.value in event_rule_ids:
+            if rule.id.value in event_rule_ids:
                 self.error(rule.id.pos, f"规则 {rule.id.value} 重复定义 (duplicate rule id)")
                 continue
-            seen[rule.id.value] = rule
+            if not self._versions_ok(rule, seen.get(rule.id.value, [])):
+                continue
+            seen.setdefault(rule.id.value, []).append(rule)
+            kept.append(rule)
             if rule.when is not None:
                 self._metric_condition(rule.when, metric_types)
             for tier in rule.tiers:
@@ -125,6 +130,7 @@ class MetricChecks:
                     self.error(a.pos, "月度规则只能写固定金额，如 bonus 300元 (monthly rules pay a fixed amount)")
                 elif a.value <= 0:
                     self.error(a.pos, "金额必须大于 0 (amount must be positive)")
+        return kept
 
     def _metric_condition(self, expr, types: dict[str, str]) -> str | None:
         """Type of a condition over metrics; reports unknown metrics and mismatches."""

@@ -530,7 +530,11 @@ class _Formatter:
     def _monthly(self, rule: ast.MonthlyRule, first: int, last: int) -> list:
         header = f"rule {rule.id}" + (f" {_quote(rule.title)}" if rule.title else "") + ":"
         monthly = self._keyword_starts(first, last, {"MONTHLY"})[0]
-        units: list = [_Line(0, header, first), _Line(INDENT, "monthly", monthly)]
+        units: list = [_Line(0, header, first)]
+        if rule.effective is not None:
+            units.append(_Line(INDENT, _effective_text(rule.effective),
+                               self._keyword_starts(first, monthly, {"EFFECTIVE"})[0]))
+        units.append(_Line(INDENT, "monthly", monthly))
         whens = self._keyword_starts(monthly, last, {"WHEN"})
         if rule.when is not None:
             units.append(self._when(rule.when, whens.pop(0)))

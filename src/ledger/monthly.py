@@ -55,7 +55,13 @@ def evaluate(policy: Policy, month, metrics: dict, agents, pending_fines: dict |
     pending_fines = pending_fines or {}
     fines_metrics = [m.name.value for m in policy.metrics if m.kind == "fines"]
     out = []
+    from datetime import timedelta
+
+    last_day = (month.end_local - timedelta(days=1)).date()
     for rule in policy.monthly:
+        eff = rule.effective
+        if eff is not None and not (eff.start <= last_day and (eff.until is None or last_day <= eff.until)):
+            continue  # this version is not in force at the month's end
         loc = f"{rule.pos.filename}:{rule.pos.line}"
         for agent in sorted(agents):
             values = {name: per_agent.get(agent) for name, per_agent in metrics.items()}

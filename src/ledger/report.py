@@ -37,7 +37,7 @@ def statement_of(result: MonthResult) -> Statement:
         kind = r.tiers[0].amount.kind
         text = " / ".join(t.amount.text for t in r.tiers)
         rules.append((r.id.value, r.title or r.id.value, f"{r.pos.filename}:{r.pos.line}", kind,
-                      ("月度 " + text), ""))
+                      ("月度 " + text), str(r.effective) if r.effective else ""))
     statement = build(info, list(result.entries), set(result.agents), rules)
     from . import payroll
 

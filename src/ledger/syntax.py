@@ -496,6 +496,7 @@ class _ToAst(Transformer):
         title = ""
         if rest and isinstance(rest[0], Token) and rest[0].type == "STRING":
             title = _unquote(rest.pop(0))
+        effective = rest.pop(0) if rest and isinstance(rest[0], ast.Effective) else None
         when = None
         if rest and isinstance(rest[0], tuple) and rest[0][0] == "when":
             when = rest.pop(0)[1]
@@ -507,7 +508,7 @@ class _ToAst(Transformer):
             if recipients:
                 self._problem(recipients[0].pos, "月度规则只发给客服本人，不能写 to (monthly rules pay the agent)")
             tiers, tiered = (ast.Tier(ast.Literal(True, "bool", amount.pos), amount, amount.pos),), False
-        return ast.MonthlyRule(rule_id, title, when, tiers, tiered, self._pos(meta), self._source(meta))
+        return ast.MonthlyRule(rule_id, title, when, tiers, tiered, self._pos(meta), self._source(meta), effective)
 
     def tiers(self, meta, children):
         return ("tiers", tuple(children))
