@@ -497,3 +497,11 @@ rule 零违规奖 "新办法（5月21日起，5月按新办法发）":
     assert [(e.rule_title, e.amount) for e in may.entries if e.rule_id == "零违规奖"] == [("新办法（5月21日起，5月按新办法发）", D("150.00"))]
     april = run(tmp_path, policy, rows, month="2024-04")
     assert [e.amount for e in april.entries if e.rule_id == "零违规奖"] == [D("100.00")]
+
+
+def test_events_outside_the_employment_dates_are_warned_about(tmp_path):
+    roster = "客服,工号,姓名,入职,离职\n店:小王,E1,王一,2024-06-01,\n店:小李,E2,李二,2023-01-01,2024-05-10\n"
+    rows = [flag("02 10:00:00", A, "其他"), flag("20 10:00:00", B, "其他")]
+    r = run(tmp_path, fines_policy(""), rows, roster)
+    (w,) = [w for w in r.warnings if "employment dates" in w]
+    assert A in w and B not in w  # 小李 left on 05-10 but was employed in May

@@ -83,7 +83,8 @@ def check(
             typer.echo(f"{month}: 警告: {line}", err=True)
             warnings.append(line)
     typer.echo(f"规则文件没有错误 (policy OK): {len(sources)} 个文件，{len(policy.rules)} 条规则，"
-               f"{len(policy.events)} 种事件，{len(policy.words)} 个词表，{len(policy.examples)} 个例子；"
+               f"{len(policy.events)} 种事件，{len(policy.words)} 个词表，{len(policy.examples)} 个例子，"
+               f"{len(policy.metrics)} 个指标，{len(policy.monthly)} 条月度规则；"
                f"警告 {len(warnings)} 个")
 
 
