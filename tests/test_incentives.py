@@ -308,6 +308,13 @@ def test_share_cap_sums_an_employees_accounts_and_cuts_in_time_order(tmp_path):
     st = report.statement_of(r)
     (e1,) = [e for e in st.payroll.employees if e.employee_id == "E1"]
     assert e1.deducted == D("500.00")
+    # 明细 shows each line's 金额 (deducted), 应扣 and 减免
+    paths = report.write_outputs(r, st, tmp_path / "out")
+    detail = list(openpyxl.load_workbook(paths["statement"])["明细"].iter_rows(values_only=True))
+    col = {h: i for i, h in enumerate(detail[0])}
+    shown = [(x[col["金额"]], x[col["应扣"]], x[col["减免"]]) for x in detail[1:]]
+    assert shown == [(100, 100, 0)] * 5 + [(0, 100, 100)] * 2
+    assert all("cap reached" in x[col["依据"]] for x in detail[6:])
     by = {a.agent: a for a in st.payroll.accounts}
     assert by[A].owed + by["店:小王2"].owed == D("700.00")
     assert by[A].relieved + by["店:小王2"].relieved == D("200.00")

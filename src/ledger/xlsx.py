@@ -136,9 +136,10 @@ def build_tables(statement: Statement, max_rows: int = EXCEL_MAX_ROWS) -> list[T
     """All sheets in workbook order: 汇总, 明细 (…明细N), 规则, 说明."""
     tables = [summary_table(statement), *detail_tables(statement.entries, max_rows),
               rules_table(statement), info_table(statement.info)]
-    from .xlsx_payroll import payroll_tables, with_payroll_columns
+    from .xlsx_payroll import payroll_tables, with_detail_columns, with_payroll_columns
 
     tables[0] = with_payroll_columns(tables[0], statement)
+    tables = [with_detail_columns(t, statement) if t.header == DETAIL_HEADER else t for t in tables]
     return tables[:1] + payroll_tables(statement) + tables[1:]
 
 

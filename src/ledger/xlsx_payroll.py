@@ -27,6 +27,28 @@ def _extended(statement) -> bool:
     return p.has_roster or bool(p.metric_columns) or any(a.points or a.relieved for a in p.accounts)
 
 
+DETAIL_EXTRA = ("应扣", "减免", "平台扣分")
+
+
+def with_detail_columns(detail, statement):
+    """明细 gains 应扣 (before a cap), 减免 (what the cap relieved) and 平台扣分 per line."""
+    if not _extended(statement):
+        return detail
+    from .caps import owed
+    from .entries import APPLIED, FINE
+
+    base = detail.to_row
+
+    def row(e):
+        if e.status != APPLIED or e.amount is None:
+            return base(e) + (None, None, e.points)
+        if e.kind != FINE:
+            return base(e) + (None, None, e.points)
+        return base(e) + (owed(e), owed(e) - e.amount, e.points)
+
+    return attrs.evolve(detail, header=detail.header + DETAIL_EXTRA, to_row=row)
+
+
 def with_payroll_columns(summary, statement):
     if not _extended(statement):
         return summary
