@@ -206,7 +206,7 @@ def _evaluate(con, policy, sources, load, month, tz, say, roster=None) -> MonthR
     for e in entries:
         if e.kind == "fine" and e.status == PENDING:
             pending_fines[e.agent] = pending_fines.get(e.agent, 0) + 1
-    entries.extend(monthly.evaluate(policy, month, values, agents, pending_fines))
+    entries.extend(monthly.evaluate(policy, month, values, agents - {NO_AGENT}, pending_fines))
     by_account = roster.by_account() if roster is not None else {}
     if roster is not None:
         unknown = sorted(a for a in agents if a not in by_account and a != NO_AGENT)
