@@ -332,3 +332,123 @@ def oracle(events: list[dict], month: str = "2024-05") -> set[tuple]:
                 charge("交接班", recipient, e)
 
     return out
+
+
+# ---------------------------------------------------------------- metrics (policy/metrics.rules)
+#
+# The shipped service metrics, per agent, as plain loops. Values as the engine gives
+# them: Decimal counts, seconds, fractions; None for a blank (0 denominator, average
+# of nothing). Agents are those with any event in the month.
+
+CAP_MICROS = 600 * 1_000_000
+
+
+def _in_month(event: dict, month: str) -> bool:
+    return ts(event).strftime("%Y-%m") == month
+
+
+def _conversation_of(events: list[dict], i: int) -> list[int]:
+    """Indices of the messages in event i's conversation, in (ts, input) order."""
+    c = get(events[i], "conversation")
+    if c is None:
+        return [i]
+    members = [j for j, e in enumerate(events) if is_message(e) and get(e, "conversation") == c]
+    return sorted(members, key=lambda j: (ts(events[j]), j))
+
+
+def _is_turn(events: list[dict], i: int) -> bool:
+    if not is_buyer_message(events[i]):
+        return False
+    seq = _conversation_of(events, i)
+    k = seq.index(i)
+    return k == 0 or get(events[seq[k - 1]], "sender") != "buyer"
+
+
+def _human_reply(e: dict) -> bool:
+    return is_agent_message(e) and kind(e) != "auto_reply"
+
+
+def _wait_micros(events: list[dict], i: int) -> int:
+    """Turn start to the first later human agent message in the conversation, capped."""
+    c = get(events[i], "conversation")
+    t = ts(events[i])
+    later = [ts(e) for j, e in enumerate(events)
+             if c is not None and _human_reply(e) and get(e, "conversation") == c
+             and (ts(e) > t or (ts(e) == t and j > i))]
+    if not later:
+        return CAP_MICROS
+    return min((min(later) - t) // timedelta(microseconds=1), CAP_MICROS)
+
+
+def _ratio(a, b):
+    return None if a is None or b is None or b == 0 else Decimal(a) / Decimal(b)
+
+
+def metrics_oracle(events: list[dict], month: str = "2024-05") -> dict[str, dict[str, Decimal | None]]:
+    agents = sorted({get(e, "agent") for e in events if get(e, "agent") and _in_month(e, month)})
+    out: dict[str, dict] = {}
+    for name in ("询单人数", "接待人数", "提问轮次", "三分钟回复轮次", "回复轮次", "平均响应时长",
+                 "首次响应时长", "付款人数", "销售额"):
+        out[name] = {}
+    for a in agents:
+        mine = [i for i, e in enumerate(events) if get(e, "agent") == a and _in_month(e, month)]
+        buyers = {get(events[i], "buyer") for i in mine if is_buyer_message(events[i]) and get(events[i], "buyer")}
+        out["询单人数"][a] = Decimal(len(buyers))
+        reception = set()
+        for i in mine:
+            e = events[i]
+            if is_buyer_message(e) and get(e, "buyer") and get(e, "conversation") is not None:
+                if any(j != i and _human_reply(x) and get(x, "conversation") == get(e, "conversation")
+                       and ts(x).date() == ts(e).date() for j, x in enumerate(events)):
+                    reception.add((get(e, "buyer"), ts(e).date()))
+        out["接待人数"][a] = Decimal(len(reception))
+        turns = [i for i in mine if _turn_member(events[i]) and _is_turn(events, i)]
+        waits = [_wait_micros(events, i) for i in turns]
+        out["提问轮次"][a] = Decimal(len(turns))
+        out["三分钟回复轮次"][a] = Decimal(sum(1 for i in turns if _replied_within(events, i, timedelta(minutes=3))))
+        out["回复轮次"][a] = Decimal(sum(1 for i in turns if _replied_within(events, i, None)))
+        out["平均响应时长"][a] = Decimal(sum(waits)) / len(waits) / Decimal(1_000_000) if waits else None
+        firsts = [i for i in mine if is_buyer_message(events[i]) and _first_buyer_message(events, i)]
+        fw = [_wait_micros(events, i) for i in firsts]
+        out["首次响应时长"][a] = Decimal(sum(fw)) / len(fw) / Decimal(1_000_000) if fw else None
+        paid = [events[i] for i in mine if events[i].get("type") == "order_paid"]
+        out["付款人数"][a] = Decimal(len({get(e, "buyer") for e in paid if get(e, "buyer")}))
+        out["销售额"][a] = sum((Decimal(get(e, "amount")) for e in paid if get(e, "amount")), Decimal(0))
+    out["询单转化率"] = {a: _ratio(out["付款人数"][a], out["询单人数"][a]) for a in agents}
+    out["三分钟回复率"] = {a: _ratio(out["三分钟回复轮次"][a], out["提问轮次"][a]) for a in agents}
+    out["回复率"] = {a: _ratio(out["回复轮次"][a], out["提问轮次"][a]) for a in agents}
+    return out
+
+
+def _turn_member(event: dict) -> bool:
+    return is_message(event)
+
+
+def _replied_within(events: list[dict], i: int, limit: timedelta | None) -> bool:
+    c = get(events[i], "conversation")
+    t = ts(events[i])
+    return any(c is not None and _human_reply(e) and get(e, "conversation") == c
+               and (ts(e) > t or (ts(e) == t and j > i)) and (limit is None or ts(e) - t <= limit)
+               for j, e in enumerate(events))
+
+
+def _first_buyer_message(events: list[dict], i: int) -> bool:
+    """The first buyer message of its conversation (a buyer message without conversation
+    is a conversation of its own)."""
+    c = get(events[i], "conversation")
+    if c is None:
+        return True
+    buyers = sorted((j for j, e in enumerate(events) if is_buyer_message(e) and get(e, "conversation") == c),
+                    key=lambda j: (ts(events[j]), j))
+    return buyers[0] == i
+
+
+def tier_oracle(rate: Decimal | None) -> Decimal | None:
+    """The conversion tiers of tests/test_oracle_property.py: ≥40% 300元, ≥30% 150元."""
+    if rate is None:
+        return None
+    if rate >= Decimal("0.4"):
+        return Decimal("300.00")
+    if rate >= Decimal("0.3"):
+        return Decimal("150.00")
+    return None

@@ -505,10 +505,48 @@ windows = st.one_of(seq(one(["within"]), one(DURATIONS)),
                     one(["before"]))
 unless = seq(one(["unless"]), maybe(seq(st.just(["at", "least"]), one(["0", "1", "2", "3"]))), one(EVENTS),
              filters(), maybe(seq(one(["same"]), names)), windows)
+POINTS = ["6分", "12分", "1 分"]
+
+
+def then(strategy):
+    return st.lists(seq(one(["then"]), strategy), min_size=1, max_size=2).map(lambda ps: sum(ps, []))
+
+
+# fine 10元 · fine 6元 then 12元 · bonus 1% of 金额 · fine 50元 points 6分 then 12分 · points 6分
+amounts = st.one_of(
+    seq(one(["fine", "bonus"]), one(MONEY)),
+    seq(one(["fine", "bonus"]), one(MONEY), then(one(MONEY))),
+    seq(one(["fine", "bonus"]), one(["1%", "2.5%"]), one(["of"]), one(NAMES)),
+    seq(one(["fine"]), one(MONEY), maybe(then(one(MONEY))), one(["points"]), one(POINTS), maybe(then(one(POINTS)))),
+    seq(one(["points"]), one(POINTS), maybe(then(one(POINTS)))))
 rules = seq(one(["rule"]), one(NAMES), maybe(strings.map(lambda s: [s])), maybe(one([":"])), maybe(effective),
             one(["on"]), one(EVENTS), filters(), maybe(seq(one(["per"]), names)),
             maybe(seq(one(["when"]), expressions())), st.lists(unless, max_size=2).map(lambda us: sum(us, [])),
-            one(["fine", "bonus"]), one(MONEY), maybe(seq(one(["to"]), names)))
+            amounts, maybe(seq(one(["to"]), names)))
+metric_windows = st.one_of(windows, one(["after"]), st.just(["same", "day"]))
+metric_clauses = st.one_of(
+    seq(one(["with", "unless"]), maybe(seq(st.just(["at", "least"]), one(["1", "2"]))), one(EVENTS), filters(),
+        maybe(seq(one(["same"]), names)), metric_windows),
+    seq(st.just(["wait", "for"]), one(EVENTS), filters(), maybe(seq(one(["same"]), names)),
+        maybe(seq(one(["capped"]), one(DURATIONS)))))
+aggregates = st.one_of(one(["count"]), seq(one(["distinct"]), joined(refs, ",", max_size=2)),
+                       seq(one(["sum", "avg", "min", "max"]), refs), seq(one(["percentile"]), one(["90", "50.5"]), refs))
+metric_head = seq(one(["metric"]), one(NAMES), maybe(strings.map(lambda s: [s])), maybe(one([":"])))
+metrics = st.one_of(
+    seq(metric_head, aggregates, one(["on"]), one(EVENTS), filters(), maybe(seq(one(["per"]), names)),
+        maybe(seq(one(["when"]), expressions())), st.lists(metric_clauses, max_size=2).map(lambda cs: sum(cs, []))),
+    seq(metric_head, one(["="]), one(NAMES), one(["/"]), one(NAMES)),
+    seq(metric_head, st.just(["=", "count", "fines"])))
+monthly_rules = seq(one(["rule"]), one(NAMES), maybe(strings.map(lambda s: [s])), maybe(one([":"])), maybe(effective),
+                    one(["monthly"]),
+                    maybe(seq(one(["when"]), expressions())),
+                    st.one_of(seq(one(["fine", "bonus"]), one(MONEY)),
+                              seq(st.just(["first", "matching"]), st.lists(
+                                  seq(one(["when"]), expressions(), one(["fine", "bonus"]), one(MONEY)),
+                                  min_size=1, max_size=3).map(lambda ts: sum(ts, [])))))
+caps = st.one_of(seq(st.just(["cap", "fines"]), one(MONEY)),
+                 seq(st.just(["cap", "fines"]), one(["20%", "5%"]), one(["of"]), joined(one(NAMES), "+", max_size=2)),
+                 seq(one(["floor"]), one(NAMES)))
 fields = seq(one(NAMES), maybe(seq(one([":"]), one(["money", "number", "bool", "time", "text"]))),
              maybe(seq(one(["="]), literals)))
 events = seq(one(["event"]), one(EVENTS), one(["("]), maybe(joined(fields, ",", max_size=4)), maybe(one([","])),
@@ -545,7 +583,8 @@ def policies(draw):
     headers = draw(st.lists(st.sampled_from(["policy", "timezone", "effective"]), unique=True))
     declarations = [["policy", draw(strings)] if h == "policy" else ["timezone", '"Asia/Shanghai"']
                     if h == "timezone" else draw(effective) for h in headers]
-    declarations += draw(st.lists(st.one_of(events, words, rules, examples()), max_size=5))
+    declarations += draw(st.lists(st.one_of(events, words, rules, examples(), metrics, monthly_rules, caps),
+                                  max_size=5))
     declarations = draw(st.permutations(declarations))
     comments: list[str] = []
 

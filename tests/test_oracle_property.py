@@ -174,3 +174,51 @@ def test_oracle_pending_resolves_when_data_goes_on(events):
     assert all(status == APPLIED for _, _, _, status, _ in after)
     assert {entry[:3] for entry in after} == {entry[:3] for entry in before}
     assert {entry for entry in before if entry[3] == APPLIED} <= after
+
+
+# ---------------------------------------------------------------- metrics and tiers
+
+TIERS = '''
+rule 转化奖 "询单转化率奖励":
+    monthly
+    first matching
+        when 询单转化率 >= 40% bonus 300元
+        when 询单转化率 >= 30% bonus 150元
+'''
+METRIC_NAMES = ("询单人数", "接待人数", "提问轮次", "三分钟回复轮次", "回复轮次", "平均响应时长",
+                "首次响应时长", "付款人数", "销售额", "询单转化率", "三分钟回复率", "回复率")
+
+
+def _paid_orders(draw, events):
+    """Add a few order_paid events so conversion has numerators."""
+    extra = []
+    for e in events:
+        if e.get("type") == "order_placed" and draw(st.booleans()):
+            extra.append({**e, "type": "order_paid", "id": str(e.get("id", "")) + "p" if e.get("id") else None})
+    return [{k: v for k, v in e.items() if v is not None} for e in events + extra]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(events=events_streams(missing_as="mixed"), data=st.data())
+def test_engine_metrics_and_tiers_match_the_oracle(events, data, tmp_path_factory):
+    import tempfile
+    from pathlib import Path
+
+    from conftest import POLICY, write_events
+    from ledger.engine import run_month
+    from oracle import metrics_oracle, tier_oracle
+
+    events = _paid_orders(data.draw, events)
+    note(show(events))
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "events"
+        write_events(events, root, "jsonl")
+        (Path(tmp) / "tiers.rules").write_text(TIERS, "utf-8")
+        result = run_month([POLICY, Path(tmp) / "tiers.rules"], root, "2024-05")
+    expected = metrics_oracle(events)
+    for name in METRIC_NAMES:
+        got = {a: v for a, v in result.metrics[name].items() if a in expected[name]}
+        assert got == expected[name], name
+    tiers = {e.agent: e.amount for e in result.entries if e.rule_id == "转化奖"}
+    want = {a: tier_oracle(r) for a, r in expected["询单转化率"].items() if tier_oracle(r) is not None}
+    assert tiers == want

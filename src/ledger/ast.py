@@ -157,9 +157,28 @@ class Window:
 @attrs.frozen
 class Amount:
     kind: str  # fine | bonus
-    value: Decimal  # 元
-    text: str  # as written: "10元"
+    value: Decimal  # 元 (the first occurrence's; 0 for points only or a percentage)
+    text: str  # as written: "10元", "6元 then 12元", "1% of amount", "6分"
     pos: Position
+    steps: tuple[Decimal, ...] = ()  # escalation: amounts from the 2nd occurrence on
+    percent: Decimal | None = None  # `1% of amount`: the share, in per cent
+    of: "Name | None" = None  # the money field the share is taken of
+    points: tuple[int, ...] = ()  # platform points (扣分), escalating like steps
+
+    @property
+    def money(self) -> bool:
+        """Whether the rule moves money at all (a points-only rule does not)."""
+        return self.percent is not None or self.value > 0
+
+    def amount_for(self, occurrence: int) -> Decimal:
+        """The amount of the n-th (1-based) occurrence; the last step repeats."""
+        values = (self.value,) + self.steps
+        return values[min(occurrence, len(values)) - 1]
+
+    def points_for(self, occurrence: int) -> int | None:
+        if not self.points:
+            return None
+        return self.points[min(occurrence, len(self.points)) - 1]
 
 
 @attrs.frozen
@@ -187,6 +206,81 @@ class Rule:
     source: str  # the whole rule as written
     when_source: str = ""  # the when clause as written, whitespace folded
     effective: Effective | None = None  # None: always in force
+
+
+@attrs.frozen
+class Tier:
+    """One `when COND fine/bonus …` line of a monthly rule's `first matching` list."""
+
+    when: Expr
+    amount: Amount
+    pos: Position
+
+
+@attrs.frozen
+class MonthlyRule:
+    """`rule ID: monthly [when C] (amount | first matching tiers)`, over metrics."""
+
+    id: Name
+    title: str
+    when: Expr | None
+    tiers: tuple[Tier, ...]  # one tier with when=None-like TRUE when not tiered
+    tiered: bool
+    pos: Position
+    source: str
+    effective: Effective | None = None  # in force for a month when it covers the month's last day
+
+
+@attrs.frozen
+class Wait:
+    """`wait for EVENT[filter] same KEYS capped D` of a metric."""
+
+    event: Name
+    filter: Expr | None
+    same: tuple[Name, ...]
+    cap: timedelta | None
+    pos: Position
+
+
+@attrs.frozen
+class Metric:
+    """`metric NAME "title": AGG on … when … with/unless … wait for …`, or a ratio,
+    or `count fines`.
+
+    kind: count | distinct | sum | avg | min | max | percentile | ratio | fines
+    """
+
+    name: Name
+    title: str
+    kind: str
+    values: tuple[Expr, ...] = ()  # distinct: the fields; sum/avg/...: one value
+    on: On | None = None
+    when: Expr | None = None
+    windows: tuple[tuple[str, Window], ...] = ()  # ("unless" | "with", window)
+    wait: Wait | None = None
+    percentile: Decimal | None = None
+    ratio: tuple[Name, Name] | None = None  # numerator, denominator
+    pos: Position | None = None
+    source: str = ""
+
+
+@attrs.frozen
+class Cap:
+    """`cap fines 500元` (fixed) or `cap fines 20% of 基本工资 + 绩效工资` (share)."""
+
+    fixed: Decimal | None
+    percent: Decimal | None
+    fields: tuple[Name, ...]
+    text: str
+    pos: Position
+
+
+@attrs.frozen
+class Floor:
+    """`floor 最低工资`: pay after deductions never below this roster field."""
+
+    field: Name
+    pos: Position
 
 
 @attrs.frozen
@@ -234,3 +328,7 @@ class PolicyFile:
     rules: tuple[Rule, ...]
     effective: Effective | None = None  # file-wide default for its rules
     examples: tuple[Example, ...] = ()
+    metrics: tuple[Metric, ...] = ()
+    monthly: tuple[MonthlyRule, ...] = ()
+    caps: tuple[Cap, ...] = ()
+    floors: tuple[Floor, ...] = ()

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import attrs
 
 from . import ast
+from .check_metrics import MetricChecks
 from .errors import Diagnostic, Position
 
 FIELD_TYPES = ("text", "money", "number", "bool", "time")
@@ -62,6 +63,11 @@ class Policy:
     words: dict  # name -> tuple[str, ...]
     rules: tuple[ast.Rule, ...]  # every version of every rule, in source order
     examples: tuple[ast.Example, ...] = ()
+    metrics: tuple[ast.Metric, ...] = ()  # in source order
+    metric_types: dict = attrs.Factory(dict)  # name -> number | money | duration | percent
+    monthly: tuple[ast.MonthlyRule, ...] = ()
+    caps: tuple[ast.Cap, ...] = ()
+    floors: tuple[ast.Floor, ...] = ()
 
     def schema(self) -> dict[str, dict[str, str]]:
         """Declared field types per event type, for validating input rows."""
@@ -78,7 +84,7 @@ def suggest(name: str, candidates) -> str | None:
     return f"是不是想写 {match[0]}？(did you mean '{match[0]}'?)" if match else None
 
 
-class _Checker:
+class _Checker(MetricChecks):
     def __init__(self, files: list[ast.PolicyFile]):
         self.files = files
         self.diagnostics: list[Diagnostic] = []
@@ -112,10 +118,20 @@ class _Checker:
                 seen.setdefault(rule.id.value, []).append(rule)
                 self._check_rule(rule)
                 rules.append(rule)
+        metrics = [m for f in self.files for m in f.metrics]
+        metric_types = self._check_metrics(metrics)
+        monthly = [attrs.evolve(r, effective=f.effective) if r.effective is None and f.effective is not None else r
+                   for f in self.files for r in f.monthly]
+        monthly = self._check_monthly(monthly, metric_types, seen)
         examples = tuple(ex for f in self.files for ex in f.examples)
+        named = {**seen, **{r.id.value: [r] for r in monthly}}
         for example in examples:
-            self._check_example(example, seen)
-        policy = Policy(name, timezone, tuple(self.files), self.events, self.words, tuple(rules), examples)
+            self._check_example(example, named)
+        caps = [c for f in self.files for c in f.caps]
+        floors = [x for f in self.files for x in f.floors]
+        self._check_caps(caps, floors)
+        policy = Policy(name, timezone, tuple(self.files), self.events, self.words, tuple(rules), examples,
+                        tuple(metrics), metric_types, tuple(monthly), tuple(caps), tuple(floors))
         return policy, self.diagnostics
 
     def _versions_ok(self, rule: ast.Rule, earlier: list[ast.Rule]) -> bool:
@@ -225,10 +241,11 @@ class _Checker:
     # -- rules
     def _check_rule(self, rule: ast.Rule) -> None:
         event = self._event_type(rule.on.event)
-        if rule.amount.value <= 0:
+        if rule.amount.value <= 0 and rule.amount.percent is None and not rule.amount.points:
             self.error(rule.amount.pos, "金额必须大于 0 (amount must be positive)")
         elif rule.amount.value != rule.amount.value.quantize(Decimal("0.01")):
             self.error(rule.amount.pos, "金额最多精确到分 0.01元 (at most two decimals)")
+        self._check_amount_extras(rule, event)
         if event is None:
             return
         for key in rule.on.per:

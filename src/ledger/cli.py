@@ -34,9 +34,10 @@ def run(
     out: Path = typer.Option(Path("reports"), "--out", help="输出目录 (output folder)"),
     strict: bool = typer.Option(False, "--strict", help="有拒收行时以退出码 4 结束 (fail on rejected rows)"),
     adjustments: Path = typer.Option(Path("adjustments"), "--adjustments", help="申诉与调整目录 (adjustments folder)"),
+    roster: Optional[Path] = typer.Option(None, "--roster", help="花名册 CSV，默认当前目录的 roster.csv (if present)"),
 ):
     """按月出账：应用规则，生成 reports/<月份>/ 下的 Excel 账单。"""
-    _run_period(month, policy, events, out, strict, adjustments, seal=False)
+    _run_period(month, policy, events, out, strict, adjustments, roster, seal=False)
 
 
 @app.command("close")
@@ -47,18 +48,22 @@ def close_(
     events: Path = typer.Option(Path("events"), "--events", help="事件目录"),
     out: Path = typer.Option(Path("reports"), "--out", help="输出目录"),
     adjustments: Path = typer.Option(Path("adjustments"), "--adjustments", help="申诉与调整目录"),
+    roster: Optional[Path] = typer.Option(None, "--roster", help="花名册 CSV，默认当前目录的 roster.csv"),
 ):
     """月结：出账并封存 reports/<月份>/CLOSED；已结账的月份只核对，永不覆盖。"""
     if (month is None) == (month_option is None):
         raise LedgerError("请给出一个月份：ledger close 2024-05 (give one month)", exit_code=2)
-    _run_period(month or month_option, policy, events, out, False, adjustments, seal=True)
+    _run_period(month or month_option, policy, events, out, False, adjustments, roster, seal=True)
 
 
-def _run_period(month, policy, events, out, strict, adjustments, *, seal: bool) -> None:
+def _run_period(month, policy, events, out, strict, adjustments, roster, *, seal: bool) -> None:
     from . import close, period, report
+    from . import roster as roster_mod
 
     progress = _progress()
-    p = period.prepare(policy, events, month, out_dir=out, adjustments_root=adjustments, progress=progress)
+    found = roster_mod.find(Path("."), roster, events)
+    p = period.prepare(policy, events, month, out_dir=out, adjustments_root=adjustments, progress=progress,
+                       roster=roster_mod.read(found) if found is not None else None)
     result, statement = p.result, p.statement
     if result.load.n_events == 0:
         raise LedgerError(f"没有可用的事件 (no events): {events} 中没有可读取的事件行", exit_code=3)
@@ -85,7 +90,7 @@ def _run_period(month, policy, events, out, strict, adjustments, *, seal: bool) 
     typer.echo("用时 (time): " + " · ".join(f"{name} {seconds:.2f}s" for name, seconds in timings))
     if seal:
         typer.echo(f"已结账 (closed): {period.seal(p, paths)}")
-    if strict and result.load.rejects:
+    if strict and (result.load.rejects or (result.roster is not None and result.roster.rejects)):
         raise LedgerError(f"--strict: 有 {len(result.load.rejects)} 行被拒收 (rows rejected)", exit_code=4)
 
 
@@ -127,7 +132,8 @@ def check(
             typer.echo(f"{month}: 警告: {line}", err=True)
             warnings.append(line)
     typer.echo(f"规则文件没有错误 (policy OK): {len(sources)} 个文件，{len(policy.rules)} 条规则，"
-               f"{len(policy.events)} 种事件，{len(policy.words)} 个词表，{len(policy.examples)} 个例子；"
+               f"{len(policy.events)} 种事件，{len(policy.words)} 个词表，{len(policy.examples)} 个例子，"
+               f"{len(policy.metrics)} 个指标，{len(policy.monthly)} 条月度规则；"
                f"警告 {len(warnings)} 个")
 
 

@@ -232,6 +232,8 @@ def compile_rule(policy: Policy, rule: ast.Rule, shared: "dict[tuple, str] | Non
         cols += ["t._position", "t._count"]
         cols += [f"t.{q('_' + scope + '_' + field)}" for scope, field in neighbours]
     cols += [f"t.{q(r)} AS _to_{i}" for i, r in enumerate(recipients)]
+    if rule.amount.of is not None:  # `bonus 1% of amount`: the field the share is taken of
+        cols.append(f"t.{q(rule.amount.of.value)} AS _base")
     sql = (f"WITH {', '.join(ctes)} SELECT {', '.join(cols)} FROM triggers t "
            f"{' '.join(joins)} {where} ORDER BY t.ts, t.seq")
     return CompiledRule(rule, sql, excerpt, recipients, neighbours)
@@ -278,6 +280,10 @@ def window_conditions(window: ast.Window) -> list[str]:
         conds += [before]
     elif window.kind == "within_before":
         conds += [before, f"e.ts >= t.ts - {_interval(window.d2)}"]
+    elif window.kind == "after":  # any time later (metrics)
+        conds += [after]
+    elif window.kind == "same_day":  # the same calendar day in the policy's zone (metrics)
+        conds += ["e.seq <> t.seq", "CAST(e.ts_local AS DATE) = CAST(t.ts_local AS DATE)"]
     return conds
 
 

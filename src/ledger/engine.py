@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Iterator, Sequence
 from zoneinfo import ZoneInfo
 
+from decimal import Decimal
+
 import attrs
 import duckdb
 
@@ -77,6 +79,9 @@ class MonthResult:
     warnings: tuple[str, ...]
     timings: tuple[tuple[str, float], ...] = ()  # phase name, seconds
     event_types: tuple[tuple[str, int, bool], ...] = ()  # type, events in month, read by a rule
+    metrics: dict = attrs.Factory(dict)  # metric -> {agent: Decimal | None} (metrics.py)
+    roster: object = None  # roster.Roster, or None when there is none
+    limits: dict = attrs.Factory(dict)  # employee -> caps.Limit
 
 
 # ---------------------------------------------------------------- policy
@@ -135,15 +140,15 @@ def checked_policy(paths: Sequence[Path]) -> tuple[Policy, tuple[PolicySource, .
 # ---------------------------------------------------------------- month
 
 def run_month(policy_paths: Sequence[Path], events_root: Path, month: str, *,
-              progress=None) -> MonthResult:
-    """Evaluate the policy files over the events for one month."""
+              progress=None, roster=None) -> MonthResult:
+    """Evaluate the policy files over the events for one month (`roster`: a roster.Roster)."""
     month_ = Month.parse(month)
     policy, sources = checked_policy(policy_paths)
-    return run_policy(policy, sources, events_root, month_, progress=progress)
+    return run_policy(policy, sources, events_root, month_, progress=progress, roster=roster)
 
 
 def run_policy(policy: Policy, sources: tuple[PolicySource, ...], events_root: Path, month: Month, *,
-               progress=None) -> MonthResult:
+               progress=None, roster=None) -> MonthResult:
     """Evaluate a checked policy over the events for one month."""
     say = progress or (lambda _msg: None)
     tz = ZoneInfo(policy.timezone)
@@ -154,7 +159,7 @@ def run_policy(policy: Policy, sources: tuple[PolicySource, ...], events_root: P
         read_s = time.perf_counter() - started
         say("应用规则 (evaluating rules)")
         started = time.perf_counter()
-        result = _evaluate(con, policy, sources, load, month, tz, say)
+        result = _evaluate(con, policy, sources, load, month, tz, say, roster)
         return attrs.evolve(result, timings=(("read", read_s), ("evaluate", time.perf_counter() - started)))
 
 
@@ -197,7 +202,9 @@ def load_month(con: duckdb.DuckDBPyConnection, policy: Policy, events_root: Path
     return load
 
 
-def _evaluate(con, policy, sources, load, month, tz, say) -> MonthResult:
+def _evaluate(con, policy, sources, load, month, tz, say, roster=None) -> MonthResult:
+    from . import caps, metrics, monthly
+
     start, end = month.bounds_utc(tz)
     data_end_utc, data_end_local = con.execute("SELECT max(ts), max(ts_local) FROM events").fetchone()
     agents = {a for (a,) in con.execute(
@@ -233,12 +240,39 @@ def _evaluate(con, policy, sources, load, month, tz, say) -> MonthResult:
     finally:
         for table in shared.values():
             con.execute(f"DROP TABLE IF EXISTS {q(table)}")
-    entries.sort(key=sort_key)
+    entries = monthly.escalate(policy, entries)
     agents.update(e.agent for e in entries)
+    values = {}
+    if policy.metrics:
+        say("计算指标 (metrics)")
+        values = metrics.evaluate(con, policy, params, agents, entries)
+    pending_fines: dict[str, int] = {}
+    for e in entries:
+        if e.kind == "fine" and e.status == PENDING:
+            pending_fines[e.agent] = pending_fines.get(e.agent, 0) + 1
+    entries.extend(monthly.evaluate(policy, month, values, agents - {NO_AGENT}, pending_fines))
+    by_account = roster.by_account() if roster is not None else {}
+    if roster is not None:
+        unknown = sorted(a for a in agents if a not in by_account and a != NO_AGENT)
+        if unknown:
+            warnings.append(f"{len(unknown)} 个客服账号不在花名册 (accounts not in roster): {', '.join(unknown)}")
+        first_day, last_day = month.start_local.date(), (month.end_local - timedelta(days=1)).date()
+        outside = sorted(a for a in agents if a in by_account and not by_account[a].active(first_day, last_day))
+        if outside:
+            warnings.append(f"{len(outside)} 个账号本月有事件，但花名册上的员工本月不在职（入职/离职日期）"
+                            f"(events outside employment dates): {', '.join(outside)}")
+    entries, limits = caps.apply(policy, entries, by_account, warnings)
+    entries = [attrs.evolve(e, evidence=f"{e.evidence}；记平台扣分 {e.points}分 (platform points, not money)")
+               if e.points else e for e in entries]
+    entries.sort(key=sort_key)
     used = {r.on.event.value for r in policy.rules} | {w.event.value for r in policy.rules for w in r.unless}
+    used |= {m.on.event.value for m in policy.metrics if m.on is not None}
+    used |= {w.event.value for m in policy.metrics for _, w in m.windows}
+    used |= {m.wait.event.value for m in policy.metrics if m.wait is not None}
     return MonthResult(policy, month, sources, load, tuple(entries), frozenset(agents),
                        data_end_local, in_month, tuple(warnings),
-                       event_types=tuple((t, n, t in used) for t, n in type_counts))
+                       event_types=tuple((t, n, t in used) for t, n in type_counts),
+                       metrics=values, roster=roster, limits=limits)
 
 
 def entry_id(rule_id: str, event_id: str, recipient: str) -> str:
@@ -263,6 +297,13 @@ def _entries(compiled: CompiledRule, names, rows, data_end_local, warnings) -> l
         unassigned += NO_AGENT in recipients
         status = row[idx["_status"]]
         amount = None if status == PENDING else round_line(rule.amount.value)
+        if rule.amount.percent is not None and status != PENDING:
+            base = row[idx["_base"]]
+            if base is None:
+                warnings.append(f"规则 {rule.id.value}: 事件 {row[idx['id']]} 没有 {rule.amount.of.value}，不计 (missing base amount)")
+                continue
+            amount = round_line(Decimal(base) * rule.amount.percent / 100)
+        points = rule.amount.points_for(1) if status != PENDING else None
         evidence = _evidence(compiled, row, idx, data_end_local, status)
         for who in recipients:
             if not who or who in seen:
@@ -275,6 +316,7 @@ def _entries(compiled: CompiledRule, names, rows, data_end_local, warnings) -> l
                 status=status, event_id=row[idx["id"]], event_seq=row[idx["seq"]],
                 conversation=row[idx["conversation"]], order=row[idx["order"]],
                 buyer=row[idx["buyer"]], excerpt=row[idx["_excerpt"]], evidence=evidence,
+                points=points,
             ))
     if unassigned:
         warnings.append(f"规则 {rule.id.value}: {unassigned} 个事件没有客服 (no agent)，记在 {NO_AGENT} 名下")

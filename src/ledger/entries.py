@@ -40,6 +40,9 @@ class Entry:
     excerpt: str | None = None  # the text that triggered it (message text, reason, note)
     evidence: str = ""  # what was searched and what was (not) found, in Chinese
     origin: str | None = None  # a 上月更正 line: the corrected entry, "2024-05/E042B9E906020"
+    points: int | None = None  # platform points (扣分) this line records; never money
+    owed: Decimal | None = None  # before a cap: what the rule charged (None: no cap touched it)
+    cap_note: str = ""  # why less than owed was applied (the cap or floor that bit)
 
     @property
     def signed_amount(self) -> Decimal | None:

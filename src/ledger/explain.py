@@ -307,8 +307,10 @@ class _Session:
             compiled = compile_rule(self.policy, rule)
             result = self.con.execute(compiled.sql, self.params(compiled.sql))
             names = [d[0] for d in result.description]
-            self._entries[key] = tuple(engine._entries(compiled, names, result.fetchall(),
-                                                       self.data_end_local, []))
+            from .monthly import escalate  # `then` amounts by occurrence, as the run applies them
+
+            self._entries[key] = tuple(escalate(self.policy, engine._entries(
+                compiled, names, result.fetchall(), self.data_end_local, [])))
         return self._entries[key]
 
 
@@ -329,6 +331,14 @@ def _session(month: str, policy_paths: Sequence[Path], events_root: Path) -> Ite
 
 def _no_such_entry(s: _Session, given: str, wanted: str, ids: list[str]) -> LedgerError:
     message = f"找不到明细编号 {given} (no such entry) — {s.month.text}"
+    if s.policy.monthly:  # a monthly rule's line: its evidence is on the statement
+        agents = [a for (a,) in s.con.execute("SELECT DISTINCT agent FROM events WHERE agent IS NOT NULL").fetchall()]
+        for r in s.policy.monthly:
+            if any(entry_id(r.id.value, f"month:{s.month.text}", a) == wanted for a in agents):
+                return LedgerError(message + f"；它是月度规则 {r.id.value} 的明细：月度规则按本月指标计算，"
+                                   "用到的指标值和命中的档位写在账单「明细」的「依据」列 "
+                                   "(a monthly rule's line: explain does not recompute metrics; see its evidence)",
+                                   exit_code=2)
     located = _locate_entry_id(s, wanted)
     if located is not None:
         rule, event_id_, event_month = located

@@ -67,10 +67,11 @@ CONTINUATION = 8
 
 # Binding strength of an expression node: or < and < not < test < operand.
 _OR, _AND, _NOT, _TEST, _OPERAND = 1, 2, 3, 4, 5
-_CLAUSE_STARTS = {"EFFECTIVE", "ON", "WHEN", "UNLESS", "AMOUNT_KIND"}
+_CLAUSE_STARTS = {"EFFECTIVE", "ON", "WHEN", "UNLESS", "AMOUNT_KIND", "POINTS"}
 _OPEN, _CLOSE = {"LSQB", "LPAR"}, {"RSQB", "RPAR"}
 _LITERAL_TOKENS = {"number": "NUMBER", "money": "MONEY", "duration": "DURATION", "percent": "PERCENT"}
-_GROUPS = {"policy": "header", "timezone": "header", "effective": "header", "event": "event", "words": "words"}
+_GROUPS = {"policy": "header", "timezone": "header", "effective": "header", "event": "event", "words": "words",
+           "cap": "caps", "floor": "caps"}
 
 
 # ---------------------------------------------------------------- public API
@@ -154,7 +155,8 @@ _SNIPPETS = {"pos", "source", "when_source", "word_positions", "text", "filename
 def _meaning(node):
     """The AST without positions and source snippets (amount text compared without spaces)."""
     if isinstance(node, ast.Amount):
-        return ("Amount", node.kind, node.value, re.sub(r"\s+", "", node.text))
+        return ("Amount", node.kind, node.value, re.sub(r"\s+", "", node.text), node.steps, node.percent,
+                _meaning(node.of), node.points)
     if attrs.has(type(node)):
         return (type(node).__name__,) + tuple(
             _meaning(getattr(node, a.name)) for a in attrs.fields(type(node)) if a.name not in _SNIPPETS)
@@ -300,7 +302,9 @@ class _Formatter:
         if policy.effective is not None:
             found.append((self.at(policy.effective.pos), "effective", policy.effective))
         for kind, nodes in (("event", policy.events), ("words", policy.words),
-                            ("rule", policy.rules), ("example", policy.examples)):
+                            ("rule", policy.rules), ("example", policy.examples),
+                            ("metric", policy.metrics), ("monthly", policy.monthly),
+                            ("cap", policy.caps), ("floor", policy.floors)):
             found.extend((self.at(node.pos), kind, node) for node in nodes)
         found.sort(key=lambda item: item[0])
         ends = [start - 1 for start, _, _ in found[1:]] + [len(self.tokens) - 1]
@@ -469,6 +473,87 @@ class _Formatter:
         units.append(_Line(INDENT, _amount_text(rule), amount_start))
         return units
 
+    # -- metrics, monthly rules, caps (issue 3)
+    def _keyword_starts(self, first: int, last: int, kinds: set[str]) -> list[int]:
+        starts, depth = [], 0
+        for i in range(first, last + 1):
+            kind = self.tokens[i].type
+            if kind in _OPEN:
+                depth += 1
+            elif kind in _CLOSE:
+                depth -= 1
+            elif depth == 0 and kind in kinds:
+                starts.append(i)
+        return starts
+
+    def _metric(self, m: ast.Metric, first: int, last: int) -> list:
+        head = f"metric {m.name}" + (f" {_quote(m.title)}" if m.title else "")
+        if m.kind == "ratio":
+            return [_Line(0, f"{head} = {m.ratio[0]} / {m.ratio[1]}", first)]
+        if m.kind == "fines":
+            return [_Line(0, f"{head} = count fines", first)]
+        on = self._keyword_starts(first, last, {"ON"})[0]
+        agg_start = first + 2  # after `metric NAME`
+        for kind in ("STRING", "COLON"):
+            if self.tokens[agg_start].type == kind:
+                agg_start += 1
+        values = ", ".join(self.expr(v) for v in m.values)
+        if m.kind == "count":
+            agg = "count"
+        elif m.kind == "percentile":
+            agg = f"percentile {_plain(m.percentile)} {values}"
+        else:
+            agg = f"{m.kind} {values}"
+        units: list = [_Line(0, head + ":", first), _Line(INDENT, agg, agg_start),
+                       _Line(INDENT, "on " + self._on(m.on), on)]
+        clauses = self._keyword_starts(on + 1, last, {"WHEN", "UNLESS", "WITH", "WAIT"})
+        ends = clauses[1:] + [last + 1]
+        windows = iter(m.windows)
+        for start, end in zip(clauses, ends):
+            kind = self.tokens[start].type
+            if kind == "WHEN":
+                units.append(self._when(m.when, start))
+            elif kind in ("UNLESS", "WITH"):
+                word, window = next(windows)
+                units.append(_Line(INDENT, f"{word} " + self._window(window, start, end), start))
+            else:
+                w = m.wait
+                text = f"wait for {w.event}{self._filter(w.filter)}"
+                text += " same " + ", ".join(map(str, w.same)) if w.same else ""
+                if w.cap is not None:
+                    written = [str(self.tokens[i]) for i in range(start, end) if self.tokens[i].type == "DURATION"]
+                    cap = written[-1] if written and parse_duration(written[-1]) == w.cap else _duration_text(w.cap)
+                    text += f" capped {cap}"
+                units.append(_Line(INDENT, text, start))
+        return units
+
+    def _monthly(self, rule: ast.MonthlyRule, first: int, last: int) -> list:
+        header = f"rule {rule.id}" + (f" {_quote(rule.title)}" if rule.title else "") + ":"
+        monthly = self._keyword_starts(first, last, {"MONTHLY"})[0]
+        units: list = [_Line(0, header, first)]
+        if rule.effective is not None:
+            units.append(_Line(INDENT, _effective_text(rule.effective),
+                               self._keyword_starts(first, monthly, {"EFFECTIVE"})[0]))
+        units.append(_Line(INDENT, "monthly", monthly))
+        whens = self._keyword_starts(monthly, last, {"WHEN"})
+        if rule.when is not None:
+            units.append(self._when(rule.when, whens.pop(0)))
+        if rule.tiered:
+            matching = self._keyword_starts(monthly, last, {"FIRST"})[0]
+            units.append(_Line(INDENT, "first matching", matching))
+            for tier, start in zip(rule.tiers, whens):
+                units.append(_Line(INDENT * 2, f"when {self.expr(tier.when)} {_amount_words(tier.amount)}", start))
+        else:
+            start = self._keyword_starts(monthly, last, {"AMOUNT_KIND"})[0]
+            units.append(_Line(INDENT, _amount_words(rule.tiers[0].amount), start))
+        return units
+
+    def _cap(self, cap: ast.Cap, first: int, last: int) -> list:
+        return [_Line(0, f"cap fines {cap.text}", first)]
+
+    def _floor(self, floor: ast.Floor, first: int, last: int) -> list:
+        return [_Line(0, f"floor {floor.field}", first)]
+
     def _on(self, on: ast.On) -> str:
         text = str(on.event) + self._filter(on.filter)
         return text + (" per " + ", ".join(map(str, on.per)) if on.per else "")
@@ -503,7 +588,8 @@ class _Formatter:
             text += " same " + ", ".join(map(str, window.same))
         d1, d2 = self._window_durations(window, first, end)
         return text + {"within": f" within {d2}", "range": f" within {d1}..{d2}",
-                       "within_before": f" within {d2} before", "before": " before"}[window.kind]
+                       "within_before": f" within {d2} before", "before": " before",
+                       "after": " after", "same_day": " same day"}[window.kind]
 
     def _window_durations(self, window: ast.Window, first: int, end: int) -> tuple[str | None, str | None]:
         """The window's durations as written: the DURATION tokens outside its filter."""
@@ -625,7 +711,15 @@ def _effective_text(effective: ast.Effective) -> str:
 
 def _amount_text(rule: ast.Rule) -> str:
     to = " to " + ", ".join(map(str, rule.recipients)) if rule.recipients else ""
-    return f"{rule.amount.kind} {_squeeze(rule.amount.text)}{to}"
+    return f"{_amount_words(rule.amount)}{to}"
+
+
+def _amount_words(amount: ast.Amount) -> str:
+    """`fine 6元 then 12元 points 6分`, `bonus 1% of amount`, `points 6分` (points only)."""
+    text = re.sub(r"\s+", " ", amount.text).strip()
+    if amount.points and not amount.money and not amount.steps:
+        return text
+    return f"{amount.kind} {text}"
 
 
 def _duration_text(d: timedelta) -> str:

@@ -69,15 +69,15 @@ def _source_lines(actions) -> dict[tuple[str, int], str]:
 
 
 def prepare(policy_paths: Sequence[Path], events_root: Path, month: str, *, out_dir: Path,
-            adjustments_root: Path, progress=None) -> Period:
+            adjustments_root: Path, progress=None, roster=None) -> Period:
     """Run the month and apply adjustments and corrections of closed months."""
     files = load_adjustments(adjustments_root)
-    result = engine.run_month(policy_paths, events_root, month, progress=progress)
+    result = engine.run_month(policy_paths, events_root, month, progress=progress, roster=roster)
     entries, n_adjusted = own_entries(result, files)
     policy = result.policy
 
     def current_of(p: str):
-        earlier = engine.run_policy(policy, result.sources, events_root, engine.Month.parse(p))
+        earlier = engine.run_policy(policy, result.sources, events_root, engine.Month.parse(p), roster=roster)
         return own_entries(earlier, files)[0]
 
     fixes = close.corrections(result.month.text, result.month.start_local, out_dir, current_of)

@@ -6,6 +6,8 @@ from .display import ljust, width
 
 from pathlib import Path
 
+import attrs
+
 from . import __version__
 from .engine import MonthResult
 from .entries import APPLIED, PENDING
@@ -32,6 +34,11 @@ def statement_of(result: MonthResult) -> Statement:
     )
     rules = [(r.id.value, r.title or r.id.value, f"{r.pos.filename}:{r.pos.line}", r.amount.kind,
               r.amount.text, str(r.effective) if r.effective else "") for r in result.policy.rules]
+    for r in result.policy.monthly:  # monthly rules: one row per tier amount as written
+        kind = r.tiers[0].amount.kind
+        text = " / ".join(t.amount.text for t in r.tiers)
+        rules.append((r.id.value, r.title or r.id.value, f"{r.pos.filename}:{r.pos.line}", kind,
+                      ("月度 " + text), str(r.effective) if r.effective else ""))
     # Lines from no policy rule (人工调整, 上月更正) get a 规则 row each group, in first-seen order.
     known = {(r[0], r[2]) for r in rules}
     for e in result.entries:
@@ -40,7 +47,11 @@ def statement_of(result: MonthResult) -> Statement:
             rules.append((e.rule_id, e.rule_title, e.rule_location, e.kind, "", ""))
     # Buyers' phone numbers, ID numbers and addresses never reach a workbook (privacy.py).
     entries = [mask_entry(e) for e in result.entries]
-    return build(info, entries, set(result.agents), rules)
+    statement = build(info, entries, set(result.agents), rules)
+    from . import payroll
+
+    extra = payroll.build(result, [a.agent for a in statement.agents])
+    return attrs.evolve(statement, payroll=extra)
 
 
 def output_paths(out_dir: Path, month: str) -> dict[str, Path]:
@@ -56,7 +67,8 @@ def write_outputs(result: MonthResult, statement: Statement, out_dir: Path) -> d
 
     paths = output_paths(out_dir, result.month.text)
     xlsx.write_statement(statement, paths["statement"])
-    events.write_rejects(paths["rejects"], result.load.rejects)
+    roster_rejects = tuple(result.roster.rejects) if result.roster is not None else ()
+    events.write_rejects(paths["rejects"], tuple(result.load.rejects) + roster_rejects)
     from .agents import write_agent_statements
 
     paths["agent_files"] = write_agent_statements(statement, paths["agents"], paths["statement"])
@@ -87,13 +99,27 @@ def summary_lines(result: MonthResult, statement: Statement, paths: dict[str, Pa
     pending = sum(1 for e in statement.entries if e.status == PENDING)
     lines.append(f"合计：罚款 {fines:,.2f}元 · 奖励 {bonuses:,.2f}元 · 净额 {bonuses - fines:,.2f}元 · "
                  f"{len(statement.agents)} 名客服 · 待定 {pending} 条")
+    if statement.payroll is not None:
+        p = statement.payroll
+        points = sum(a.points for a in p.accounts)
+        relieved = total(a.relieved for a in p.accounts)
+        if points or relieved or p.has_roster:
+            lines.append(f"应扣 {total(a.owed for a in p.accounts):,.2f}元 · 上限减免 {relieved:,.2f}元 · "
+                         f"实扣 {total(a.deducted for a in p.accounts):,.2f}元 · 平台扣分 {points} 分"
+                         + (f" · HR导入 {len(p.employees)} 名员工" if p.has_roster else ""))
     if pending:
         lines.append(f"注意：{pending} 条结果待定 (pending)：期限在数据截止之后，补充后续数据后重新运行即可确定。")
+    if result.roster is not None:
+        r = result.roster
+        lines.append(f"花名册 (roster): {r.path} · {r.lines} 行，{len(r.employees)} 名员工，拒收 {len(r.rejects)} 行")
+        for rej in r.rejects:
+            lines.append(f"  拒收 (rejected) {rej.file}:{rej.line}: {rej.reason}")
     for w in result.warnings:
         lines.append(f"警告 (warning): {w}")
     if paths:
         lines.append(f"账单 (statement): {paths['statement']}")
-        lines.append(f"拒收行 (rejected rows): {paths['rejects']} ({rejected} 行)")
+        extra = len(result.roster.rejects) if result.roster is not None else 0
+        lines.append(f"拒收行 (rejected rows): {paths['rejects']} ({rejected + extra} 行)")
         if "agent_files" in paths:
             lines.append(f"个人账单 (per-agent statements): {paths['agents']}/ ({len(paths['agent_files'])} 个)")
     return lines

@@ -68,6 +68,7 @@ class Statement:
     agents: tuple[AgentTotals, ...]  # sorted by agent
     rules: tuple[RuleTotals, ...]  # in policy order
     entries: tuple[Entry, ...]  # stable order (sort_key)
+    payroll: object = None  # payroll.Payroll: roster, caps, points and metrics (None: none of them)
 
     @property
     def total_fines(self) -> Decimal:

@@ -14,17 +14,20 @@ from datetime import date, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
 
+import attrs
 import lark
 from lark import Lark, Token, Transformer, v_args
 
 from . import ast
 from .errors import Diagnostic, Position
 
-TOP_LEVEL = ("policy", "timezone", "effective", "event", "words", "rule", "example")
+TOP_LEVEL = ("policy", "timezone", "effective", "event", "words", "rule", "example", "metric", "cap", "floor")
 KEYWORDS = TOP_LEVEL + ("on", "per", "when", "unless", "at", "least", "same", "within",
                         "before", "fine", "bonus", "to", "and", "or", "not", "in", "has",
                         "any", "only", "contains", "matches", "true", "false", "until", "expect",
-                        "no", "nothing", "pending")
+                        "no", "nothing", "pending", "then", "of", "points", "monthly", "first",
+                        "matching", "count", "distinct", "percentile", "with", "wait", "for",
+                        "capped", "after", "fines", "day")
 # Error recovery resumes at these; `effective` is left out because a rule's own
 # `effective` clause may also stand at the start of a line.
 _DECLARATION_START = re.compile(r"^(?:%s)\b" % "|".join(k for k in TOP_LEVEL if k != "effective"), re.M)
@@ -42,6 +45,8 @@ _TOKEN_NAMES = {
     "WORD": "词语 (a word)",
     "COMPARE": "比较符号 = != < <= > >= (a comparison)",
     "AMOUNT_KIND": "fine 或 bonus",
+    "FEN": "平台扣分，如 6分 (platform points)",
+    "AGGREGATE": "sum、avg、min 或 max",
     "$END": "文件结尾 (end of file)",
 }
 
@@ -146,7 +151,8 @@ def _syntax_diagnostic(exc: lark.exceptions.UnexpectedInput, filename: str,
             message = f"这里不能出现 {value!r} (unexpected token)"
             end = column + len(value)
             hint = _keyword_hint(value, expected) or _punctuation_hint(value)
-            if token.type in ("NUMBER", "INT") and source and re.match(r"\d+(\.\d+)?分(?!钟)", source[column - 1:]):
+            if (token.type in ("NUMBER", "INT", "FEN") and "FEN" not in expected and source
+                    and re.match(r"\d+(\.\d+)?\s*分(?!钟)", source[column - 1:])):
                 hint = "提示：“分”是平台扣分单位；时长请写 分钟 或 m，如 5分钟、5m"
     if expected:
         shown = ", ".join(sorted({_describe(t) for t in expected}))
@@ -213,6 +219,10 @@ class _Builder:
         self.rules: list[ast.Rule] = []
         self.effective: ast.Effective | None = None
         self.examples: list[ast.Example] = []
+        self.metrics: list[ast.Metric] = []
+        self.monthly: list[ast.MonthlyRule] = []
+        self.caps: list[ast.Cap] = []
+        self.floors: list[ast.Floor] = []
 
     def add(self, tree: lark.Tree, diagnostics: list[Diagnostic]) -> None:
         nodes = _ToAst(self.filename, self.text, diagnostics).transform(tree)
@@ -231,6 +241,14 @@ class _Builder:
                 self.words.append(node)
             elif isinstance(node, ast.Rule):
                 self.rules.append(node)
+            elif isinstance(node, ast.Metric):
+                self.metrics.append(node)
+            elif isinstance(node, ast.MonthlyRule):
+                self.monthly.append(node)
+            elif isinstance(node, ast.Cap):
+                self.caps.append(node)
+            elif isinstance(node, ast.Floor):
+                self.floors.append(node)
             elif isinstance(node, tuple) and node[0] in ("policy", "timezone"):
                 kind, setting = node
                 current = getattr(self, "name" if kind == "policy" else kind)
@@ -243,7 +261,8 @@ class _Builder:
     def result(self) -> ast.PolicyFile:
         return ast.PolicyFile(self.filename, self.text, self.name, self.timezone,
                               tuple(self.events), tuple(self.words), tuple(self.rules),
-                              self.effective, tuple(self.examples))
+                              self.effective, tuple(self.examples), tuple(self.metrics),
+                              tuple(self.monthly), tuple(self.caps), tuple(self.floors))
 
 
 @v_args(meta=True)
@@ -436,10 +455,145 @@ class _ToAst(Transformer):
         return ("before", None, None)
 
     def amount_clause(self, meta, children):
-        kind, money = children[0], children[1]
-        recipients = children[2] if len(children) > 2 else ()
-        amount = ast.Amount(str(kind), parse_money(money), re.sub(r"\s+", "", str(money)), self._tpos(money))
-        return amount, recipients
+        items = list(children)
+        kind, spec, points, recipients = "fine", None, (), ()
+        if isinstance(items[0], Token) and items[0].type == "AMOUNT_KIND":
+            kind, spec = str(items.pop(0)), items.pop(0)
+        for item in items:
+            if isinstance(item, tuple) and item and item[0] == "points":
+                points = item
+            else:
+                recipients = item
+        texts = []
+        if spec is None:
+            value, pos, extra = Decimal(0), points[2], {}
+        else:
+            value, pos, extra, text = spec
+            texts.append(text)
+        if points:
+            texts.append("points " + " then ".join(f"{p}分" for p in points[1]))
+            extra["points"] = points[1]
+        return ast.Amount(kind, value, " ".join(texts), pos, **extra), recipients
+
+    def money_steps(self, meta, children):
+        values = [parse_money(t) for t in children]
+        text = " then ".join(re.sub(r"\s+", "", str(t)) for t in children)
+        return values[0], self._tpos(children[0]), {"steps": tuple(values[1:])}, text
+
+    def money_percent(self, meta, children):
+        share, field = children
+        text = f"{share} of {field}"
+        return (Decimal(0), self._tpos(share),
+                {"percent": Decimal(str(share)[:-1]), "of": self._name(field)}, text)
+
+    def points_clause(self, meta, children):
+        return ("points", tuple(int(re.sub(r"\D", "", str(t))) for t in children), self._tpos(children[0]))
+
+    # -- monthly rules
+    def monthly_rule(self, meta, children):
+        rule_id = self._name(children[0])
+        rest = list(children[1:])
+        title = ""
+        if rest and isinstance(rest[0], Token) and rest[0].type == "STRING":
+            title = _unquote(rest.pop(0))
+        effective = rest.pop(0) if rest and isinstance(rest[0], ast.Effective) else None
+        when = None
+        if rest and isinstance(rest[0], tuple) and rest[0][0] == "when":
+            when = rest.pop(0)[1]
+        outcome = rest.pop(0)
+        if isinstance(outcome, tuple) and outcome and outcome[0] == "tiers":
+            tiers, tiered = outcome[1], True
+        else:
+            amount, recipients = outcome
+            if recipients:
+                self._problem(recipients[0].pos, "月度规则只发给客服本人，不能写 to (monthly rules pay the agent)")
+            tiers, tiered = (ast.Tier(ast.Literal(True, "bool", amount.pos), amount, amount.pos),), False
+        return ast.MonthlyRule(rule_id, title, when, tiers, tiered, self._pos(meta), self._source(meta), effective)
+
+    def tiers(self, meta, children):
+        return ("tiers", tuple(children))
+
+    def tier(self, meta, children):
+        amount, recipients = children[1]
+        if recipients:
+            self._problem(recipients[0].pos, "月度规则只发给客服本人，不能写 to (monthly rules pay the agent)")
+        return ast.Tier(children[0], amount, self._pos(meta))
+
+    # -- metrics
+    def metric_decl(self, meta, children):
+        name = self._name(children[0])
+        rest = list(children[1:])
+        title = _unquote(rest.pop(0)) if rest and isinstance(rest[0], Token) and rest[0].type == "STRING" else ""
+        body = rest.pop(0)
+        return attrs.evolve(body, name=name, title=title, pos=self._pos(meta), source=self._source(meta))
+
+    def metric_ratio(self, meta, children):
+        return ast.Metric(ast.Name("", Position(self.filename, 1, 1)), "", "ratio",
+                          ratio=(self._name(children[0]), self._name(children[1])))
+
+    def metric_fines(self, meta, children):
+        return ast.Metric(ast.Name("", Position(self.filename, 1, 1)), "", "fines")
+
+    def metric_agg(self, meta, children):
+        (kind, values, pct), on, *rest = children
+        when, windows, wait = None, [], None
+        for item in rest:
+            if isinstance(item, tuple) and item[0] == "when":
+                when = item[1]
+            elif isinstance(item, tuple) and item[0] in ("unless", "with"):
+                windows.append(item)
+            elif isinstance(item, ast.Wait):
+                wait = item
+            elif isinstance(item, ast.Window):
+                windows.append(("unless", item))
+        return ast.Metric(ast.Name("", on.event.pos), "", kind, tuple(values), on, when,
+                          tuple(windows), wait, pct)
+
+    def agg_count(self, meta, children):
+        return "count", (), None
+
+    def agg_distinct(self, meta, children):
+        return "distinct", tuple(children), None
+
+    def agg_value(self, meta, children):
+        return str(children[0]), (children[1],), None
+
+    def agg_percentile(self, meta, children):
+        return "percentile", (children[1],), Decimal(str(children[0]))
+
+    def with_clause(self, meta, children):
+        return ("with", self.unless_clause(meta, children))
+
+    def wait_clause(self, meta, children):
+        items = list(children)
+        event = self._name(items.pop(0))
+        flt, same, cap = None, (), None
+        for item in items:
+            if isinstance(item, tuple) and item[0] == "same":
+                same = item[1]
+            elif isinstance(item, Token) and item.type == "DURATION":
+                cap = parse_duration(item)
+            else:
+                flt = item
+        return ast.Wait(event, flt, same, cap, self._pos(meta))
+
+    def after(self, meta, children):
+        return ("after", None, None)
+
+    def same_day(self, meta, children):
+        return ("same_day", None, None)
+
+    # -- caps and floors
+    def cap_decl(self, meta, children):
+        first = children[0]
+        if first.type == "MONEY":
+            return ast.Cap(parse_money(first), None, (), re.sub(r"\s+", "", str(first)), self._pos(meta))
+        fields = tuple(self._name(t) for t in children[1:])
+        text = f"{first} of " + " + ".join(f.value for f in fields)
+        return ast.Cap(None, Decimal(str(first)[:-1]), fields, text, self._pos(meta))
+
+    def floor_decl(self, meta, children):
+        return ast.Floor(self._name(children[0]), self._pos(meta))
 
     def recipients(self, meta, children):
         return tuple(self._name(t) for t in children)

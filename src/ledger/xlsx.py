@@ -141,8 +141,13 @@ class Table:
 
 def build_tables(statement: Statement, max_rows: int = EXCEL_MAX_ROWS) -> list[Table]:
     """All sheets in workbook order: 汇总, 明细 (…明细N), 规则, 说明."""
-    return [summary_table(statement), *detail_tables(statement.entries, max_rows),
-            rules_table(statement), info_table(statement.info)]
+    tables = [summary_table(statement), *detail_tables(statement.entries, max_rows),
+              rules_table(statement), info_table(statement.info)]
+    from .xlsx_payroll import payroll_tables, with_detail_columns, with_payroll_columns
+
+    tables[0] = with_payroll_columns(tables[0], statement)
+    tables = [with_detail_columns(t, statement) if t.header == DETAIL_HEADER else t for t in tables]
+    return tables[:1] + payroll_tables(statement) + tables[1:]
 
 
 def summary_table(statement: Statement) -> Table:
@@ -286,7 +291,11 @@ COMPRESS_LEVEL = 1  # zlib level; chosen by measurement (bench/xlsx_writer.py, B
 CHUNK_ROWS = 1000  # rows rendered per chunk handed to the compressor
 
 # Cell formats (index into cellXfs in styles.xml).
-_PLAIN, _BOLD, _MONEY, _BOLD_MONEY, _TIME, _BOLD_TIME = range(6)
+_PLAIN, _BOLD, _MONEY, _BOLD_MONEY, _TIME, _BOLD_TIME, _PERCENT = range(7)
+
+
+class Percent(Decimal):
+    """A share (0.425) written as a number cell with Excel's built-in 0.00% format."""
 
 _XML_DECL = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 _NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -354,7 +363,7 @@ _STYLES = (
     '<fill><patternFill patternType="gray125"/></fill></fills>'
     '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
     '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
-    '<cellXfs count="6">'
+    '<cellXfs count="7">'
     '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
     '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>'
     f'<xf numFmtId="{_MONEY_FORMAT_ID}" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
@@ -362,6 +371,7 @@ _STYLES = (
     'applyFont="1"/>'
     '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
     '<xf numFmtId="164" fontId="1" fillId="0" borderId="0" xfId="0" applyNumberFormat="1" applyFont="1"/>'
+    '<xf numFmtId="10" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
     "</cellXfs>"
     '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
     '<dxfs count="0"/><tableStyles count="0"/>'
@@ -486,9 +496,12 @@ def _entry(name: str) -> zipfile.ZipInfo:
 
 def _parts(tables: list[Table], info: RunInfo) -> Iterator[tuple[str, Iterable[str]]]:
     """Every part of the package, in entry order, as (name, text chunks)."""
+    from .xlsx_charts import ChartPackage
+
+    charts = ChartPackage(tables)  # the 图表 sheet's drawing and charts, if it has one
     sheets = [f"xl/worksheets/sheet{i}.xml" for i in range(1, len(tables) + 1)]
     yield "[Content_Types].xml", [_CONTENT_TYPES.format(sheets="".join(
-        f'<Override PartName="/{name}" ContentType="{_CT_SHEET}"/>' for name in sheets))]
+        f'<Override PartName="/{name}" ContentType="{_CT_SHEET}"/>' for name in sheets) + charts.content_types())]
     yield "_rels/.rels", [_ROOT_RELS]
     yield "docProps/app.xml", [_APP]
     when = _document_time(info.month).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -497,7 +510,8 @@ def _parts(tables: list[Table], info: RunInfo) -> Iterator[tuple[str, Iterable[s
     yield "xl/_rels/workbook.xml.rels", [_workbook_rels(sheets)]
     yield "xl/styles.xml", [_STYLES]
     for i, (name, table) in enumerate(zip(sheets, tables)):
-        yield name, _sheet_xml(table, selected=i == 0)
+        yield name, charts.wrap(i, _sheet_xml(table, selected=i == 0))
+    yield from charts.parts()
 
 
 def _workbook_xml(tables: list[Table]) -> str:
@@ -678,6 +692,8 @@ def _odd_cell(ref: str, row_number: str, v: Any, bold: bool) -> str:
     """A cell of a subclass of a plain type (a parser's str token, an IntEnum, ...)."""
     if isinstance(v, bool) or not isinstance(v, (str, Decimal, datetime, int)):
         raise TypeError(f"no cell for {type(v).__name__}: {v!r}")
+    if isinstance(v, Percent) and v.is_finite():
+        return f'{ref}{row_number}" s="{_PERCENT}"><v>{format(Decimal(v), "f")}</v></c>'
     if isinstance(v, str):
         v = str.__str__(v)
     elif isinstance(v, Decimal):
