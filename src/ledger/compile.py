@@ -154,15 +154,23 @@ def _fields_read(expr) -> set[str]:
     return found
 
 
-def _columns_read(event: EventType, rule: ast.Rule) -> set[str]:
-    """The member columns `compile_rule` reads from a rule's sequence."""
-    columns = {"seq", "id", "ts", "ts_local", "conversation", "order", "buyer"}
-    columns |= {f for f in _fields_read(rule.when) if f in event.fields or f in _BASE_COLUMNS}
-    columns |= {k.value for w in rule.unless for k in w.same}
-    columns |= {r.value for r in rule.recipients} or {"agent"}
-    excerpt = next((f for f in EXCERPT_FIELDS if event.fields.get(f) == "text"), None)
-    if excerpt:
-        columns.add(excerpt)
+def _columns_read(event: EventType, reader) -> set[str]:
+    """The member columns `compile_rule` (a rule) or `metrics.metric_sql` (a metric)
+    reads from the reader's sequence."""
+    columns = {"seq", "id", "ts", "ts_local", "conversation", "order", "buyer", "agent"}
+    read = _fields_read(reader.when)
+    if isinstance(reader, ast.Rule):
+        windows = [w for w in reader.unless]
+        columns |= {r.value for r in reader.recipients}
+        excerpt = next((f for f in EXCERPT_FIELDS if event.fields.get(f) == "text"), None)
+        if excerpt:
+            columns.add(excerpt)
+    else:  # a metric: its windows, its wait and the values it aggregates
+        windows = [w for _, w in reader.windows] + ([reader.wait] if reader.wait is not None else [])
+        for value in reader.values:
+            read |= _fields_read(value)
+    columns |= {k.value for w in windows for k in w.same}
+    columns |= {f for f in read if f in event.fields or f in _BASE_COLUMNS}
     return columns
 
 
@@ -174,9 +182,10 @@ class SharedSequence:
     rules: tuple[int, ...]  # positions (in the list given) of the rules that read it
 
 
-def shared_sequences(policy: Policy, rules: "list[ast.Rule]") -> list[SharedSequence]:
-    """One table per sequence that two or more rules read (numbering, counting and
-    the previous/next values sorted once instead of once per rule)."""
+def shared_sequences(policy: Policy, rules: list) -> list[SharedSequence]:
+    """One table per sequence that two or more readers (rules, and metrics with `on`)
+    read: numbering, counting and the previous/next values sorted once instead of once
+    per reader."""
     groups: dict[tuple, list[int]] = {}
     for index, rule in enumerate(rules):
         if rule.on.per:

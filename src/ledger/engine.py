@@ -218,34 +218,42 @@ def _evaluate(con, policy, sources, load, month, tz, say, roster=None) -> MonthR
     entries: list[Entry] = []
     warnings: list[str] = []
     params = {"start": start, "end": end, "data_end": data_end_utc or start}
-    sequences = shared_sequences(policy, list(policy.rules))
+    # Rules, then metrics that select events: readers of sequences shared between them.
+    readers = list(policy.rules) + [m for m in policy.metrics if m.on is not None]
+    sequences = shared_sequences(policy, readers)
     shared = {}
+
+    def open_sequences(index: int) -> None:
+        for sequence in sequences:
+            if sequence.rules[0] == index:
+                con.execute(sequence.sql)  # sorted once for all the readers
+                shared[sequence.key] = sequence.table
+
+    values = {}
     try:
         for index, rule in enumerate(policy.rules):
             say(f"规则 {index + 1}/{len(policy.rules)} {rule.id.value}")
-            for sequence in sequences:
-                if sequence.rules[0] == index:
-                    con.execute(sequence.sql)  # sorted once for all the rules that read it
-                    shared[sequence.key] = sequence.table
+            open_sequences(index)
             compiled = compile_rule(policy, rule, shared)
             used = {k: v for k, v in params.items() if f"${k}" in compiled.sql}
             result = con.execute(compiled.sql, used)
             names = [d[0] for d in result.description]
             rows = result.fetchall()
             entries.extend(_entries(compiled, names, rows, data_end_local, warnings))
-            for sequence in sequences:  # free each table after the last rule that reads it
+            for sequence in sequences:  # free each table after the last reader
                 if sequence.rules[-1] == index:
                     con.execute(f"DROP TABLE {q(sequence.table)}")
                     del shared[sequence.key]
+        entries = monthly.escalate(policy, entries)
+        agents.update(e.agent for e in entries)
+        if policy.metrics:
+            say("计算指标 (metrics)")
+            for index in range(len(policy.rules), len(readers)):
+                open_sequences(index)
+            values = metrics.evaluate(con, policy, params, agents, entries, shared)
     finally:
         for table in shared.values():
             con.execute(f"DROP TABLE IF EXISTS {q(table)}")
-    entries = monthly.escalate(policy, entries)
-    agents.update(e.agent for e in entries)
-    values = {}
-    if policy.metrics:
-        say("计算指标 (metrics)")
-        values = metrics.evaluate(con, policy, params, agents, entries)
     pending_fines: dict[str, int] = {}
     for e in entries:
         if e.kind == "fine" and e.status == PENDING:

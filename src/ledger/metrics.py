@@ -28,11 +28,12 @@ MICROS = Decimal(1_000_000)
 _ZERO_WHEN_EMPTY = ("count", "distinct", "sum", "fines")
 
 
-def metric_sql(policy: Policy, metric: ast.Metric) -> str:
-    """SELECT agent, <aggregate columns> FROM … GROUP BY agent. Parameters: $start, $end."""
+def metric_sql(policy: Policy, metric: ast.Metric, shared: dict | None = None) -> str:
+    """SELECT agent, <aggregate columns> FROM … GROUP BY agent. Parameters: $start, $end.
+    `shared`: sequences already in tables (compile.shared_sequences)."""
     event = policy.events[metric.on.event.value]
     shim = types.SimpleNamespace(on=metric.on, when=metric.when)
-    ctes, source = sequence_ctes(policy, shim)
+    ctes, source = sequence_ctes(policy, shim, shared)
     when = condition_sql(policy, event, metric.when, alias="s", sequence=bool(metric.on.per)) \
         if metric.when is not None else "TRUE"
     ctes.append(f"picked AS (SELECT * FROM {source} s WHERE s.ts >= $start AND s.ts < $end "
@@ -120,7 +121,8 @@ def _next_sql(policy: Policy, event: str, flt, same, day: bool) -> str:
     return f"SELECT * FROM (SELECT seq, is_t, {', '.join(cols)} FROM ({union}) u) x WHERE is_t"
 
 
-def evaluate(con, policy: Policy, params: dict, agents, entries) -> dict[str, dict[str, Decimal | None]]:
+def evaluate(con, policy: Policy, params: dict, agents, entries,
+             shared: dict | None = None) -> dict[str, dict[str, Decimal | None]]:
     """Every metric's value for every agent: {metric: {agent: value or None}}."""
     values: dict[str, dict[str, Decimal | None]] = {}
     agents = sorted(agents)
@@ -130,7 +132,7 @@ def evaluate(con, policy: Policy, params: dict, agents, entries) -> dict[str, di
             continue
         if m.kind in ("ratio", "fines"):
             continue
-        sql = metric_sql(policy, m)
+        sql = metric_sql(policy, m, shared)
         used = {k: v for k, v in params.items() if f"${k}" in sql}
         rows = {r[0]: r[1:] for r in con.execute(sql, used).fetchall()}
         duration = policy.metric_types[name] == "duration"
