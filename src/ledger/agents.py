@@ -22,6 +22,7 @@ import hashlib
 import re
 from pathlib import Path
 
+import ahocorasick
 import attrs
 
 from . import xlsx
@@ -53,26 +54,32 @@ def file_names(agents: list[str]) -> dict[str, str]:
     return names
 
 
-def trie_pattern(names) -> str:
-    """A regex matching any of `names`, the longest at the leftmost place (like the
-    alternation of the names longest first) but built as a trie, so that a text is
-    scanned in time independent of how many names there are (a shop's thousands of
-    buyers made the plain alternation the slowest part of writing the agents' files)."""
-    trie: dict = {}
-    for name in names:
-        node = trie
-        for ch in name:
-            node = node.setdefault(ch, {})
-        node[""] = {}
+class NameFinder:
+    """Every name of a set in a text, leftmost first and the longest there, without
+    overlaps: what the alternation of the names longest-first finds, but with an
+    Aho-Corasick automaton (a shop's hundred thousand buyer nicks compile in a fraction
+    of a second, where one regex of them took seconds to compile)."""
 
-    def render(node: dict) -> str:
-        branches = [re.escape(ch) + render(child) for ch, child in sorted(node.items()) if ch]
-        if not branches:
-            return ""
-        body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
-        return f"(?:{body})?" if "" in node else body  # greedy: a longer name first
+    def __init__(self, names):
+        self.automaton = ahocorasick.Automaton()
+        for name in names:
+            self.automaton.add_word(name, name)
+        self.empty = not len(self.automaton)
+        if not self.empty:
+            self.automaton.make_automaton()
 
-    return render(trie)
+    def find(self, text: str) -> list[tuple[int, int, str]]:
+        """(start, end, name) of each match."""
+        if self.empty or not text:
+            return []
+        # iter() gives every match (also overlapping ones): keep the leftmost-longest.
+        found = sorted((end + 1 - len(name), -len(name), name) for end, name in self.automaton.iter(text))
+        out, last = [], 0
+        for start, _, name in found:
+            if start >= last:
+                out.append((start, start + len(name), name))
+                last = start + len(name)
+        return out
 
 
 class _Redactor:
@@ -92,27 +99,27 @@ class _Redactor:
             if e.buyer:
                 self.buyers_of.setdefault(e.buyer, set()).add(e.agent)
                 self.owner_of.setdefault(e.buyer, ("buyer", e.buyer))
-        self.pattern = re.compile(trie_pattern(self.owner_of)) if self.owner_of else None
-        self._found: dict[str, list[re.Match]] = {}
+        self.finder = NameFinder(self.owner_of)
+        self._found: dict[str, list[tuple[int, int, str]]] = {}
 
     def text_for(self, text: str | None, agent: str) -> str | None:
-        if not text or self.pattern is None:
+        if not text or self.finder.empty:
             return text
         found = self._found.get(text)
         if found is None:
-            found = self._found[text] = list(self.pattern.finditer(text))
+            found = self._found[text] = self.finder.find(text)
         if not found:
             return text
         out, last = [], 0
-        for m in found:
-            kind, whose = self.owner_of[m.group()]
+        for start, end, name in found:
+            kind, whose = self.owner_of[name]
             if kind == "agent":
                 keep = whose == agent
             else:
                 keep = agent in self.buyers_of.get(whose, ())
             if not keep:
-                out += (text[last:m.start()], OTHER_AGENT if kind == "agent" else OTHER_BUYER)
-                last = m.end()
+                out += (text[last:start], OTHER_AGENT if kind == "agent" else OTHER_BUYER)
+                last = end
         if not out:
             return text
         out.append(text[last:])

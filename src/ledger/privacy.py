@@ -23,6 +23,7 @@ number cannot be taken back. Text without a digit is returned unchanged, fast.
 
 from __future__ import annotations
 
+import functools
 import re
 
 MASK = "****"
@@ -42,13 +43,23 @@ _REGION = re.compile(r"^(?:.*?(?:省|自治区|特别行政区|市|自治州|地
 _DIGIT = re.compile(r"[0-9０-９]")
 
 
+_STREET_WORD = re.compile(_STREET)
+
+
 def mask_text(text: str | None) -> str | None:
     """Text with ID numbers, phone numbers and street addresses masked."""
     if not text or not _DIGIT.search(text):
         return text
+    return _mask(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)  # quoted texts repeat (在吗, 亲，在的): mask each once
+def _mask(text: str) -> str:
     text = _ID.sub(lambda m: "*" * (len(m.group()) - 4) + m.group()[-4:], text)
     text = _MOBILE.sub(lambda m: f"{m.group(1)}{MASK}{m.group(3)}", text)
     text = _LANDLINE.sub(lambda m: f"{m.group(1)}-{MASK}{m.group(3)}", text)
+    if not _STREET_WORD.search(text):  # no street word, no address: skip the slow pattern
+        return text
     return _ADDRESS.sub(_mask_address, text)
 
 
