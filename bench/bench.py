@@ -73,9 +73,10 @@ def measure_child(argv: list[str]) -> dict:
 
 def run_ledger(folder: Path) -> dict:
     argv = [sys.executable, "-m", "ledger.cli", "run", "--month", "2024-05", "--policy", str(ROOT / "policy"),
-            "--events", str(folder), "--out", str(folder / "reports")]
+            "--events", str(folder), "--out", str(folder.parent / f"reports-{folder.name}")]
     wrapper = [sys.executable, __file__, "--measure", json.dumps(argv)]
-    r = json.loads(subprocess.run(wrapper, capture_output=True, text=True, check=True).stdout)
+    # In the data folder, so the repository's sample roster.csv is not picked up.
+    r = json.loads(subprocess.run(wrapper, capture_output=True, text=True, check=True, cwd=folder).stdout)
     timing_line = next(line for line in r["stdout"].splitlines() if line.startswith("用时"))
     phases = {k: float(v) for k, v in re.findall(r"(\w+) ([\d.]+)s", timing_line)}
     events = int(re.search(r"合计读取 [\d,]+ 行，接受 ([\d,]+)", r["stdout"]).group(1).replace(",", ""))

@@ -68,9 +68,12 @@ def build(result, agents: list[str]) -> Payroll:
     roster = result.roster
     by_account = roster.by_account() if roster is not None else {}
     entries = [e for e in result.entries if e.status == APPLIED]
+    of_agent: dict[str, list] = {}
+    for e in entries:
+        of_agent.setdefault(e.agent, []).append(e)
     accounts = []
     for a in agents:
-        mine = [e for e in entries if e.agent == a]
+        mine = of_agent.get(a, [])
         fines = [e for e in mine if e.kind == FINE]
         emp = by_account.get(a)
         deducted = total(e.amount for e in fines)
@@ -81,8 +84,12 @@ def build(result, agents: list[str]) -> Payroll:
     employees = []
     if roster is not None:
         first, last = result.month.start_local.date(), (result.month.end_local).date()
+        of_employee: dict[str, list] = {}
+        for e in entries:
+            if e.agent in by_account:
+                of_employee.setdefault(employee_key(e.agent, by_account), []).append(e)
         for emp in roster.employees:
-            mine = [e for e in entries if employee_key(e.agent, by_account) == emp.id and e.agent in by_account]
+            mine = of_employee.get(emp.id, [])
             if not mine and not emp.active(first, last):
                 continue
             employees.append(EmployeeRow(
