@@ -226,3 +226,22 @@ def test_name_finder_finds_what_the_longest_first_alternation_finds(names, text)
     plain = re.compile("|".join(map(re.escape, sorted(names, key=lambda n: (-len(n), n)))))
     assert [(start, name) for start, _, name in NameFinder(names).find(text)] == \
         [(m.start(), m.group()) for m in plain.finditer(text)]
+
+
+def test_agent_files_written_by_forked_workers_are_the_same_bytes(tmp_path, monkeypatch):
+    """A big team's files are written by one process per core: same files, same bytes."""
+    import hashlib
+
+    from ledger import agents
+
+    def run(out):
+        assert main(["run", "--month", "2024-05", "--policy", str(REPO / "policy"),
+                     "--events", str(REPO / "events"), "--out", str(out)]) == 0
+        folder = out / "2024-05" / "agents"
+        return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+    serial = run(tmp_path / "serial")
+    monkeypatch.setattr(agents, "_PARALLEL_AGENTS", 1)
+    monkeypatch.setattr(agents.os, "cpu_count", lambda: 3)
+    forked = run(tmp_path / "forked")
+    assert len(serial) == 10 and forked == serial

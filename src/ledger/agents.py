@@ -19,6 +19,8 @@ the statement itself (report.statement_of).
 from __future__ import annotations
 
 import hashlib
+import multiprocessing
+import os
 import re
 from pathlib import Path
 
@@ -155,26 +157,47 @@ def info_table(info: RunInfo, agent: str, source_name: str, source_sha256: str) 
 
 def write_agent_statements(statement: Statement, folder: Path, source: Path) -> dict[str, Path]:
     """Write one workbook per agent into `folder` (agents/ of the month); remove workbooks
-    there that belong to no agent of this run. Returns agent -> path."""
+    there that belong to no agent of this run. Returns agent -> path.
+
+    A big team's files are written by one forked process per core (each file depends on
+    the statement alone, so which process writes it changes no byte)."""
     folder = Path(folder)
     source_sha = hashlib.sha256(Path(source).read_bytes()).hexdigest()
     agents = [a.agent for a in statement.agents if a.agent != NO_AGENT]
     names = file_names(agents)
-    redactor = _Redactor(statement)
     entries_of: dict[str, list] = {}
     for e in statement.entries:
         entries_of.setdefault(e.agent, []).append(e)
-    written: dict[str, Path] = {}
-    for agent in agents:
-        mine = agent_statement(statement, agent, redactor, entries_of)
-        tables = [xlsx.summary_table(mine), *xlsx.detail_tables(mine.entries, xlsx.EXCEL_MAX_ROWS),
-                  xlsx.rules_table(mine), info_table(mine.info, agent, Path(source).name, source_sha)]
-        path = folder / names[agent]
-        xlsx.write_tables(tables, mine.info, path)
-        written[agent] = path
+    global _JOB
+    _JOB = (statement, _Redactor(statement), entries_of, names, folder, Path(source).name, source_sha)
+    try:
+        workers = min(os.cpu_count() or 1, 8)
+        if workers > 1 and len(agents) >= _PARALLEL_AGENTS and "fork" in multiprocessing.get_all_start_methods():
+            chunks = [agents[k::workers] for k in range(workers)]
+            with multiprocessing.get_context("fork").Pool(workers) as pool:
+                for _ in pool.imap_unordered(_write_some, chunks):
+                    pass
+        else:
+            _write_some(agents)
+    finally:
+        _JOB = None
+    written = {agent: folder / names[agent] for agent in agents}
     keep = {p.name for p in written.values()}
     if folder.is_dir():
         for old in folder.glob("*.xlsx"):
             if old.name not in keep:
                 old.unlink()
     return written
+
+
+_PARALLEL_AGENTS = 64  # fewer files are written faster than processes start
+_JOB = None  # what _write_some needs; inherited by forked workers
+
+
+def _write_some(agents: list[str]) -> None:
+    statement, redactor, entries_of, names, folder, source_name, source_sha = _JOB
+    for agent in agents:
+        mine = agent_statement(statement, agent, redactor, entries_of)
+        tables = [xlsx.summary_table(mine), *xlsx.detail_tables(mine.entries, xlsx.EXCEL_MAX_ROWS),
+                  xlsx.rules_table(mine), info_table(mine.info, agent, source_name, source_sha)]
+        xlsx.write_tables(tables, mine.info, folder / names[agent])

@@ -267,6 +267,10 @@ def _utf16_len(text: str) -> int:
 
 def display_width(text: str, cap: int = MAX_WIDTH) -> int:
     """Width of text in a cell: CJK (wide, fullwidth) characters count double."""
+    if len(text) >= cap:  # every character is at least 1 wide
+        return cap
+    if text.isascii():
+        return len(text)
     width = 0
     for ch in text:
         width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
@@ -725,8 +729,8 @@ def _column_widths(table: Table) -> list[float]:
     sample = [table.header, *table.footer]
     sample += [table.to_row(item) for item in table.items[:WIDTH_SAMPLE_ROWS]]
     widths = []
-    for col in range(len(table.header)):
-        widest = max(display_width(_shown(row[col])) for row in sample)
+    for column in zip(*(row[:len(table.header)] for row in sample)):
+        widest = max(map(display_width, {_shown(value) for value in column}))  # each value once
         widths.append(min(max(widest + 3, MIN_WIDTH), MAX_WIDTH))  # + filter button
     return widths
 
