@@ -28,9 +28,12 @@ MICROS = Decimal(1_000_000)
 _ZERO_WHEN_EMPTY = ("count", "distinct", "sum", "fines")
 
 
-def metric_sql(policy: Policy, metric: ast.Metric, shared: dict | None = None) -> str:
+def metric_sql(policy: Policy, metric: ast.Metric, shared: dict | None = None, remember=None) -> str:
     """SELECT agent, <aggregate columns> FROM … GROUP BY agent. Parameters: $start, $end.
-    `shared`: sequences already in tables (compile.shared_sequences)."""
+    `shared`: sequences already in tables (compile.shared_sequences). `remember(sql)`,
+    given a query of the next-event pass, returns a table holding its result: metrics
+    that pick the same rows and wait for the same events (平均响应时长, 三分钟回复轮次,
+    回复轮次) then make that pass once."""
     event = policy.events[metric.on.event.value]
     shim = types.SimpleNamespace(on=metric.on, when=metric.when)
     ctes, source = sequence_ctes(policy, shim, shared)
@@ -42,7 +45,7 @@ def metric_sql(policy: Policy, metric: ast.Metric, shared: dict | None = None) -
     for i, (kind, window) in enumerate(metric.windows):
         if window.count == 1 and window.kind in ("within", "after", "same_day"):
             # "is there one": the next matching event per key (a window function), no pair join
-            ctes.append(f"n{i} AS ({_next_sql(policy, window.event.value, window.filter, window.same, window.kind == 'same_day')})")
+            ctes.append(f"n{i} AS ({_pass(ctes, _next_sql(policy, window.event.value, window.filter, window.same, window.kind == 'same_day'), remember)})")
             joins.append(f"LEFT JOIN n{i} ON n{i}.seq = t.seq")
             if window.kind == "within":
                 found = f"COALESCE(n{i}.nxt <= t.ts + {_interval(window.d2)}, FALSE)"
@@ -58,7 +61,7 @@ def metric_sql(policy: Policy, metric: ast.Metric, shared: dict | None = None) -
         keep.append(f"{found} >= {window.count}" if kind == "with" else f"{found} < {window.count}")
     if metric.wait is not None:
         w = metric.wait
-        ctes.append(f"waited AS ({_next_sql(policy, w.event.value, w.filter, w.same, False)})")
+        ctes.append(f"waited AS ({_pass(ctes, _next_sql(policy, w.event.value, w.filter, w.same, False), remember)})")
         joins.append("LEFT JOIN waited ON waited.seq = t.seq")
         wait = "datediff('microsecond', t.ts, waited.nxt)"
         if metric.wait.cap is not None:
@@ -95,6 +98,14 @@ def _value(ctx: _Context, expr) -> str:
     return value
 
 
+def _pass(ctes: list[str], body: str, remember) -> str:
+    """The next-event pass `body` over the CTEs so far, or a table that holds it."""
+    if remember is None:
+        return body
+    picked = [c for c in ctes if c.startswith(("members AS", "sequenced AS", "picked AS"))]  # what it reads
+    return f"SELECT * FROM {q(remember(f'WITH {chr(44).join(picked)} {body}'))}"
+
+
 def _next_sql(policy: Policy, event: str, flt, same, day: bool) -> str:
     """For every picked row: the time of the next matching event with the same keys
     (`nxt`: later ts, or the same ts and later input order) and, with `day`, how many
@@ -126,17 +137,30 @@ def evaluate(con, policy: Policy, params: dict, agents, entries,
     """Every metric's value for every agent: {metric: {agent: value or None}}."""
     values: dict[str, dict[str, Decimal | None]] = {}
     agents = sorted(agents)
-    for m in policy.metrics:
-        name = m.name.value
-        if name not in policy.metric_types or name in values:
-            continue
-        if m.kind in ("ratio", "fines"):
-            continue
-        sql = metric_sql(policy, m, shared)
-        used = {k: v for k, v in params.items() if f"${k}" in sql}
-        rows = {r[0]: r[1:] for r in con.execute(sql, used).fetchall()}
-        duration = policy.metric_types[name] == "duration"
-        values[name] = {a: _convert(m, rows.get(a), duration) for a in agents}
+    passes: dict[str, str] = {}  # next-event pass query -> temp table with its result
+
+    def remember(sql: str) -> str:
+        if sql not in passes:
+            passes[sql] = f"_metric_pass_{len(passes)}"
+            con.execute(f"CREATE OR REPLACE TEMP TABLE {q(passes[sql])} AS {sql}",
+                        {k: v for k, v in params.items() if f"${k}" in sql})
+        return passes[sql]
+
+    try:
+        for m in policy.metrics:
+            name = m.name.value
+            if name not in policy.metric_types or name in values:
+                continue
+            if m.kind in ("ratio", "fines"):
+                continue
+            sql = metric_sql(policy, m, shared, remember)
+            used = {k: v for k, v in params.items() if f"${k}" in sql}
+            rows = {r[0]: r[1:] for r in con.execute(sql, used).fetchall()}
+            duration = policy.metric_types[name] == "duration"
+            values[name] = {a: _convert(m, rows.get(a), duration) for a in agents}
+    finally:
+        for table in passes.values():
+            con.execute(f"DROP TABLE IF EXISTS {q(table)}")
     fines: dict[str, int] = {}
     for e in entries:
         if e.kind == FINE and e.status == APPLIED:
