@@ -43,10 +43,14 @@ rule f: on message[sender = "buyer"] per conversation when first fine 1元
 
 
 def test_house_policy_sorts_messages_per_conversation_once():
+    """The three per-conversation house rules and the four turn metrics read one table
+    (the engine passes rules, then metrics with `on`)."""
     policy, _ = engine.checked_policy([REPO / "policy"])
-    rules = list(policy.rules)
-    shared = shared_sequences(policy, rules)
-    assert [[rules[i].id.value for i in s.rules] for s in shared] == [["短语回复", "回复超时", "未再次询问"]]
+    readers = list(policy.rules) + [m for m in policy.metrics if m.on is not None]
+    shared = shared_sequences(policy, readers)
+    name = lambda r: r.id.value if hasattr(r, "id") else r.name.value  # noqa: E731
+    assert [[name(readers[i]) for i in s.rules] for s in shared] == [
+        ["短语回复", "回复超时", "未再次询问", "平均响应时长", "提问轮次", "三分钟回复轮次", "回复轮次"]]
 
 
 def test_shared_tables_give_the_entries_of_rules_compiled_alone():

@@ -160,7 +160,7 @@ def _columns_read(event: EventType, reader) -> set[str]:
     columns = {"seq", "id", "ts", "ts_local", "conversation", "order", "buyer", "agent"}
     read = _fields_read(reader.when)
     if isinstance(reader, ast.Rule):
-        windows = [w for w in reader.unless]
+        windows = list(reader.unless)
         columns |= {r.value for r in reader.recipients}
         excerpt = next((f for f in EXCERPT_FIELDS if event.fields.get(f) == "text"), None)
         if excerpt:

@@ -178,11 +178,11 @@ def database() -> Iterator[duckdb.DuckDBPyConnection]:
         try:
             con = duckdb.connect(os.path.join(folder, "month.duckdb"),
                                  config={"memory_limit": limit, "temp_directory": folder})
-            con.execute("SET enable_progress_bar = false")  # ledger reports its own progress
         except duckdb.Error as exc:
             raise LedgerError(f"无法打开临时数据库 (cannot open the run's database; LEDGER_MEMORY_LIMIT={limit!r}): "
                               f"{exc}", exit_code=2) from None
         try:
+            con.execute("SET enable_progress_bar = false")  # ledger reports its own progress
             yield con
         finally:
             con.close()

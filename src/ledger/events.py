@@ -937,9 +937,9 @@ def _file_progress(progress, files):
             size = path.stat().st_size
         except OSError:
             size = 0
-        unit = next((u for u, b in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)) if size >= b), "B")
-        shown = size / {"GB": 1 << 30, "MB": 1 << 20, "KB": 1 << 10, "B": 1}[unit]
-        progress(f"读取 {rel} ({number.get(rel, '?')}/{len(files)}, {shown:.1f} {unit})")
+        unit, scale = next(((u, b) for u, b in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)) if size >= b),
+                           ("B", 1))
+        progress(f"读取 {rel} ({number.get(rel, '?')}/{len(files)}, {size / scale:.1f} {unit})")
 
     return say
 

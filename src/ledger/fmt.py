@@ -383,16 +383,7 @@ class _Formatter:
 
     def _clause_starts(self, first: int, last: int) -> list[int]:
         """Indices of the clause keywords of a rule (outside brackets and parentheses)."""
-        starts, depth = [], 0
-        for i in range(first, last + 1):
-            kind = self.tokens[i].type
-            if kind in _OPEN:
-                depth += 1
-            elif kind in _CLOSE:
-                depth -= 1
-            elif depth == 0 and kind in _CLAUSE_STARTS:
-                starts.append(i)
-        return starts
+        return self._keyword_starts(first, last, _CLAUSE_STARTS)
 
     # -- declarations
     def _policy(self, setting: ast.Setting, first: int, last: int) -> list:
@@ -474,7 +465,8 @@ class _Formatter:
         return units
 
     # -- metrics, monthly rules, caps (issue 3)
-    def _keyword_starts(self, first: int, last: int, kinds: set[str]) -> list[int]:
+    def _keyword_starts(self, first: int, last: int, kinds) -> list[int]:
+        """Indices of tokens of `kinds` between first and last, outside brackets and parentheses."""
         starts, depth = [], 0
         for i in range(first, last + 1):
             kind = self.tokens[i].type
