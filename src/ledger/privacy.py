@@ -44,6 +44,10 @@ _DIGIT = re.compile(r"[0-9０-９]")
 
 
 _STREET_WORD = re.compile(_STREET)
+# Every ID, mobile or landline match contains 3 digits, an optional space or hyphen,
+# then 3 more: text without that (timestamps such as 2024-05-03 12:34:56, amounts) needs
+# none of the three substitutions. Evidence lines all hold digits, and there is one per entry.
+_NUMBER_LIKE = re.compile(r"\d{3}[ -]?\d{3}")
 
 
 def mask_text(text: str | None) -> str | None:
@@ -55,9 +59,15 @@ def mask_text(text: str | None) -> str | None:
 
 @functools.lru_cache(maxsize=1 << 16)  # quoted texts repeat (在吗, 亲，在的): mask each once
 def _mask(text: str) -> str:
+    if not _NUMBER_LIKE.search(text):  # none of the number patterns can match: skip all three
+        return _mask_addresses(text)
     text = _ID.sub(lambda m: "*" * (len(m.group()) - 4) + m.group()[-4:], text)
     text = _MOBILE.sub(lambda m: f"{m.group(1)}{MASK}{m.group(3)}", text)
     text = _LANDLINE.sub(lambda m: f"{m.group(1)}-{MASK}{m.group(3)}", text)
+    return _mask_addresses(text)
+
+
+def _mask_addresses(text: str) -> str:
     if not _STREET_WORD.search(text):  # no street word, no address: skip the slow pattern
         return text
     return _ADDRESS.sub(_mask_address, text)
