@@ -35,22 +35,41 @@ rule e: on message per buyer when first fine 1元
 rule f: on message[sender = "buyer"] per conversation when first fine 1元
 """)
     groups = {s.rules: s for s in shared_sequences(policy, list(policy.rules))}
-    # a and c (no filter, per conversation); b and d (same filter however spaced).
+    # a and c (no filter, per conversation) share a table; b and d (same filter however
+    # spaced) and f read only positions, so they read it too, as numbered subsets.
+    assert set(groups) == {(0, 1, 2, 3, 5)}
+    both = groups[(0, 1, 2, 3, 5)]
+    assert '"_previous_sender"' in both.sql and '"_next_kind"' in both.sql  # every neighbour of the group
+    assert "_gap" not in both.sql  # nobody reads gap
+    relations = dict(both.relations)
+    assert len(relations) == 3  # the whole sequence, agent messages, buyer messages
+    assert sum("WHERE" in r.sql for r in relations.values()) == 2
+
+
+def test_a_subset_read_for_its_neighbours_keeps_a_table_of_its_own():
+    """previous. in a subset means the previous *member of the subset*: the whole
+    sequence's lag cannot answer it."""
+    policy = policy_of("""
+rule a: on message per conversation when previous.sender = "buyer" fine 1元
+rule b: on message[sender = "agent"] per conversation when first fine 1元
+rule c: on message per conversation when sender = "buyer" fine 1元
+rule g: on message[sender = "agent"] per conversation when previous.text = "x" fine 1元
+""")
+    groups = {s.rules: s for s in shared_sequences(policy, list(policy.rules))}
     assert set(groups) == {(0, 2), (1, 3)}
-    both = groups[(0, 2)].sql
-    assert '"_previous_sender"' in both and '"_next_kind"' in both  # every neighbour of the group
-    assert "_gap" not in both  # nobody reads gap
 
 
 def test_house_policy_sorts_messages_per_conversation_once():
-    """The three per-conversation house rules and the four turn metrics read one table
-    (the engine passes rules, then metrics with `on`)."""
+    """The per-conversation house rules and turn metrics read one table (the engine
+    passes rules, then metrics with `on`); 敬语 (agent text messages: first, last) and
+    首次响应时长 (buyer messages: first) read it as numbered subsets."""
     policy, _ = engine.checked_policy([REPO / "policy"])
     readers = list(policy.rules) + [m for m in policy.metrics if m.on is not None]
     shared = shared_sequences(policy, readers)
     name = lambda r: r.id.value if hasattr(r, "id") else r.name.value  # noqa: E731
     assert [[name(readers[i]) for i in s.rules] for s in shared] == [
-        ["短语回复", "回复超时", "未再次询问", "平均响应时长", "提问轮次", "三分钟回复轮次", "回复轮次"]]
+        ["敬语", "短语回复", "回复超时", "未再次询问", "首次响应时长", "平均响应时长", "提问轮次", "三分钟回复轮次",
+         "回复轮次"]]
 
 
 def test_shared_tables_give_the_entries_of_rules_compiled_alone():
@@ -80,11 +99,12 @@ rule p: on message per conversation when position = 3 fine 2元
 rule l: on message[sender = "agent"] per conversation when last fine 3元
 rule n: on message[sender = "agent"] per conversation when next.sender = "agent" fine 4元
 rule t: on message per buyer when hour(previous.ts) = 10 fine 5元
+rule f: on message[sender = "buyer"] per conversation when first or (position = 2 and last) fine 6元
 """
 
 
 def naive(events: list[dict]) -> set[tuple]:
-    """The five rules above, read literally, in plain Python."""
+    """The six rules above, read literally, in plain Python."""
     from datetime import datetime
 
     def seqs(members, key):
@@ -112,16 +132,22 @@ def naive(events: list[dict]) -> set[tuple]:
         for k, e in enumerate(s):
             if k and ts(s[k - 1]).hour == 10:
                 out.add(("t", e["id"]))
+    buyers = [e for e in events if e.get("sender") == "buyer"]
+    for s in seqs(buyers, "conversation"):
+        for k, e in enumerate(s):
+            if k == 0 or (k == 1 and len(s) == 2):
+                out.add(("f", e["id"]))
     return out
 
 
 def test_sequence_facts_with_shared_and_narrowed_sequences(tmp_path):
-    """gap, position, last, next. and previous.ts from shared tables (g+p, l+n) and a
-    sequence of its own (t), against the rules read literally."""
+    """gap, position, last, next. and previous.ts from shared tables (g+p, l+n), a
+    sequence of its own (t) and a subset numbered inside g+p's table (f: first, position
+    and last among buyer messages), against the rules read literally."""
     import json
 
     policy = policy_of(SEQUENCE_POLICY)
-    assert sorted(s.rules for s in shared_sequences(policy, list(policy.rules))) == [(0, 1), (2, 3)]
+    assert sorted(s.rules for s in shared_sequences(policy, list(policy.rules))) == [(0, 1, 5), (2, 3)]
     rows = []
     for c in range(6):
         for k in range(7):
@@ -135,5 +161,5 @@ def test_sequence_facts_with_shared_and_narrowed_sequences(tmp_path):
     result = engine.run_policy(policy, (), tmp_path, engine.Month.parse("2024-05"))
     got = {(e.rule_id, e.event_id) for e in result.entries}
     want = naive(rows)
-    assert {r for r, _ in want} == {"g", "p", "l", "n", "t"}  # every rule has something to find
+    assert {r for r, _ in want} == {"g", "p", "l", "n", "t", "f"}  # every rule has something to find
     assert got == want

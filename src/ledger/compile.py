@@ -10,6 +10,7 @@ Comparisons with a missing value are false, `!=` is true, a missing yes/no is no
 
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 from decimal import Decimal
 
@@ -70,29 +71,33 @@ class CompiledRule:
     neighbours: tuple[tuple[str, str], ...] = ()  # (previous|next, field) the rule reads
 
 
-def sequence_ctes(policy: Policy, rule: ast.Rule, shared: "dict[tuple, str] | None" = None, *,
-                  narrow: bool = False) -> tuple[list[str], str]:
+def sequence_ctes(policy: Policy, rule: ast.Rule, shared: "dict[tuple, SequenceRelation] | None" = None, *,
+                  narrow: bool = False, readers: "list | None" = None) -> tuple[list[str], str]:
     """The CTEs that select a rule's members and, with `per`, number them in sequence.
 
     Returns (ctes, name of the relation to read). Shared by the evaluator and `explain`.
-    `shared` maps a `sequence_key` to a table that already holds that sequence (see
-    `shared_sequences`): rules over the same sequence then read it instead of sorting
-    the events again. `narrow`: the sequence keeps only the columns `compile_rule` reads
-    (less to sort); `explain` reads them all.
+    `shared` maps a `sequence_key` to a query of a table that already holds that
+    sequence (see `shared_sequences`): rules over the same sequence then read it instead
+    of sorting the events again. `narrow`: the sequence keeps only the columns `compile_rule` reads
+    (less to sort); `explain` reads them all. `readers`: the rules or metrics that will
+    read the sequence, when more than `rule` (their columns are all kept).
     """
     keys = [k.value for k in rule.on.per]
-    table = (shared or {}).get(sequence_key(policy, rule)) if keys else None
-    if table is not None:
-        return [f"sequenced AS (SELECT * FROM {q(table)})"], "sequenced"
+    relation = (shared or {}).get(sequence_key(policy, rule)) if keys else None
+    if relation is not None:
+        return [f"sequenced AS ({relation.sql})"], "sequenced"
     if narrow and keys:
-        return _sequence_ctes(policy, rule.on, neighbour_refs(rule.when), *_narrow(policy, [rule]))
+        return _sequence_ctes(policy, rule.on, neighbour_refs(rule.when), *_narrow(policy, readers or [rule]))
     return _sequence_ctes(policy, rule.on, neighbour_refs(rule.when))
 
 
 def _sequence_ctes(policy: Policy, on: ast.On, neighbours, columns: "list[str] | None" = None,
-                   gap: bool = True) -> tuple[list[str], str]:
+                   gap: bool = True, nexts: "dict[str, str] | None" = None,
+                   subsets: "dict[str, str] | None" = None) -> tuple[list[str], str]:
     """`columns`: the members' columns to keep (all when None); `gap`: whether to
-    compute the time since the previous member."""
+    compute the time since the previous member; `nexts`: next-match columns to add
+    (column -> condition, see next_match); `subsets`: sub-sequences to number too
+    (suffix -> member condition, see _subset_relation)."""
     event = policy.events[on.event.value]
     keys = [k.value for k in on.per]
     members = f"SELECT * FROM {view_name(event.name)}"
@@ -115,6 +120,14 @@ def _sequence_ctes(policy: Policy, on: ast.On, neighbours, columns: "list[str] |
         fn = "lag" if scope == "previous" else "lead"
         column = "ts_local" if field == "ts" else field  # user-facing time is wall time
         extra.append(f"{fn}({q(column)}) OVER {w} AS {q('_' + scope + '_' + field)}")
+    for suffix, cond in sorted((subsets or {}).items()):
+        extra.append(f"({cond}) AS {q('_in' + suffix)}")
+        extra.append(f"count(*) FILTER (WHERE {cond}) OVER (PARTITION BY {partition} ORDER BY ts, seq "
+                     f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS {q('_position' + suffix)}")
+        extra.append(f"count(*) FILTER (WHERE {cond}) OVER (PARTITION BY {partition}) AS {q('_count' + suffix)}")
+    for column, cond in sorted((nexts or {}).items()):
+        extra.append(f"min(ts) FILTER (WHERE {cond}) OVER (PARTITION BY {partition} ORDER BY ts, seq "
+                     f"ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS {q(column)}")
     kept = "*" if columns is None else ", ".join(q(c) for c in columns)
     ctes.append(f"sequenced AS (SELECT {kept}, {', '.join(extra)} FROM members)")
     return ctes, "sequenced"
@@ -175,33 +188,125 @@ def _columns_read(event: EventType, reader) -> set[str]:
 
 
 @attrs.frozen
+class SequenceRelation:
+    """What a reader of a shared sequence reads: a query of its table, and the
+    next-match columns it has (next_match)."""
+
+    sql: str
+    nexts: frozenset[str] = frozenset()
+
+    def next_column(self, policy: Policy, on: ast.On, window) -> "str | None":
+        """The column answering `window` (a Window or a Wait) for a reader on `on`, if any."""
+        whole = attrs.evolve(on, filter=None)
+        found = next_match(policy, whole, window.event, window.filter, window.same, _kind_of(window), _count_of(window))
+        return found[0] if found and found[0] in self.nexts else None
+
+
+@attrs.frozen
 class SharedSequence:
     key: tuple
     table: str
     sql: str  # CREATE TEMP TABLE ... AS the sequence, with every neighbour its rules read
     rules: tuple[int, ...]  # positions (in the list given) of the rules that read it
+    # sequence_key -> what its readers read: the sequence itself, and the
+    # sub-sequences (a member filter) numbered inside it
+    relations: tuple[tuple[tuple, SequenceRelation], ...] = ()
 
 
 def shared_sequences(policy: Policy, rules: list) -> list[SharedSequence]:
     """One table per sequence that two or more readers (rules, and metrics with `on`)
     read: numbering, counting and the previous/next values sorted once instead of once
-    per reader."""
+    per reader.
+
+    A reader over a sub-sequence — the same events and keys with a member filter, such
+    as 敬语's agent messages of a conversation — reads the table of the whole sequence
+    when it needs only positions (first, last, position, count), not neighbours or
+    gaps: the table numbers the filtered members too (_subset_relation), so the
+    sub-sequence costs no sort of its own."""
     groups: dict[tuple, list[int]] = {}
     for index, rule in enumerate(rules):
         if rule.on.per:
             groups.setdefault(sequence_key(policy, rule), []).append(index)
+    subsets: dict[tuple, dict[tuple, list[int]]] = {}  # whole key -> sub key -> readers
+    for key, members in list(groups.items()):
+        whole = (key[0], "", key[2])
+        if key[1] and whole in groups and all(_positions_only(rules[i]) for i in members):
+            subsets.setdefault(whole, {})[key] = members
+            del groups[key]
     out = []
     for number, (key, members) in enumerate(groups.items()):
-        if len(members) < 2:
+        subs = subsets.get(key, {})
+        if len(members) + sum(len(m) for m in subs.values()) < 2:
             continue
-        group = [rules[i] for i in members]
+        group = [rules[i] for i in members] + [rules[i] for m in subs.values() for i in m]
+        on = group[0].on  # the whole sequence when there are sub-sequences (their key has no filter)
         neighbours = tuple(sorted({n for r in group for n in neighbour_refs(r.when)}))
+        nexts = dict(m for r in group for w in _windows_of(r)
+                     if (m := next_match(policy, on, w.event, w.filter, w.same, _kind_of(w), _count_of(w))))
+        conds = {_suffix(sub[1]): sub[1] for sub in subs}
         # Only the columns the rules read: the table is held in memory, sorted.
-        ctes, relation = _sequence_ctes(policy, group[0].on, neighbours, *_narrow(policy, group))
+        columns, gap = _narrow(policy, group)
+        ctes, relation = _sequence_ctes(policy, group[0].on, neighbours, columns, gap, nexts, conds)
         table = f"_seq_{number}"
         sql = f"CREATE OR REPLACE TEMP TABLE {q(table)} AS WITH {', '.join(ctes)} SELECT * FROM {relation}"
-        out.append(SharedSequence(key, table, sql, tuple(members)))
+        relations = [(key, SequenceRelation(f"SELECT * FROM {q(table)}", frozenset(nexts)))]
+        relations += [(sub, SequenceRelation(_subset_relation(table, columns, nexts, _suffix(sub[1])), frozenset(nexts)))
+                      for sub in subs]
+        out.append(SharedSequence(key, table, sql, tuple(sorted(i for r in [members, *subs.values()] for i in r)),
+                                  tuple(relations)))
     return out
+
+
+def _suffix(cond: str) -> str:
+    return "_" + hashlib.sha1(cond.encode()).hexdigest()[:12]
+
+
+def _subset_relation(table: str, columns: list[str], nexts: dict, suffix: str) -> str:
+    """The sub-sequence with member condition `suffix` read from the whole sequence's
+    table: its members, numbered among themselves (count of members up to this one,
+    and in all), and the next-match columns (later events of the whole sequence)."""
+    keep = [q(c) for c in columns] + [q(c) for c in sorted(nexts)]
+    return (f"SELECT {', '.join(keep)}, {q('_position' + suffix)} AS _position, {q('_count' + suffix)} AS _count "
+            f"FROM {q(table)} WHERE {q('_in' + suffix)}")
+
+
+def _positions_only(reader) -> bool:
+    """Whether a reader of a sequence reads only members' positions of it (first, last,
+    position, count), no neighbour (previous./next.) and no gap."""
+    exprs = [reader.when] + list(getattr(reader, "values", ()))
+    return not neighbour_refs(reader.when) and not any("gap" in _fields_read(e) for e in exprs)
+
+
+def next_match(policy: Policy, on: ast.On, event: ast.Name, flt, same, kind: str, count: int
+               ) -> "tuple[str, str] | None":
+    """(column, condition) when a window "is there a later X, same keys" can be read
+    from a shared sequence instead of joined: the sequence holds every event of X's
+    type (no member filter) cut by exactly the window's keys, so the next matching
+    event is the next matching member, and one window column of the sequence's single
+    sort (min ts over the following members that match) answers it for every reader.
+    None for other windows. The column's name is derived from the condition, so the
+    sequence and its readers agree on it."""
+    if count != 1 or kind not in ("within", "after") or event.value != on.event.value \
+            or on.filter is not None or not on.per \
+            or sorted(k.value for k in same) != sorted(k.value for k in on.per):
+        return None
+    cond = condition_sql(policy, policy.events[event.value], flt, alias=None) if flt is not None else "TRUE"
+    return "_next_" + hashlib.sha1(cond.encode()).hexdigest()[:12], cond
+
+
+def _windows_of(reader) -> list:
+    """A rule's `unless` windows; a metric's `with`/`unless` windows and its `wait`."""
+    if isinstance(reader, ast.Rule):
+        return list(reader.unless)
+    return [w for _, w in reader.windows] + ([reader.wait] if reader.wait is not None else [])
+
+
+def _kind_of(window) -> str:
+    return "after" if isinstance(window, ast.Wait) else window.kind
+
+
+def _count_of(window) -> int:
+    return 1 if isinstance(window, ast.Wait) else window.count
 
 
 def condition_sql(policy: Policy, event: EventType, expr, *, alias: str | None, sequence: bool = False) -> str:
@@ -209,21 +314,28 @@ def condition_sql(policy: Policy, event: EventType, expr, *, alias: str | None, 
     return _Context(policy, event, alias=alias, sequence=sequence).expr(expr)
 
 
-def compile_rule(policy: Policy, rule: ast.Rule, shared: "dict[tuple, str] | None" = None) -> CompiledRule:
+def compile_rule(policy: Policy, rule: ast.Rule, shared: "dict[tuple, SequenceRelation] | None" = None) -> CompiledRule:
     """The rule as one query; `shared`: sequences already in tables (`shared_sequences`)."""
     event = policy.events[rule.on.event.value]
     keys = [k.value for k in rule.on.per]
     neighbours = neighbour_refs(rule.when)
     ctes, source = sequence_ctes(policy, rule, shared, narrow=True)
     when = condition_sql(policy, event, rule.when, alias="s", sequence=bool(keys)) if rule.when is not None else "TRUE"
-    ctes.append(f"triggers AS (SELECT * FROM {source} s WHERE s.ts >= $start AND s.ts < $end "
+    # MATERIALIZED: the windows and the result read the (few) triggers; left to itself
+    # DuckDB may instead materialise the whole sequence they are picked from.
+    ctes.append(f"triggers AS MATERIALIZED (SELECT * FROM {source} s WHERE s.ts >= $start AND s.ts < $end "
                 f"AND {effective_sql(rule.effective, 's')} AND ({when}))")
 
+    relation = (shared or {}).get(sequence_key(policy, rule)) if keys else None
     found_cols, joins, exempt, pending = [], [], [], []
     for i, window in enumerate(rule.unless):
-        ctes.append(f"w{i} AS ({window_count_sql(policy, window, 'triggers')})")
-        joins.append(f"LEFT JOIN w{i} ON w{i}.tseq = t.seq")
-        found = f"COALESCE(w{i}.found, 0)"
+        column = relation.next_column(policy, rule.on, window) if relation is not None else None
+        if column:  # the shared sequence holds the next match: 1 or 0, no join
+            found = f"(CASE WHEN t.{q(column)} <= t.ts + {_interval(window.d2)} THEN 1 ELSE 0 END)"
+        else:
+            ctes.append(f"w{i} AS ({window_count_sql(policy, window, 'triggers')})")
+            joins.append(f"LEFT JOIN w{i} ON w{i}.tseq = t.seq")
+            found = f"COALESCE(w{i}.found, 0)"
         found_cols.append(f"{found} AS _found_{i}")
         exempt.append(f"{found} >= {window.count}")
         if window.kind in ("within", "range"):
@@ -405,7 +517,13 @@ class _Context:
         # made of list words.
         alternation = "|".join(_re_escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)))
         stripped = f"regexp_replace({s}, '(?:{_WS}|\\pP|\\pS)+', '', 'g')"
-        return f"COALESCE(regexp_full_match({stripped}, {lit('(?:' + alternation + ')+')}), FALSE)"
+        full = f"COALESCE(regexp_full_match({stripped}, {lit('(?:' + alternation + ')+')}), FALSE)"
+        # A text with a character that is neither a separator nor in a list word cannot
+        # pass: that test stops at the first such character (most texts, early) and spares
+        # them the rewrite; CASE evaluates `full` only for the rest.
+        chars = "".join(f"\\x{{{ord(c):x}}}" for c in sorted({c for w in words for c in w}))
+        alphabet = f"COALESCE(regexp_full_match({s}, '(?:{_WS}|\\pP|\\pS|[{chars}])+'), FALSE)"
+        return f"(CASE WHEN {alphabet} THEN {full} ELSE FALSE END)"
 
     def _words(self, source: ast.WordSource) -> tuple[str, ...]:
         if source.name is not None:

@@ -221,13 +221,15 @@ def _evaluate(con, policy, sources, load, month, tz, say, roster=None) -> MonthR
     # Rules, then metrics that select events: readers of sequences shared between them.
     readers = list(policy.rules) + [m for m in policy.metrics if m.on is not None]
     sequences = shared_sequences(policy, readers)
-    shared = {}
+    shared = {}  # sequence_key -> compile.SequenceRelation its readers read
+    tables = {}  # shared tables now open
 
     def open_sequences(index: int) -> None:
         for sequence in sequences:
             if sequence.rules[0] == index:
                 con.execute(sequence.sql)  # sorted once for all the readers
-                shared[sequence.key] = sequence.table
+                tables[sequence.key] = sequence.table
+                shared.update(sequence.relations)
 
     values = {}
     try:
@@ -243,7 +245,9 @@ def _evaluate(con, policy, sources, load, month, tz, say, roster=None) -> MonthR
             for sequence in sequences:  # free each table after the last reader
                 if sequence.rules[-1] == index:
                     con.execute(f"DROP TABLE {q(sequence.table)}")
-                    del shared[sequence.key]
+                    del tables[sequence.key]
+                    for key, _ in sequence.relations:
+                        del shared[key]
         entries = monthly.escalate(policy, entries)
         agents.update(e.agent for e in entries)
         if policy.metrics:
@@ -252,7 +256,7 @@ def _evaluate(con, policy, sources, load, month, tz, say, roster=None) -> MonthR
                 open_sequences(index)
             values = metrics.evaluate(con, policy, params, agents, entries, shared)
     finally:
-        for table in shared.values():
+        for table in tables.values():
             con.execute(f"DROP TABLE IF EXISTS {q(table)}")
     pending_fines: dict[str, int] = {}
     for e in entries:

@@ -16,120 +16,174 @@ and sums over nothing are 0.
 
 from __future__ import annotations
 
-import types
 from decimal import Decimal
 
 from . import ast
 from .check import Policy
-from .compile import _Context, _interval, condition_sql, q, sequence_ctes, view_name, window_count_sql
+from .compile import (_Context, _interval, condition_sql, q, sequence_ctes, sequence_key, view_name,
+                      window_count_sql)
 from .entries import APPLIED, FINE
 
 MICROS = Decimal(1_000_000)
 _ZERO_WHEN_EMPTY = ("count", "distinct", "sum", "fines")
 
 
-def metric_sql(policy: Policy, metric: ast.Metric, shared: dict | None = None, remember=None) -> str:
-    """SELECT agent, <aggregate columns> FROM … GROUP BY agent. Parameters: $start, $end.
-    `shared`: sequences already in tables (compile.shared_sequences). `remember(sql)`,
-    given a query of the next-event pass, returns a table holding its result: metrics
-    that pick the same rows and wait for the same events (平均响应时长, 三分钟回复轮次,
-    回复轮次) then make that pass once."""
+def group_key(policy: Policy, metric: ast.Metric) -> tuple:
+    """Metrics with equal keys pick the same rows (same sequence, same `when`) and are
+    computed in one query (metrics_sql)."""
     event = policy.events[metric.on.event.value]
-    shim = types.SimpleNamespace(on=metric.on, when=metric.when)
-    ctes, source = sequence_ctes(policy, shim, shared)
     when = condition_sql(policy, event, metric.when, alias="s", sequence=bool(metric.on.per)) \
         if metric.when is not None else "TRUE"
-    ctes.append(f"picked AS (SELECT * FROM {source} s WHERE s.ts >= $start AND s.ts < $end "
-                f"AND s.agent IS NOT NULL AND ({when}))")
-    joins, keep, extra = [], [], []
-    for i, (kind, window) in enumerate(metric.windows):
-        if window.count == 1 and window.kind in ("within", "after", "same_day"):
-            # "is there one": the next matching event per key (a window function), no pair join
-            ctes.append(f"n{i} AS ({_pass(ctes, _next_sql(policy, window.event.value, window.filter, window.same, window.kind == 'same_day'), remember)})")
-            joins.append(f"LEFT JOIN n{i} ON n{i}.seq = t.seq")
-            if window.kind == "within":
-                found = f"COALESCE(n{i}.nxt <= t.ts + {_interval(window.d2)}, FALSE)"
-            elif window.kind == "after":
-                found = f"(n{i}.nxt IS NOT NULL)"
-            else:
-                found = f"COALESCE(n{i}.day_n - n{i}.self_n > 0, FALSE)"
+    return sequence_key(policy, metric), when
+
+
+def picked_ctes(policy: Policy, group: "list[ast.Metric]", shared: dict | None) -> list[str]:
+    """The CTEs ending in `picked`: the rows the metrics of one group_key select (in the
+    month, with an agent, passing `when`). `shared`: sequences already in tables
+    (compile.shared_sequences)."""
+    first = group[0]
+    # narrow: a sequence of its own keeps only the columns these metrics read (less to sort)
+    ctes, source = sequence_ctes(policy, first, shared, narrow=True, readers=group)
+    when = group_key(policy, first)[1]
+    return ctes + [f"picked AS (SELECT * FROM {source} s WHERE s.ts >= $start AND s.ts < $end "
+                   f"AND s.agent IS NOT NULL AND ({when}))"]
+
+
+def metrics_sql(policy: Policy, group: "list[ast.Metric]", picked: list[str], remember,
+                relation=None) -> str:
+    """SELECT agent, <aggregate columns of every metric in order> … GROUP BY agent, for
+    the metrics of one group_key over their `picked` CTEs. Parameters: $start, $end.
+
+    One scan of the picked rows serves them all: each metric's `with` / `unless`
+    windows and `wait` become its own keep condition and wait column, and its
+    aggregates are FILTERed by that condition. `remember(sql)`, given the query of a
+    next-event pass, returns a table holding its result, so metrics waiting for the
+    same events make that pass once and share one join. `relation`: the shared sequence
+    (compile.SequenceRelation) the picked rows come from, whose next-match columns
+    answer the windows and waits they can (平均响应时长, 三分钟回复轮次, 回复轮次: no pass)."""
+    event = policy.events[group[0].on.event.value]
+    sequence = bool(group[0].on.per)
+    ctes = list(picked)
+    joins: dict[str, str] = {}  # alias -> its LEFT JOIN clause
+
+    def joined(body: str) -> str:
+        """The alias of a next-event pass's table in the query (one join per table)."""
+        table = remember(f"WITH {', '.join(picked)} {body}")
+        alias = next((a for a, j in joins.items() if j.startswith(f"LEFT JOIN {q(table)} ")), None)
+        if alias is None:
+            alias = f"p{len(joins)}"
+            joins[alias] = f"LEFT JOIN {q(table)} {alias} ON {alias}.seq = t.seq"
+        return alias
+
+    columns, aggregates = [], []
+    for m_index, metric in enumerate(group):
+        keep = []
+        for i, (kind, window) in enumerate(metric.windows):
+            column = relation.next_column(policy, metric.on, window) if relation is not None else None
+            if column:
+                found = (f"COALESCE(t.{q(column)} <= t.ts + {_interval(window.d2)}, FALSE)"
+                         if window.kind == "within" else f"(t.{q(column)} IS NOT NULL)")
+            elif window.count == 1 and window.kind in ("within", "after", "same_day"):
+                # "is there one": the next matching event per key (a window function), no pair join
+                if window.kind == "same_day":
+                    n = joined(_same_day_sql(policy, metric.on.event.value, window.event.value,
+                                             window.filter, window.same))
+                    found = f"COALESCE({n}.day_n - {n}.self_n > 0, FALSE)"
+                else:
+                    n = joined(_next_sql(policy, window.event.value, window.filter, window.same))
+                    found = (f"COALESCE({n}.nxt <= t.ts + {_interval(window.d2)}, FALSE)"
+                             if window.kind == "within" else f"({n}.nxt IS NOT NULL)")
+            else:  # at least N (or fewer than N): count the matches
+                w = f"w{m_index}_{i}"
+                ctes.append(f"{w} AS ({window_count_sql(policy, window, 'picked')})")
+                joins[w] = f"LEFT JOIN {w} ON {w}.tseq = t.seq"
+                found = f"(COALESCE({w}.found, 0) >= {window.count})"
             keep.append(found if kind == "with" else f"NOT {found}")
-            continue
-        ctes.append(f"w{i} AS ({window_count_sql(policy, window, 'picked')})")
-        joins.append(f"LEFT JOIN w{i} ON w{i}.tseq = t.seq")
-        found = f"COALESCE(w{i}.found, 0)"
-        keep.append(f"{found} >= {window.count}" if kind == "with" else f"{found} < {window.count}")
-    if metric.wait is not None:
-        w = metric.wait
-        ctes.append(f"waited AS ({_pass(ctes, _next_sql(policy, w.event.value, w.filter, w.same, False), remember)})")
-        joins.append("LEFT JOIN waited ON waited.seq = t.seq")
-        wait = "datediff('microsecond', t.ts, waited.nxt)"
-        if metric.wait.cap is not None:
-            cap = int(metric.wait.cap.total_seconds() * 1_000_000)
-            wait = f"LEAST(COALESCE({wait}, {cap}), {cap})"
-        extra.append(f"{wait} AS _wait")
-    where = f"WHERE {' AND '.join(keep)}" if keep else ""
-    ctes.append(f"kept AS (SELECT t.*{''.join(', ' + e for e in extra)} FROM picked t {' '.join(joins)} {where})")
-    ctx = _Context(policy, event, alias="k", sequence=bool(metric.on.per))
-    values = [_value(ctx, v) for v in metric.values]
-    if metric.kind == "count":
-        agg = ["count(*)"]
-    elif metric.kind == "distinct":
-        tuple_ = values[0] if len(values) == 1 else "(" + ", ".join(values) + ")"
-        present = " AND ".join(f"{v} IS NOT NULL" for v in values)
-        agg = [f"count(DISTINCT {tuple_}) FILTER (WHERE {present})"]
-    elif metric.kind == "avg":
-        agg = [f"sum({values[0]})", f"count({values[0]})"]
-    elif metric.kind == "percentile":
-        agg = [f"quantile_disc({values[0]}, {float(metric.percentile / 100)!r})"]
-    else:
-        agg = [f"{metric.kind}({values[0]})"]
-    cols = ", ".join(f"{a} AS v{i}" for i, a in enumerate(agg))
+        columns.append(f"{' AND '.join(keep) or 'TRUE'} AS _keep{m_index}")
+        if metric.wait is not None:
+            w = metric.wait
+            column = relation.next_column(policy, metric.on, w) if relation is not None else None
+            nxt = f"t.{q(column)}" if column else f"{joined(_next_sql(policy, w.event.value, w.filter, w.same))}.nxt"
+            wait = f"datediff('microsecond', t.ts, {nxt})"
+            if w.cap is not None:
+                cap = int(w.cap.total_seconds() * 1_000_000)
+                wait = f"LEAST(COALESCE({wait}, {cap}), {cap})"
+            columns.append(f"{wait} AS _wait{m_index}")
+        aggregates += _aggregates(_Context(policy, event, alias="k", sequence=sequence), metric, m_index)
+    ctes.append(f"kept AS (SELECT t.*, {', '.join(columns)} FROM picked t {' '.join(joins.values())})")
+    cols = ", ".join(f"{a} AS v{i}" for i, a in enumerate(aggregates))
     return f"WITH {', '.join(ctes)} SELECT k.agent, {cols} FROM kept k GROUP BY k.agent ORDER BY k.agent"
 
 
-def _value(ctx: _Context, expr) -> str:
+def _aggregates(ctx: _Context, metric: ast.Metric, index: int) -> list[str]:
+    """The aggregate columns of one metric of a group: over its kept rows only."""
+    keep = f"k._keep{index}"
+    values = [_value(ctx, v, index) for v in metric.values]
+    if metric.kind == "count":
+        return [f"count(*) FILTER (WHERE {keep})"]
+    if metric.kind == "distinct":
+        tuple_ = values[0] if len(values) == 1 else "(" + ", ".join(values) + ")"
+        present = " AND ".join(f"{v} IS NOT NULL" for v in values)
+        return [f"count(DISTINCT {tuple_}) FILTER (WHERE {keep} AND {present})"]
+    if metric.kind == "avg":
+        return [f"sum({values[0]}) FILTER (WHERE {keep})", f"count({values[0]}) FILTER (WHERE {keep})"]
+    if metric.kind == "percentile":
+        return [f"quantile_disc({values[0]}, {float(metric.percentile / 100)!r}) FILTER (WHERE {keep})"]
+    return [f"{metric.kind}({values[0]}) FILTER (WHERE {keep})"]
+
+
+def _value(ctx: _Context, expr, index: int) -> str:
     if isinstance(expr, ast.Ref) and expr.scope is None and expr.name.value == "wait" \
             and "wait" not in ctx.event.fields:
-        return "k._wait"
+        return f"k._wait{index}"
     value = ctx.value(expr)
     if isinstance(expr, ast.Ref) and expr.name.value == "gap":  # a duration: microseconds
         return f"epoch_us({value})"
     return value
 
 
-def _pass(ctes: list[str], body: str, remember) -> str:
-    """The next-event pass `body` over the CTEs so far, or a table that holds it."""
-    if remember is None:
-        return body
-    picked = [c for c in ctes if c.startswith(("members AS", "sequenced AS", "picked AS"))]  # what it reads
-    return f"SELECT * FROM {q(remember(f'WITH {chr(44).join(picked)} {body}'))}"
-
-
-def _next_sql(policy: Policy, event: str, flt, same, day: bool) -> str:
+def _next_sql(policy: Policy, event: str, flt, same) -> str:
     """For every picked row: the time of the next matching event with the same keys
-    (`nxt`: later ts, or the same ts and later input order) and, with `day`, how many
-    matching events share its keys and local date (`day_n`, itself included as
-    `self_n`). One pass of window functions over picked ∪ matching events, instead of
-    pairing every row with every candidate. A row with a missing key matches nothing."""
+    (`nxt`: later ts, or the same ts and later input order). One pass of window
+    functions over picked ∪ matching events, instead of pairing every row with every
+    candidate. A row with a missing key matches nothing."""
     other = policy.events[event]
     keys = [q(k.value) for k in same]
     kcols = "".join(f", {k}" for k in keys)
     present = " AND ".join(f"{k} IS NOT NULL" for k in keys) or "TRUE"
     cond = condition_sql(policy, other, flt, alias=None) if flt is not None else "TRUE"
-    union = (f"SELECT seq, ts, ts_local{kcols}, TRUE AS is_t, FALSE AS is_e FROM picked WHERE {present} "
-             f"UNION ALL SELECT seq, ts, ts_local{kcols}, FALSE, TRUE FROM {view_name(other.name)} "
+    union = (f"SELECT seq, ts{kcols}, TRUE AS is_t, FALSE AS is_e FROM picked WHERE {present} "
+             f"UNION ALL SELECT seq, ts{kcols}, FALSE, TRUE FROM {view_name(other.name)} "
              f"WHERE ({cond}) AND {present}")
     part = f"PARTITION BY {', '.join(keys)} " if keys else ""
     # A picked row that is itself a candidate sorts after its own copy (is_t last), so
     # the following frame never sees it.
-    cols = [f"min(ts) FILTER (WHERE is_e) OVER ({part}ORDER BY ts, seq, is_t "
-            f"ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS nxt"]
-    if day:
-        cols.append(f"count(*) FILTER (WHERE is_e) OVER (PARTITION BY {''.join(k + ', ' for k in keys)}"
-                    f"CAST(ts_local AS DATE)) AS day_n")
-        cols.append("count(*) FILTER (WHERE is_e) OVER (PARTITION BY seq) AS self_n")
-    return f"SELECT * FROM (SELECT seq, is_t, {', '.join(cols)} FROM ({union}) u) x WHERE is_t"
+    nxt = (f"min(ts) FILTER (WHERE is_e) OVER ({part}ORDER BY ts, seq, is_t "
+           f"ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS nxt")
+    return f"SELECT * FROM (SELECT seq, is_t, {nxt} FROM ({union}) u) x WHERE is_t"
+
+
+def _same_day_sql(policy: Policy, on: str, event: str, flt, same) -> str:
+    """For every picked row: how many matching events share its keys and local date
+    (`day_n`), and whether the row itself is one of them (`self_n`, 0 or 1, so that
+    `day_n - self_n` counts the others). A grouped count joined back on the keys and
+    the date (no sort); a row with a missing key matches nothing."""
+    other = policy.events[event]
+    keys = [q(k.value) for k in same]
+    present = " AND ".join(f"{k} IS NOT NULL" for k in keys) or "TRUE"
+    p_present = " AND ".join(f"p.{k} IS NOT NULL" for k in keys) or "TRUE"
+    cond = condition_sql(policy, other, flt, alias=None) if flt is not None else "TRUE"
+    candidates = f"SELECT seq{''.join(', ' + k for k in keys)}, CAST(ts_local AS DATE) AS _day " \
+                 f"FROM {view_name(other.name)} WHERE ({cond}) AND {present}"
+    grouped = (f"SELECT {''.join(k + ', ' for k in keys)}_day, count(*) AS n FROM ({candidates}) c "
+               f"GROUP BY {''.join(k + ', ' for k in keys)}_day")
+    on_keys = "".join(f"g.{k} = p.{k} AND " for k in keys)
+    sql = (f"SELECT p.seq, COALESCE(g.n, 0) AS day_n, "
+           f"{'CASE WHEN s.seq IS NULL THEN 0 ELSE 1 END' if on == event else '0'} AS self_n "
+           f"FROM picked p LEFT JOIN ({grouped}) g ON {on_keys}g._day = CAST(p.ts_local AS DATE) ")
+    if on == event:  # a picked row can only be a candidate when it is the same event type
+        sql += f"LEFT JOIN ({candidates}) s ON s.seq = p.seq "
+    return sql + f"WHERE {p_present}"
 
 
 def evaluate(con, policy: Policy, params: dict, agents, entries,
@@ -138,28 +192,44 @@ def evaluate(con, policy: Policy, params: dict, agents, entries,
     values: dict[str, dict[str, Decimal | None]] = {}
     agents = sorted(agents)
     passes: dict[str, str] = {}  # next-event pass query -> temp table with its result
+    tables: list[str] = []  # every temp table made here, dropped at the end
+
+    def table_of(name: str, sql: str) -> str:
+        tables.append(name)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {q(name)} AS {sql}",
+                    {k: v for k, v in params.items() if f"${k}" in sql})
+        return name
 
     def remember(sql: str) -> str:
         if sql not in passes:
-            passes[sql] = f"_metric_pass_{len(passes)}"
-            con.execute(f"CREATE OR REPLACE TEMP TABLE {q(passes[sql])} AS {sql}",
-                        {k: v for k, v in params.items() if f"${k}" in sql})
+            passes[sql] = table_of(f"_metric_pass_{len(passes)}", sql)
         return passes[sql]
 
+    groups: dict[tuple, list[ast.Metric]] = {}
+    for m in policy.metrics:
+        if m.name.value in policy.metric_types and m.kind not in ("ratio", "fines"):
+            groups.setdefault(group_key(policy, m), []).append(m)
     try:
-        for m in policy.metrics:
-            name = m.name.value
-            if name not in policy.metric_types or name in values:
-                continue
-            if m.kind in ("ratio", "fines"):
-                continue
-            sql = metric_sql(policy, m, shared, remember)
+        for number, group in enumerate(groups.values()):
+            picked = picked_ctes(policy, group, shared)
+            relation = (shared or {}).get(sequence_key(policy, group[0])) if group[0].on.per else None
+            own_sequence = bool(group[0].on.per) and relation is None
+            if own_sequence and any(m.windows or m.wait for m in group):
+                # the picked rows are read again by each pass: sort their sequence once
+                table = table_of(f"_metric_picked_{number}", f"WITH {', '.join(picked)} SELECT * FROM picked")
+                picked = [f"picked AS (SELECT * FROM {q(table)})"]
+            sql = metrics_sql(policy, group, picked, remember, relation)
             used = {k: v for k, v in params.items() if f"${k}" in sql}
             rows = {r[0]: r[1:] for r in con.execute(sql, used).fetchall()}
-            duration = policy.metric_types[name] == "duration"
-            values[name] = {a: _convert(m, rows.get(a), duration) for a in agents}
+            column = 0
+            for m in group:
+                width = 2 if m.kind == "avg" else 1
+                duration = policy.metric_types[m.name.value] == "duration"
+                values[m.name.value] = {a: _convert(m, rows[a][column:column + width] if a in rows else None,
+                                                    duration) for a in agents}
+                column += width
     finally:
-        for table in passes.values():
+        for table in tables:
             con.execute(f"DROP TABLE IF EXISTS {q(table)}")
     fines: dict[str, int] = {}
     for e in entries:
