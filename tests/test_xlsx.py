@@ -501,10 +501,10 @@ def test_failure_keeps_the_previous_file(tmp_path, monkeypatch):
     target.write_bytes(b"old")
     real_part = xlsx._write_part
 
-    def disk_full_at_the_sheets(zf, name, chunks, force_zip64):
+    def disk_full_at_the_sheets(zf, name, chunks, force_zip64, threaded=True):
         if name.startswith("xl/worksheets/"):  # after the first parts are in the zip
             raise OSError("disk full")
-        real_part(zf, name, chunks, force_zip64)
+        real_part(zf, name, chunks, force_zip64, threaded)
 
     monkeypatch.setattr(xlsx, "_write_part", disk_full_at_the_sheets)
     with pytest.raises(OSError):
@@ -792,3 +792,13 @@ def test_libreoffice_and_openpyxl_read_the_same_values(tmp_path):
                     assert text == str(want), (ws.title, cell.coordinate)
                 else:
                     assert _line_breaks(text) == want, (ws.title, cell.coordinate)
+
+
+def test_deflating_in_place_or_on_a_thread_gives_the_same_bytes(tmp_path):
+    """Parts of several chunks are deflated on a thread, unless threaded=False (the
+    forked per-agent writers): the bytes must not depend on it."""
+    statement = make_statement([make_entry(i) for i in range(3 * xlsx.CHUNK_ROWS + 7)])
+    tables = [xlsx.summary_table(statement), *xlsx.detail_tables(statement.entries, xlsx.EXCEL_MAX_ROWS)]
+    xlsx.write_tables(tables, statement.info, tmp_path / "a.xlsx", threaded=True)
+    xlsx.write_tables(tables, statement.info, tmp_path / "b.xlsx", threaded=False)
+    assert (tmp_path / "a.xlsx").read_bytes() == (tmp_path / "b.xlsx").read_bytes()

@@ -175,7 +175,7 @@ def write_agent_statements(statement: Statement, folder: Path, source: Path) -> 
         if workers > 1 and len(agents) >= _PARALLEL_AGENTS and "fork" in multiprocessing.get_all_start_methods():
             chunks = [agents[k::workers] for k in range(workers)]
             with multiprocessing.get_context("fork").Pool(workers) as pool:
-                for _ in pool.imap_unordered(_write_some, chunks):
+                for _ in pool.imap_unordered(_write_in_worker, chunks):
                     pass
         else:
             _write_some(agents)
@@ -191,13 +191,19 @@ def write_agent_statements(statement: Statement, folder: Path, source: Path) -> 
 
 
 _PARALLEL_AGENTS = 64  # fewer files are written faster than processes start
+
+
+def _write_in_worker(agents: list[str]) -> None:
+    _write_some(agents, threaded=False)
 _JOB = None  # what _write_some needs; inherited by forked workers
 
 
-def _write_some(agents: list[str]) -> None:
+def _write_some(agents: list[str], threaded: bool = True) -> None:
+    """Write these agents' files; `threaded=False` in a forked worker (one per core:
+    a deflating thread would only compete with the other workers)."""
     statement, redactor, entries_of, names, folder, source_name, source_sha = _JOB
     for agent in agents:
         mine = agent_statement(statement, agent, redactor, entries_of)
         tables = [xlsx.summary_table(mine), *xlsx.detail_tables(mine.entries, xlsx.EXCEL_MAX_ROWS),
                   xlsx.rules_table(mine), info_table(mine.info, agent, source_name, source_sha)]
-        xlsx.write_tables(tables, mine.info, folder / names[agent])
+        xlsx.write_tables(tables, mine.info, folder / names[agent], threaded=threaded)

@@ -111,11 +111,13 @@ def write_statement(statement: Statement, path: Path, *, max_rows: int = EXCEL_M
         _write_workbook(tables, statement.info, tmp)
 
 
-def write_tables(tables: list["Table"], info: RunInfo, path: Path) -> None:
+def write_tables(tables: list["Table"], info: RunInfo, path: Path, *, threaded: bool = True) -> None:
     """Write prepared sheets (e.g. a per-agent statement, agents.py) with the same
-    guarantees as `write_statement`: no formulas, exact money, same bytes, atomic."""
+    guarantees as `write_statement`: no formulas, exact money, same bytes, atomic.
+    `threaded=False`: deflate on the calling thread (for callers that already keep
+    every core busy, such as the forked per-agent writers; the bytes are the same)."""
     with atomic_path(Path(path)) as tmp:
-        _write_workbook(tables, info, tmp)
+        _write_workbook(tables, info, tmp, threaded)
 
 
 # ------------------------------------------------------------------------ tables
@@ -409,37 +411,51 @@ class _NeedsZip64(Exception):
         self.part = part
 
 
-def _write_workbook(tables: list[Table], info: RunInfo, target: Path) -> None:
+def _write_workbook(tables: list[Table], info: RunInfo, target: Path, threaded: bool = True) -> None:
     # Whether an entry needs ZIP64 is known only once it is written (sizes of 4 GiB
     # and more, i.e. never in practice); then the whole package is written again with
     # ZIP64 for that entry, so the choice depends on the content alone.
     zip64: set[str] = set()
     while True:
         try:
-            _write_package(_parts(tables, info), target, zip64)
+            _write_package(_parts(tables, info), target, zip64, threaded)
             return
         except _NeedsZip64 as e:
             zip64.add(e.part)
 
 
 def _write_package(parts: Iterable[tuple[str, Iterable[str]]], target: Path,
-                   zip64: set[str]) -> None:
+                   zip64: set[str], threaded: bool = True) -> None:
     with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
         for name, chunks in parts:
-            _write_part(zf, name, chunks, name in zip64)
+            _write_part(zf, name, chunks, name in zip64, threaded)
 
 
-def _write_part(zf: zipfile.ZipFile, name: str, chunks: Iterable[str], force_zip64: bool) -> None:
+def _write_part(zf: zipfile.ZipFile, name: str, chunks: Iterable[str], force_zip64: bool,
+                threaded: bool = True) -> None:
     """One zip entry: text chunks, UTF-8 encoded here and deflated on a second thread.
 
     zlib lets go of the GIL while it compresses, so deflating one chunk overlaps
     with rendering the next. The bytes are the same as when written in one thread.
+    A part of one chunk (most parts: styles, small sheets) is deflated in place: a
+    thread would cost more than it saves.
     """
     try:
-        with zf.open(_entry(name), "w", force_zip64=force_zip64) as out, \
-                _BackgroundWriter(out.write) as write:
-            for chunk in chunks:
-                write(chunk.encode("utf-8"))
+        with zf.open(_entry(name), "w", force_zip64=force_zip64) as out:
+            chunks = iter(chunks)
+            first = next(chunks, None)
+            second = next(chunks, None) if threaded and first is not None else None
+            if second is None:  # in place: one chunk, or not threaded
+                if first is not None:
+                    out.write(first.encode("utf-8"))
+                for chunk in chunks:
+                    out.write(chunk.encode("utf-8"))
+                return
+            with _BackgroundWriter(out.write) as write:
+                write(first.encode("utf-8"))
+                write(second.encode("utf-8"))
+                for chunk in chunks:
+                    write(chunk.encode("utf-8"))
     except RuntimeError as e:  # zipfile: "File size too large, try using force_zip64"
         if "force_zip64" in str(e) and not force_zip64:
             raise _NeedsZip64(name) from e
