@@ -200,4 +200,6 @@ def test_run_on_a_terminal_shows_progress_for_every_phase(tmp_path):
     assert steps[-1] == "写入账单 (writing statement)"
     times = [float(re.match(r"^… +(\d+\.\d)s", line).group(1)) for line in progress]
     assert times == sorted(times)
-    assert re.search(r"^用时 \(time\): read [\d.]+s · evaluate [\d.]+s · write [\d.]+s$", proc.stdout, re.M)
+    assert steps.index("整理账单 (building statement)") == len(steps) - 2
+    assert re.search(r"^用时 \(time\): read [\d.]+s · evaluate [\d.]+s · statement [\d.]+s · write [\d.]+s$",
+                     proc.stdout, re.M)

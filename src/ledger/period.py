@@ -6,6 +6,7 @@ closed month. The CLI's `run` and `close` call these; they hold no logic of thei
 from __future__ import annotations
 
 import tempfile
+import time
 from pathlib import Path
 from typing import Sequence
 
@@ -73,6 +74,9 @@ def prepare(policy_paths: Sequence[Path], events_root: Path, month: str, *, out_
     """Run the month and apply adjustments and corrections of closed months."""
     files = load_adjustments(adjustments_root)
     result = engine.run_month(policy_paths, events_root, month, progress=progress, roster=roster)
+    if progress:
+        progress("整理账单 (building statement)")
+    started = time.perf_counter()  # the "statement" phase: adjustments, corrections, masking
     entries, n_adjusted = own_entries(result, files)
     policy = result.policy
 
@@ -84,8 +88,9 @@ def prepare(policy_paths: Sequence[Path], events_root: Path, month: str, *, out_
     entries = sorted(entries + fixes, key=sort_key)
     result = attrs.evolve(result, entries=tuple(entries),
                           agents=result.agents | {e.agent for e in entries})
-    return Period(result, report.statement_of(result),
-                  tuple((f.path, f.sha256) for f in files), n_adjusted, len(fixes))
+    statement = report.statement_of(result)
+    result = attrs.evolve(result, timings=result.timings + (("statement", time.perf_counter() - started),))
+    return Period(result, statement, tuple((f.path, f.sha256) for f in files), n_adjusted, len(fixes))
 
 
 def write(period: Period, out_dir: Path) -> dict:
