@@ -3,10 +3,13 @@
 A metric selects events exactly as a rule does (compile.sequence_ctes: the `on`
 filter, `per` sequences, `when`), keeps those that pass its `with` / `unless` windows,
 optionally measures a `wait` to the first matching later event, and aggregates per
-agent with GROUP BY. "Is there one" windows (`within D`, `after`, `same day`, at least 1)
-and `wait` use one pass of window functions over the picked rows and the candidates
-(`_next_sql`); other windows count matches with compile.window_count_sql. Ratios and `count fines` are computed
-from other metrics / the entries in Python (a handful of values per agent).
+agent with GROUP BY. Metrics that pick the same rows are one query (`group_key`,
+`metrics_sql`). "Is there one" windows (`within D`, `after`, at least 1) and `wait`
+read a next-match column when the shared sequence has one (compile.next_match), and
+otherwise make one pass of window functions over the picked rows and the candidates
+(`_next_sql`); `same day` is a grouped count joined back (`_same_day_sql`); other
+windows count matches with compile.window_count_sql. Ratios and `count fines` are
+computed from other metrics / the entries in Python (a handful of values per agent).
 
 Values are Decimal: counts, sums in 元, durations in seconds, ratios as fractions
 (0.425 = 42.5%). A metric that has no value is None — an average of nothing, or a
