@@ -68,15 +68,15 @@ def metrics_sql(policy: Policy, group: "list[ast.Metric]", picked: list[str], re
     sequence = bool(group[0].on.per)
     ctes = list(picked)
     joins: dict[str, str] = {}  # alias -> its LEFT JOIN clause
+    aliases: dict[str, str] = {}  # table of a next-event pass -> its alias
 
     def joined(body: str) -> str:
         """The alias of a next-event pass's table in the query (one join per table)."""
         table = remember(f"WITH {', '.join(picked)} {body}")
-        alias = next((a for a, j in joins.items() if j.startswith(f"LEFT JOIN {q(table)} ")), None)
-        if alias is None:
-            alias = f"p{len(joins)}"
+        if table not in aliases:
+            alias = aliases[table] = f"p{len(aliases)}"
             joins[alias] = f"LEFT JOIN {q(table)} {alias} ON {alias}.seq = t.seq"
-        return alias
+        return aliases[table]
 
     columns, aggregates = [], []
     for m_index, metric in enumerate(group):
