@@ -26,7 +26,7 @@ import duckdb
 from . import events as events_mod
 from .check import Policy, check
 from .compile import CompiledRule, compile_rule, event_view_sql, q, shared_sequences
-from .entries import APPLIED, PENDING, Entry, sort_key
+from .entries import PENDING, Entry, sort_key
 from .errors import Diagnostic, LedgerError, PolicyError
 from .money import round_line
 from .syntax import parse
