@@ -197,7 +197,7 @@ class SequenceRelation:
     def next_column(self, policy: Policy, on: ast.On, window) -> "str | None":
         """The column answering `window` (a Window or a Wait) for a reader on `on`, if any."""
         whole = attrs.evolve(on, filter=None)
-        found = next_match(policy, whole, window.event, window.filter, window.same, _kind_of(window), _count_of(window))
+        found = next_match(policy, whole, window)
         return found[0] if found and found[0] in self.nexts else None
 
 
@@ -240,12 +240,11 @@ def shared_sequences(policy: Policy, rules: list) -> list[SharedSequence]:
         group = [rules[i] for i in members] + [rules[i] for m in subs.values() for i in m]
         on = group[0].on  # the whole sequence when there are sub-sequences (their key has no filter)
         neighbours = tuple(sorted({n for r in group for n in neighbour_refs(r.when)}))
-        nexts = dict(m for r in group for w in _windows_of(r)
-                     if (m := next_match(policy, on, w.event, w.filter, w.same, _kind_of(w), _count_of(w))))
+        nexts = dict(m for r in group for w in _windows_of(r) if (m := next_match(policy, on, w)))
         conds = {_suffix(sub[1]): sub[1] for sub in subs}
         # Only the columns the rules read: the table is held in memory, sorted.
         columns, gap = _narrow(policy, group)
-        ctes, relation = _sequence_ctes(policy, group[0].on, neighbours, columns, gap, nexts, conds)
+        ctes, relation = _sequence_ctes(policy, on, neighbours, columns, gap, nexts, conds)
         table = f"_seq_{number}"
         sql = f"CREATE OR REPLACE TEMP TABLE {q(table)} AS WITH {', '.join(ctes)} SELECT * FROM {relation}"
         relations = [(key, SequenceRelation(f"SELECT * FROM {q(table)}", frozenset(nexts)))]
@@ -257,6 +256,7 @@ def shared_sequences(policy: Policy, rules: list) -> list[SharedSequence]:
 
 
 def _suffix(cond: str) -> str:
+    """A column-name suffix for a condition: the same condition, the same name."""
     return "_" + hashlib.sha1(cond.encode()).hexdigest()[:12]
 
 
@@ -276,21 +276,22 @@ def _positions_only(reader) -> bool:
     return not neighbour_refs(reader.when) and not any("gap" in _fields_read(e) for e in exprs)
 
 
-def next_match(policy: Policy, on: ast.On, event: ast.Name, flt, same, kind: str, count: int
-               ) -> "tuple[str, str] | None":
+def next_match(policy: Policy, on: ast.On, window: "ast.Window | ast.Wait") -> "tuple[str, str] | None":
     """(column, condition) when a window "is there a later X, same keys" can be read
     from a shared sequence instead of joined: the sequence holds every event of X's
     type (no member filter) cut by exactly the window's keys, so the next matching
     event is the next matching member, and one window column of the sequence's single
     sort (min ts over the following members that match) answers it for every reader.
     None for other windows. The column's name is derived from the condition, so the
-    sequence and its readers agree on it."""
-    if count != 1 or kind not in ("within", "after") or event.value != on.event.value \
-            or on.filter is not None or not on.per \
-            or sorted(k.value for k in same) != sorted(k.value for k in on.per):
+    sequence and its readers agree on it. A `wait for` is "the first later X"."""
+    is_wait = isinstance(window, ast.Wait)
+    if (not is_wait and (window.count != 1 or window.kind not in ("within", "after"))) \
+            or window.event.value != on.event.value or on.filter is not None or not on.per \
+            or sorted(k.value for k in window.same) != sorted(k.value for k in on.per):
         return None
-    cond = condition_sql(policy, policy.events[event.value], flt, alias=None) if flt is not None else "TRUE"
-    return "_next_" + hashlib.sha1(cond.encode()).hexdigest()[:12], cond
+    event = policy.events[window.event.value]
+    cond = condition_sql(policy, event, window.filter, alias=None) if window.filter is not None else "TRUE"
+    return "_next" + _suffix(cond), cond
 
 
 def _windows_of(reader) -> list:
@@ -298,14 +299,6 @@ def _windows_of(reader) -> list:
     if isinstance(reader, ast.Rule):
         return list(reader.unless)
     return [w for _, w in reader.windows] + ([reader.wait] if reader.wait is not None else [])
-
-
-def _kind_of(window) -> str:
-    return "after" if isinstance(window, ast.Wait) else window.kind
-
-
-def _count_of(window) -> int:
-    return 1 if isinstance(window, ast.Wait) else window.count
 
 
 def condition_sql(policy: Policy, event: EventType, expr, *, alias: str | None, sequence: bool = False) -> str:
