@@ -6,6 +6,7 @@ from ledger import ast
 from datetime import datetime
 
 import duckdb
+import pytest
 
 from ledger.check import check
 from ledger.compile import compile_rule, event_view_sql
@@ -146,3 +147,16 @@ def test_checker_reports_and_never_raises(parts):
         sql = compile_rule(policy, policy.rules[0]).sql
         params = {k: datetime(2024, 5, 1) for k in ("start", "end", "data_end") if f"${k}" in sql}
         assert con.execute(sql, params).fetchall() == []
+
+
+@pytest.mark.parametrize("text, where, what", [
+    ('policy "a"\npolicy "b"\n', "t.rules:2:8:", "policy 重复声明"),
+    ('timezone "Asia/Shanghai"\ntimezone "UTC"\n', "t.rules:2:10:", "timezone 重复声明"),
+    ('effective 2024-05-01\neffective 2024-06-01\n', "t.rules:2:1:", "文件级 effective 重复声明"),
+])
+def test_a_file_setting_declared_twice_points_at_the_second(text, where, what):
+    parsed, diagnostics = parse(text, "t.rules")
+    [d] = diagnostics
+    assert d.render().startswith(f"{where} 错误: {what} (declared twice; first at line 1)")
+    # the first declaration is the one kept
+    assert (parsed.name or parsed.timezone or parsed.effective).pos.line == 1

@@ -206,6 +206,11 @@ def _unquote(token: str) -> str:
     return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
 
 
+# Declarations a file may hold any number of: node type -> _Builder list it goes to.
+_COLLECTIONS = {ast.Example: "examples", ast.EventDecl: "events", ast.WordList: "words", ast.Rule: "rules",
+                ast.Metric: "metrics", ast.MonthlyRule: "monthly", ast.Cap: "caps", ast.Floor: "floors"}
+
+
 class _Builder:
     """Turns Lark trees into AST nodes, file by file, chunk by chunk."""
 
@@ -227,36 +232,23 @@ class _Builder:
     def add(self, tree: lark.Tree, diagnostics: list[Diagnostic]) -> None:
         nodes = _ToAst(self.filename, self.text, diagnostics).transform(tree)
         for node in nodes.children:
-            if isinstance(node, ast.Example):
-                self.examples.append(node)
+            collection = _COLLECTIONS.get(type(node))
+            if collection is not None:
+                getattr(self, collection).append(node)
             elif isinstance(node, ast.Effective):
-                if self.effective is not None:
-                    diagnostics.append(Diagnostic(node.pos, f"文件级 effective 重复声明 (declared twice; first at line {self.effective.pos.line})",
-                                                  source_line=_line(self.text.splitlines(), node.pos.line)))
-                else:
-                    self.effective = node
-            elif isinstance(node, ast.EventDecl):
-                self.events.append(node)
-            elif isinstance(node, ast.WordList):
-                self.words.append(node)
-            elif isinstance(node, ast.Rule):
-                self.rules.append(node)
-            elif isinstance(node, ast.Metric):
-                self.metrics.append(node)
-            elif isinstance(node, ast.MonthlyRule):
-                self.monthly.append(node)
-            elif isinstance(node, ast.Cap):
-                self.caps.append(node)
-            elif isinstance(node, ast.Floor):
-                self.floors.append(node)
+                self._set_once("effective", node, node.pos, "文件级 effective", diagnostics)
             elif isinstance(node, tuple) and node[0] in ("policy", "timezone"):
                 kind, setting = node
-                current = getattr(self, "name" if kind == "policy" else kind)
-                if current is not None:
-                    diagnostics.append(Diagnostic(setting.pos, f"{kind} 重复声明 (declared twice; first at line {current.pos.line})",
-                                                  source_line=_line(self.text.splitlines(), setting.pos.line)))
-                else:
-                    setattr(self, "name" if kind == "policy" else kind, setting)
+                self._set_once("name" if kind == "policy" else kind, setting, setting.pos, kind, diagnostics)
+
+    def _set_once(self, attr: str, value, pos: Position, label: str, diagnostics: list[Diagnostic]) -> None:
+        """A file-level setting, declared at most once per file."""
+        current = getattr(self, attr)
+        if current is not None:
+            diagnostics.append(Diagnostic(pos, f"{label} 重复声明 (declared twice; first at line {current.pos.line})",
+                                          source_line=_line(self.text.splitlines(), pos.line)))
+        else:
+            setattr(self, attr, value)
 
     def result(self) -> ast.PolicyFile:
         return ast.PolicyFile(self.filename, self.text, self.name, self.timezone,
