@@ -29,14 +29,19 @@ COLUMNS = ["ts", "type", "agent", "conversation", "buyer", "sender", "kind", "te
            "amount", "score", "category"]
 
 
-def run(tmp_path: Path, policy: str, rows: list[dict], roster: str | None = None, month="2024-05",
-        extra_policy: list[Path] = ()):
+def write_events(tmp_path: Path, rows: list[dict]) -> Path:
+    """The rows as tmp_path/events/e.csv; returns the events folder."""
     (tmp_path / "events").mkdir(exist_ok=True)
     with open(tmp_path / "events" / "e.csv", "w", newline="", encoding="utf-8") as f:
         w = csv.DictWriter(f, COLUMNS)
         w.writeheader()
-        for r in rows:
-            w.writerow(r)
+        w.writerows(rows)
+    return tmp_path / "events"
+
+
+def run(tmp_path: Path, policy: str, rows: list[dict], roster: str | None = None, month="2024-05",
+        extra_policy: list[Path] = ()):
+    write_events(tmp_path, rows)
     (tmp_path / "p.rules").write_text(HEAD + policy, "utf-8")
     r = roster_mod.parse(roster, "roster.csv") if roster is not None else None
     return engine.run_month([tmp_path / "p.rules", *extra_policy], tmp_path / "events", month, roster=r)
@@ -64,13 +69,7 @@ A, B = "店:小王", "店:小李"
 
 def shipped(tmp_path, rows, roster=None):
     # the shipped metrics read the house rules' event declarations
-    (tmp_path / "events").mkdir(exist_ok=True)
-    with open(tmp_path / "events" / "e.csv", "w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, COLUMNS)
-        w.writeheader()
-        for r in rows:
-            w.writerow(r)
-    return engine.run_month([REPO / "policy"], tmp_path / "events", "2024-05",
+    return engine.run_month([REPO / "policy"], write_events(tmp_path, rows), "2024-05",
                             roster=roster_mod.parse(roster, "roster.csv") if roster else None)
 
 
