@@ -53,9 +53,10 @@ def picked_ctes(policy: Policy, group: "list[ast.Metric]", shared: dict | None) 
 
 
 def metrics_sql(policy: Policy, group: "list[ast.Metric]", picked: list[str], remember,
-                relation=None) -> str:
-    """SELECT agent, <aggregate columns of every metric in order> … GROUP BY agent, for
-    the metrics of one group_key over their `picked` CTEs. Parameters: $start, $end.
+                relation=None) -> tuple[str, list[int]]:
+    """(SELECT agent, <aggregate columns of every metric in order> … GROUP BY agent, how
+    many of those columns each metric has) for the metrics of one group_key over their
+    `picked` CTEs. Parameters: $start, $end.
 
     One scan of the picked rows serves them all: each metric's `with` / `unless`
     windows and `wait` become its own keep condition and wait column, and its
@@ -78,7 +79,7 @@ def metrics_sql(policy: Policy, group: "list[ast.Metric]", picked: list[str], re
             joins[alias] = f"LEFT JOIN {q(table)} {alias} ON {alias}.seq = t.seq"
         return aliases[table]
 
-    columns, aggregates = [], []
+    columns, aggregates, widths = [], [], []
     for m_index, metric in enumerate(group):
         keep = []
         for i, (kind, window) in enumerate(metric.windows):
@@ -112,10 +113,12 @@ def metrics_sql(policy: Policy, group: "list[ast.Metric]", picked: list[str], re
                 cap = int(w.cap.total_seconds() * 1_000_000)
                 wait = f"LEAST(COALESCE({wait}, {cap}), {cap})"
             columns.append(f"{wait} AS _wait{m_index}")
-        aggregates += _aggregates(_Context(policy, event, alias="k", sequence=sequence), metric, m_index)
+        mine = _aggregates(_Context(policy, event, alias="k", sequence=sequence), metric, m_index)
+        aggregates += mine
+        widths.append(len(mine))
     ctes.append(f"kept AS (SELECT t.*, {', '.join(columns)} FROM picked t {' '.join(joins.values())})")
     cols = ", ".join(f"{a} AS v{i}" for i, a in enumerate(aggregates))
-    return f"WITH {', '.join(ctes)} SELECT k.agent, {cols} FROM kept k GROUP BY k.agent ORDER BY k.agent"
+    return f"WITH {', '.join(ctes)} SELECT k.agent, {cols} FROM kept k GROUP BY k.agent ORDER BY k.agent", widths
 
 
 def _aggregates(ctx: _Context, metric: ast.Metric, index: int) -> list[str]:
@@ -221,12 +224,11 @@ def evaluate(con, policy: Policy, params: dict, agents, entries,
                 # the picked rows are read again by each pass: sort their sequence once
                 table = table_of(f"_metric_picked_{number}", f"WITH {', '.join(picked)} SELECT * FROM picked")
                 picked = [f"picked AS (SELECT * FROM {q(table)})"]
-            sql = metrics_sql(policy, group, picked, remember, relation)
+            sql, widths = metrics_sql(policy, group, picked, remember, relation)
             used = {k: v for k, v in params.items() if f"${k}" in sql}
             rows = {r[0]: r[1:] for r in con.execute(sql, used).fetchall()}
             column = 0
-            for m in group:
-                width = 2 if m.kind == "avg" else 1
+            for m, width in zip(group, widths):
                 duration = policy.metric_types[m.name.value] == "duration"
                 values[m.name.value] = {a: _convert(m, rows[a][column:column + width] if a in rows else None,
                                                     duration) for a in agents}
