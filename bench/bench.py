@@ -36,7 +36,7 @@ EVENTS_PER_DAILY_CONVERSATION = 403  # measured: events per unit of conversation
 
 
 def month_of(size: int) -> Path:
-    from ledger.sample import generate
+    from ledger.sample.generator import generate
 
     folder = DATA / f"{size}"
     if not (folder / "2024-05" / "messages.csv").exists():

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import duckdb
 
-from ledger.sample import generate
+from ledger.sample.generator import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "bench" / "data"
@@ -41,8 +41,8 @@ import json, resource, sys, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 import duckdb
-from ledger.engine import checked_policy, database
-from ledger import events
+from ledger.evaluate.engine import checked_policy, database
+from ledger.inputs import events
 
 policy, _ = checked_policy([Path(sys.argv[1])])
 with database() as con:  # the run's own database: on disk, memory-limited

@@ -67,8 +67,8 @@ AGENTS = [f"初晴旗舰店:{n}" for n in ("糖糖", "小满", "小北", "小鹿
 
 
 def make_statement(n: int):
-    from ledger.entries import APPLIED, PENDING, Entry
-    from ledger.statement import FileInfo, RunInfo, build
+    from ledger.core.entries import APPLIED, PENDING, Entry
+    from ledger.outputs.statement import FileInfo, RunInfo, build
 
     rnd = random.Random(7)
     t = datetime(2024, 5, 1, 9, 0, 0)
@@ -99,7 +99,7 @@ def make_statement(n: int):
 
 def load_writer(ref: str | None):
     if ref is None:
-        from ledger import xlsx
+        from ledger.outputs import xlsx
         return xlsx
     source = subprocess.run(["git", "show", f"{ref}:src/ledger/xlsx.py"], cwd=ROOT, check=True,
                             capture_output=True).stdout

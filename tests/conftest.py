@@ -64,7 +64,7 @@ def as_tuples(entries) -> set[tuple]:
 
 def run_engine_on(events: list[dict], fmt: str = "jsonl", month: str = "2024-05") -> set[tuple]:
     """Run ledger.engine.run_month with the shipped policy over `events` in a fresh folder."""
-    from ledger.engine import run_month  # imported here: the engine may not exist yet
+    from ledger.evaluate.engine import run_month  # imported here: the engine may not exist yet
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp) / "events"

@@ -14,8 +14,8 @@ import pytest
 
 from conftest import write_events
 from ledger.cli import main
-from ledger.privacy import mask_text
-from ledger.xlsx import decode_text
+from ledger.outputs.privacy import mask_text
+from ledger.outputs.xlsx import decode_text
 
 REPO = Path(__file__).resolve().parents[1]
 WANG, LI, MEI = "初晴旗舰店:小王", "初晴旗舰店:小李", "初晴旗舰店:小美"
@@ -91,8 +91,8 @@ def test_one_file_per_agent_with_a_safe_name(small_run):
 
 def test_buyer_and_conversation_are_masked_but_not_the_order():
     from datetime import datetime
-    from ledger.entries import Entry
-    from ledger.privacy import mask_entry
+    from ledger.core.entries import Entry
+    from ledger.outputs.privacy import mask_entry
     e = Entry("E1", "r", "r", "p:1", "fine", WANG, datetime(2024, 5, 1), None, "pending", "m1", 1,
               conversation="13812345678@20240501100000", order="3921839218391234567", buyer="13812345678",
               excerpt="加我 13812345678")
@@ -221,7 +221,7 @@ def test_name_finder_finds_what_the_longest_first_alternation_finds(names, text)
     longest first (the leftmost place, then the longest name there, no overlaps)."""
     import re
 
-    from ledger.agents import NameFinder
+    from ledger.outputs.agents import NameFinder
 
     plain = re.compile("|".join(map(re.escape, sorted(names, key=lambda n: (-len(n), n)))))
     assert [(start, name) for start, _, name in NameFinder(names).find(text)] == \
@@ -232,7 +232,7 @@ def test_agent_files_written_by_forked_workers_are_the_same_bytes(tmp_path, monk
     """A big team's files are written by one process per core: same files, same bytes."""
     import hashlib
 
-    from ledger import agents
+    from ledger.outputs import agents
 
     def run(out):
         assert main(["run", "--month", "2024-05", "--policy", str(REPO / "policy"),
@@ -252,7 +252,7 @@ def test_agent_files_written_by_forked_workers_are_the_same_bytes(tmp_path, monk
 def test_number_prefilter_never_changes_the_masking(text):
     """_mask skips the three number substitutions when _NUMBER_LIKE finds nothing:
     applying them anyway must give the same text."""
-    from ledger import privacy
+    from ledger.outputs import privacy
 
     always = privacy._ID.sub(lambda m: "*" * (len(m.group()) - 4) + m.group()[-4:], text)
     always = privacy._MOBILE.sub(lambda m: f"{m.group(1)}{privacy.MASK}{m.group(3)}", always)

@@ -9,11 +9,11 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger import caps
-from ledger.check import check
-from ledger.entries import APPLIED, BONUS, FINE, Entry, sort_key
-from ledger.roster import parse as parse_roster
-from ledger.syntax import parse
+from ledger.evaluate import caps
+from ledger.lang.check import check
+from ledger.core.entries import APPLIED, BONUS, FINE, Entry, sort_key
+from ledger.inputs.roster import parse as parse_roster
+from ledger.lang.syntax import parse
 
 ROSTER = parse_roster("客服,工号,姓名,基本工资,绩效工资,最低工资\n"
                       "a1,E1,甲,2000,500,2200\na2,E1,甲,2000,500,2200\nb1,E2,乙,3000.33,0,1000\n")

@@ -2,8 +2,8 @@
 
 from pathlib import Path
 
-from ledger.check import check
-from ledger.syntax import parse
+from ledger.lang.check import check
+from ledger.lang.syntax import parse
 
 REPO = Path(__file__).resolve().parents[1]
 HOUSE = (REPO / "policy" / "house-rules.rules").read_text("utf-8")

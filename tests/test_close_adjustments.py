@@ -12,7 +12,7 @@ import openpyxl
 import pytest
 
 from conftest import write_events
-from ledger import adjustments as adj
+from ledger.period import adjustments as adj
 from ledger.cli import main
 
 REPO = Path(__file__).resolve().parents[1]

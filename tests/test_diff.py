@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ledger import engine
-from ledger.diff import diff_month, render_markdown, render_text
-from ledger.entries import APPLIED, FINE
-from ledger.errors import LedgerError, PolicyError
-from ledger.display import width as _width
+from ledger.evaluate import engine
+from ledger.review.diff import diff_month, render_markdown, render_text
+from ledger.core.entries import APPLIED, FINE
+from ledger.core.errors import LedgerError, PolicyError
+from ledger.core.display import width as _width
 
 MONTH = "2024-05"
 

@@ -4,9 +4,10 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from ledger import engine, report
-from ledger.check import check
-from ledger.syntax import parse
+from ledger.evaluate import engine
+from ledger.outputs import report
+from ledger.lang.check import check
+from ledger.lang.syntax import parse
 
 POLICY = '''
 event shift_end(agent, handover: bool, successor)

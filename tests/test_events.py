@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from ledger import events
-from ledger.errors import LedgerError
-from ledger.events import READER_ENV, Reject, load_events, parse_bool, parse_ts, write_rejects
+from ledger.inputs import events
+from ledger.core.errors import LedgerError
+from ledger.inputs.events import READER_ENV, Reject, load_events, parse_bool, parse_ts, write_rejects
 
 TZ = ZoneInfo("Asia/Shanghai")
 CHINESE = "亲，您好！请问有什么可以帮您？「核对订单」￥12.50 多拍/拍错/不想要"

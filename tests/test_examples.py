@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from ledger import engine
-from ledger.errors import PolicyError
-from ledger.examples import (event_rows, exit_code, render_results, run_examples, test_command,
+from ledger.evaluate import engine
+from ledger.core.errors import PolicyError
+from ledger.review.examples import (event_rows, exit_code, render_results, run_examples, test_command,
                              uncovered_rules)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -439,8 +439,8 @@ import pytest as _pytest
     ('    at 10:00:00 shift_end(agent: "a")\n    expect 交接班 30元\n    expect no 交接班\n', "矛盾"),
 ])
 def test_example_mistakes_are_checker_errors(body, needle):
-    from ledger.check import check
-    from ledger.syntax import parse
+    from ledger.lang.check import check
+    from ledger.lang.syntax import parse
 
     text = ('event shift_end(agent, handover: bool, successor)\nrule 交接班 "t":\n    on shift_end\n'
             '    when not handover\n    fine 30元\n\nexample "x" on 2024-05-02:\n' + body)

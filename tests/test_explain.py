@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ledger import explain as ex
-from ledger.engine import entry_id, run_month
-from ledger.errors import LedgerError
+from ledger.review import explain as ex
+from ledger.evaluate.engine import entry_id, run_month
+from ledger.core.errors import LedgerError
 
 REPO = Path(__file__).resolve().parents[1]
 POLICY = [Path("policy")]  # relative, as the CLI passes it: locations read "policy/…"
@@ -276,7 +276,7 @@ def test_every_verdict_agrees_with_the_statement(tmp_path):
 
 
 def test_expression_text_round_trips_through_the_parser():
-    from ledger.syntax import parse
+    from ledger.lang.syntax import parse
 
     policy, _ = parse((REPO / "policy" / "house-rules.rules").read_text("utf-8"), "house-rules.rules")
     for rule in policy.rules:
@@ -289,7 +289,7 @@ def test_expression_text_round_trips_through_the_parser():
 
 
 def test_effective_versions_explain_which_is_in_force(tmp_path):
-    from ledger.explain import NOT_IN_FORCE, CHARGED, explain_event
+    from ledger.review.explain import NOT_IN_FORCE, CHARGED, explain_event
 
     policy = tmp_path / "p.rules"
     policy.write_text('''event shift_end(agent, handover: bool, successor)

@@ -14,7 +14,9 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from ledger import engine, exports, profiles
+from ledger.evaluate import engine
+from ledger.inputs import exports
+from ledger.inputs import profiles
 from ledger.cli import main
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,10 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger import ast
-from ledger.errors import PolicyError
-from ledger.fmt import fmt_command, format_text
-from ledger.syntax import parse
+from ledger.lang import ast
+from ledger.core.errors import PolicyError
+from ledger.lang.fmt import fmt_command, format_text
+from ledger.lang.syntax import parse
 
 REPO = Path(__file__).resolve().parents[1]
 FILES = sorted((REPO / "tests" / "fixtures" / "policy").glob("*.rules")) + [REPO / "policy" / "house-rules.rules"]
@@ -80,7 +80,7 @@ def test_shipped_files_are_idempotent_and_keep_their_meaning(path):
 
 
 def comments_of(text: str) -> list[str]:
-    from ledger.fmt import _lex
+    from ledger.lang.fmt import _lex
 
     return [c.text for c in _lex(text)[1]]
 
@@ -702,8 +702,8 @@ def test_file_that_is_not_utf8_fails_cleanly(tmp_path):
 # ---------------------------------------------------------------- safety nets
 
 def test_a_layout_that_changes_the_meaning_is_refused(monkeypatch):
-    from ledger import fmt
-    from ledger.errors import LedgerError
+    from ledger.lang import fmt
+    from ledger.core.errors import LedgerError
 
     monkeypatch.setattr(fmt, "_quote", lambda value: '"changed"')
     with pytest.raises(LedgerError, match="bug in ledger fmt"):
@@ -715,8 +715,8 @@ def test_a_layout_that_changes_the_meaning_is_refused(monkeypatch):
 def test_canonical_durations_read_back_the_same(seconds, text):
     from datetime import timedelta
 
-    from ledger.fmt import _duration_text
-    from ledger.syntax import parse_duration
+    from ledger.lang.fmt import _duration_text
+    from ledger.lang.syntax import parse_duration
 
     assert _duration_text(timedelta(seconds=seconds)) == text
     assert parse_duration(text) == timedelta(seconds=seconds)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger.check import check
-from ledger.syntax import parse
+from ledger.lang.check import check
+from ledger.lang.syntax import parse
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 VALID = sorted((FIXTURES / "policy").glob("*.rules"))

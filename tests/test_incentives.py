@@ -12,9 +12,10 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from ledger import engine, report
-from ledger import roster as roster_mod
-from ledger.entries import APPLIED
+from ledger.evaluate import engine
+from ledger.outputs import report
+from ledger.inputs import roster as roster_mod
+from ledger.core.entries import APPLIED
 
 REPO = Path(__file__).resolve().parents[1]
 D = Decimal
@@ -427,8 +428,8 @@ def test_charts_sheet_has_native_bar_charts_and_the_workbook_is_reproducible(tmp
 
 
 def test_the_worked_incentive_policy_checks_formats_and_passes_its_examples():
-    from ledger.examples import test_command
-    from ledger.fmt import format_text
+    from ledger.review.examples import test_command
+    from ledger.lang.fmt import format_text
 
     path = REPO / "examples" / "incentives.rules"
     text = path.read_text("utf-8")

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from ledger.check import check
+from ledger.lang.check import check
 from ledger.cli import main
-from ledger.lint import lint
-from ledger.syntax import parse
+from ledger.lang.lint import lint
+from ledger.lang.syntax import parse
 
 REPO = Path(__file__).resolve().parents[1]
 HOUSE = (REPO / "policy" / "house-rules.rules").read_text("utf-8")

@@ -205,7 +205,7 @@ def test_engine_metrics_and_tiers_match_the_oracle(events, data, tmp_path_factor
     from pathlib import Path
 
     from conftest import POLICY, write_events
-    from ledger.engine import run_month
+    from ledger.evaluate.engine import run_month
     from oracle import metrics_oracle, tier_oracle
 
     events = _paid_orders(data.draw, events)

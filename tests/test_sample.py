@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger import sample
-from ledger.sample import FILES, generate
+from ledger.sample import generator as sample
+from ledger.sample.generator import FILES, generate
 
 REPO = Path(__file__).resolve().parents[1]
 MONTH_START = datetime(2024, 5, 1)

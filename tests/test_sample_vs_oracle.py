@@ -6,7 +6,7 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
-from ledger.engine import run_month
+from ledger.evaluate.engine import run_month
 from oracle import oracle
 
 REPO = Path(__file__).resolve().parents[1]

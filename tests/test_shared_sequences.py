@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from ledger import engine
-from ledger.compile import compile_rule, shared_sequences
-from ledger.syntax import parse
-from ledger.check import check
+from ledger.evaluate import engine
+from ledger.evaluate.compile import compile_rule, shared_sequences
+from ledger.lang.syntax import parse
+from ledger.lang.check import check
 
 REPO = Path(__file__).resolve().parents[1]
 

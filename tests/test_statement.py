@@ -6,10 +6,10 @@ from decimal import Decimal
 import openpyxl
 from hypothesis import given, settings, strategies as st
 
-from ledger import xlsx
-from ledger.entries import APPLIED, BONUS, FINE, PENDING, Entry
-from ledger.money import round_line
-from ledger.statement import RunInfo, build
+from ledger.outputs import xlsx
+from ledger.core.entries import APPLIED, BONUS, FINE, PENDING, Entry
+from ledger.core.money import round_line
+from ledger.outputs.statement import RunInfo, build
 
 INFO = RunInfo(month="2024-05", timezone="Asia/Shanghai", policy_name="p", policy_files=(),
                event_files=(), ignored_files=(), data_end="", duplicates_folded=0, version="t")

@@ -2,15 +2,15 @@
 
 from hypothesis import given, settings, strategies as st
 
-from ledger import ast
+from ledger.lang import ast
 from datetime import datetime
 
 import duckdb
 import pytest
 
-from ledger.check import check
-from ledger.compile import compile_rule, event_view_sql
-from ledger.syntax import KEYWORDS, parse
+from ledger.lang.check import check
+from ledger.evaluate.compile import compile_rule, event_view_sql
+from ledger.lang.syntax import KEYWORDS, parse
 
 POLICY = """\
 policy "测试"

@@ -23,10 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl.utils import get_column_letter
 
-from ledger import xlsx
-from ledger.entries import APPLIED, BONUS, FINE, PENDING, Entry
-from ledger.statement import FileInfo, RunInfo, Statement, build
-from ledger.xlsx import (
+from ledger.outputs import xlsx
+from ledger.core.entries import APPLIED, BONUS, FINE, PENDING, Entry
+from ledger.outputs.statement import FileInfo, RunInfo, Statement, build
+from ledger.outputs.xlsx import (
     DETAIL_HEADER, FIXED_ZIP_TIME, MAX_CELL_CHARS, SUMMARY_HEADER, TRUNCATED, decode_text,
     encode_text, write_statement,
 )

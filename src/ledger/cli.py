@@ -9,8 +9,8 @@ from typing import List, Optional
 
 import typer
 
-from . import __version__
-from .errors import LedgerError, PolicyError
+from ledger import __version__
+from ledger.core.errors import LedgerError, PolicyError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None,
@@ -57,8 +57,10 @@ def close_(
 
 
 def _run_period(month, policy, events, out, strict, adjustments, roster, *, seal: bool) -> None:
-    from . import close, period, report
-    from . import roster as roster_mod
+    from ledger.period import close
+    from ledger.period import lifecycle as period
+    from ledger.outputs import report
+    from ledger.inputs import roster as roster_mod
 
     progress = _progress()
     found = roster_mod.find(Path("."), roster, events)
@@ -103,14 +105,15 @@ def check(
     out: Path = typer.Option(Path("reports"), "--out", help="输出目录，用来找已结账的月份 (to find closed months)"),
 ):
     """检查规则文件：一次列出全部错误和警告 (all errors and warnings in one pass)。"""
-    from . import engine, period
-    from .lint import double_fines, lint
+    from ledger.evaluate import engine
+    from ledger.period import lifecycle as period
+    from ledger.lang.lint import double_fines, lint
 
     policy, diagnostics, sources = engine.load_policy(paths or [Path("policy")])
     errors = sum(1 for d in diagnostics if d.severity == "error")
     if not errors:
         diagnostics = diagnostics + lint(policy)
-        from . import profiles as profiles_mod
+        from ledger.inputs import profiles as profiles_mod
 
         profiles_mod.load([events, Path("profiles")])  # export profiles: errors end the check (exit 1)
         adjustment_diags = period.check_adjustments(policy, sources, events, out, adjustments)
@@ -147,7 +150,8 @@ def sample(
     bad_rows: int = typer.Option(3, "--bad-rows", min=0, help="故意写入的坏行数 (malformed rows to include)"),
 ):
     """生成示例月份的事件数据 (generate a realistic sample month)。"""
-    from . import engine, sample as sample_mod
+    from ledger.evaluate import engine
+    from ledger.sample import generator as sample_mod
 
     engine.Month.parse(month)
     counts = sample_mod.generate(out, month, agents=agents, conversations_per_day=per_day,
@@ -166,7 +170,7 @@ def diff(
     format: str = typer.Option("text", "--format", help="text（终端）或 markdown（贴到评审里）"),
 ):
     """比较规则修改前后：规则文本的变化和每位客服、每条规则的金额变化。"""
-    from .diff import diff_month, render_markdown, render_text
+    from ledger.review.diff import diff_month, render_markdown, render_text
 
     if format not in ("text", "markdown"):
         raise LedgerError(f"--format 只能是 text 或 markdown (got {format!r})", exit_code=2)
@@ -183,7 +187,7 @@ def explain(
     events: Path = typer.Option(Path("events"), "--events", help="事件目录"),
 ):
     """解释一笔明细为什么产生，或一个事件为什么被罚 / 没被罚 (why was I fined? why was she not?)。"""
-    from . import explain as explain_mod
+    from ledger.review import explain as explain_mod
 
     if (entry_id is None) == (event is None):
         raise LedgerError("请给出一个明细编号，或用 --event 给出事件编号 (give an entry id or --event ID)", exit_code=2)
@@ -201,7 +205,7 @@ def fmt(
     check: bool = typer.Option(False, "--check", help="只检查不修改；需要格式化时退出码 1 (check only)"),
 ):
     """把规则文件整理成统一格式，注释保留在原处 (canonical layout, comments kept)。"""
-    from .fmt import fmt_command
+    from ledger.lang.fmt import fmt_command
 
     text, code = fmt_command(list(paths or [Path("policy")]), check)
     typer.echo(text)
@@ -212,7 +216,7 @@ def fmt(
 @app.command("test")
 def test_(paths: Optional[List[Path]] = typer.Argument(None, help="规则文件或目录，默认 policy/")):
     """运行规则文件里的 example 例子；列出没有例子的规则 (run the policy's examples)。"""
-    from .examples import test_command
+    from ledger.review.examples import test_command
 
     text, code = test_command(list(paths or [Path("policy")]))
     typer.echo(text)

@@ -1,0 +1,523 @@
+"""AST → SQL. Each rule becomes one set-based query over typed event views.
+
+The query shapes are plain portable SQL (CTEs, window functions, joins, GROUP BY)
+so the same plans can later run on a distributed engine. Values from the policy
+enter the SQL only as quoted literals; values from events only as data.
+
+Null semantics (docs/decisions.md): every test yields TRUE or FALSE, never NULL.
+Comparisons with a missing value are false, `!=` is true, a missing yes/no is no.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import attrs
+
+from ledger.lang import ast
+from ledger.lang.check import CORE_FIELDS, EventType, Policy
+
+# Python's str.strip() whitespace set, as characters for trim() and as an RE2 class.
+_WS_CHARS = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
+_WS = r"[\t\n\x{0b}\f\r\x{1c}-\x{1f} \x{85}\x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}\x{3000}]"
+_SQL_TYPES = {"text": "VARCHAR", "money": "DECIMAL(18,4)", "number": "DECIMAL(38,10)",
+              "bool": "BOOLEAN", "time": "TIMESTAMP"}
+# Columns the events table always has (see events.py).
+_BASE_COLUMNS = ("seq", "id", "ts", "ts_local", "type", "agent", "conversation", "buyer",
+                 "order", "src_file", "src_line")
+EXCERPT_FIELDS = ("text", "note", "reason", "category")
+
+
+def q(name: str) -> str:
+    """Quote an identifier."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def lit(value: str) -> str:
+    """Quote a string literal."""
+    return "'" + value.replace("'", "''") + "'"
+
+
+def view_name(event: str) -> str:
+    return q("ev_" + event)
+
+
+def event_view_sql(event: EventType, columns: set[str]) -> str:
+    """A typed view of one event type over the raw `events` table.
+
+    Declared fields are cast to their type; a field no input file has is NULL;
+    declared defaults fill empty cells.
+    """
+    select = [q(c) for c in _BASE_COLUMNS]
+    for field, ftype in event.fields.items():
+        if field in CORE_FIELDS:
+            continue
+        raw = f"CAST({q(field)} AS {_SQL_TYPES[ftype]})" if field in columns else f"CAST(NULL AS {_SQL_TYPES[ftype]})"
+        if field in event.defaults:
+            raw = f"COALESCE({raw}, {_literal(event.defaults[field])})"
+        select.append(f"{raw} AS {q(field)}")
+    return (f"CREATE OR REPLACE TEMP VIEW {view_name(event.name)} AS SELECT {', '.join(select)} "
+            f"FROM events WHERE type = {lit(event.name)}")
+
+
+@attrs.frozen
+class CompiledRule:
+    rule: ast.Rule
+    sql: str  # parameters: $start, $end (UTC month bounds), $data_end
+    excerpt_field: str | None
+    recipients: tuple[str, ...]
+    neighbours: tuple[tuple[str, str], ...] = ()  # (previous|next, field) the rule reads
+
+
+def sequence_ctes(policy: Policy, rule: ast.Rule, shared: "dict[tuple, SequenceRelation] | None" = None, *,
+                  narrow: bool = False, readers: "list | None" = None) -> tuple[list[str], str]:
+    """The CTEs that select a rule's members and, with `per`, number them in sequence.
+
+    Returns (ctes, name of the relation to read). Shared by the evaluator and `explain`.
+    `shared` maps a `sequence_key` to a query of a table that already holds that
+    sequence (see `shared_sequences`): rules over the same sequence then read it instead
+    of sorting the events again. `narrow`: the sequence keeps only the columns `compile_rule` reads
+    (less to sort); `explain` reads them all. `readers`: the rules or metrics that will
+    read the sequence, when more than `rule` (their columns are all kept).
+    """
+    keys = [k.value for k in rule.on.per]
+    relation = (shared or {}).get(sequence_key(policy, rule)) if keys else None
+    if relation is not None:
+        return [f"sequenced AS ({relation.sql})"], "sequenced"
+    if narrow and keys:
+        return _sequence_ctes(policy, rule.on, neighbour_refs(rule.when), *_narrow(policy, readers or [rule]))
+    return _sequence_ctes(policy, rule.on, neighbour_refs(rule.when))
+
+
+def _sequence_ctes(policy: Policy, on: ast.On, neighbours, columns: "list[str] | None" = None,
+                   gap: bool = True, nexts: "dict[str, str] | None" = None,
+                   subsets: "dict[str, str] | None" = None) -> tuple[list[str], str]:
+    """`columns`: the members' columns to keep (all when None); `gap`: whether to
+    compute the time since the previous member; `nexts`: next-match columns to add
+    (column -> condition, see next_match); `subsets`: sub-sequences to number too
+    (suffix -> member condition, see _subset_relation)."""
+    event = policy.events[on.event.value]
+    keys = [k.value for k in on.per]
+    members = f"SELECT * FROM {view_name(event.name)}"
+    if on.filter is not None:
+        members += " WHERE " + condition_sql(policy, event, on.filter, alias=None)
+    ctes = [f"members AS ({members})"]
+    if not keys:
+        return ctes, "members"
+    partition = ", ".join(q(k) for k in keys)
+    # An event whose key is missing is a sequence of its own (seq is unique, and an
+    # integer sorts faster than the id).
+    missing = " OR ".join(f"{q(k)} IS NULL" for k in keys)
+    partition += f", CASE WHEN {missing} THEN seq END"
+    w = f"(PARTITION BY {partition} ORDER BY ts, seq)"
+    extra = [f"row_number() OVER {w} AS _position",
+             f"count(*) OVER (PARTITION BY {partition}) AS _count"]
+    if gap:
+        extra.append(f"ts - lag(ts) OVER {w} AS _gap")
+    for scope, field in neighbours:
+        fn = "lag" if scope == "previous" else "lead"
+        column = "ts_local" if field == "ts" else field  # user-facing time is wall time
+        extra.append(f"{fn}({q(column)}) OVER {w} AS {q('_' + scope + '_' + field)}")
+    for suffix, cond in sorted((subsets or {}).items()):
+        extra.append(f"({cond}) AS {q('_in' + suffix)}")
+        extra.append(f"count(*) FILTER (WHERE {cond}) OVER (PARTITION BY {partition} ORDER BY ts, seq "
+                     f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS {q('_position' + suffix)}")
+        extra.append(f"count(*) FILTER (WHERE {cond}) OVER (PARTITION BY {partition}) AS {q('_count' + suffix)}")
+    for column, cond in sorted((nexts or {}).items()):
+        extra.append(f"min(ts) FILTER (WHERE {cond}) OVER (PARTITION BY {partition} ORDER BY ts, seq "
+                     f"ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS {q(column)}")
+    kept = "*" if columns is None else ", ".join(q(c) for c in columns)
+    ctes.append(f"sequenced AS (SELECT {kept}, {', '.join(extra)} FROM members)")
+    return ctes, "sequenced"
+
+
+def sequence_key(policy: Policy, rule: ast.Rule) -> tuple:
+    """Rules with equal keys read the same sequence: same event type, same members
+    (compared as compiled SQL, so layout and positions do not matter), same `per`."""
+    event = policy.events[rule.on.event.value]
+    members = condition_sql(policy, event, rule.on.filter, alias=None) if rule.on.filter is not None else ""
+    return (event.name, members, tuple(k.value for k in rule.on.per))
+
+
+def _narrow(policy: Policy, rules: "list[ast.Rule]") -> tuple[list[str], bool]:
+    """(columns, gap) of a sequence that only these rules read: the member columns they
+    read, and whether any reads the time since the previous member."""
+    event = policy.events[rules[0].on.event.value]
+    wanted = {c for r in rules for c in _columns_read(event, r)}
+    columns = [c for c in _BASE_COLUMNS if c in wanted] + sorted(wanted - set(_BASE_COLUMNS))
+    gap = any("gap" in _fields_read(r.when) and "gap" not in event.fields for r in rules)
+    return columns, gap
+
+
+def _fields_read(expr) -> set[str]:
+    """Names an expression reads without a previous./next. scope (fields and sequence facts)."""
+    found: set[str] = set()
+
+    def walk(e):
+        if isinstance(e, ast.Ref) and e.scope is None:
+            found.add(e.name.value)
+        for child in attrs.astuple(e, recurse=False) if attrs.has(type(e)) else ():
+            for c in (child if isinstance(child, tuple) else (child,)):
+                walk(c)
+
+    if expr is not None:
+        walk(expr)
+    return found
+
+
+def _columns_read(event: EventType, reader) -> set[str]:
+    """The member columns `compile_rule` (a rule) or `metrics.metric_sql` (a metric)
+    reads from the reader's sequence."""
+    columns = {"seq", "id", "ts", "ts_local", "conversation", "order", "buyer", "agent"}
+    read = _fields_read(reader.when)
+    if isinstance(reader, ast.Rule):
+        windows = list(reader.unless)
+        columns |= {r.value for r in reader.recipients}
+        excerpt = next((f for f in EXCERPT_FIELDS if event.fields.get(f) == "text"), None)
+        if excerpt:
+            columns.add(excerpt)
+    else:  # a metric: its windows, its wait and the values it aggregates
+        windows = [w for _, w in reader.windows] + ([reader.wait] if reader.wait is not None else [])
+        for value in reader.values:
+            read |= _fields_read(value)
+    columns |= {k.value for w in windows for k in w.same}
+    columns |= {f for f in read if f in event.fields or f in _BASE_COLUMNS}
+    return columns
+
+
+@attrs.frozen
+class SequenceRelation:
+    """What a reader of a shared sequence reads: a query of its table, and the
+    next-match columns it has (next_match)."""
+
+    sql: str
+    nexts: frozenset[str] = frozenset()
+
+    def next_column(self, policy: Policy, on: ast.On, window) -> "str | None":
+        """The column answering `window` (a Window or a Wait) for a reader on `on`, if any."""
+        whole = attrs.evolve(on, filter=None)
+        found = next_match(policy, whole, window)
+        return found[0] if found and found[0] in self.nexts else None
+
+
+@attrs.frozen
+class SharedSequence:
+    key: tuple
+    table: str
+    sql: str  # CREATE TEMP TABLE ... AS the sequence, with every neighbour its rules read
+    rules: tuple[int, ...]  # positions (in the list given) of the rules that read it
+    # sequence_key -> what its readers read: the sequence itself, and the
+    # sub-sequences (a member filter) numbered inside it
+    relations: tuple[tuple[tuple, SequenceRelation], ...] = ()
+
+
+def shared_sequences(policy: Policy, rules: list) -> list[SharedSequence]:
+    """One table per sequence that two or more readers (rules, and metrics with `on`)
+    read: numbering, counting and the previous/next values sorted once instead of once
+    per reader.
+
+    A reader over a sub-sequence — the same events and keys with a member filter, such
+    as 敬语's agent messages of a conversation — reads the table of the whole sequence
+    when it needs only positions (first, last, position, count), not neighbours or
+    gaps: the table numbers the filtered members too (_subset_relation), so the
+    sub-sequence costs no sort of its own."""
+    groups: dict[tuple, list[int]] = {}
+    for index, rule in enumerate(rules):
+        if rule.on.per:
+            groups.setdefault(sequence_key(policy, rule), []).append(index)
+    subsets: dict[tuple, dict[tuple, list[int]]] = {}  # whole key -> sub key -> readers
+    for key, members in list(groups.items()):
+        whole = (key[0], "", key[2])
+        if key[1] and whole in groups and all(_positions_only(rules[i]) for i in members):
+            subsets.setdefault(whole, {})[key] = members
+            del groups[key]
+    out = []
+    for number, (key, members) in enumerate(groups.items()):
+        subs = subsets.get(key, {})
+        if len(members) + sum(len(m) for m in subs.values()) < 2:
+            continue
+        group = [rules[i] for i in members] + [rules[i] for m in subs.values() for i in m]
+        on = group[0].on  # the whole sequence when there are sub-sequences (their key has no filter)
+        neighbours = tuple(sorted({n for r in group for n in neighbour_refs(r.when)}))
+        nexts = dict(m for r in group for w in _windows_of(r) if (m := next_match(policy, on, w)))
+        conds = {_suffix(sub[1]): sub[1] for sub in subs}
+        # Only the columns the rules read: the table is held in memory, sorted.
+        columns, gap = _narrow(policy, group)
+        ctes, relation = _sequence_ctes(policy, on, neighbours, columns, gap, nexts, conds)
+        table = f"_seq_{number}"
+        sql = f"CREATE OR REPLACE TEMP TABLE {q(table)} AS WITH {', '.join(ctes)} SELECT * FROM {relation}"
+        relations = [(key, SequenceRelation(f"SELECT * FROM {q(table)}", frozenset(nexts)))]
+        relations += [(sub, SequenceRelation(_subset_relation(table, columns, nexts, _suffix(sub[1])), frozenset(nexts)))
+                      for sub in subs]
+        out.append(SharedSequence(key, table, sql, tuple(sorted(i for r in [members, *subs.values()] for i in r)),
+                                  tuple(relations)))
+    return out
+
+
+def _suffix(cond: str) -> str:
+    """A column-name suffix for a condition: the same condition, the same name."""
+    return "_" + hashlib.sha1(cond.encode()).hexdigest()[:12]
+
+
+def _subset_relation(table: str, columns: list[str], nexts: dict, suffix: str) -> str:
+    """The sub-sequence with member condition `suffix` read from the whole sequence's
+    table: its members, numbered among themselves (count of members up to this one,
+    and in all), and the next-match columns (later events of the whole sequence)."""
+    keep = [q(c) for c in columns] + [q(c) for c in sorted(nexts)]
+    return (f"SELECT {', '.join(keep)}, {q('_position' + suffix)} AS _position, {q('_count' + suffix)} AS _count "
+            f"FROM {q(table)} WHERE {q('_in' + suffix)}")
+
+
+def _positions_only(reader) -> bool:
+    """Whether a reader of a sequence reads only members' positions of it (first, last,
+    position, count), no neighbour (previous./next.) and no gap."""
+    exprs = [reader.when] + list(getattr(reader, "values", ()))
+    return not neighbour_refs(reader.when) and not any("gap" in _fields_read(e) for e in exprs)
+
+
+def next_match(policy: Policy, on: ast.On, window: "ast.Window | ast.Wait") -> "tuple[str, str] | None":
+    """(column, condition) when a window "is there a later X, same keys" can be read
+    from a shared sequence instead of joined: the sequence holds every event of X's
+    type (no member filter) cut by exactly the window's keys, so the next matching
+    event is the next matching member, and one window column of the sequence's single
+    sort (min ts over the following members that match) answers it for every reader.
+    None for other windows. The column's name is derived from the condition, so the
+    sequence and its readers agree on it. A `wait for` is "the first later X"."""
+    is_wait = isinstance(window, ast.Wait)
+    if (not is_wait and (window.count != 1 or window.kind not in ("within", "after"))) \
+            or window.event.value != on.event.value or on.filter is not None or not on.per \
+            or sorted(k.value for k in window.same) != sorted(k.value for k in on.per):
+        return None
+    event = policy.events[window.event.value]
+    cond = condition_sql(policy, event, window.filter, alias=None) if window.filter is not None else "TRUE"
+    return "_next" + _suffix(cond), cond
+
+
+def _windows_of(reader) -> list:
+    """A rule's `unless` windows; a metric's `with`/`unless` windows and its `wait`."""
+    if isinstance(reader, ast.Rule):
+        return list(reader.unless)
+    return [w for _, w in reader.windows] + ([reader.wait] if reader.wait is not None else [])
+
+
+def condition_sql(policy: Policy, event: EventType, expr, *, alias: str | None, sequence: bool = False) -> str:
+    """A condition about one event type as a SQL boolean that is never NULL."""
+    return _Context(policy, event, alias=alias, sequence=sequence).expr(expr)
+
+
+def compile_rule(policy: Policy, rule: ast.Rule, shared: "dict[tuple, SequenceRelation] | None" = None) -> CompiledRule:
+    """The rule as one query; `shared`: sequences already in tables (`shared_sequences`)."""
+    event = policy.events[rule.on.event.value]
+    keys = [k.value for k in rule.on.per]
+    neighbours = neighbour_refs(rule.when)
+    ctes, source = sequence_ctes(policy, rule, shared, narrow=True)
+    when = condition_sql(policy, event, rule.when, alias="s", sequence=bool(keys)) if rule.when is not None else "TRUE"
+    # MATERIALIZED: the windows and the result read the (few) triggers; left to itself
+    # DuckDB may instead materialise the whole sequence they are picked from.
+    ctes.append(f"triggers AS MATERIALIZED (SELECT * FROM {source} s WHERE s.ts >= $start AND s.ts < $end "
+                f"AND {effective_sql(rule.effective, 's')} AND ({when}))")
+
+    relation = (shared or {}).get(sequence_key(policy, rule)) if keys else None
+    found_cols, joins, exempt, pending = [], [], [], []
+    for i, window in enumerate(rule.unless):
+        column = relation.next_column(policy, rule.on, window) if relation is not None else None
+        if column:  # the shared sequence holds the next match: 1 or 0, no join
+            found = f"(CASE WHEN t.{q(column)} <= t.ts + {_interval(window.d2)} THEN 1 ELSE 0 END)"
+        else:
+            ctes.append(f"w{i} AS ({window_count_sql(policy, window, 'triggers')})")
+            joins.append(f"LEFT JOIN w{i} ON w{i}.tseq = t.seq")
+            found = f"COALESCE(w{i}.found, 0)"
+        found_cols.append(f"{found} AS _found_{i}")
+        exempt.append(f"{found} >= {window.count}")
+        if window.kind in ("within", "range"):
+            pending.append(f"t.ts + {_interval(window.d2)} > $data_end")
+    where = f"WHERE NOT ({' OR '.join(exempt)})" if exempt else ""
+    status = f"CASE WHEN {' OR '.join(pending)} THEN 'pending' ELSE 'applied' END" if pending else "'applied'"
+
+    excerpt = next((f for f in EXCERPT_FIELDS if event.fields.get(f) == "text"), None)
+    recipients = tuple(r.value for r in rule.recipients) or ("agent",)
+    cols = ["t.seq", "t.id", "t.ts", "t.ts_local", "t.conversation", "t." + q("order"), "t.buyer",
+            (f"t.{q(excerpt)}" if excerpt else "NULL") + " AS _excerpt",
+            f"{status} AS _status"]
+    cols += found_cols
+    if keys:  # the sequence facts, so the evidence can show them
+        cols += ["t._position", "t._count"]
+        cols += [f"t.{q('_' + scope + '_' + field)}" for scope, field in neighbours]
+    cols += [f"t.{q(r)} AS _to_{i}" for i, r in enumerate(recipients)]
+    if rule.amount.of is not None:  # `bonus 1% of amount`: the field the share is taken of
+        cols.append(f"t.{q(rule.amount.of.value)} AS _base")
+    sql = (f"WITH {', '.join(ctes)} SELECT {', '.join(cols)} FROM triggers t "
+           f"{' '.join(joins)} {where} ORDER BY t.ts, t.seq")
+    return CompiledRule(rule, sql, excerpt, recipients, neighbours)
+
+
+def effective_sql(effective: ast.Effective | None, alias: str) -> str:
+    """The rule version is in force at the event's wall time: [start 00:00, until + 1 day)."""
+    if effective is None:
+        return "TRUE"
+    cond = f"{alias}.ts_local >= TIMESTAMP {lit(effective.start.isoformat())}"
+    if effective.until is not None:
+        end = effective.until + timedelta(days=1)
+        cond += f" AND {alias}.ts_local < TIMESTAMP {lit(end.isoformat())}"
+    return f"({cond})"
+
+
+def neighbour_refs(expr) -> tuple[tuple[str, str], ...]:
+    """The (previous|next, field) pairs an expression reads, sorted."""
+    found = set()
+
+    def walk(e):
+        if isinstance(e, ast.Ref) and e.scope is not None:
+            found.add((e.scope.value, e.name.value))
+        for child in attrs.astuple(e, recurse=False) if attrs.has(type(e)) else ():
+            for c in (child if isinstance(child, tuple) else (child,)):
+                walk(c)
+
+    if expr is not None:
+        walk(expr)
+    return tuple(sorted(found))
+
+
+def window_conditions(window: ast.Window) -> list[str]:
+    """The key and time conditions relating a candidate event `e` to the trigger `t`
+    (without the window's filter). Shared with `explain`, which lists the events found."""
+    conds = [f"e.{q(k.value)} = t.{q(k.value)}" for k in window.same]
+    after = "(e.ts > t.ts OR (e.ts = t.ts AND e.seq > t.seq))"
+    before = "(e.ts < t.ts OR (e.ts = t.ts AND e.seq < t.seq))"
+    if window.kind == "within":
+        conds += [after, f"e.ts <= t.ts + {_interval(window.d2)}"]
+    elif window.kind == "range":
+        conds += [after, f"e.ts >= t.ts + {_interval(window.d1)}", f"e.ts <= t.ts + {_interval(window.d2)}"]
+    elif window.kind == "before":
+        conds += [before]
+    elif window.kind == "within_before":
+        conds += [before, f"e.ts >= t.ts - {_interval(window.d2)}"]
+    elif window.kind == "after":  # any time later (metrics)
+        conds += [after]
+    elif window.kind == "same_day":  # the same calendar day in the policy's zone (metrics)
+        conds += ["e.seq <> t.seq", "CAST(e.ts_local AS DATE) = CAST(t.ts_local AS DATE)"]
+    return conds
+
+
+def window_count_sql(policy: Policy, window: ast.Window, triggers: str) -> str:
+    """Count, for every row of the relation `triggers`, the events that would excuse it."""
+    other = policy.events[window.event.value]
+    conds = window_conditions(window)
+    if window.filter is not None:
+        conds.append(condition_sql(policy, other, window.filter, alias="e"))
+    return (f"SELECT t.seq AS tseq, count(*) AS found FROM {triggers} t "
+            f"JOIN {view_name(other.name)} e ON {' AND '.join(conds)} GROUP BY t.seq")
+
+
+def _interval(d: timedelta) -> str:
+    micros = (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds
+    return f"to_microseconds({micros})"
+
+
+def _literal(node: ast.Literal) -> str:
+    v = node.value
+    if node.type == "text":
+        return lit(v)
+    if node.type == "bool":
+        return "TRUE" if v else "FALSE"
+    if node.type in ("number", "money", "percent"):
+        return f"CAST({lit(str(v))} AS DECIMAL(38,10))"
+    if node.type == "duration":
+        return _interval(v)
+    raise AssertionError(node.type)  # pragma: no cover
+
+
+def _re_escape(word: str) -> str:
+    # RE2 accepts a backslash before any punctuation; letters and CJK stay literal.
+    return "".join("\\" + c if (not c.isalnum() and c != "_" and ord(c) < 128) else c for c in word)
+
+
+class _Context:
+    """Compiles expressions about one event type, reading columns through `alias`."""
+
+    def __init__(self, policy: Policy, event: EventType, *, alias: str | None, sequence: bool):
+        self.policy, self.event, self.alias, self.sequence = policy, event, alias, sequence
+
+    def col(self, name: str) -> str:
+        return f"{self.alias}.{q(name)}" if self.alias else q(name)
+
+    # -- values (may be NULL)
+    def value(self, e) -> str:
+        if isinstance(e, ast.Literal):
+            return _literal(e)
+        if isinstance(e, ast.Ref):
+            name = e.name.value
+            if e.scope is not None:
+                column = self.col(f"_{e.scope.value}_{name}")
+                if self.event.fields.get(name) == "bool":
+                    return f"COALESCE({column}, FALSE)"
+                return column
+            if name in ("first", "last", "position", "gap") and name not in self.event.fields:
+                return {"first": f"({self.col('_position')} = 1)",
+                        "last": f"({self.col('_position')} = {self.col('_count')})",
+                        "position": self.col("_position"),
+                        "gap": self.col("_gap")}[name]
+            if name == "ts":  # user-facing time is wall time in the policy's zone
+                return self.col("ts_local")
+            if self.event.fields.get(name) == "bool":  # a missing yes/no counts as no
+                return f"COALESCE({self.col(name)}, FALSE)"
+            return self.col(name)
+        if isinstance(e, ast.Call):
+            fn, arg = e.function.value, self.value(e.arg)
+            if fn == "length":
+                return f"COALESCE(length(trim({arg}, {lit(_WS_CHARS)})), 0)"  # trim: faster than a regex
+            if fn == "hour":
+                return f"hour({arg})"
+            if fn == "weekday":
+                return f"isodow({arg})"
+            if fn == "date":
+                return f"strftime({arg}, '%Y-%m-%d')"
+        return f"({self.expr(e)})"  # a condition used as a value
+
+    # -- conditions (never NULL)
+    def expr(self, e) -> str:
+        if isinstance(e, ast.BoolOp):
+            joiner = " AND " if e.op == "and" else " OR "
+            return "(" + joiner.join(self.expr(x) for x in e.operands) + ")"
+        if isinstance(e, ast.Not):
+            return f"(NOT {self.expr(e.operand)})"
+        if isinstance(e, ast.Compare):
+            a, b = self.value(e.left), self.value(e.right)
+            if e.op == "!=":
+                return f"COALESCE({a} <> {b}, TRUE)"
+            return f"COALESCE({a} {e.op} {b}, FALSE)"
+        if isinstance(e, ast.InList):
+            values = ", ".join(_literal(v) for v in e.values)
+            return f"COALESCE({self.value(e.subject)} IN ({values}), FALSE)"
+        if isinstance(e, ast.TextTest):
+            return self._text_test(e)
+        return f"COALESCE({self.value(e)}, FALSE)"  # a yes/no field or sequence fact
+
+    def _text_test(self, e: ast.TextTest) -> str:
+        s = self.value(e.subject)
+        if e.op == "contains":
+            return f"COALESCE(contains({s}, {lit(e.operand)}), FALSE)"
+        if e.op == "matches":
+            return f"COALESCE(regexp_matches({s}, {lit(e.operand)}), FALSE)"
+        words = self._words(e.operand)
+        if not words:
+            return "FALSE"
+        if e.op == "has_any":
+            return "COALESCE(" + " OR ".join(f"contains({s}, {lit(w)})" for w in words) + ", FALSE)"
+        # only: the text, without whitespace, punctuation and symbols (～, emoji), is
+        # made of list words.
+        alternation = "|".join(_re_escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)))
+        stripped = f"regexp_replace({s}, '(?:{_WS}|\\pP|\\pS)+', '', 'g')"
+        full = f"COALESCE(regexp_full_match({stripped}, {lit('(?:' + alternation + ')+')}), FALSE)"
+        # A text with a character that is neither a separator nor in a list word cannot
+        # pass: that test stops at the first such character (most texts, early) and spares
+        # them the rewrite; CASE evaluates `full` only for the rest.
+        chars = "".join(f"\\x{{{ord(c):x}}}" for c in sorted({c for w in words for c in w}))
+        alphabet = f"COALESCE(regexp_full_match({s}, '(?:{_WS}|\\pP|\\pS|[{chars}])+'), FALSE)"
+        return f"(CASE WHEN {alphabet} THEN {full} ELSE FALSE END)"
+
+    def _words(self, source: ast.WordSource) -> tuple[str, ...]:
+        if source.name is not None:
+            return self.policy.words.get(source.name.value, ())
+        return source.words

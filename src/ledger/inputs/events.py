@@ -1,0 +1,1814 @@
+"""Event files → the DuckDB table `events` (the input contract: docs/events.md).
+
+Every `*.csv` and `*.jsonl` file (suffix in any case) under the events folder, at any
+depth, hidden ones excepted, is read in code-point order of its path. Each row is
+checked and normalised, and the good rows are bulk-loaded into DuckDB. A row that
+cannot be read is rejected with its file, line and a reason, never lost.
+
+Choices the contract leaves open (for docs/decisions.md):
+- CSV encodings: a BOM decides (UTF-8, UTF-16 LE/BE); without one, NUL bytes on
+  alternate positions mean UTF-16; otherwise UTF-8 if the file decodes, or if most
+  of its non-ASCII lines do (the bad ones are rejected as undecodable); else GB18030.
+  JSONL is UTF-8 (a BOM is tolerated). Undecodable bytes reject their row only.
+- A CSV whose header has a TAB but no comma is read as TAB-separated (Excel's
+  "Unicode text" export). Quotes are strict: text after a closing quote rejects the
+  record, and a quote left open to the end of the file rejects that record (with the
+  lines it took in) instead of accepting them as one long field.
+  A CSV field is at most 131072 characters (the csv module's limit).
+- A record of only whitespace and delimiters (an empty line, Excel's trailing ",,,,")
+  is blank: skipped, not counted. An empty cell or JSON null is a missing value.
+- A NUL character anywhere in a row rejects the row (no tool downstream keeps it).
+- A header with duplicate or unusable names skips the file: one reject at the header
+  line, then every row is rejected (and counted) with a pointer to it.
+- Column names that differ only in ASCII case ("note"/"Note", "Type"/"type") cannot
+  both be DuckDB columns: the later header (CSV: the whole file) or row (JSONL) is
+  rejected. Names `seq`, `ts_local`, `src_file`, `src_line` are reserved.
+- Declared money/number values are stored as plain decimals without trailing zeros
+  ("12.50" → "12.5", "1e3" → "1000") so that derived ids do not depend on formatting.
+- Fractional seconds beyond microseconds are truncated.
+
+Two readers, one meaning. The reference is the row-by-row Python reader (`_Loader`): every
+row decoded, checked and normalised in Python, then bulk-loaded. UTF-8 CSV files of
+256 KB or more (the bulk of a big month) are read set-based instead (`_FastLoad`): DuckDB
+reads the file as numbered physical lines and the SQL splits, checks and normalises every
+line it can vouch for (no quote, the header's column count, `ts` in a common form inside
+a tabled time zone window, declared values in plain forms); every other line goes through
+a UDF that runs the Python reader's own code on it, and a file DuckDB cannot read exactly
+the way Python does (invalid UTF-8, a lone CR, mixed line ends in multi-line records, ...)
+is read in Python after all. Duplicate ids are folded in SQL over all files at the end.
+Both give the same table, rejects and file reports; tests/test_events.py checks it on
+random folders. LEDGER_EVENTS_READER=python forces the Python reader for every file,
+=fast the set-based one for every UTF-8 CSV file whatever its size.
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import functools
+import hashlib
+import io
+import itertools
+import json
+import os
+import re
+import tempfile
+import zoneinfo
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import NamedTuple
+
+import attrs
+import duckdb
+
+from ledger.inputs import exports
+from ledger.inputs import profiles as profiles_mod
+from ledger.core.atomic import write_bytes
+from ledger.core.errors import LedgerError
+from ledger.core.money import parse_yuan
+
+Schema = dict[str, dict[str, str]]  # event type -> field name -> kind
+
+KINDS = ("text", "money", "number", "bool", "time")
+CORE = ("id", "ts", "type", "agent", "conversation", "buyer", "order")
+RESERVED = ("seq", "ts_local", "src_file", "src_line")
+EVENT_SUFFIXES = (".csv", ".jsonl", ".xlsx", ".zip")  # xlsx, zip: exports.py
+
+
+@attrs.frozen
+class Reject:
+    file: str
+    line: int
+    reason: str
+    raw: str
+
+
+@attrs.frozen
+class FileReport:
+    path: str
+    encoding: str
+    sha256: str
+    read: int
+    accepted: int
+    rejected: int
+    duplicates: int
+
+
+@attrs.frozen
+class LoadResult:
+    files: tuple[FileReport, ...]
+    ignored: tuple[str, ...]
+    rejects: tuple[Reject, ...]
+    columns: tuple[str, ...]
+    n_events: int
+    duplicates_folded: int
+
+
+# ---------------------------------------------------------------------------
+# Value helpers (public: also used by the compiler and the oracle)
+
+_TRUE = frozenset({"true", "1", "是", "yes"})
+_FALSE = frozenset({"false", "0", "否", "no"})
+
+
+def parse_bool(text) -> bool | None:
+    """true/false, 1/0, 是/否, yes/no (any case, surrounding spaces ignored); else None."""
+    if isinstance(text, bool):
+        return text
+    if text is None:
+        return None
+    s = str(text).strip().lower()
+    if s in _TRUE:
+        return True
+    if s in _FALSE:
+        return False
+    return None
+
+
+_TS = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
+    r"(Z|z|[+-]\d{2}(?::?\d{2})?)?",
+    re.ASCII,
+)
+_UTC = timezone.utc
+
+
+def parse_ts(text, tz: zoneinfo.ZoneInfo) -> tuple[datetime, datetime]:
+    """Parse an event time; return (UTC, wall time in `tz`), both naive.
+
+    Without an offset the text is wall time in `tz` (ambiguous times take fold=0);
+    with an offset or Z it is converted. Raises ValueError for anything else.
+    """
+    m = _TS.fullmatch(str(text).strip())
+    if not m:
+        raise ValueError(f"unparseable time: {text!r}")
+    y, mo, d, h, mi, s, frac, off = m.groups()
+    micro = int(frac[:6].ljust(6, "0")) if frac else 0
+    try:
+        wall = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), micro)
+        if off:
+            utc = wall - _offset(off)
+        else:
+            steady = _steady_offset(tz, wall.year, wall.month, wall.day, wall.hour)
+            if steady is not None:
+                return wall - steady, wall
+            utc = wall.replace(tzinfo=tz).astimezone(_UTC).replace(tzinfo=None)  # fold=0
+        # From UTC back to wall time: a time in a DST gap comes out normalised.
+        local = tz.fromutc(utc.replace(tzinfo=tz)).replace(tzinfo=None)
+    except (ValueError, OverflowError) as e:
+        raise ValueError(f"unparseable time: {text!r}") from e
+    return utc, local
+
+
+@functools.lru_cache(maxsize=4096)
+def _steady_offset(tz: zoneinfo.ZoneInfo, year: int, month: int, day: int, hour: int) -> timedelta | None:
+    """The zone's UTC offset for this whole local hour, or None if it changes in it.
+
+    A cache per hour: asking the zone for every row costs more than parsing the row.
+    """
+    start = datetime(year, month, day, hour)
+    end = start + timedelta(minutes=59, seconds=59, microseconds=999999)
+    offsets = {t.replace(tzinfo=tz, fold=fold).utcoffset() for t in (start, end) for fold in (0, 1)}
+    return offsets.pop() if len(offsets) == 1 else None
+
+
+@functools.lru_cache(maxsize=256)
+def _offset(text: str) -> timedelta:
+    """'Z', '+08:00', '-0500', '+08' as a UTC offset."""
+    if text in ("Z", "z"):
+        return timedelta(0)
+    digits = text[1:].replace(":", "")
+    hours, minutes = int(digits[:2]), int(digits[2:] or 0)
+    if hours > 23 or minutes > 59:
+        raise ValueError(f"bad offset {text!r}")
+    delta = timedelta(hours=hours, minutes=minutes)
+    return -delta if text[0] == "-" else delta
+
+
+def format_local(dt: datetime) -> str:
+    """Canonical text of a naive time: 'YYYY-MM-DD HH:MM:SS[.ffffff]'."""
+    return dt.isoformat(sep=" ")
+
+
+def plain_decimal(value: Decimal) -> str:
+    """'12.50' → '12.5', '1E+3' → '1000', '-0' → '0': no exponent, no trailing zeros."""
+    if not value.is_finite():
+        raise ValueError("not finite")
+    if value.is_zero():
+        return "0"
+    if value.adjusted() > 100 or value.as_tuple().exponent < -100:
+        raise ValueError("out of range")  # keeps '1e999999999' from becoming a huge string
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return text
+
+
+def _parse_number(text: str) -> Decimal:
+    try:
+        value = Decimal(text.strip())
+    except InvalidOperation:
+        raise ValueError(text) from None
+    return value
+
+
+_FIELD_ERRORS = {
+    "money": "不是金额 (money expected)",
+    "number": "不是数字 (number expected)",
+    "bool": "不是是/否 (yes/no expected)",
+    "time": "不是时间 (time expected)",
+}
+
+
+def _normalise_field(kind: str, text: str, tz: zoneinfo.ZoneInfo) -> str:
+    """Canonical text of a declared field; ValueError if it is not of that kind."""
+    if kind == "money":
+        return plain_decimal(parse_yuan(text))
+    if kind == "number":
+        return plain_decimal(_parse_number(text))
+    if kind == "bool":
+        flag = parse_bool(text)
+        if flag is None:
+            raise ValueError(text)
+        return "true" if flag else "false"
+    if kind == "time":
+        return format_local(parse_ts(text, tz)[1])
+    return text
+
+
+# ---------------------------------------------------------------------------
+# Files: discovery, encodings, records
+
+class _Record(NamedTuple):
+    """One row as read from a file: values, or an error; `is_row=False` for file notes.
+
+    In `values`, "" and None both mean missing (an empty cell, a JSON null).
+    """
+
+    line: int
+    raw: str
+    values: dict[str, str | None] | None = None
+    error: str | None = None
+    is_row: bool = True
+
+
+def _discover(root: Path) -> tuple[list[tuple[str, Path]], list[str]]:
+    found, ignored = [], []
+    seen_dirs = {os.path.realpath(root)}
+    # Follow linked folders (a linked month of exports is still input) but never twice.
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and _first_visit(Path(dirpath, d), seen_dirs)]
+        for name in filenames:
+            path = Path(dirpath, name)
+            if name.startswith(".") or not path.is_file():
+                continue
+            rel = _display(path.relative_to(root).as_posix())
+            if path.suffix.lower() in EVENT_SUFFIXES:
+                found.append((rel, path))
+            elif path.suffix.lower() != profiles_mod.SUFFIX:  # export profiles are read, not ignored
+                ignored.append(rel)
+    found.sort(key=lambda item: item[0])
+    return _expand_containers(found, ignored)
+
+
+def _expand_containers(found: list, ignored: list) -> tuple[list, list]:
+    """Workbooks become one input per sheet, zip archives one per member (exports.py); a
+    container that cannot be opened stays one input, rejected when it is read."""
+    if not any(path.suffix.lower() in exports.CONTAINER_SUFFIXES for _, path in found):
+        return found, sorted(ignored)
+    out = []
+    for rel, path in found:
+        if path.suffix.lower() not in exports.CONTAINER_SUFFIXES:
+            out.append((rel, path))
+            continue
+        inputs, more_ignored, problems = exports.expand(rel, path)
+        out += [(rel, path)] if problems else inputs
+        ignored = ignored + more_ignored
+    return out, sorted(ignored)
+
+
+def _first_visit(folder: Path, seen: set[str]) -> bool:
+    real = os.path.realpath(folder)
+    if real in seen:
+        return False
+    seen.add(real)
+    return True
+
+
+def _display(name: str) -> str:
+    # File names that are not valid UTF-8 (e.g. GBK names from a zip) still print.
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+_ESCAPE = "ledger.escape"
+
+
+def _escape_undecodable(exc: UnicodeError):
+    """Decode error handler: keep bad bytes as lone surrogates U+DC00+byte.
+
+    A strict decoder never yields lone surrogates, so a row containing one is known
+    to hold undecodable bytes. One byte at a time, so a bad lead byte never swallows
+    the comma or newline after it; UTF-16 must skip whole code units to stay aligned.
+    """
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    end = exc.end if "16" in exc.encoding else exc.start + 1
+    return "".join(chr(0xDC00 + b) for b in exc.object[exc.start:end]), end
+
+
+codecs.register_error(_ESCAPE, _escape_undecodable)
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _printable(text: str) -> str:
+    return _SURROGATE.sub("\ufffd", text)
+
+
+def detect_encoding(data: bytes) -> tuple[str, int]:
+    """(codec, BOM length) of a CSV file's bytes."""
+    for bom, codec in ((codecs.BOM_UTF8, "utf-8-sig"),
+                       (codecs.BOM_UTF16_LE, "utf-16-le"),
+                       (codecs.BOM_UTF16_BE, "utf-16-be")):
+        if data.startswith(bom):
+            return codec, len(bom)
+    utf16 = _utf16_without_bom(data[:4096])
+    if utf16:
+        return utf16, 0
+    return ("utf-8" if _mostly_utf8(data) else "gb18030"), 0
+
+
+def _utf16_without_bom(sample: bytes) -> str | None:
+    # ASCII (the header at least) in UTF-16 puts a NUL in every other byte.
+    pairs = len(sample) // 2
+    even, odd = sample[0:pairs * 2:2].count(0), sample[1:pairs * 2:2].count(0)
+    if odd >= max(2, pairs // 10) and even * 4 < odd:
+        return "utf-16-le"
+    if even >= max(2, pairs // 10) and odd * 4 < even:
+        return "utf-16-be"
+    return None
+
+
+def _mostly_utf8(data: bytes, sample_lines: int = 2000) -> bool:
+    if _is_utf8(data):
+        return True
+    # GBK text is practically never valid UTF-8, so the majority of non-ASCII lines
+    # tells a GBK export from a UTF-8 file with a few damaged lines.
+    good = bad = 0
+    start = 0
+    while start < len(data) and good + bad < sample_lines:
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        line = data[start:end]
+        start = end + 1
+        if line.isascii():
+            continue
+        try:
+            line.decode("utf-8")
+            good += 1
+        except UnicodeDecodeError:
+            bad += 1
+    return good > bad
+
+
+def _is_utf8(data: bytes) -> bool:
+    return _decodes(data, 0, "utf-8")
+
+
+def _decodes(data: bytes, start: int, codec: str, chunk: int = 1 << 20) -> bool:
+    """Whether data[start:] decodes strictly, without building the whole text."""
+    decoder = codecs.getincrementaldecoder(codec)()
+    view = memoryview(data)
+    try:
+        for i in range(start, len(view), chunk):
+            decoder.decode(view[i:i + chunk])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _clean_name(name: str) -> str:
+    return name.strip().strip("\ufeff").strip()
+
+
+def _blank(raw: str, delimiter: str) -> bool:
+    # Whitespace and delimiters only: empty lines and Excel's trailing ",,,," rows.
+    return not raw.strip(" \t\r\n" + delimiter)
+
+
+def _strip_newline(text: str) -> str:
+    return text.rstrip("\r\n")
+
+
+def _csv_records(data: bytes, codec: str, bom: int, columns: "_Columns", rel: str,
+                 profiles=()) -> Iterator[_Record]:
+    stream = io.BytesIO(data)
+    stream.seek(bom)
+    text = io.TextIOWrapper(stream, encoding=codec.removesuffix("-sig"), errors=_ESCAPE, newline="")
+    start = text.tell()
+    first = text.readline()
+    text.seek(start)
+    delimiter = "\t" if "\t" in first and "," not in first else ","
+    # Only a file that does not decode cleanly needs every row checked for bad bytes.
+    clean = _decodes(data, bom, codec)
+    undecodable = None if clean else f"无法解码 (undecodable bytes) as {codec.removesuffix('-sig')}"
+    records = _physical_records(text, delimiter, undecodable)
+    header = next(records, None)
+    if header is None:
+        return
+    line, _, raw, fields, problem = header
+    names = [] if problem else [_clean_name(n) for n in fields]
+    if not problem and (("ts" not in names and "type" not in names) or any(p.named(rel) for p in profiles)):
+        # a platform export: an export profile maps it, or the layout is unknown (exports.py)
+        yield from exports.table_records(rel, line, raw, names, records, columns, profiles)
+        return
+    header_error = problem or _check_header(names, columns, rel)
+    if header_error:
+        yield _Record(line, raw, error=f"表头有误，整个文件跳过 (bad header, file skipped): {header_error}",
+                      is_row=False)
+        skipped = f"文件已跳过，表头有误，见第 {line} 行 (file skipped: bad header, see line {line})"
+        for line, _, raw, _, _ in records:
+            yield _Record(line, raw, error=skipped)
+        return
+    unnamed = [i for i, name in enumerate(names) if not name]
+    for line, n_lines, raw, fields, problem in records:
+        yield _Record(line, raw, error=problem) if problem else _csv_row(names, unnamed, fields, line, n_lines, raw)
+
+
+def _physical_records(lines: Iterator[str], delimiter: str, undecodable: str | None):
+    """(first line number, number of lines, raw text, fields, problem) of each non-blank record.
+
+    csv.reader pulls physical lines one at a time and never reads ahead, so the
+    lines taken since the last record are exactly this record's lines.
+    """
+    taken: list[str] = []
+
+    def feed():
+        for text in lines:
+            taken.append(text)
+            yield text
+
+    # strict: a quote left open at the end of the file is an error, not a field that
+    # silently swallowed every row after it.
+    reader = csv.reader(feed(), delimiter=delimiter, strict=True)
+    consumed = 0
+    while True:
+        problem = None
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            fields, problem = [], f"CSV 格式错误 (malformed CSV): {e}" + _spans_hint(len(taken))
+        first, n_lines = consumed + 1, len(taken)
+        consumed += n_lines
+        raw = _strip_newline(taken[0] if n_lines == 1 else "".join(taken))
+        taken.clear()
+        if _blank(raw, delimiter):
+            continue
+        if "\x00" in raw:
+            problem = "含有 NUL 字符 (NUL character)"
+        if undecodable and _SURROGATE.search(raw):
+            problem = undecodable
+        yield first, n_lines, raw, fields, problem
+
+
+def _check_header(names: list[str], columns: "_Columns", rel: str) -> str | None:
+    """Reason the header is unusable, or None after registering its columns."""
+    named = [n for n in names if n]
+    dups = sorted({n for n in named if named.count(n) > 1})
+    if dups:
+        return "重复的列名 (duplicate column names): " + ", ".join(dups)
+    folded: dict[str, str] = {}
+    for name in named:
+        other = folded.setdefault(_fold(name), name)
+        if other != name:
+            return f"列名 {name} 与 {other} 只差大小写 (column names differ only in case)"
+    for name in named:
+        problem = columns.problem(name)
+        if problem:
+            return problem
+    columns.register(named, rel)
+    return None
+
+
+def _spans_hint(n_lines: int) -> str:
+    if n_lines < 2:
+        return ""
+    return f"；记录跨 {n_lines} 行，引号未闭合？(record spans {n_lines} lines: unclosed quote?)"
+
+
+def _csv_row(names: list[str], unnamed: list[int], fields: list[str], line: int, n_lines: int,
+             raw: str) -> _Record:
+    if len(fields) != len(names):
+        reason = f"列数不对 (wrong column count): 期望 {len(names)} 列，实际 {len(fields)} 列"
+        return _Record(line, raw, error=reason + _spans_hint(n_lines))
+    for i in unnamed:
+        if fields[i]:
+            reason = f"第 {i + 1} 列没有列名却有值 (value in a column without a header): {fields[i]!r}"
+            return _Record(line, raw, error=reason)
+    values = dict(zip(names, fields))  # empty cells stay "": missing, like None
+    if unnamed:
+        del values[""]
+    return _Record(line, raw, values)
+
+
+class _Pairs(list):
+    """A JSON object as its key/value pairs (so duplicate keys are seen, not lost)."""
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number")
+
+
+def _jsonl_records(data: bytes, columns: "_Columns", rel: str) -> Iterator[_Record]:
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+    start, line = bom, 0
+    while start < len(data):
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        chunk, start, line = data[start:end], end + 1, line + 1
+        try:
+            text = chunk.decode("utf-8")
+        except UnicodeDecodeError:
+            yield _Record(line, _strip_newline(chunk.decode("utf-8", "replace")),
+                          error="无法解码 (undecodable bytes) as utf-8")
+            continue
+        if not text.strip():
+            continue
+        yield _jsonl_row(_strip_newline(text), line, columns, rel)
+
+
+_NESTED = "字段 {} 是嵌套的对象或数组 (nested object/array not allowed)"
+_JSON = json.JSONDecoder(parse_float=Decimal, parse_constant=_no_constant, object_pairs_hook=_Pairs)
+
+
+def _jsonl_row(raw: str, line: int, columns: "_Columns", rel: str) -> _Record:
+    try:
+        obj = _JSON.decode(raw)
+    except (ValueError, RecursionError) as e:
+        return _Record(line, raw, error=f"JSON 无法解析 (invalid JSON): {e}")
+    if not isinstance(obj, _Pairs):
+        return _Record(line, raw, error="不是 JSON 对象 (not a JSON object)")
+    values = dict(obj)
+    if len(values) != len(obj) or not values.keys() <= columns.known:
+        return _jsonl_row_slow(obj, raw, line, columns, rel)  # new, unclean or repeated keys
+    for name, value in values.items():
+        if type(value) is not str:
+            if isinstance(value, list):  # arrays and (as _Pairs) objects
+                return _Record(line, raw, error=_NESTED.format(name))
+            values[name] = _json_cell(value)
+    # Only a \u escape can put a NUL or a lone surrogate into decoded JSON.
+    problem = _escaped_char_problem(values) if "\\u" in raw else None
+    return _Record(line, raw, error=problem) if problem else _Record(line, raw, values)
+
+
+def _jsonl_row_slow(obj: "_Pairs", raw: str, line: int, columns: "_Columns", rel: str) -> _Record:
+    values: dict[str, str | None] = {}
+    for key, value in obj:
+        name = _clean_name(key)
+        problem = _json_key_problem(name, value, values, columns)
+        if problem:
+            return _Record(line, raw, error=problem)
+        if name:
+            values[name] = _json_cell(value)
+    problem = _escaped_char_problem(values)
+    if problem:
+        return _Record(line, raw, error=problem)
+    columns.register(list(values), rel)
+    return _Record(line, raw, values)
+
+
+def _escaped_char_problem(values: dict[str, str | None]) -> str | None:
+    for name, value in values.items():
+        for text in (name, value or ""):
+            if "\x00" in text:
+                return "含有 NUL 字符 (NUL character)"
+            if _SURROGATE.search(text):
+                return "含有无效的 Unicode 代理字符 (lone surrogate escape)"
+    return None
+
+
+def _json_key_problem(name: str, value, values: dict, columns: "_Columns") -> str | None:
+    if isinstance(value, list):  # arrays and (as _Pairs) objects
+        return _NESTED.format(name)
+    if name in values:
+        return f"重复的键 (duplicate key): {name}"
+    if not name:
+        return None if value in (None, "") else f"空键名却有值 (value under an empty key): {value!r}"
+    return columns.problem(name)
+
+
+def _json_cell(value) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):  # before int: bool is an int
+        return "true" if value else "false"
+    if isinstance(value, Decimal):
+        try:
+            return plain_decimal(value)
+        except ValueError:
+            return str(value)  # absurd exponents stay as written, e.g. '1E+999999'
+    return str(value)
+
+
+# ---------------------------------------------------------------------------
+# Columns of the table
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _fold(name: str) -> str:
+    # DuckDB compares identifiers ignoring ASCII case only.
+    return name.translate(_ASCII_LOWER)
+
+
+class _Columns:
+    """Column registry: position of every column in the temporary file."""
+
+    FIXED = ("seq", "id", "ts", "ts_local", "src_file", "src_line")
+    STORED_CORE = ("type", "agent", "conversation", "buyer", "order")
+
+    def __init__(self):
+        self.order: list[str] = []  # stored columns in temporary-file order
+        self.index: dict[str, int] = {}  # name -> position in the temporary file
+        self.known: set[str] = set(CORE)  # names accepted as they are: core and registered
+        self._by_fold: dict[str, tuple[str, str]] = {}
+        for name in self.FIXED + self.STORED_CORE:
+            self._by_fold[_fold(name)] = (name, "")
+        self._add(self.STORED_CORE)
+
+    def problem(self, name: str) -> str | None:
+        if name in RESERVED:
+            return f"列名 {name} 是保留名 (reserved column name)"
+        if name in CORE:
+            return None
+        known = self._by_fold.get(_fold(name))
+        if known and known[0] != name:
+            where = f"（见 {known[1]}）" if known[1] else ""
+            return f"列名 {name} 与 {known[0]}{where} 只差大小写 (column names are case-sensitive)"
+        return None
+
+    def register(self, names: list[str], where: str) -> None:
+        new = [n for n in dict.fromkeys(names) if n not in self.index and n not in CORE]
+        for name in new:
+            self._by_fold[_fold(name)] = (name, where)
+        self._add(new)
+
+    def _add(self, names) -> None:
+        for name in names:
+            self.index[name] = len(self.FIXED) + len(self.order)
+            self.order.append(name)
+            self.known.add(name)
+
+    @property
+    def extras(self) -> list[str]:
+        return sorted(n for n in self.index if n not in CORE)
+
+
+# ---------------------------------------------------------------------------
+# Loading
+
+class _Loader:
+    """Rows of files, one at a time in Python: checked, normalised and written to a
+    temporary CSV for DuckDB to bulk-load.
+
+    With `dedup=False` (the set-based reader, which folds duplicates in SQL over all
+    files at the end) every good row is written, duplicates included.
+    """
+
+    def __init__(self, tz: zoneinfo.ZoneInfo, schema: Schema, out, *, columns: "_Columns | None" = None,
+                 dedup: bool = True):
+        self.tz = tz
+        self.schema = schema
+        self.columns = _Columns() if columns is None else columns
+        self.rejects: list[Reject] = []
+        self.seen = _FirstSeen()
+        self.files: list[str] = []
+        self.dedup = dedup
+        self.profiles: tuple = ()  # export profiles (profiles.py), set by load_events
+        self.set_output(out)
+
+    def set_output(self, out) -> None:
+        """Write the rows that follow to `out`, numbered from 0."""
+        self.writer = csv.writer(out, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n") if out else None
+        self.n_events = 0
+
+    def load_file(self, rel: str, path: Path) -> FileReport:
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            self.rejects.append(Reject(rel, 0, f"无法读取文件 (cannot read file): {e.strerror}", ""))
+            return FileReport(rel, "", "", 0, 0, 0, 0)
+        encoding, records = _file_records(rel, path, data, self.columns, self.profiles)
+        counts = {"read": 0, "accepted": 0, "rejected": 0, "duplicates": 0}
+        self.files.append(rel)
+        for record in records:
+            self._take(rel, record, counts)
+        return FileReport(rel, encoding, hashlib.sha256(data).hexdigest(), **counts)
+
+    def _take(self, rel: str, record: _Record, counts: dict[str, int]) -> None:
+        if not record.is_row:
+            self.rejects.append(Reject(rel, record.line, record.error, _printable(record.raw)))
+            return
+        counts["read"] += 1
+        outcome = record.error or self._accept(rel, record)
+        if outcome == "folded":
+            counts["accepted"] += 1
+            counts["duplicates"] += 1
+        elif outcome:
+            counts["rejected"] += 1
+            self.rejects.append(Reject(rel, record.line, outcome, _printable(record.raw)))
+        else:
+            counts["accepted"] += 1
+
+    def _accept(self, rel: str, record: _Record) -> str | None:
+        """Check, normalise and store one row. Returns a reject reason, "folded" or None."""
+        values = record.values
+        problem, checked = _check_row(values, self.tz, self.schema)
+        if problem:
+            return problem
+        digest, utc, local = checked
+        event_id = values.get("id") or "h" + digest[:8].hex()
+        if not self.dedup:
+            self._write(event_id, utc, local, rel, record.line, values)
+            return None
+        mark = int.from_bytes(digest[8:16], "big")
+        first = self.seen.get(event_id)
+        if first is not None:
+            first_mark, file_no, line = first
+            if first_mark == mark:
+                return "folded"
+            return (f"重复 id 但内容不同 (duplicate id with different content), "
+                    f"first seen at {self.files[file_no]}:{line}")
+        self.seen.add(event_id, mark, len(self.files) - 1, record.line)
+        self._write(event_id, utc, local, rel, record.line, values)
+        return None
+
+    def _write(self, event_id: str, utc: datetime, local: datetime, rel: str, line: int, values: dict) -> None:
+        cells = [self.n_events, event_id, utc.isoformat(" "), local.isoformat(" "), rel, line]
+        cells += map(values.get, self.columns.order)  # "" and None are both read back as NULL
+        self.writer.writerow(cells)
+        self.n_events += 1
+
+
+def _file_records(rel: str, path, data: bytes, columns: "_Columns", profiles) -> tuple[str, Iterator[_Record]]:
+    """(encoding, records) of one input: JSONL, CSV, a workbook sheet (exports.py)."""
+    suffix = path.suffix.lower()
+    if isinstance(path, exports.Sheet):
+        return "xlsx", exports.sheet_records(rel, data, path.sheet, columns, profiles)
+    if suffix in exports.CONTAINER_SUFFIXES:  # a workbook or archive that could not be opened
+        _, _, problems = exports.expand(rel, path)
+        reason = problems[0][1] if problems else "无法读取文件 (cannot read file)"
+        return suffix[1:], iter([_Record(0, "", error=reason, is_row=False)])
+    if suffix == ".jsonl":
+        return ("utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8"), _jsonl_records(data, columns, rel)
+    encoding, bom = detect_encoding(data)
+    return encoding, _csv_records(data, encoding, bom, columns, rel, profiles)
+
+
+def _check_row(values: dict, tz: zoneinfo.ZoneInfo, schema: Schema):
+    """Check and normalise one row's values in place.
+
+    Returns (reject reason, None) or (None, (sha256 digest of the canonical content, UTC, local)).
+    """
+    problems: list[str] = []
+    times = _times(values.get("ts"), tz, problems)
+    type_ = values.get("type")
+    if not type_:
+        problems.append("缺少 type (missing type)")
+    else:
+        _normalise(values, schema.get(type_, {}), tz, problems)
+    if problems:
+        return "；".join(problems), None
+    utc, local = times
+    return None, (hashlib.sha256(_canonical(type_, utc, values)).digest(), utc, local)
+
+
+def _times(text: str | None, tz: zoneinfo.ZoneInfo, problems: list[str]):
+    if not text:
+        problems.append("缺少 ts (missing ts)")
+        return None
+    try:
+        return parse_ts(text, tz)
+    except ValueError:
+        problems.append(f"ts 无法解析 (unparseable ts): {text!r}")
+        return None
+
+
+def _normalise(values: dict, declared: dict[str, str], tz: zoneinfo.ZoneInfo, problems: list[str]) -> None:
+    for name, kind in declared.items():
+        text = values.get(name)
+        if not text or kind == "text" or name in ("id", "ts", "type"):
+            continue
+        try:
+            values[name] = _normalise_field(kind, text, tz)
+        except ValueError:
+            problems.append(f"字段 {name} {_FIELD_ERRORS[kind]}: {text!r}")
+
+
+class _FirstSeen:
+    """Event id -> (content mark, file number, line) of its first row.
+
+    Packed into one int per id: a million ids stay around 150 MB instead of 250.
+    """
+
+    def __init__(self):
+        self._packed: dict[str, int] = {}
+
+    def get(self, event_id: str) -> tuple[int, int, int] | None:
+        packed = self._packed.get(event_id)
+        if packed is None:
+            return None
+        return packed >> 64, (packed >> 32) & 0xFFFFFFFF, packed & 0xFFFFFFFF
+
+    def add(self, event_id: str, mark: int, file_no: int, line: int) -> None:
+        self._packed[event_id] = mark << 64 | file_no << 32 | line
+
+
+def _canonical(type_: str, utc: datetime, values: dict[str, str | None]) -> bytes:
+    """The row's identity: type, UTC time ISO, then every other non-empty column as
+    name, value in name order. NUL separates the parts: no accepted name or value
+    contains one, so the encoding is unambiguous.
+    """
+    parts = [type_, utc.isoformat()]
+    for name in sorted(values):
+        value = values[name]
+        if value and name not in ("id", "ts", "type"):
+            parts += (name, value)
+    return "\0".join(parts).encode()
+
+
+def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.ZoneInfo,
+                schema: Schema, progress=None) -> LoadResult:
+    """Read every event file under `root` into table `events` of `con`.
+
+    UTF-8 CSV files are read set-based in DuckDB where that gives exactly what the
+    row-by-row Python reader gives (see `_FastLoad`); everything else, and every row the
+    SQL cannot vouch for, goes through Python. LEDGER_EVENTS_READER=python forces the
+    Python reader for every file, =fast uses the set-based one for every UTF-8 CSV file
+    whatever its size (tests). `progress(message)` hears of each file as it is read.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise LedgerError(f"找不到事件目录 (events folder not found): {root}", exit_code=2)
+    _check_schema(schema)
+    files, ignored = _discover(root)
+    profiles = tuple(profiles_mod.load([root, Path("profiles")]))
+    mode = reader_mode()
+    last_readers.clear()
+    say = _file_progress(progress, files)
+    if mode != "python":
+        fast = _FastLoad(con, tz, schema, force=mode == "fast", progress=say)
+        fast.loader.profiles = profiles
+        result = fast.run(files, ignored)
+        exports.cut_sessions(con)
+        return _with_first_rows(result, files, profiles)
+    last_readers.update((rel, "python") for rel, _ in files)
+    fd, tmp = tempfile.mkstemp(prefix="ledger-events-", suffix=".csv")
+    try:
+        with open(fd, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
+            loader = _Loader(tz, schema, out)
+            loader.profiles = profiles
+            reports = []
+            for rel, path in files:
+                say(rel, path)
+                reports.append(loader.load_file(rel, path))
+        _create_table(con, loader.columns, tmp if loader.n_events else None)
+    finally:
+        os.unlink(tmp)
+    exports.cut_sessions(con)
+    return _with_first_rows(LoadResult(
+        files=tuple(reports),
+        ignored=tuple(ignored),
+        rejects=tuple(loader.rejects),
+        columns=tuple(loader.columns.extras),
+        n_events=loader.n_events,
+        duplicates_folded=sum(r.duplicates for r in reports),
+    ), files, profiles)
+
+
+_CONFLICT = re.compile(r"\(duplicate id with different content\), first seen at (.+):(\d+)$")
+
+
+def _with_first_rows(result: LoadResult, files, profiles) -> LoadResult:
+    """A duplicate id with other content is reported with both rows: the first row's text
+    is added to the later row's reason (the same whichever reader read the files)."""
+    wanted: dict[str, set[int]] = {}
+    for r in result.rejects:
+        m = _CONFLICT.search(r.reason)
+        if m:
+            wanted.setdefault(m.group(1), set()).add(int(m.group(2)))
+    if not wanted:
+        return result
+    paths = dict(files)
+    raws: dict[tuple[str, int], str] = {}
+    for rel, lines in wanted.items():
+        if rel not in paths:
+            continue
+        try:
+            data = paths[rel].read_bytes()
+        except OSError:
+            continue
+        _, records = _file_records(rel, paths[rel], data, _Columns(), profiles)
+        for record in records:
+            if record.is_row and record.line in lines:
+                raws.setdefault((rel, record.line), _printable(record.raw))
+    rejects = []
+    for r in result.rejects:
+        m = _CONFLICT.search(r.reason)
+        first = raws.get((m.group(1), int(m.group(2)))) if m else None
+        rejects.append(r if first is None else attrs.evolve(r, reason=f"{r.reason}；第一行 (first row): {first}"))
+    return attrs.evolve(result, rejects=tuple(rejects))
+
+
+def _file_progress(progress, files):
+    """say(rel, path): 'messages.csv (2/6, 1.3 GB)' to `progress`, if any."""
+    number = {rel: i for i, (rel, _) in enumerate(files, 1)}
+
+    def say(rel: str, path: Path) -> None:
+        if progress is None:
+            return
+        try:
+            size = path.stat().st_size
+        except OSError:
+            size = 0
+        unit, scale = next(((u, b) for u, b in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)) if size >= b),
+                           ("B", 1))
+        progress(f"读取 {rel} ({number.get(rel, '?')}/{len(files)}, {size / scale:.1f} {unit})")
+
+    return say
+
+
+def _check_schema(schema: Schema) -> None:
+    for type_, fields in schema.items():
+        for name, kind in fields.items():
+            if kind not in KINDS:
+                raise ValueError(f"schema: {type_}.{name} has unknown kind {kind!r}")
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def _create_table(con: duckdb.DuckDBPyConnection, columns: _Columns, tmp: str | None) -> None:
+    _create_empty(con, columns)
+    if tmp is not None:
+        _insert_written(con, columns, tmp)
+
+
+def _create_empty(con: duckdb.DuckDBPyConnection, columns: _Columns) -> None:
+    extras = columns.extras
+    decl = ["seq BIGINT", "id VARCHAR", "ts TIMESTAMP", "ts_local TIMESTAMP", "type VARCHAR",
+            "agent VARCHAR", "conversation VARCHAR", "buyer VARCHAR", '"order" VARCHAR',
+            "src_file VARCHAR", "src_line INTEGER"] + [f"{_quote(n)} VARCHAR" for n in extras]
+    con.execute(f"CREATE OR REPLACE TABLE events ({', '.join(decl)})")
+
+
+def _insert_written(con: duckdb.DuckDBPyConnection, columns: _Columns, tmp: str, base: int = 0) -> None:
+    """Append the rows `_Loader` wrote to `tmp`, their seq shifted by `base`."""
+    extras = columns.extras
+    width = len(_Columns.FIXED) + len(columns.index)
+    types = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width))
+    col = {name: f"c{i}" for name, i in columns.index.items()}
+    select = ([f"CAST(c0 AS BIGINT) + {int(base)}", "c1", "CAST(c2 AS TIMESTAMP)", "CAST(c3 AS TIMESTAMP)"]
+              + [col[n] for n in _Columns.STORED_CORE] + ["c4", "CAST(c5 AS INTEGER)"]
+              + [col[n] for n in extras])
+    # Rows written before a new column appeared are shorter: null_padding fills them,
+    # and the parallel reader cannot combine that with quoted newlines.
+    con.execute(
+        f"INSERT INTO events SELECT {', '.join(select)} FROM read_csv({_sql_string(tmp)}, "
+        f"header=false, auto_detect=false, delim=',', quote='\"', escape='\"', new_line='\\n', "
+        f"allow_quoted_nulls=true, null_padding=true, parallel=false, strict_mode=true, max_line_size=268435456, "
+        f"columns={{{types}}})"
+    )
+
+
+# ---------------------------------------------------------------------------
+# The set-based reader: UTF-8 CSV files read and checked by DuckDB SQL
+
+READER_ENV = "LEDGER_EVENTS_READER"
+_FAST_MIN_BYTES = 1 << 18  # smaller files are read faster in Python than the SQL is set up
+_HEAD_BYTES = 1 << 16  # the header and the first rows, read in Python to plan the SQL
+_SCAN_CHUNK = 1 << 22
+_RAW_DELIM = "\x01"  # the raw-line scan's column delimiter: a file containing it goes to Python
+_FIELD_LIMIT = 131072  # csv.field_size_limit(): longer lines are left to the csv module
+_ZONE_MARGIN = timedelta(days=120)  # time zone offsets are tabled this far around a file's first rows
+_MAX_SPAN_LINES = 1_000_000  # more lines in multi-line records than this: the file is read in Python
+_SPAN_LOOKAHEAD = 4096  # a multi-line record longer than this: the file is read in Python
+_PART_MIN_BYTES = 32 << 20  # files this big are read by one INSERT per core (at most _MAX_PARTS)
+_MAX_PARTS = 4
+_CORES = os.cpu_count() or 1
+_udf_numbers = itertools.count()
+
+#: How the last `load_events` read each file: rel path -> "sql" or "python" (tests, benchmarks).
+last_readers: dict[str, str] = {}
+
+
+def reader_mode() -> str:
+    """'python', 'fast' or 'auto', from LEDGER_EVENTS_READER ('python' too when this DuckDB
+    cannot declare the UDF's types)."""
+    mode = os.environ.get(READER_ENV, "").strip().lower()
+    if mode == "python" or _udf_types() is None:
+        return "python"
+    return mode if mode == "fast" else "auto"
+
+
+@functools.lru_cache(maxsize=1)
+def _udf_types():
+    """(BIGINT, VARCHAR, VARCHAR[]) as DuckDB Python types, or None when this DuckDB
+    cannot run the reader's Python UDF (its types are missing, or numpy is)."""
+    try:
+        types = duckdb.sqltype("BIGINT"), duckdb.sqltype("VARCHAR"), duckdb.sqltype("VARCHAR[]")
+    except (AttributeError, duckdb.Error):  # before DuckDB 1.4: duckdb.typing
+        try:
+            from duckdb.typing import BIGINT, VARCHAR
+            types = BIGINT, VARCHAR, duckdb.list_type(VARCHAR)
+        except (ImportError, AttributeError, duckdb.Error):
+            return None
+    con = duckdb.connect()
+    try:  # one call, so a missing piece shows here and not as a fallback for every file
+        con.create_function("ledger_probe", lambda n, s: [s], list(types[:2]), types[2],
+                            null_handling="special", side_effects=True)
+        con.execute("SELECT ledger_probe(1, 'x')").fetchall()
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    return types
+
+
+class _Scan(NamedTuple):
+    """What one pass over a file's bytes tells: checked against what DuckDB read."""
+
+    sha256: str
+    lines: int  # physical lines, as Python's universal newlines count them
+    bare_cr: bool  # a CR not followed by LF: a line break to Python, not to the raw-line scan
+    raw_delim: bool
+    newline: str | None  # "\n" or "\r\n" when every line ends so, None when they are mixed
+    final_newline: bool  # the last line has a line end
+
+
+def _scan_file(path: Path) -> _Scan:
+    digest = hashlib.sha256()
+    lf = cr = crlf = 0
+    delim = False
+    last = b""
+    with open(path, "rb") as fh:
+        while block := fh.read(_SCAN_CHUNK):
+            digest.update(block)
+            lf += block.count(b"\n")
+            n_cr = block.count(b"\r")
+            if n_cr or last == b"\r":
+                cr += n_cr
+                crlf += block.count(b"\r\n") + (last == b"\r" and block[:1] == b"\n")
+            delim = delim or _RAW_DELIM.encode() in block
+            last = block[-1:]
+    newline = "\n" if not crlf else "\r\n" if crlf == lf else None
+    return _Scan(digest.hexdigest(), lf + (last not in (b"", b"\n")), cr != crlf, delim, newline, last == b"\n")
+
+
+@attrs.define
+class _CsvPlan:
+    """A UTF-8 CSV file whose header (a single line) is good: read set-based."""
+
+    rel: str
+    path: Path
+    encoding: str
+    delimiter: str
+    names: list[str]  # cleaned header names, "" for a column without one
+    header_line: int
+    window: tuple[datetime, datetime]  # wall times whose zone offsets are tabled
+    size: int
+    line_bytes: float  # average line length at the start of the file
+    scan: object = None  # Future[_Scan]
+
+
+@attrs.define
+class _Done:
+    """A file read (either way): its rows are in `events` from seq `base` on."""
+
+    rel: str
+    path: Path
+    reader: str  # "sql" or "python"
+    report: FileReport
+    rejects: list[Reject]
+    tmp: str | None = None  # Python reader: the rows written, not yet in `events`
+    n_written: int = 0
+    spans: dict | None = None  # SQL reader: the multi-line records (see `_multi_line_records`)
+
+
+class _FastLoad:
+    """Load events set-based where possible, with exactly the Python reader's results.
+
+    Phase 1 goes through the files in order: a UTF-8 CSV file with a good one-line
+    header is planned for SQL (its header is checked and registered here, as the
+    Python reader would); every other file is read in Python, rows written to a
+    temporary CSV without folding duplicates. The column set is then final, so phase 2
+    creates `events` and appends each file's rows in order, seq counting on. Phase 3
+    folds duplicate ids over all files in SQL (first occurrence wins, as in Python).
+
+    The SQL for a file reads it as raw lines numbered by DuckDB (`WITH ORDINALITY`),
+    splits lines without quotes at the delimiter (what the csv module does with them)
+    and checks and normalises the common forms in SQL. A row the SQL cannot vouch for
+    (quotes, a NUL, unusual time or amount forms, anything to reject, blank lines) is
+    handed to a Python UDF that runs the Python reader's own code on it. If a line opens
+    a quoted field that continues on the next line, or DuckDB's lines do not add up to
+    the file's, the file's rows are taken out again and the file is read in Python.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, tz: zoneinfo.ZoneInfo, schema: Schema, *, force: bool,
+                 progress=lambda rel, path: None):
+        self.progress = progress
+        self.con = con
+        self.tz = tz
+        self.schema = schema
+        self.force = force
+        self.columns = _Columns()
+        self.loader = _Loader(tz, schema, None, columns=self.columns, dedup=False)
+        self.temps: list[str] = []
+        self.n_rows = 0  # rows appended to `events` so far (the next seq)
+
+    def run(self, files: list[tuple[str, Path]], ignored: list[str]) -> LoadResult:
+        pool = ThreadPoolExecutor(max_workers=1)  # hashes and counts files while DuckDB reads them
+        try:
+            plans = [self._plan(rel, path, pool) for rel, path in files]
+            _create_empty(self.con, self.columns)
+            done = [self._append(plan) for plan in plans]
+            self._fold_duplicates(done)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            for tmp in self.temps:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+        order = {d.rel: i for i, d in enumerate(done)}
+        rejects = sorted((r for d in done for r in d.rejects), key=lambda r: (order[r.file], r.line))
+        for d in done:
+            last_readers[d.rel] = d.reader
+        reports = tuple(d.report for d in done)
+        return LoadResult(
+            files=reports,
+            ignored=tuple(ignored),
+            rejects=tuple(rejects),
+            columns=tuple(self.columns.extras),
+            n_events=self.n_rows,
+            duplicates_folded=sum(r.duplicates for r in reports),
+        )
+
+    # -- phase 1 ------------------------------------------------------------
+
+    def _plan(self, rel: str, path: Path, pool: ThreadPoolExecutor):
+        plan = self._csv_plan(rel, path)
+        if plan is None:
+            return self._python(rel, path)
+        plan.scan = pool.submit(_scan_file, path)
+        return plan
+
+    def _csv_plan(self, rel: str, path: Path) -> _CsvPlan | None:
+        if not isinstance(path, Path) or path.suffix.lower() != ".csv":
+            return None  # zip members and workbook sheets (exports.py) are read in Python
+        try:
+            size = path.stat().st_size
+            if size < (1 if self.force else _FAST_MIN_BYTES):
+                return None
+            with open(path, "rb") as fh:
+                head = fh.read(_HEAD_BYTES)
+        except OSError:
+            return None  # the Python reader reports it
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return None
+        bom = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+        if not bom and _utf16_without_bom(head[:4096]):
+            return None
+        body = head[bom:]
+        if len(head) == _HEAD_BYTES:  # keep whole lines only
+            body = body[:body.rfind(b"\n") + 1]
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        stream = io.StringIO(text, newline="")
+        first = stream.readline()
+        stream.seek(0)
+        delimiter = "\t" if "\t" in first and "," not in first else ","
+        records = _physical_records(stream, delimiter, None)
+        header = next(records, None)
+        if header is None:
+            return None
+        line, n_lines, _, fields, problem = header
+        if problem or n_lines != 1:
+            return None
+        names = [_clean_name(n) for n in fields]
+        if "ts" not in names or "type" not in names:
+            return None  # every row is rejected, or an export profile maps it: the Python reader does it
+        if any(p.named(rel) for p in self.loader.profiles):
+            return None  # named for an export profile
+        if _check_header(names, self.columns, rel):
+            return None  # the Python reader rejects the header and every row
+        window = self._window(records, names.index("ts"), len(names))
+        line_bytes = max(1.0, len(body) / max(1, body.count(b"\n")))
+        return _CsvPlan(rel, path, "utf-8-sig" if bom else "utf-8", delimiter, names, line, window, size, line_bytes)
+
+    def _window(self, records, ts_index: int, width: int) -> tuple[datetime, datetime]:
+        """Wall times around the file's first rows, whole months: the zone is tabled there."""
+        seen = []
+        for _, _, _, fields, problem in itertools.islice(records, 64):
+            if not problem and len(fields) == width:
+                with contextlib.suppress(ValueError):
+                    seen.append(parse_ts(fields[ts_index], self.tz)[1])
+        if not seen:
+            seen = [datetime.now(self.tz).replace(tzinfo=None)]
+        low = max(min(seen) - _ZONE_MARGIN, datetime(1900, 1, 1))
+        high = min(max(seen) + _ZONE_MARGIN, datetime(2200, 1, 1))
+        # Half years, so that the files of a month share one table (`_zone_spans` is cached).
+        return datetime(low.year, 1 if low.month < 7 else 7, 1), datetime(high.year + (high.month >= 7),
+                                                                           7 if high.month < 7 else 1, 1)
+
+    def _python(self, rel: str, path: Path) -> _Done:
+        """Read one file in Python into a temporary CSV (appended to `events` in phase 2)."""
+        self.progress(rel, path)
+        fd, tmp = tempfile.mkstemp(prefix="ledger-events-", suffix=".csv")
+        self.temps.append(tmp)
+        first_reject = len(self.loader.rejects)
+        with open(fd, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
+            self.loader.set_output(out)
+            report = self.loader.load_file(rel, path)
+            written = self.loader.n_events
+            self.loader.set_output(None)
+        return _Done(rel, path, "python", report, self.loader.rejects[first_reject:], tmp, written)
+
+    # -- phase 2 ------------------------------------------------------------
+
+    def _append(self, plan) -> _Done:
+        if isinstance(plan, _CsvPlan):
+            done = self._append_sql(plan)
+            if done is not None:
+                return done
+            plan = self._python(plan.rel, plan.path)
+        if plan.n_written:
+            _insert_written(self.con, self.columns, plan.tmp, self.n_rows)
+            self.n_rows += plan.n_written
+        os.unlink(plan.tmp)
+        self.temps.remove(plan.tmp)
+        return plan
+
+    def _append_sql(self, plan: _CsvPlan) -> _Done | None:
+        self.progress(plan.rel, plan.path)
+        spans = None
+        parts = self._parts(plan)
+        while True:
+            rows = [_PythonRows(plan, self.tz, self.schema, spans) for _ in parts]
+            counts = self._insert_sql(plan, parts, rows)
+            try:
+                scan = plan.scan.result()
+            except OSError:
+                scan = None
+            good = scan is not None and not scan.bare_cr and not scan.raw_delim
+            opened = any(r.opened for r in rows)
+            if good and opened and spans is None:
+                # A quoted field runs on to the next line: find such records, then read again
+                # (other parts may have finished: their rows go too).
+                self.con.execute(f"DELETE FROM events WHERE seq >= {self.n_rows}")
+                spans = self._multi_line_records(plan, scan)
+                if spans is not None:
+                    continue
+            break
+        rejects = sorted((r for part in rows for r in part.rejects), key=lambda r: r.line)
+        inserted = sum(counts) if counts is not None else None
+        ok = (good and inserted is not None and not opened
+              and scan.lines - plan.header_line == inserted + len(rejects) + sum(r.skipped for r in rows))
+        if not ok:
+            self.con.execute(f"DELETE FROM events WHERE seq >= {self.n_rows}")
+            return None
+        # Each part numbered its rows from its first line's position: close up the gaps.
+        done = 0
+        for (first, _), count in zip(parts, counts):
+            provisional = self.n_rows + first - plan.header_line - 1
+            if count and provisional != self.n_rows + done:
+                self.con.execute(f"UPDATE events SET seq = seq - {provisional - self.n_rows - done} "
+                                 f"WHERE seq >= {provisional} AND seq < {provisional + count}")
+            done += count
+        self.n_rows += inserted
+        read = inserted + len(rejects)
+        report = FileReport(plan.rel, plan.encoding, scan.sha256, read, inserted, len(rejects), 0)
+        return _Done(plan.rel, plan.path, "sql", report, rejects, spans=spans)
+
+    def _parts(self, plan: _CsvPlan) -> list[tuple[int, int | None]]:
+        """Line ranges (first, last; None: to the end) read by concurrent INSERTs.
+
+        Numbering lines keeps each INSERT on one thread, so a big file is cut in parts,
+        one per core, at estimated line numbers (every part reads the file from its start
+        up to its last line; the rows are exact whatever the cut)."""
+        n = min(_CORES, _MAX_PARTS) if plan.size >= _PART_MIN_BYTES else 1
+        estimate = plan.size / plan.line_bytes
+        step = max(1, int((estimate - plan.header_line) / n))
+        firsts = [plan.header_line + 1 + k * step for k in range(n)]
+        return [(first, firsts[k + 1] - 1 if k + 1 < n else None) for k, first in enumerate(firsts)]
+
+    def _insert_sql(self, plan: _CsvPlan, parts: list, rows: list["_PythonRows"]) -> list[int] | None:
+        """Run the file's INSERTs, one per part, concurrently; the rows each appended, or
+        None if DuckDB gave up on one (invalid UTF-8, an over-long line, a line the UDF
+        refused: the caller decides)."""
+        spans_table = None
+        counts: list[int | None] = [None] * len(parts)
+        cursors = [self.con] if len(parts) == 1 else [self.con.cursor() for _ in parts]
+
+        def run(k: int) -> None:
+            udf = f"ledger_event_row_{os.getpid()}_{next(_udf_numbers)}"
+            cursor = cursors[k]
+            try:
+                bigint, varchar, varchars = _udf_types()
+                cursor.create_function(udf, rows[k], [bigint, varchar], varchars,
+                                       null_handling="special", side_effects=True)
+                try:
+                    first, last = parts[k]
+                    seq = self.n_rows + first - plan.header_line - 1
+                    sql = _FileSql(plan, self.columns, self.schema, self.tz, udf, seq, spans_table, first, last).sql()
+                    counts[k] = cursor.execute(sql).fetchone()[0]
+                finally:
+                    cursor.remove_function(udf)
+            except duckdb.Error:
+                if rows[k].opened:  # the whole file is read again: stop the other parts
+                    for other in cursors:
+                        if other is not cursor:
+                            with contextlib.suppress(duckdb.Error):
+                                other.interrupt()
+
+        try:
+            if rows[0].spans:
+                # Not TEMP: the other parts' connections must see it.
+                spans_table = f"ledger_span_lines_{os.getpid()}_{next(_udf_numbers)}"
+                self.con.execute(f"CREATE TABLE {spans_table} AS SELECT unnest(?::BIGINT[]) AS line",
+                                 [sorted(rows[0].spans.keys() | rows[0].members)])
+            if len(parts) == 1:
+                run(0)
+            else:
+                with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+                    list(pool.map(run, range(len(parts))))
+        finally:
+            if spans_table:
+                self.con.execute(f"DROP TABLE IF EXISTS {spans_table}")
+            for cursor in cursors:
+                if cursor is not self.con:
+                    cursor.close()
+        return None if None in counts else counts
+
+    def _multi_line_records(self, plan: _CsvPlan, scan: _Scan) -> dict | None:
+        """Records whose quoted fields run over line ends, read by the csv module:
+        first line -> (n_lines, raw, fields, problem). None if the file is better read in Python.
+
+        Such a record starts on a line with a quote that is not a one-line record (the
+        SQL finds those), and ends on the first later line with a quote that closes the
+        field (the csv module decides, on the lines that follow, up to _SPAN_LOOKAHEAD
+        of them). Each record is then read whole and must take exactly those lines.
+        """
+        if scan.newline is None:
+            return None  # mixed line ends: the raw-line scan cannot give a field's line breaks back
+        source, d = _raw_lines_sql(plan.path), plan.delimiter
+        record = _RECORD_RE.replace("{d}", d)
+        odd = [n for (n,) in self.con.execute(
+            f"SELECT ordinality FROM {source} WITH ORDINALITY WHERE ordinality > {int(plan.header_line)} "
+            f"AND CASE WHEN contains(l, '\"') THEN NOT regexp_full_match(l, {_sql_string(record)}) ELSE false END "
+            f"ORDER BY ordinality").fetchall()]
+        text: dict[int, str] = {}
+
+        def fetch(ranges) -> None:
+            wanted = sorted({n for a, b in ranges for n in range(a, min(b, scan.lines) + 1)} - text.keys())
+            if wanted:
+                text.update(self.con.execute(
+                    f"SELECT ordinality, coalesce(l, '') FROM {source} WITH ORDINALITY "
+                    f"WHERE ordinality IN (SELECT unnest(?::BIGINT[]))", [wanted]).fetchall())
+
+        fetch((n, n + 64) for n in odd)  # most records take a few lines: one scan fetches them
+        spans, after = [], 0
+        for first in odd:
+            if first <= after or _quote_state(text[first], d, False) != "open":
+                continue  # inside an earlier record, or a one-line record the csv module rejects
+            stop = first + 1
+            while stop <= scan.lines:
+                if stop not in text:
+                    if stop > first + _SPAN_LOOKAHEAD:
+                        return None  # a very long record (or a quote never closed): Python reads it
+                    fetch([(stop, first + _SPAN_LOOKAHEAD)])  # one more scan, for a long record
+                if '"' in text[stop] and _quote_state(text[stop], d, True) == "closed":
+                    break
+                stop += 1
+            stop = min(stop, scan.lines)
+            spans.append((first, stop))
+            after = stop
+        if sum(stop - first + 1 for first, stop in spans) > _MAX_SPAN_LINES:
+            return None
+        fetch(spans)
+        records = {}
+        for first, stop in spans:
+            lines = [text[n] + (scan.newline if n < scan.lines or scan.final_newline else "")
+                     for n in range(first, stop + 1)]
+            found = list(_physical_records(iter(lines), d, None))
+            if len(found) != 1 or found[0][:2] != (1, stop - first + 1):
+                return None  # e.g. a field over the csv module's size limit ended the record early
+            _, n_lines, raw, fields, problem = found[0]
+            if problem and "unexpected end of data" in problem and stop < scan.lines:
+                return None  # the record would run on: never so if the lines above are right
+            records[first] = (n_lines, raw, fields, problem)
+        return records
+
+    # -- phase 3 ------------------------------------------------------------
+
+    def _fold_duplicates(self, done: list[_Done]) -> None:
+        """Duplicate ids over all files: the first row (by seq) stays; a later row with the
+        same content is folded, one with other content rejected; seq is closed up again."""
+        con = self.con
+        con.execute("CREATE OR REPLACE TEMP TABLE ledger_dup_ids AS "
+                    "SELECT id FROM events GROUP BY id HAVING count(*) > 1")
+        try:
+            if not con.execute("SELECT count(*) FROM ledger_dup_ids").fetchone()[0]:
+                return
+            con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE ledger_dups AS
+                WITH d AS (
+                    SELECT seq, id, src_file, src_line,
+                           substr(sha256({_stored_canonical(self.columns)}), 17, 16) AS mark
+                    FROM events WHERE id IN (SELECT id FROM ledger_dup_ids)),
+                w AS (
+                    SELECT *, row_number() OVER w AS k, first_value(mark) OVER w AS first_mark,
+                           first_value(src_file) OVER w AS first_file, first_value(src_line) OVER w AS first_line
+                    FROM d WINDOW w AS (PARTITION BY id ORDER BY seq))
+                SELECT seq, src_file, src_line, mark = first_mark AS folded, first_file, first_line
+                FROM w WHERE k > 1""")
+            by_file = {d.rel: d for d in done}
+            counts = con.execute("SELECT src_file, count(*) FILTER (WHERE folded), count(*) FILTER (WHERE NOT folded) "
+                                 "FROM ledger_dups GROUP BY src_file").fetchall()
+            for rel, folded, conflicts in counts:
+                r = by_file[rel].report
+                by_file[rel].report = attrs.evolve(r, accepted=r.accepted - conflicts, rejected=r.rejected + conflicts,
+                                                   duplicates=r.duplicates + folded)
+            conflicts = con.execute("SELECT src_file, src_line, first_file, first_line FROM ledger_dups "
+                                    "WHERE NOT folded ORDER BY seq").fetchall()
+            wanted: dict[str, set[int]] = {}
+            for rel, line, _, _ in conflicts:
+                wanted.setdefault(rel, set()).add(line)
+            raws = {rel: self._raw_lines(by_file[rel], lines) for rel, lines in wanted.items()}
+            for rel, line, first_file, first_line in conflicts:
+                reason = (f"重复 id 但内容不同 (duplicate id with different content), "
+                          f"first seen at {first_file}:{first_line}")
+                by_file[rel].rejects.append(Reject(rel, line, reason, _printable(raws[rel].get(line, ""))))
+            dropped = con.execute("SELECT count(*) FROM ledger_dups").fetchone()[0]
+            con.execute("DELETE FROM events WHERE seq IN (SELECT seq FROM ledger_dups)")
+            # Close up seq: every row moves down by the number of dropped rows before it.
+            con.execute("""
+                UPDATE events SET seq = events.seq - s.shift FROM (
+                    SELECT e.seq AS old, d.n AS shift FROM events e
+                    ASOF JOIN (SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM ledger_dups) d
+                    ON e.seq > d.seq) s
+                WHERE events.seq = s.old""")
+            self.n_rows -= dropped
+        finally:
+            con.execute("DROP TABLE IF EXISTS ledger_dup_ids")
+            con.execute("DROP TABLE IF EXISTS ledger_dups")
+
+    def _raw_lines(self, done: _Done, lines: set[int]) -> dict[int, str]:
+        """The raw text of some records of a file (for rejects found after loading)."""
+        if done.reader == "sql":
+            spans = done.spans or {}
+            listed = ", ".join(str(int(n)) for n in sorted(lines))
+            found = dict(self.con.execute(
+                f"SELECT ordinality, coalesce(l, '') FROM {_raw_lines_sql(done.path)} WITH ORDINALITY "
+                f"WHERE ordinality IN ({listed})").fetchall())
+            return {n: spans[n][1] if n in spans else text for n, text in found.items()}
+        data = done.path.read_bytes()
+        scratch = _Columns()  # only the raw text is wanted: the header was checked before
+        _, records = _file_records(done.rel, done.path, data, scratch, self.loader.profiles)
+        return {r.line: r.raw for r in records if r.is_row and r.line in lines}
+
+
+class _OpenQuote(Exception):
+    """A line ends inside a quoted field: the INSERT is abandoned (see `_multi_line_records`)."""
+
+
+class _PythonRows:
+    """The UDF for rows the SQL leaves to Python: one physical line of a planned file,
+    read exactly as the Python reader reads it. Returns [id, UTC, local, value per named
+    column] for a good row; None for a blank or rejected row (kept in `rejects`) and for
+    the later lines of a multi-line record (counted in `skipped`, as blank lines are)."""
+
+    def __init__(self, plan: _CsvPlan, tz: zoneinfo.ZoneInfo, schema: Schema, spans: dict | None = None):
+        self.rel = plan.rel
+        self.delimiter = plan.delimiter
+        self.names = plan.names
+        self.named = [n for n in plan.names if n]
+        self.unnamed = [i for i, n in enumerate(plan.names) if not n]
+        self.tz = tz
+        self.schema = schema
+        self.spans = spans or {}  # first line of a multi-line record -> (n_lines, raw, fields, problem)
+        self.members = {first + k for first, (n, *_) in self.spans.items() for k in range(1, n)}
+        self.rejects: list[Reject] = []
+        self.not_rows: list[int] = []  # list.append is atomic: DuckDB may call from two threads
+        self.opened = False
+
+    @property
+    def skipped(self) -> int:
+        return len(self.not_rows)
+
+    def __call__(self, line: int, text: str | None) -> list[str | None] | None:
+        if line in self.members:
+            self.not_rows.append(line)
+            return None
+        span = self.spans.get(line)
+        if span is not None:
+            n_lines, raw, fields, problem = span
+        else:
+            n_lines, raw = 1, text or ""
+            if _blank(raw, self.delimiter):
+                self.not_rows.append(line)
+                return None
+            problem = None
+            try:
+                fields = next(csv.reader((raw + "\n",), delimiter=self.delimiter, strict=True))
+            except csv.Error as e:
+                if str(e) == "unexpected end of data":
+                    self.opened = True
+                    raise _OpenQuote(line) from None
+                fields, problem = [], f"CSV 格式错误 (malformed CSV): {e}"
+            if "\x00" in raw:
+                problem = "含有 NUL 字符 (NUL character)"
+        record = (_Record(line, raw, error=problem) if problem
+                  else _csv_row(self.names, self.unnamed, fields, line, n_lines, raw))
+        if record.error:
+            return self._reject(line, record.error, raw)
+        values = record.values
+        problem, checked = _check_row(values, self.tz, self.schema)
+        if problem:
+            return self._reject(line, problem, raw)
+        digest, utc, local = checked
+        event_id = values.get("id") or "h" + digest[:8].hex()
+        return [event_id, utc.isoformat(" "), local.isoformat(" ")] + [values.get(n) or None for n in self.named]
+
+    def _reject(self, line: int, reason: str, raw: str) -> None:
+        self.rejects.append(Reject(self.rel, line, reason, _printable(raw)))
+        return None
+
+
+def _quote_state(text: str, delimiter: str, inside: bool) -> str:
+    """'open' if the csv module, starting this line inside a quoted field (or not), ends
+    it still inside one; else 'closed' (the record ends on this line, well-formed or not)."""
+    feed = ('"\n', text + "\n") if inside else (text + "\n",)
+    try:
+        next(csv.reader(feed, delimiter=delimiter, strict=True))
+    except csv.Error as e:
+        return "open" if str(e) == "unexpected end of data" else "closed"
+    return "closed"
+
+
+def _raw_lines_sql(path: Path) -> str:
+    """A file as its physical lines (without line ends), one VARCHAR column `l`; empty
+    lines are NULL. Quotes, escapes and comments mean nothing here."""
+    return (f"read_csv({_sql_string(str(path))}, header=false, auto_detect=false, delim='\\x01', quote='', "
+            f"escape='', comment='', new_line='\\r\\n', strict_mode=false, max_line_size=16777216, "
+            f"columns={{'l': 'VARCHAR'}})")
+
+
+_DECIMAL_RE = r"-?[0-9]{1,30}(\.[0-9]{1,30})?"  # within plain_decimal's range; no sign '+', no exponent
+_MONEY_RE = r"[¥￥]?" + _DECIMAL_RE + "元?"  # after parse_yuan's removal of thousands separators
+# A single-line CSV record as the csv module reads it (strict, doubled quotes), and its fields:
+_RECORD_RE = r'(?:"(?:[^"]|"")*"|[^"{d}][^{d}]*|)(?:{d}(?:"(?:[^"]|"")*"|[^"{d}][^{d}]*|))*'
+_FIELD_RE = r'{d}("(?:[^"]|"")*"|[^"{d}][^{d}]*|)'
+_REST_RE = r"(\.[0-9]{1,9})?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)?"  # after 'YYYY-MM-DD HH:MM:SS'
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+class _FileSql:
+    """The INSERT that reads one planned CSV file into `events`.
+
+    A line is taken by the SQL only when the csv module would split it at the
+    delimiter (no quote character), it has the header's column count, and every value
+    is in a form whose reading is certain: `ts` as 'YYYY-MM-DD HH:MM:SS' (or with T,
+    fractional seconds, an offset) inside the tabled time zone window, and declared
+    money/number/yes-no values in plain forms. Everything else goes to the UDF.
+    """
+
+    def __init__(self, plan: _CsvPlan, columns: _Columns, schema: Schema, tz: zoneinfo.ZoneInfo, udf: str,
+                 base: int, spans_table: str | None = None, first: int | None = None, last: int | None = None):
+        self.spans_table = spans_table
+        self.first = plan.header_line + 1 if first is None else first
+        self.last = last
+        self.plan = plan
+        self.columns = columns
+        self.schema = schema
+        self.tz = tz
+        self.udf = udf
+        self.base = base
+        self.pos = {name: i + 1 for i, name in enumerate(plan.names) if name}  # 1-based field index
+
+    def v(self, name: str) -> str:
+        return f"v{self.pos[name]}"
+
+    def sql(self) -> str:
+        plan = self.plan
+        names = plan.names
+        unnamed_ok = " AND ".join(f"f[{i + 1}] = ''" for i, n in enumerate(names) if not n) or "true"
+        values = ", ".join(f"nullif(f[{i}], '') AS v{i}" for i in self.pos.values())
+        ts, type_ = self.v("ts"), self.v("type")
+        wall_spans, utc_spans = _zone_spans(self.tz, *plan.window)
+        declared = {name: self._declared(name) for name in self.pos if name not in ("id", "ts", "type")}
+        norm = ", ".join(f"{expr} AS n{self.pos[name]}" for name, (expr, _) in declared.items())
+        checks = " AND ".join(f"({ok})" for _, ok in declared.values()) or "true"
+        in_span = f"line IN (SELECT line FROM {self.spans_table})" if self.spans_table else "false"
+        fast = (f"NOT in_span AND NOT contains(l, chr(0)) AND strlen(l) <= {_FIELD_LIMIT} "
+                f"AND nf = {len(names)} AND unnamed_ok AND {type_} IS NOT NULL AND CAST(w0 AS VARCHAR) = t19 "
+                f"AND okrest AND okoff AND utc IS NOT NULL AND loc IS NOT NULL AND {checks}")
+        named = [n for n in names if n]
+        out = {"seq": f"{int(self.base)} + row_number() OVER () - 1",
+               "id": f"CASE WHEN fast THEN {self._id()} ELSE py[1] END",
+               "ts": "CASE WHEN fast THEN utc ELSE CAST(py[2] AS TIMESTAMP) END",
+               "ts_local": "CASE WHEN fast THEN loc ELSE CAST(py[3] AS TIMESTAMP) END",
+               "src_file": _sql_string(plan.rel),
+               # The UDF and a multi-line record's lookup must not have changed the order of the
+               # lines: a line after a later one stops the INSERT (the file is read in Python).
+               "src_line": "CASE WHEN max(line) OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) = line "
+                           "THEN CAST(line AS INTEGER) ELSE error('ledger: lines out of order') END"}
+        for k, name in enumerate(named):
+            if name not in ("id", "ts"):
+                value = self.v(name) if name == "type" else f"n{self.pos[name]}"
+                out[name] = f"CASE WHEN fast THEN {value} ELSE py[{k + 4}] END"
+        targets = ["seq", "id", "ts", "ts_local", *_Columns.STORED_CORE, "src_file", "src_line", *self.columns.extras]
+        select = ", ".join(out.get(name, "NULL") for name in targets)
+        return f"""
+            INSERT INTO events ({', '.join(_quote(n) for n in targets)})
+            WITH src AS (SELECT ordinality AS line, l FROM {_raw_lines_sql(plan.path)} WITH ORDINALITY
+                         {f"LIMIT {int(self.last)}" if self.last is not None else ""}),
+            a AS (SELECT line, l, {self._fields()} AS f FROM src WHERE line >= {int(self.first)}),
+            b AS (SELECT line, l, len(f) AS nf, {unnamed_ok} AS unnamed_ok, {in_span} AS in_span, {values} FROM a),
+            c AS (SELECT *, replace(left({ts}, 19), 'T', ' ') AS t19, substr({ts}, 20) AS rest FROM b),
+            d AS (SELECT *, try_cast(t19 AS TIMESTAMP) AS w0,
+                         CASE WHEN rest = '' THEN true ELSE regexp_full_match(rest, '{_REST_RE}') END AS okrest,
+                         CASE WHEN rest = '' THEN NULL
+                              ELSE regexp_extract(rest, '^{_REST_RE}$', ['fr', 'off', 'mm']) END AS rx
+                  FROM c),
+            e AS (SELECT *, coalesce(rx.fr, '') AS fr, coalesce(rx.off, '') AS off FROM d),
+            g AS (SELECT *,
+                         w0 + to_microseconds(CASE WHEN fr = '' THEN 0
+                                                   ELSE CAST(rpad(substr(fr, 2, 6), 6, '0') AS BIGINT) END) AS wall,
+                         CASE WHEN off IN ('', 'Z', 'z') THEN 0
+                              ELSE (CASE WHEN off[1] = '-' THEN -1 ELSE 1 END)
+                                   * (TRY_CAST(substr(off, 2, 2) AS BIGINT) * 3600
+                                      + (CASE WHEN strlen(off) > 3 THEN TRY_CAST(right(off, 2) AS BIGINT) ELSE 0 END)
+                                        * 60) END AS osec,
+                         CASE WHEN off IN ('', 'Z', 'z') THEN true
+                              ELSE TRY_CAST(substr(off, 2, 2) AS BIGINT) <= 23
+                                   AND (strlen(off) <= 3 OR TRY_CAST(right(off, 2) AS BIGINT) <= 59) END AS okoff
+                  FROM e),
+            h AS (SELECT *, CASE WHEN off = '' THEN {_span_case('wall', wall_spans, '-')}
+                                 ELSE wall - to_seconds(osec) END AS utc FROM g),
+            i AS (SELECT *, CASE WHEN off = '' THEN wall ELSE {_span_case('utc', utc_spans, '+')} END AS loc FROM h),
+            j AS (SELECT *{', ' + norm if norm else ''} FROM i),
+            k AS (SELECT *, coalesce({fast}, false) AS fast FROM j),
+            m AS (SELECT *, CASE WHEN fast THEN NULL ELSE {self.udf}(line, l) END AS py FROM k),
+            r AS (SELECT * FROM m WHERE fast OR py IS NOT NULL)
+            SELECT {select} FROM r"""
+
+    def _fields(self) -> str:
+        """The fields of line `l` as the csv module splits a one-line record; NULL for a line
+        that is not one (a quoted field left open, text after a closing quote, ...)."""
+        d = self.plan.delimiter
+        record = _RECORD_RE.replace("{d}", d)
+        field = _FIELD_RE.replace("{d}", d)
+        unquote = "CASE WHEN starts_with(x, '\"') THEN replace(substr(x, 2, length(x) - 2), '\"\"', '\"') ELSE x END"
+        # Every field quoted and no quote inside one ("a","b,c"; exports that quote
+        # everything): exactly 2 quotes per field, so the '","' between them are the
+        # field ends and splitting at them is what the csv module reads. Saves the regex.
+        between = _sql_string(f'"{d}"')
+        quotes = "strlen(l) - strlen(replace(l, '\"', ''))"  # bytes: the quote and delimiter are ASCII
+        seps = f"(strlen(l) - strlen(replace(l, {between}, ''))) // 3"
+        all_quoted = (f"starts_with(l, '\"') AND ends_with(l, '\"') AND strlen(l) >= 2 "
+                      f"AND NOT contains(l, '\"\"') AND {quotes} = 2 * ({seps} + 1)")
+        return (f"CASE WHEN NOT contains(l, '\"') THEN string_split(l, {_sql_string(d)}) "
+                f"WHEN {all_quoted} THEN string_split(substr(l, 2, length(l) - 2), {between}) "
+                f"WHEN regexp_full_match(l, {_sql_string(record)}) "
+                f"THEN list_transform(regexp_extract_all({_sql_string(d)} || l, {_sql_string(field)}, 1), "
+                f"lambda x: {unquote}) END")
+
+    def _declared(self, name: str) -> tuple[str, str]:
+        """(normalised value, check) of one column, by the kind each event type declares for it."""
+        v, type_ = self.v(name), self.v("type")
+        kinds: dict[str, list[str]] = {}
+        for event_type, fields in self.schema.items():
+            kind = fields.get(name)
+            if kind and kind != "text":
+                kinds.setdefault(kind, []).append(event_type)
+        if not kinds:
+            return v, "true"
+
+        def of(*wanted):
+            types = [t for k in wanted for t in kinds.get(k, ())]
+            return f"{type_} IN ({', '.join(_sql_string(t) for t in types)})" if types else "false"
+
+        def decimal(text: str) -> str:  # plain_decimal of a text matching _DECIMAL_RE
+            body = f"ltrim({text}, '-')"
+            whole, frac = f"ltrim(split_part({body}, '.', 1), '0')", f"rtrim(split_part({body}, '.', 2), '0')"
+            return (f"CASE WHEN {whole} = '' AND {frac} = '' THEN '0' ELSE concat("
+                    f"CASE WHEN starts_with({text}, '-') THEN '-' ELSE '' END, "
+                    f"CASE WHEN {whole} = '' THEN '0' ELSE {whole} END, "
+                    f"CASE WHEN {frac} = '' THEN '' ELSE '.' || {frac} END) END")
+
+        bare = f"replace(replace({v}, ',', ''), '，', '')"  # parse_yuan drops thousands separators
+        amount = f"regexp_replace({bare}, '^[¥￥]|元$', '', 'g')"
+        true_words = ", ".join(_sql_string(w) for w, flag in _BOOL_WORDS.items() if flag)
+        words = ", ".join(_sql_string(w) for w in _BOOL_WORDS)
+        flag = f"CASE WHEN {v} = '是' OR lower({v}) IN ({true_words}) THEN 'true' ELSE 'false' END"
+        value = (f"CASE WHEN {v} IS NULL THEN NULL WHEN {of('money')} THEN {decimal(amount)} "
+                 f"WHEN {of('number')} THEN {decimal(v)} WHEN {of('bool')} THEN {flag} ELSE {v} END")
+        check = (f"{v} IS NULL OR CASE WHEN {of('money')} THEN regexp_full_match({bare}, '{_MONEY_RE}') "
+                 f"WHEN {of('number')} THEN regexp_full_match({v}, '{_DECIMAL_RE}') "
+                 f"WHEN {of('bool')} THEN {v} IN ('是', '否') "
+                 f"OR (strlen({v}) = length({v}) AND lower({v}) IN ({words})) "
+                 f"WHEN {of('time')} THEN false ELSE true END")
+        return value, check
+
+    def _id(self) -> str:
+        """The event id: the `id` column, else 'h' + sha256 of the canonical content (`_canonical`)."""
+        iso = ("strftime(utc, '%Y-%m-%dT%H:%M:%S') || CASE WHEN microsecond(utc) % 1000000 = 0 THEN '' "
+               "ELSE '.' || strftime(utc, '%f') END")
+        parts = [self.v("type"), "chr(0)", iso]
+        for name in sorted(self.pos):
+            if name not in ("id", "ts", "type"):
+                n = f"n{self.pos[name]}"
+                parts.append(f"CASE WHEN {n} IS NULL THEN '' ELSE chr(0) || {_sql_string(name)} || chr(0) || {n} END")
+        derived = f"'h' || left(sha256(concat({', '.join(parts)})), 16)"
+        if "id" in self.pos:
+            return f"CASE WHEN {self.v('id')} IS NOT NULL THEN {self.v('id')} ELSE {derived} END"
+        return derived
+
+
+def _stored_canonical(columns: _Columns) -> str:
+    """`_canonical` of an `events` row, from its stored columns (missing values are NULL)."""
+    iso = ("strftime(ts, '%Y-%m-%dT%H:%M:%S') || CASE WHEN microsecond(ts) % 1000000 = 0 THEN '' "
+           "ELSE '.' || strftime(ts, '%f') END")
+    parts = ["type", "chr(0)", iso]
+    for name in sorted(set(_Columns.STORED_CORE) - {"type"} | set(columns.extras)):
+        q = _quote(name)
+        parts.append(f"CASE WHEN {q} IS NULL THEN '' ELSE chr(0) || {_sql_string(name)} || chr(0) || {q} END")
+    return f"concat({', '.join(parts)})"
+
+
+def _span_case(expr: str, spans, sign: str) -> str:
+    """`expr` moved by the zone offset of the span it falls in; NULL outside all spans."""
+    if not spans:
+        return "NULL::TIMESTAMP"
+    whens = " ".join(
+        f"WHEN {expr} >= TIMESTAMP '{start.isoformat(' ')}' AND {expr} < TIMESTAMP '{end.isoformat(' ')}' "
+        f"THEN {expr} {sign} to_microseconds({offset // timedelta(microseconds=1)})"
+        for start, end, offset in spans)
+    return f"CASE {whens} ELSE NULL END"
+
+
+@functools.lru_cache(maxsize=32)
+def _zone_spans(tz: zoneinfo.ZoneInfo, start: datetime, end: datetime):
+    """Hour-aligned spans of [start, end) with a steady zone offset, as (from, to, offset):
+    for wall times exactly where `parse_ts` uses `_steady_offset`, and for UTC times
+    where `tz.fromutc` adds the same offset all hour. Other hours are left to Python."""
+    wall: list[tuple[datetime, datetime, timedelta]] = []
+    utc: list[tuple[datetime, datetime, timedelta]] = []
+    hour, last = timedelta(hours=1), timedelta(minutes=59, seconds=59, microseconds=999999)
+    t = start
+    while t < end:
+        _extend(wall, t, t + hour, _steady_offset.__wrapped__(tz, t.year, t.month, t.day, t.hour))
+        at_start = tz.fromutc(t.replace(tzinfo=tz)).replace(tzinfo=None) - t
+        at_end = tz.fromutc((t + last).replace(tzinfo=tz)).replace(tzinfo=None) - (t + last)
+        _extend(utc, t, t + hour, at_start if at_start == at_end else None)
+        t += hour
+    return tuple(wall), tuple(utc)
+
+
+def _extend(spans: list, start: datetime, end: datetime, offset: timedelta | None) -> None:
+    if offset is None:
+        return
+    if spans and spans[-1][1] == start and spans[-1][2] == offset:
+        spans[-1] = (spans[-1][0], end, offset)
+    else:
+        spans.append((start, end, offset))
+
+
+def write_rejects(path: Path, rejects: Sequence[Reject]) -> None:
+    """Rejected rows as CSV (file,line,reason,raw), UTF-8 with BOM for Excel, atomically.
+
+    A cell that Excel would run as a formula (starts with = + - @) gets a leading
+    apostrophe, as OWASP recommends for CSV that people open in spreadsheets.
+    """
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["file", "line", "reason", "raw"])
+    for r in rejects:
+        writer.writerow([_excel_safe(r.file), r.line, _excel_safe(r.reason), _excel_safe(_printable(r.raw))])
+    write_bytes(Path(path), ("\ufeff" + out.getvalue()).encode("utf-8"))
+
+
+def _excel_safe(text: str) -> str:
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -1,0 +1,380 @@
+"""Platform exports as event input: `.xlsx` workbooks, `.zip` archives, and tables whose
+columns an export profile (profiles.py) maps to canonical events.
+
+Everything here feeds the Python reader (events._Loader) with the same `_Record`s a
+canonical CSV gives, so checking, normalising, rejects and duplicate folding are the
+reader's own. The set-based CSV reader never sees these files: it takes only real
+`.csv` files whose header has `ts` and `type`.
+
+* `.xlsx`: every sheet is its own input (`file.xlsx#工作表`); a sheet with no rows
+  reads 0 rows. The header is the first of the first 10 non-empty rows that has `ts` and
+  `type` or that a profile recognises (exports put titles above it), else the first
+  row; rows above it are titles, not events. Row numbers are Excel's. Cells become text: numbers without a
+  fraction as integers, dates and times as `YYYY-MM-DD HH:MM:SS`, booleans true/false.
+  The reader is python-calamine (≈12× faster than openpyxl read-only, BENCHMARKS.md);
+  openpyxl read-only is the fallback when calamine is not installed, with the same text.
+* `.zip`: every member with a known suffix (csv, jsonl, xlsx) is an input
+  (`file.zip/member`); others are listed as ignored. Members named in GBK (Windows
+  zip tools) are decoded as GB18030.
+* A table (CSV or sheet) with neither `ts` nor `type` in its header goes through the
+  profile named for the file or matched by its header; with none, the whole table is
+  rejected at its header with the headers found and the profiles tried.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import re
+import zipfile
+from datetime import date, datetime, time, timedelta
+from pathlib import Path, PurePosixPath
+from typing import Iterator
+
+import attrs
+
+from ledger.inputs import profiles as profiles_mod
+
+CONTAINER_SUFFIXES = (".xlsx", ".zip")
+MEMBER_SUFFIXES = (".csv", ".jsonl", ".xlsx")
+
+
+@attrs.frozen
+class ZipMember:
+    """A file inside a zip archive, read like a path."""
+
+    archive: Path
+    member: str
+
+    @property
+    def name(self) -> str:
+        return PurePosixPath(self.member).name
+
+    @property
+    def suffix(self) -> str:
+        return PurePosixPath(self.member).suffix
+
+    def read_bytes(self) -> bytes:
+        with zipfile.ZipFile(self.archive) as zf:
+            return zf.read(self.member)
+
+
+@attrs.frozen
+class Sheet:
+    """One sheet of a workbook (a real file or a zip member)."""
+
+    book: object  # Path | ZipMember
+    sheet: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.book.name}#{self.sheet}"
+
+    suffix = ".xlsx-sheet"
+
+    def read_bytes(self) -> bytes:
+        return self.book.read_bytes()
+
+
+def expand(rel: str, path) -> tuple[list[tuple[str, object]], list[str], list[tuple[str, str]]]:
+    """(inputs, ignored, problems) inside a container file; problems are (rel, reason)."""
+    suffix = path.suffix.lower()
+    if suffix == ".zip":
+        return _expand_zip(rel, path)
+    if suffix == ".xlsx":
+        try:
+            names = sheet_names(path.read_bytes())
+        except Exception as e:  # a damaged or encrypted workbook: one reject for the file
+            return [], [], [(rel, f"无法读取 xlsx 文件 (cannot read workbook): {e}")]
+        return [(f"{rel}#{n}", Sheet(path, n)) for n in names], [], []
+    return [(rel, path)], [], []
+
+
+def _expand_zip(rel: str, path) -> tuple[list, list, list]:
+    inputs, ignored, problems = [], [], []
+    try:
+        with zipfile.ZipFile(path) as zf:
+            infos = [i for i in zf.infolist() if not i.is_dir()]
+    except (zipfile.BadZipFile, OSError) as e:
+        return [], [], [(rel, f"无法读取 zip 文件 (cannot read zip): {e}")]
+    for info in sorted(infos, key=lambda i: _member_name(i)):
+        shown = f"{rel}/{_member_name(info)}"
+        base = PurePosixPath(info.filename).name
+        if base.startswith(".") or "__MACOSX" in info.filename:
+            continue
+        if PurePosixPath(info.filename).suffix.lower() not in MEMBER_SUFFIXES:
+            ignored.append(shown)
+            continue
+        member = ZipMember(Path(path) if isinstance(path, Path) else path, info.filename)
+        more, more_ignored, more_problems = expand(shown, member)
+        inputs += more
+        ignored += more_ignored
+        problems += more_problems
+    return inputs, ignored, problems
+
+
+def _member_name(info: zipfile.ZipInfo) -> str:
+    if info.flag_bits & 0x800:  # names are UTF-8
+        return info.filename
+    try:  # zipfile decoded the bytes as cp437: undo that, and read them as GB18030 or UTF-8
+        raw = info.filename.encode("cp437")
+    except UnicodeEncodeError:
+        return info.filename
+    for codec in ("utf-8", "gb18030"):
+        try:
+            return raw.decode(codec)
+        except UnicodeDecodeError:
+            continue
+    return info.filename
+
+
+# ------------------------------------------------------------------- workbooks
+
+def _calamine():
+    try:
+        from python_calamine import CalamineWorkbook
+        return CalamineWorkbook
+    except ImportError:  # pragma: no cover - depends on the environment
+        return None
+
+
+def sheet_names(data: bytes, reader: str | None = None) -> list[str]:
+    if _use_calamine(reader):
+        return list(_calamine().from_filelike(io.BytesIO(data)).sheet_names)
+    import openpyxl
+
+    wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+    try:
+        return list(wb.sheetnames)
+    finally:
+        wb.close()
+
+
+def _use_calamine(reader: str | None) -> bool:
+    return (reader or "calamine") == "calamine" and _calamine() is not None
+
+
+def sheet_rows(data: bytes, sheet: str, reader: str | None = None) -> Iterator[tuple[int, list[str]]]:
+    """(Excel row number, cell texts) of every non-empty row of a sheet."""
+    if _use_calamine(reader):
+        rows = _calamine().from_filelike(io.BytesIO(data)).get_sheet_by_name(sheet).to_python(skip_empty_area=False)
+        rows_iter = iter(rows)
+        close = None
+    else:
+        import openpyxl
+
+        wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        rows_iter = wb[sheet].iter_rows(values_only=True)
+        close = wb.close
+    try:
+        for number, row in enumerate(rows_iter, 1):
+            cells = [cell_text(v) for v in row]
+            while cells and not cells[-1]:
+                cells.pop()
+            if any(cells):
+                yield number, cells
+    finally:
+        if close:
+            close()
+
+
+def cell_text(value) -> str:
+    """A cell's value as the text an event file would hold."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 2**53:
+            return str(int(value))
+        return repr(value)
+    if isinstance(value, datetime):
+        text = value.strftime("%Y-%m-%d %H:%M:%S")
+        return text + (f".{value.microsecond:06d}" if value.microsecond else "")
+    if isinstance(value, date):
+        return value.strftime("%Y-%m-%d 00:00:00")
+    if isinstance(value, time):
+        return value.strftime("%H:%M:%S")
+    if isinstance(value, timedelta):
+        return str(value)
+    return str(value).strip("\ufeff") if isinstance(value, str) else str(value)
+
+
+def _raw(cells: list[str]) -> str:
+    out = io.StringIO()
+    csv.writer(out, lineterminator="").writerow(cells)
+    return out.getvalue()
+
+
+def sheet_records(rel: str, data: bytes, sheet: str, columns, profiles, reader: str | None = None):
+    """The `_Record`s of a sheet: first non-empty row is the header."""
+    from ledger.inputs import events as ev
+
+    rows = sheet_rows(data, sheet, reader)
+    head = list(itertools.islice(rows, HEADER_SEARCH_ROWS))
+    if not head:
+        return
+    # Exports often put a title or a date line above the header: the header is the first
+    # of the first rows that is canonical or that a profile recognises, else the first row.
+    at = next((i for i, (_, cells) in enumerate(head) if _looks_like_header(rel, cells, profiles)), 0)
+    header_line, header = head[at]
+    names = [ev._clean_name(n) for n in header]
+    rest = itertools.chain(head[at + 1:], rows)
+    body = ((line, 1, _raw(cells), cells + [""] * (len(names) - len(cells)), None) for line, cells in rest)
+    yield from table_records(rel, header_line, _raw(header), names, body, columns, profiles)
+
+
+HEADER_SEARCH_ROWS = 10
+
+
+def _looks_like_header(rel: str, cells: list[str], profiles) -> bool:
+    from ledger.inputs import events as ev
+
+    names = [ev._clean_name(c) for c in cells]
+    return ("ts" in names and "type" in names) or profiles_mod.choose(list(profiles or []), rel, names) is not None
+
+
+def table_records(rel: str, header_line: int, header_raw: str, names: list[str], body, columns, profiles):
+    """Records of a table given its header; the canonical path is events' own."""
+    from ledger.inputs import events as ev
+
+    canonical = "ts" in names or "type" in names
+    profile = profiles_mod.choose(profiles or [], rel, names)
+    if canonical and (profile is None or not profile.named(rel)):
+        header_error = ev._check_header(names, columns, rel)
+        if header_error:
+            yield from _skip_all(rel, header_line, header_raw, header_error, body)
+            return
+        unnamed = [i for i, name in enumerate(names) if not name]
+        for line, n_lines, raw, fields, problem in body:
+            yield ev._Record(line, raw, error=problem) if problem else ev._csv_row(names, unnamed, fields, line, n_lines, raw)
+        return
+    if profile is None:
+        yield from _skip_all(rel, header_line, header_raw, profiles_mod.unknown_layout(profiles or [], names), body)
+        return
+    yield from _mapped(rel, header_line, header_raw, names, body, columns, profile)
+
+
+def _skip_all(rel, header_line, header_raw, reason, body):
+    from ledger.inputs import events as ev
+
+    yield ev._Record(header_line, header_raw, error=f"表头有误，整个文件跳过 (bad header, file skipped): {reason}",
+                     is_row=False)
+    skipped = f"文件已跳过，表头有误，见第 {header_line} 行 (file skipped: bad header, see line {header_line})"
+    for line, _, raw, _, _ in body:
+        yield ev._Record(line, raw, error=skipped)
+
+
+def _mapped(rel, header_line, header_raw, names, body, columns, profile):
+    from ledger.inputs import events as ev
+
+    names = profiles_mod.dedupe_header(names)
+    produced = {f for e in profile.events for f, _ in e.fields} - set(ev.CORE)
+    if profile.session_key:
+        produced |= {SESSION_KEY, SESSION_GAP}
+    produced = sorted(produced)
+    for name in produced:
+        problem = columns.problem(name)
+        if problem:
+            yield from _skip_all(rel, header_line, header_raw, f"导出格式 {profile.name}: {problem}", body)
+            return
+    columns.register(produced, rel)
+    pending = []  # (line, raw, source row, canonical values | None, error | None)
+    for line, n_lines, raw, fields, problem in body:
+        if problem:
+            pending.append((line, raw, None, None, problem))
+            continue
+        if len(fields) > len(names) and any(fields[len(names):]):
+            pending.append((line, raw, None, None,
+                            f"列数不对 (wrong column count): 期望 {len(names)} 列，实际 {len(fields)} 列"))
+            continue
+        row = profiles_mod.with_aliases(dict(zip(names, map(_export_cell, fields))))
+        events = profile.rows(row)
+        if not events:
+            pending.append((line, raw, row, None, f"导出格式 {profile.name}: 这一行没有产生事件 (row gives no event)"))
+        for values in events:
+            when = _when(values.get("ts"))
+            if when is not None:
+                values["ts"] = _canonical_ts(when)
+            key = (row.get(profile.session_key) or "").strip() if profile.session_key else ""
+            if key and not values.get("conversation"):
+                values[SESSION_KEY] = key
+                values[SESSION_GAP] = str(int(profile.session_gap.total_seconds()))
+            pending.append((line, raw, row, values, None))
+    for line, raw, _, values, error in pending:
+        yield ev._Record(line, raw, error=error) if error else ev._Record(line, raw, values)
+
+
+_EXCEL_TEXT = re.compile(r'^="(.*)"$', re.S)
+
+
+def _export_cell(text: str) -> str:
+    """A cell as the platform meant it: Taobao writes long numbers as ="3700000000037417969"
+    or with a trailing TAB so that Excel keeps every digit; both are taken off."""
+    text = text.strip(" \t")
+    m = _EXCEL_TEXT.match(text)
+    return m.group(1).replace('""', '"') if m else text
+
+
+_LOOSE_TS = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?")
+
+
+def _when(text: str | None) -> datetime | None:
+    """A local time without offset in the forms exports use; None for anything else
+    (which the reader then checks, and rejects if it must)."""
+    m = _LOOSE_TS.fullmatch((text or "").strip())
+    if not m:
+        return None
+    y, mo, d, h, mi, sec, frac = m.groups()
+    try:
+        return datetime(int(y), int(mo), int(d), int(h or 0), int(mi or 0), int(sec or 0),
+                        int((frac or "0").ljust(6, "0")))
+    except ValueError:
+        return None
+
+
+def _canonical_ts(when: datetime) -> str:
+    text = when.strftime("%Y-%m-%d %H:%M:%S")
+    return text + (f".{when.microsecond:06d}" if when.microsecond else "")
+
+
+SESSION_KEY = "session_key"  # rows to cut into conversations: the key (e.g. 客户名) ...
+SESSION_GAP = "session_gap"  # ... and the idle gap in seconds
+
+
+def cut_sessions(con) -> None:
+    """Give rows the export left without a conversation one: per session key, in time
+    order (ties: input order), a new conversation after an idle gap longer than the
+    row's gap; id `key@first local time`. Rows without agent then get the first agent
+    of their conversation. Runs on the whole `events` table after loading and folding
+    duplicates, so overlapping downloads cut the same way as one download."""
+    columns = {r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE events)").fetchall()}
+    if SESSION_KEY not in columns:
+        return
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE ledger_sessions AS
+        WITH s AS (
+            SELECT seq, {SESSION_KEY} AS k, ts_local, CAST({SESSION_GAP} AS BIGINT) AS gap,
+                   lag(ts_local) OVER (PARTITION BY {SESSION_KEY} ORDER BY ts_local, seq) AS prev
+            FROM events WHERE conversation IS NULL AND {SESSION_KEY} IS NOT NULL),
+        c AS (
+            SELECT *, sum(CASE WHEN prev IS NULL OR epoch(ts_local) - epoch(prev) > gap THEN 1 ELSE 0 END)
+                      OVER (PARTITION BY k ORDER BY ts_local, seq ROWS UNBOUNDED PRECEDING) AS n
+            FROM s),
+        d AS (
+            SELECT seq, k, first_value(ts_local) OVER (PARTITION BY k, n ORDER BY ts_local, seq) AS start FROM c)
+        SELECT seq, k || '@' || strftime(start, '%Y%m%d%H%M%S') AS conv FROM d""")
+    try:
+        con.execute("UPDATE events SET conversation = s.conv FROM ledger_sessions s WHERE events.seq = s.seq")
+        con.execute("""
+            UPDATE events SET agent = f.first_agent FROM (
+                SELECT seq, first_value(agent IGNORE NULLS) OVER (
+                    PARTITION BY conversation ORDER BY ts_local, seq
+                    ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS first_agent
+                FROM events WHERE conversation IN (SELECT DISTINCT conv FROM ledger_sessions)) f
+            WHERE events.seq = f.seq AND events.agent IS NULL AND f.first_agent IS NOT NULL""")
+    finally:
+        con.execute("DROP TABLE IF EXISTS ledger_sessions")

@@ -1,0 +1,118 @@
+"""Lint: warnings about policies that are valid but probably not what was meant.
+
+Warnings never stop a run; `ledger check` prints them with file:line like errors.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import attrs
+
+from ledger.lang import ast
+from ledger.lang.check import Policy
+from ledger.core.errors import Diagnostic, Position
+
+# How far past the month end a month's exports usually reach. A window longer than
+# this leaves the last part of every month pending until next month's data arrives.
+LOOKAHEAD = timedelta(days=1)
+
+
+def lint(policy: Policy) -> list[Diagnostic]:
+    """All warnings for a checked policy, in source order."""
+    found = _unused_word_lists(policy) + _long_windows(policy) + _certain_double_fines(policy)
+    return sorted(found, key=lambda d: (d.position.filename, d.position.line, d.position.column))
+
+
+def _warning(policy: Policy, pos: Position, message: str, hint: str | None = None) -> Diagnostic:
+    lines = next((f.text.splitlines() for f in policy.files if f.filename == pos.filename), [])
+    source = lines[pos.line - 1] if 0 < pos.line <= len(lines) else None
+    return Diagnostic(pos, message, hint, "warning", source)
+
+
+def _used_word_lists(policy: Policy) -> set[str]:
+    used: set[str] = set()
+
+    def walk(node):
+        if isinstance(node, ast.WordSource) and node.name is not None:
+            used.add(node.name.value)
+        if attrs.has(type(node)):
+            for child in attrs.astuple(node, recurse=False):
+                for c in (child if isinstance(child, tuple) else (child,)):
+                    walk(c)
+
+    for rule in policy.rules:
+        walk(rule)
+    return used
+
+
+def _unused_word_lists(policy: Policy) -> list[Diagnostic]:
+    used = _used_word_lists(policy)
+    return [_warning(policy, wl.name.pos, f"词表 {wl.name.value} 没有被任何规则使用 (unused word list)")
+            for f in policy.files for wl in f.words if wl.name.value not in used]
+
+
+def _long_windows(policy: Policy) -> list[Diagnostic]:
+    out = []
+    for rule in policy.rules:
+        for w in rule.unless:
+            if w.kind in ("within", "range") and w.d2 > LOOKAHEAD:
+                out.append(_warning(
+                    policy, w.pos,
+                    f"时间窗口 {_days(w.d2)} 超过月末之后通常能拿到的数据 ({_days(LOOKAHEAD)})：月底这段时间的结果会一直待定，"
+                    f"直到下个月的数据导入 (window longer than the month's look-ahead)"))
+    return out
+
+
+def _days(d: timedelta) -> str:
+    hours = d.total_seconds() / 3600
+    return f"{hours / 24:g} 天" if hours >= 24 else f"{hours:g} 小时"
+
+
+def _certain_double_fines(policy: Policy) -> list[Diagnostic]:
+    """Two rules that fire on exactly the same events: same type, same filter, no
+    `when` and no `unless`. (Overlaps that depend on the data are shown by
+    `ledger check --month`, which counts the events fined twice.)"""
+    out = []
+    unconditional: dict[tuple, ast.Rule] = {}
+    for rule in policy.rules:
+        if rule.when is not None or rule.unless:
+            continue
+        key = (rule.on.event.value, _shape(rule.on.filter), str(rule.effective))
+        if key in unconditional:
+            first = unconditional[key]
+            out.append(_warning(policy, rule.id.pos,
+                                f"规则 {rule.id.value} 和 {first.id.value}（{first.pos}）对同样的事件都会{_kind(rule)}：同一事件被罚两次 "
+                                f"(two rules fire on the same events)"))
+        else:
+            unconditional[key] = rule
+    return out
+
+
+def _kind(rule: ast.Rule) -> str:
+    return "罚款" if rule.amount.kind == "fine" else "奖励"
+
+
+def _shape(node):
+    """A node without positions, for comparing conditions as written."""
+    if attrs.has(type(node)):
+        return (type(node).__name__,) + tuple(
+            _shape(getattr(node, f.name)) for f in attrs.fields(type(node))
+            if f.name not in ("pos", "source", "when_source"))
+    if isinstance(node, tuple):
+        return tuple(_shape(c) for c in node)
+    return node
+
+
+def double_fines(entries) -> list[str]:
+    """From a month's entries: events fined by two or more rules, grouped by rule set."""
+    by_event: dict[tuple[str, str], set[str]] = {}
+    for e in entries:
+        if e.kind == "fine":
+            by_event.setdefault((e.event_id, e.agent), set()).add(e.rule_id)
+    groups: dict[tuple[str, ...], list[str]] = {}
+    for (event_id, _), rules in by_event.items():
+        if len(rules) > 1:
+            groups.setdefault(tuple(sorted(rules)), []).append(event_id)
+    return [f"{len(ids)} 个事件同时被 {'、'.join(rules)} 罚款（例如 {', '.join(sorted(set(ids))[:3])}）"
+            f" (one event fined by several rules)" for rules, ids in sorted(groups.items())]

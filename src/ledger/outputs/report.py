@@ -1,0 +1,129 @@
+"""From a month's result to the files HR receives, and the summary the CLI prints."""
+
+from __future__ import annotations
+
+from ledger.core.display import ljust, width
+
+from pathlib import Path
+
+import attrs
+
+from ledger import __version__
+from ledger.evaluate.engine import MonthResult
+from ledger.core.entries import APPLIED, PENDING
+from ledger.core.money import total
+from ledger.outputs.privacy import mask_entry
+from ledger.outputs.statement import FileInfo, RunInfo, Statement, build
+
+
+def statement_of(result: MonthResult) -> Statement:
+    load = result.load
+    info = RunInfo(
+        month=result.month.text,
+        timezone=result.policy.timezone,
+        policy_name=result.policy.name,
+        policy_files=tuple(FileInfo(s.path, s.sha256) for s in result.sources),
+        event_files=tuple(FileInfo(f.path, f.sha256, f.read, f.accepted, f.rejected, f.encoding)
+                          for f in load.files),
+        ignored_files=tuple(load.ignored),
+        data_end=result.data_end.strftime("%Y-%m-%d %H:%M:%S") if result.data_end else "",
+        duplicates_folded=load.duplicates_folded,
+        version=__version__,
+        event_types=result.event_types,
+        warnings=result.warnings,
+    )
+    rules = [(r.id.value, r.title or r.id.value, f"{r.pos.filename}:{r.pos.line}", r.amount.kind,
+              r.amount.text, str(r.effective) if r.effective else "") for r in result.policy.rules]
+    for r in result.policy.monthly:  # monthly rules: one row per tier amount as written
+        kind = r.tiers[0].amount.kind
+        text = " / ".join(t.amount.text for t in r.tiers)
+        rules.append((r.id.value, r.title or r.id.value, f"{r.pos.filename}:{r.pos.line}", kind,
+                      ("月度 " + text), str(r.effective) if r.effective else ""))
+    # Lines from no policy rule (人工调整, 上月更正) get a 规则 row each group, in first-seen order.
+    known = {(r[0], r[2]) for r in rules}
+    for e in result.entries:
+        if (e.rule_id, e.rule_location) not in known:
+            known.add((e.rule_id, e.rule_location))
+            rules.append((e.rule_id, e.rule_title, e.rule_location, e.kind, "", ""))
+    # Buyers' phone numbers, ID numbers and addresses never reach a workbook (privacy.py).
+    entries = [mask_entry(e) for e in result.entries]
+    statement = build(info, entries, set(result.agents), rules)
+    from ledger.outputs import payroll
+
+    extra = payroll.build(result, [a.agent for a in statement.agents])
+    return attrs.evolve(statement, payroll=extra)
+
+
+def output_paths(out_dir: Path, month: str) -> dict[str, Path]:
+    folder = Path(out_dir) / month
+    return {"folder": folder,
+            "statement": folder / f"ledger-{month}.xlsx",
+            "rejects": folder / "rejected-rows.csv",
+            "agents": folder / "agents"}
+
+
+def write_outputs(result: MonthResult, statement: Statement, out_dir: Path) -> dict[str, Path]:
+    from ledger.inputs import events
+    from ledger.outputs import xlsx
+
+    paths = output_paths(out_dir, result.month.text)
+    xlsx.write_statement(statement, paths["statement"])
+    roster_rejects = tuple(result.roster.rejects) if result.roster is not None else ()
+    events.write_rejects(paths["rejects"], tuple(result.load.rejects) + roster_rejects)
+    from ledger.outputs.agents import write_agent_statements
+
+    paths["agent_files"] = write_agent_statements(statement, paths["agents"], paths["statement"])
+    return paths
+
+
+def summary_lines(result: MonthResult, statement: Statement, paths: dict[str, Path] | None) -> list[str]:
+    """The short report `ledger run` prints: events, entries per rule, totals, outputs."""
+    load = result.load
+    lines = [f"ledger {result.month.text} · {result.policy.name} · 时区 {result.policy.timezone}", "事件文件 (event files):"]
+    path_width = max([len(f.path) for f in load.files] + [10])
+    for f in load.files:
+        lines.append(f"  {f.path:<{path_width}}  读取 {f.read:>8,}  接受 {f.accepted:>8,}  拒收 {f.rejected:>6,}  [{f.encoding}]")
+    if load.ignored:
+        lines.append(f"  已忽略 (ignored): {', '.join(load.ignored)}")
+    read = sum(f.read for f in load.files)
+    rejected = sum(f.rejected for f in load.files)
+    lines.append(f"合计读取 {read:,} 行，接受 {read - rejected:,}，拒收 {rejected:,}；合并重复 {load.duplicates_folded:,}；"
+                 f"本月事件 {result.events_in_month:,} 条；数据截止 {statement.info.data_end or '—'}")
+    lines.append("本月事件类型 (event types): " + " · ".join(
+        f"{t} {n:,}" + ("" if used else "（无规则使用）") for t, n, used in result.event_types))
+    name_width = max([width(r.rule_id) for r in statement.rules] + [12]) + 2
+    lines.append(f"  {ljust('规则 (rule)', name_width)}  类型      次数    待定      金额(元)")
+    for r in statement.rules:
+        kind = "罚款" if r.kind == "fine" else "奖励"
+        lines.append(f"  {ljust(r.rule_id, name_width)}  {kind}{r.count:>10,}{r.pending:>8,}{r.total:>14,.2f}")
+    fines, bonuses = statement.total_fines, statement.total_bonuses
+    pending = sum(1 for e in statement.entries if e.status == PENDING)
+    lines.append(f"合计：罚款 {fines:,.2f}元 · 奖励 {bonuses:,.2f}元 · 净额 {bonuses - fines:,.2f}元 · "
+                 f"{len(statement.agents)} 名客服 · 待定 {pending} 条")
+    if statement.payroll is not None:
+        p = statement.payroll
+        points = sum(a.points for a in p.accounts)
+        relieved = total(a.relieved for a in p.accounts)
+        if points or relieved or p.has_roster:
+            lines.append(f"应扣 {total(a.owed for a in p.accounts):,.2f}元 · 上限减免 {relieved:,.2f}元 · "
+                         f"实扣 {total(a.deducted for a in p.accounts):,.2f}元 · 平台扣分 {points} 分"
+                         + (f" · HR导入 {len(p.employees)} 名员工" if p.has_roster else ""))
+    if pending:
+        lines.append(f"注意：{pending} 条结果待定 (pending)：期限在数据截止之后，补充后续数据后重新运行即可确定。")
+    if result.roster is not None:
+        r = result.roster
+        lines.append(f"花名册 (roster): {r.path} · {r.lines} 行，{len(r.employees)} 名员工，拒收 {len(r.rejects)} 行")
+        for rej in r.rejects:
+            lines.append(f"  拒收 (rejected) {rej.file}:{rej.line}: {rej.reason}")
+    for w in result.warnings:
+        lines.append(f"警告 (warning): {w}")
+    if paths:
+        lines.append(f"账单 (statement): {paths['statement']}")
+        extra = len(result.roster.rejects) if result.roster is not None else 0
+        lines.append(f"拒收行 (rejected rows): {paths['rejects']} ({rejected + extra} 行)")
+        if "agent_files" in paths:
+            lines.append(f"个人账单 (per-agent statements): {paths['agents']}/ ({len(paths['agent_files'])} 个)")
+    return lines
+
+
+

@@ -1,0 +1,770 @@
+"""The Excel statement (台账) HR imports into payroll.
+
+`write_statement` is the only entry point. The module has two halves:
+
+* **Tables** (`summary_table`, `detail_tables`, `rules_table`, `info_table`): what
+  each sheet holds, as plain Python values (str, Decimal, int, datetime, None).
+* **Writer** (`_write_workbook`, `_render_rows`, `_parts`): how those values become
+  SpreadsheetML. It renders every part's XML itself (no openpyxl) and streams it into
+  one zip: a worksheet is rendered in chunks of rows that are encoded and deflated as
+  they come, so memory does not grow with the number of rows. The package is minimal:
+  content types, package and workbook relationships, core and app properties,
+  workbook (sheets in order, one hidden `_xlnm._FilterDatabase` name per sheet, as
+  Excel writes them), styles (bold, `0.00`, `yyyy-mm-dd hh:mm:ss`) and worksheets
+  (frozen header row, column widths, autofilter). The tests read it back with
+  openpyxl and LibreOffice; the markup follows what Excel itself writes, but no
+  Excel was at hand to open it.
+
+Guarantees (tests/test_xlsx.py holds a test for each):
+
+* **Text is never a formula.** Every str is written as an inline string
+  (`t="inlineStr"`); the writer never writes `<f>`. A buyer's "=HYPERLINK(...)"
+  stays text.
+* **Text round-trips.** XML 1.0 cannot hold most control characters, and an XML
+  parser turns a literal CR into LF. Such characters are written the way Excel
+  writes them (ST_Xstring): `_xHHHH_`. A literal `_xHHHH_` in the text gets its
+  underscore escaped as `_x005F_`, so readers that decode (Excel, LibreOffice) show
+  the original text. openpyxl's reader does NOT decode inline strings: it returns the
+  escaped form, and `decode_text` is the inverse for such readers. Empty text is an
+  empty cell. Text that starts or ends with whitespace, whitespace-only text
+  included, is written with xml:space="preserve" (as Excel and XlsxWriter do), so
+  no reader may trim it.
+* **Long text is cut.** A cell holds at most 32,767 characters (counted in UTF-16
+  units, as Excel does); longer text keeps its start and ends with `TRUNCATED`.
+* **Money is exact.** Amounts go into `<v>` as the Decimal's own text with two
+  decimals ("0.10", "1234567.89"), never through float formatting. Cells are numeric
+  with format `0.00`. Excel holds numbers as doubles, so amounts are exact to the 分
+  below 10^13 元.
+* **Same statement, same bytes.** Document dates (docProps/core.xml) are the first
+  day of the statement month; zip entries have a fixed time (1980-01-01), fixed
+  attributes, a fixed order and a fixed compression level. (Bytes may differ between
+  zlib versions, which may compress differently.)
+* **Times** are real Excel date cells (`yyyy-mm-dd hh:mm:ss`): the local wall time,
+  without zone, cut to whole seconds so the cell never shows a rounded-up second.
+* **Atomic.** The workbook goes to a temporary file beside the target that is
+  renamed over it (ledger.atomic); on failure nothing of it remains. The writer uses
+  no other scratch files.
+* **Row limit.** 明细 holds at most `max_rows` rows (header included) per sheet and
+  continues on 明细2, 明细3, ... each with its own header.
+"""
+
+from __future__ import annotations
+
+import itertools
+import queue
+import re
+import threading
+import unicodedata
+import zipfile
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from ledger.core.atomic import atomic_path
+from ledger.core.entries import APPLIED, BONUS, FINE, PENDING, Entry
+from ledger.core.money import round_line, total
+from ledger.outputs.statement import FileInfo, RunInfo, Statement
+
+EXCEL_MAX_ROWS = 1_048_576
+MAX_CELL_CHARS = 32_767  # Excel's limit, in UTF-16 code units
+TRUNCATED = "…（已截断）"
+
+MONEY_FORMAT = "0.00"
+DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
+
+SUMMARY = "汇总"
+DETAIL = "明细"
+RULES = "规则"
+INFO = "说明"
+TOTAL_LABEL = "合计"
+
+SUMMARY_HEADER = ("客服", "罚款", "奖励", "净额", "次数", "待定")
+DETAIL_HEADER = ("编号", "客服", "时间", "规则", "说明", "类型", "状态", "金额",
+                 "会话", "订单", "买家", "摘录", "依据", "触发事件", "规则位置")
+RULES_HEADER = ("规则", "说明", "位置", "类型", "金额", "次数", "待定", "合计", "生效期间")
+INFO_HEADER = ("项目", "内容")
+
+KIND_LABELS = {FINE: "罚款", BONUS: "奖励"}
+STATUS_LABELS = {APPLIED: "已计", PENDING: "待定"}
+
+# Column widths: CJK characters count double; only the first rows are measured.
+MIN_WIDTH = 8
+MAX_WIDTH = 60
+WIDTH_SAMPLE_ROWS = 1000
+
+FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
+
+
+# --------------------------------------------------------------------------- API
+
+
+def write_statement(statement: Statement, path: Path, *, max_rows: int = EXCEL_MAX_ROWS) -> None:
+    """Write the statement workbook to `path`, atomically and reproducibly."""
+    if not 2 <= max_rows <= EXCEL_MAX_ROWS:
+        raise ValueError(f"max_rows must be between 2 and {EXCEL_MAX_ROWS}, not {max_rows}")
+    tables = build_tables(statement, max_rows)
+    with atomic_path(Path(path)) as tmp:
+        _write_workbook(tables, statement.info, tmp)
+
+
+def write_tables(tables: list["Table"], info: RunInfo, path: Path, *, threaded: bool = True) -> None:
+    """Write prepared sheets (e.g. a per-agent statement, agents.py) with the same
+    guarantees as `write_statement`: no formulas, exact money, same bytes, atomic.
+    `threaded=False`: deflate on the calling thread (for callers that already keep
+    every core busy, such as the forked per-agent writers; the bytes are the same)."""
+    with atomic_path(Path(path)) as tmp:
+        _write_workbook(tables, info, tmp, threaded)
+
+
+# ------------------------------------------------------------------------ tables
+
+
+@attrs.frozen
+class Table:
+    """One sheet: a header, data rows under an autofilter, and bold footer rows.
+
+    `items` are turned into rows by `to_row` one at a time, so a million detail
+    lines never exist as rows all at once.
+    """
+
+    title: str
+    header: tuple[str, ...]
+    items: Sequence[Any]
+    to_row: Callable[[Any], tuple] = tuple
+    footer: tuple[tuple, ...] = ()
+
+    def rows(self) -> Iterable[tuple]:
+        return map(self.to_row, self.items)
+
+
+def build_tables(statement: Statement, max_rows: int = EXCEL_MAX_ROWS) -> list[Table]:
+    """All sheets in workbook order: 汇总, 明细 (…明细N), 规则, 说明."""
+    tables = [summary_table(statement), *detail_tables(statement.entries, max_rows),
+              rules_table(statement), info_table(statement.info)]
+    from ledger.outputs.xlsx_payroll import payroll_tables, with_detail_columns, with_payroll_columns
+
+    tables[0] = with_payroll_columns(tables[0], statement)
+    tables = [with_detail_columns(t, statement) if t.header == DETAIL_HEADER else t for t in tables]
+    return tables[:1] + payroll_tables(statement) + tables[1:]
+
+
+def summary_table(statement: Statement) -> Table:
+    agents = statement.agents
+    rows = tuple(
+        (a.agent, round_line(a.fines), round_line(a.bonuses),
+         round_line(a.bonuses) - round_line(a.fines), a.count, a.pending)
+        for a in agents
+    )
+    # The total row sums the cells exactly as written, in Python: no formulas.
+    footer = ((TOTAL_LABEL,
+               total(r[1] for r in rows), total(r[2] for r in rows), total(r[3] for r in rows),
+               sum(r[4] for r in rows), sum(r[5] for r in rows)),)
+    return Table(SUMMARY, SUMMARY_HEADER, rows, footer=footer)
+
+
+def detail_tables(entries: Sequence[Entry], max_rows: int) -> list[Table]:
+    """明细, 明细2, ...: at most `max_rows` rows per sheet, each with its own header."""
+    per_sheet = max_rows - 1
+    starts = range(0, max(len(entries), 1), per_sheet)
+    return [
+        Table(DETAIL if n == 1 else f"{DETAIL}{n}", DETAIL_HEADER,
+              entries[start:start + per_sheet], detail_row)
+        for n, start in enumerate(starts, 1)
+    ]
+
+
+def detail_row(e: Entry) -> tuple:
+    amount = round_line(e.amount) if e.status == APPLIED and e.amount is not None else None
+    return (e.id, e.agent, _excel_time(e.ts), e.rule_id, e.rule_title,
+            KIND_LABELS.get(e.kind, e.kind), STATUS_LABELS.get(e.status, e.status), amount,
+            e.conversation, e.order, e.buyer, e.excerpt, e.evidence, e.event_id,
+            e.rule_location)
+
+
+def rules_table(statement: Statement) -> Table:
+    rows = tuple(
+        (r.rule_id, r.title, r.location, KIND_LABELS.get(r.kind, r.kind), r.amount_text,
+         r.count, r.pending, round_line(r.total), r.effective or "一直有效")
+        for r in statement.rules
+    )
+    return Table(RULES, RULES_HEADER, rows)
+
+
+def info_table(info: RunInfo) -> Table:
+    rows = [
+        ("月份", info.month),
+        ("时区", info.timezone),
+        ("规则集名称", info.policy_name),
+        ("ledger 版本", info.version),
+        ("数据截止", info.data_end or "（无数据）"),
+        ("合并重复行", info.duplicates_folded),
+    ]
+    for n, f in enumerate(info.policy_files, 1):
+        rows += [(f"规则文件 {n}", f.path), (f"规则文件 {n} SHA-256", f.sha256)]
+    for n, f in enumerate(info.event_files, 1):
+        rows += _event_file_rows(n, f)
+    for n, p in enumerate(info.ignored_files, 1):
+        rows.append((f"忽略的文件 {n}", p))
+    for type_, count, used in info.event_types:
+        rows.append((f"本月事件 {type_}", count if used else f"{count}（没有规则使用）"))
+    for n, w in enumerate(info.warnings, 1):
+        rows.append((f"警告 {n}", w))
+    rows += [
+        ("读取行数合计", sum(f.read for f in info.event_files)),
+        ("接受行数合计", sum(f.accepted for f in info.event_files)),
+        ("拒收行数合计", sum(f.rejected for f in info.event_files)),
+    ]
+    return Table(INFO, INFO_HEADER, tuple(rows))
+
+
+def _event_file_rows(n: int, f: FileInfo) -> list[tuple]:
+    label = f"事件文件 {n}"
+    return [(label, f.path), (f"{label} 编码", f.encoding), (f"{label} SHA-256", f.sha256),
+            (f"{label} 读取行数", f.read), (f"{label} 接受行数", f.accepted),
+            (f"{label} 拒收行数", f.rejected)]
+
+
+def _excel_time(ts: datetime) -> datetime:
+    """Local wall time as Excel holds it: no zone, whole seconds (what the format shows)."""
+    return ts.replace(tzinfo=None, microsecond=0)
+
+
+# -------------------------------------------------------------------- text rules
+
+# Characters XML 1.0 cannot hold, plus CR (an XML parser would turn it into LF).
+_UNSAFE = "\x00-\x08\x0b\x0c\r\x0e-\x1f\ufffe\uffff"
+# An unsafe character, or an underscore that a decoder would read as the start of
+# `_xHHHH_` (its closing underscore may be a literal one or come from an escape).
+_ENCODE = re.compile(f"[{_UNSAFE}]|_(?=x[0-9A-Fa-f]{{4}}(?:_|[{_UNSAFE}]))")
+_DECODE = re.compile("_x([0-9A-Fa-f]{4})_")
+
+
+def encode_text(text: str) -> str:
+    """Escape text for a cell as Excel does (ST_Xstring): `\\x01` → `_x0001_`, `_` → `_x005F_`."""
+    return _ENCODE.sub(lambda m: f"_x{ord(m.group()):04X}_", text)
+
+
+def decode_text(text: str) -> str:
+    """The inverse of `encode_text`, as Excel and LibreOffice apply it when reading."""
+    return _DECODE.sub(lambda m: chr(int(m.group(1), 16)), text)
+
+
+def clip_text(text: str) -> str:
+    """Cut text to what a cell holds, marking the cut with TRUNCATED."""
+    if len(text) <= MAX_CELL_CHARS // 2 or _utf16_len(text) <= MAX_CELL_CHARS:
+        return text
+    budget = MAX_CELL_CHARS - _utf16_len(TRUNCATED)
+    units = text.encode("utf-16-le")[: 2 * budget]
+    # A cut through a surrogate pair leaves half a character: drop it.
+    return units.decode("utf-16-le", errors="ignore") + TRUNCATED
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+def display_width(text: str, cap: int = MAX_WIDTH) -> int:
+    """Width of text in a cell: CJK (wide, fullwidth) characters count double."""
+    if len(text) >= cap:  # every character is at least 1 wide
+        return cap
+    if text.isascii():
+        return len(text)
+    width = 0
+    for ch in text:
+        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
+        if width >= cap:
+            return cap
+    return width
+
+
+def money_text(amount: Decimal) -> str:
+    """The exact text of an amount for `<v>`: always two decimals."""
+    return format(round_line(amount), "f")
+
+
+# ------------------------------------------------------------------------ writer
+#
+# The package is written part by part into one zip, in this order, each entry with
+# the same fixed time and attributes. Worksheets are rendered row by row into text
+# chunks of about CHUNK_ROWS rows, encoded and deflated as they come, so memory stays
+# flat whatever the number of rows.
+
+COMPRESS_LEVEL = 1  # zlib level; chosen by measurement (bench/xlsx_writer.py, BENCHMARKS.md)
+CHUNK_ROWS = 1000  # rows rendered per chunk handed to the compressor
+
+# Cell formats (index into cellXfs in styles.xml).
+_PLAIN, _BOLD, _MONEY, _BOLD_MONEY, _TIME, _BOLD_TIME, _PERCENT = range(7)
+
+
+class Percent(Decimal):
+    """A share (0.425) written as a number cell with Excel's built-in 0.00% format."""
+
+_XML_DECL = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+_NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_NS_R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+_NS_PKG_REL = "http://schemas.openxmlformats.org/package/2006/relationships"
+_CT_SHEET = "application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"
+
+_EXCEL_EPOCH_ORDINAL = 693594  # date(1899, 12, 30).toordinal(): serial 0 of Excel's 1900 system
+_SECONDS_PER_DAY = 86400
+
+_CONTENT_TYPES = (
+    _XML_DECL
+    + '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+    '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+    '<Default Extension="xml" ContentType="application/xml"/>'
+    '<Override PartName="/xl/workbook.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+    '<Override PartName="/xl/styles.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.styles+xml"/>'
+    '<Override PartName="/docProps/core.xml" '
+    'ContentType="application/vnd.openxmlformats-package.core-properties+xml"/>'
+    '<Override PartName="/docProps/app.xml" '
+    'ContentType="application/vnd.openxmlformats-officedocument.extended-properties+xml"/>'
+    "{sheets}</Types>"
+)
+
+_ROOT_RELS = (
+    _XML_DECL
+    + f'<Relationships xmlns="{_NS_PKG_REL}">'
+    f'<Relationship Id="rId1" Type="{_NS_R}/officeDocument" Target="xl/workbook.xml"/>'
+    f'<Relationship Id="rId2" Type="{_NS_PKG_REL}/metadata/core-properties" Target="docProps/core.xml"/>'
+    f'<Relationship Id="rId3" Type="{_NS_R}/extended-properties" Target="docProps/app.xml"/>'
+    "</Relationships>"
+)
+
+_APP = (
+    _XML_DECL
+    + '<Properties xmlns="http://schemas.openxmlformats.org/officeDocument/2006/extended-properties">'
+    "<Application>ledger</Application><DocSecurity>0</DocSecurity><ScaleCrop>false</ScaleCrop>"
+    "<LinksUpToDate>false</LinksUpToDate><SharedDoc>false</SharedDoc>"
+    "<HyperlinksChanged>false</HyperlinksChanged></Properties>"
+)
+
+_CORE = (
+    _XML_DECL
+    + '<cp:coreProperties xmlns:cp="http://schemas.openxmlformats.org/package/2006/metadata/core-properties" '
+    'xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:dcterms="http://purl.org/dc/terms/" '
+    'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+    "<dc:title>{title}</dc:title><dc:creator>ledger</dc:creator>"
+    '<dcterms:created xsi:type="dcterms:W3CDTF">{when}</dcterms:created>'
+    '<dcterms:modified xsi:type="dcterms:W3CDTF">{when}</dcterms:modified>'
+    "</cp:coreProperties>"
+)
+
+# Fonts: regular and bold Calibri 11. Fills: the two Excel requires first.
+# cellXfs in the order of _PLAIN.._BOLD_TIME.
+_MONEY_FORMAT_ID = {"0.00": 2}[MONEY_FORMAT]  # a built-in format: every reader knows it
+_FONT = '<sz val="11"/><name val="Calibri"/><family val="2"/>'
+_STYLES = (
+    _XML_DECL
+    + f'<styleSheet xmlns="{_NS_MAIN}">'
+    f'<numFmts count="1"><numFmt numFmtId="164" formatCode="{DATETIME_FORMAT}"/></numFmts>'
+    f'<fonts count="2"><font>{_FONT}</font><font><b/>{_FONT}</font></fonts>'
+    '<fills count="2"><fill><patternFill patternType="none"/></fill>'
+    '<fill><patternFill patternType="gray125"/></fill></fills>'
+    '<borders count="1"><border><left/><right/><top/><bottom/><diagonal/></border></borders>'
+    '<cellStyleXfs count="1"><xf numFmtId="0" fontId="0" fillId="0" borderId="0"/></cellStyleXfs>'
+    '<cellXfs count="7">'
+    '<xf numFmtId="0" fontId="0" fillId="0" borderId="0" xfId="0"/>'
+    '<xf numFmtId="0" fontId="1" fillId="0" borderId="0" xfId="0" applyFont="1"/>'
+    f'<xf numFmtId="{_MONEY_FORMAT_ID}" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+    f'<xf numFmtId="{_MONEY_FORMAT_ID}" fontId="1" fillId="0" borderId="0" xfId="0" applyNumberFormat="1" '
+    'applyFont="1"/>'
+    '<xf numFmtId="164" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+    '<xf numFmtId="164" fontId="1" fillId="0" borderId="0" xfId="0" applyNumberFormat="1" applyFont="1"/>'
+    '<xf numFmtId="10" fontId="0" fillId="0" borderId="0" xfId="0" applyNumberFormat="1"/>'
+    "</cellXfs>"
+    '<cellStyles count="1"><cellStyle name="Normal" xfId="0" builtinId="0"/></cellStyles>'
+    '<dxfs count="0"/><tableStyles count="0"/>'
+    "</styleSheet>"
+)
+
+_SHEET_HEAD = (
+    _XML_DECL
+    + f'<worksheet xmlns="{_NS_MAIN}" xmlns:r="{_NS_R}">'
+    '<dimension ref="A1:{last_cell}"/>'
+    '<sheetViews><sheetView{selected} workbookViewId="0">'
+    '<pane ySplit="1" topLeftCell="A2" activePane="bottomLeft" state="frozen"/>'
+    '<selection pane="bottomLeft" activeCell="A2" sqref="A2"/>'
+    "</sheetView></sheetViews>"
+    '<sheetFormatPr defaultRowHeight="15"/>'
+    "<cols>{cols}</cols>"
+    "<sheetData>"
+)
+_SHEET_TAIL = (
+    '</sheetData><autoFilter ref="{filter_ref}"/>'
+    '<pageMargins left="0.7" right="0.7" top="0.75" bottom="0.75" header="0.3" footer="0.3"/>'
+    "</worksheet>"
+)
+
+
+class _NeedsZip64(Exception):
+    """A part outgrew the 4 GiB a plain zip entry holds; write again with ZIP64 for it."""
+
+    def __init__(self, part: str):
+        super().__init__(part)
+        self.part = part
+
+
+def _write_workbook(tables: list[Table], info: RunInfo, target: Path, threaded: bool = True) -> None:
+    # Whether an entry needs ZIP64 is known only once it is written (sizes of 4 GiB
+    # and more, i.e. never in practice); then the whole package is written again with
+    # ZIP64 for that entry, so the choice depends on the content alone.
+    zip64: set[str] = set()
+    while True:
+        try:
+            _write_package(_parts(tables, info), target, zip64, threaded)
+            return
+        except _NeedsZip64 as e:
+            zip64.add(e.part)
+
+
+def _write_package(parts: Iterable[tuple[str, Iterable[str]]], target: Path,
+                   zip64: set[str], threaded: bool = True) -> None:
+    with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as zf:
+        for name, chunks in parts:
+            _write_part(zf, name, chunks, name in zip64, threaded)
+
+
+def _write_part(zf: zipfile.ZipFile, name: str, chunks: Iterable[str], force_zip64: bool,
+                threaded: bool = True) -> None:
+    """One zip entry: text chunks, UTF-8 encoded here and deflated on a second thread.
+
+    zlib lets go of the GIL while it compresses, so deflating one chunk overlaps
+    with rendering the next. The bytes are the same as when written in one thread.
+    A part of one chunk (most parts: styles, small sheets) is deflated in place: a
+    thread would cost more than it saves.
+    """
+    try:
+        with zf.open(_entry(name), "w", force_zip64=force_zip64) as out:
+            chunks = iter(chunks)
+            first = next(chunks, None)
+            second = next(chunks, None) if threaded and first is not None else None
+            if second is None:  # in place: one chunk, or not threaded
+                if first is not None:
+                    out.write(first.encode("utf-8"))
+                for chunk in chunks:
+                    out.write(chunk.encode("utf-8"))
+                return
+            with _BackgroundWriter(out.write) as write:
+                write(first.encode("utf-8"))
+                write(second.encode("utf-8"))
+                for chunk in chunks:
+                    write(chunk.encode("utf-8"))
+    except RuntimeError as e:  # zipfile: "File size too large, try using force_zip64"
+        if "force_zip64" in str(e) and not force_zip64:
+            raise _NeedsZip64(name) from e
+        raise
+
+
+class _BackgroundWriter:
+    """Calls `write` with each chunk, in order, on a thread of its own.
+
+    At most QUEUED chunks wait, so memory stays bounded. An error on the thread is
+    raised in the caller at its next call or on leaving the `with` block; leaving
+    the block, by success or by error, always waits for the thread to end.
+    """
+
+    QUEUED = 4
+
+    def __init__(self, write: Callable[[bytes], Any]):
+        self._write = write
+        self._queue: queue.Queue[bytes | None] = queue.Queue(self.QUEUED)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="xlsx-deflate", daemon=True)
+
+    def __enter__(self) -> Callable[[bytes], None]:
+        self._thread.start()
+        return self._put
+
+    def __exit__(self, *exc) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None and exc[0] is None:
+            raise self._error
+
+    def _put(self, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put(data)
+
+    def _run(self) -> None:
+        while (data := self._queue.get()) is not None:
+            if self._error is None:  # after an error, keep taking chunks so the caller never blocks
+                try:
+                    self._write(data)
+                except BaseException as e:  # handed to the caller
+                    self._error = e
+
+
+def _entry(name: str) -> zipfile.ZipInfo:
+    entry = zipfile.ZipInfo(name, date_time=FIXED_ZIP_TIME)
+    entry.compress_type = zipfile.ZIP_DEFLATED
+    if hasattr(entry, "compress_level"):  # Python 3.13+
+        entry.compress_level = COMPRESS_LEVEL
+    else:
+        entry._compresslevel = COMPRESS_LEVEL
+    entry.create_system = 0  # the same on every platform
+    entry.external_attr = 0o600 << 16  # what zipfile would set; stated so it never varies
+    return entry
+
+
+def _parts(tables: list[Table], info: RunInfo) -> Iterator[tuple[str, Iterable[str]]]:
+    """Every part of the package, in entry order, as (name, text chunks)."""
+    from ledger.outputs.xlsx_charts import ChartPackage
+
+    charts = ChartPackage(tables)  # the 图表 sheet's drawing and charts, if it has one
+    sheets = [f"xl/worksheets/sheet{i}.xml" for i in range(1, len(tables) + 1)]
+    yield "[Content_Types].xml", [_CONTENT_TYPES.format(sheets="".join(
+        f'<Override PartName="/{name}" ContentType="{_CT_SHEET}"/>' for name in sheets) + charts.content_types())]
+    yield "_rels/.rels", [_ROOT_RELS]
+    yield "docProps/app.xml", [_APP]
+    when = _document_time(info.month).strftime("%Y-%m-%dT%H:%M:%SZ")
+    yield "docProps/core.xml", [_CORE.format(title=_xml_text(f"客服奖惩台账 {info.month}"), when=when)]
+    yield "xl/workbook.xml", [_workbook_xml(tables)]
+    yield "xl/_rels/workbook.xml.rels", [_workbook_rels(sheets)]
+    yield "xl/styles.xml", [_STYLES]
+    for i, (name, table) in enumerate(zip(sheets, tables)):
+        yield name, charts.wrap(i, _sheet_xml(table, selected=i == 0))
+    yield from charts.parts()
+
+
+def _workbook_xml(tables: list[Table]) -> str:
+    sheets = "".join(f'<sheet name="{_xml_attr(t.title)}" sheetId="{i}" r:id="rId{i}"/>'
+                     for i, t in enumerate(tables, 1))
+    # Excel keeps each sheet's autofilter range as this hidden name; it writes one
+    # for every filtered sheet, and so do we.
+    names = "".join(
+        f'<definedName name="_xlnm._FilterDatabase" localSheetId="{i}" hidden="1">'
+        f"{_xml_text(_quote_sheet(t.title))}!{_absolute(_filter_ref(t))}</definedName>"
+        for i, t in enumerate(tables))
+    return (_XML_DECL + f'<workbook xmlns="{_NS_MAIN}" xmlns:r="{_NS_R}">'
+            '<workbookPr/><bookViews><workbookView activeTab="0"/></bookViews>'
+            f"<sheets>{sheets}</sheets><definedNames>{names}</definedNames>"
+            '<calcPr calcId="191029"/></workbook>')
+
+
+def _workbook_rels(sheets: list[str]) -> str:
+    rels = [f'<Relationship Id="rId{i}" Type="{_NS_R}/worksheet" Target="{name.removeprefix("xl/")}"/>'
+            for i, name in enumerate(sheets, 1)]
+    rels.append(f'<Relationship Id="rId{len(sheets) + 1}" Type="{_NS_R}/styles" Target="styles.xml"/>')
+    return _XML_DECL + f'<Relationships xmlns="{_NS_PKG_REL}">{"".join(rels)}</Relationships>'
+
+
+def _filter_ref(table: Table) -> str:
+    """The autofilter covers the header and the data rows, not the footer."""
+    return f"A1:{_column_letter(len(table.header))}{len(table.items) + 1}"
+
+
+def _absolute(ref: str) -> str:
+    return ":".join(re.sub(r"([A-Z]+)(\d+)", r"$\1$\2", part) for part in ref.split(":"))
+
+
+def _quote_sheet(title: str) -> str:
+    return "'" + title.replace("'", "''") + "'"
+
+
+def _column_letter(col: int) -> str:
+    """1 → A, 26 → Z, 27 → AA."""
+    letters = ""
+    while col:
+        col, rem = divmod(col - 1, 26)
+        letters = chr(ord("A") + rem) + letters
+    return letters
+
+
+def _sheet_xml(table: Table, *, selected: bool = False) -> Iterator[str]:
+    """The worksheet XML of one table, in chunks of about CHUNK_ROWS rows."""
+    ncols = len(table.header)
+    refs = _cell_refs(ncols)
+    last_row = 1 + len(table.items) + len(table.footer)
+    cols = "".join(f'<col min="{c}" max="{c}" width="{_number(w)}" customWidth="1"/>'
+                   for c, w in enumerate(_column_widths(table), 1))
+    head = _SHEET_HEAD.format(last_cell=f"{_column_letter(ncols)}{last_row}", cols=cols,
+                              selected=' tabSelected="1"' if selected else "")
+    yield head + _render_rows([table.header], 1, refs, bold=True)
+    row_number = 2
+    rows = table.rows()
+    texts: dict[str, str] = {}
+    while True:
+        batch = list(itertools.islice(rows, CHUNK_ROWS))
+        if not batch:
+            break
+        yield _render_rows(batch, row_number, refs, texts=texts)
+        row_number += len(batch)
+    yield (_render_rows(table.footer, row_number, refs, bold=True)
+           + _SHEET_TAIL.format(filter_ref=_filter_ref(table)))
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if x == int(x) else repr(x)
+
+
+_TEXT_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;"})
+_ATTR_ESCAPES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"})
+
+
+def _xml_text(text: str) -> str:
+    return text.translate(_TEXT_ESCAPES)
+
+
+def _xml_attr(text: str) -> str:
+    return text.translate(_ATTR_ESCAPES)
+
+
+def _render_rows(rows: Iterable[tuple], first: int, refs: Sequence[str], *, bold: bool = False,
+                 texts: dict[str, str] | None = None) -> str:
+    """SpreadsheetML for consecutive rows starting at row number `first`.
+
+    `refs[i]` opens a cell of column i up to its row number (`<c r="B`). `texts`
+    caches the rendered text cells of a sheet (see `_text_cell`): statements repeat
+    agents, rules, labels and excerpts on every row.
+
+    Kept in one function with everything in locals: it runs once per cell, so this
+    loop is where the writer spends its time.
+    """
+    text_style = f' s="{_BOLD}"' if bold else ""
+    money_style = f' s="{_BOLD_MONEY if bold else _MONEY}"'
+    time_style = f' s="{_BOLD_TIME if bold else _TIME}"'
+    int_style = text_style
+    if texts is None or bold:
+        texts = {}
+    cached = texts.get
+    str_, int_, decimal_, datetime_ = str, int, Decimal, datetime
+    out: list[str] = []
+    append = out.append
+    n = first
+    for row in rows:
+        r = str(n)
+        append(f'<row r="{r}">')
+        for ref, v in zip(refs, row):
+            t = type(v)
+            if t is str_:
+                cell = cached(v)
+                if cell is None:
+                    cell = _text_cell(v, text_style)
+                    if len(v) <= _CACHE_MAX_CHARS:
+                        if len(texts) >= _CACHE_MAX_ENTRIES:
+                            texts.clear()  # unique texts (ids, evidence) must not pile up
+                        texts[v] = cell
+                if cell:  # empty text is an empty cell
+                    append(f'{ref}{r}"{cell}')
+            elif v is None:
+                continue
+            elif t is decimal_:
+                # An amount with two decimals is its own text; anything else is rounded.
+                money = str(v)
+                if money[-3:-2] != "." or "E" in money:
+                    money = _money_value(v)
+                append(f"{ref}{r}\"{money_style}><v>{money}</v></c>")
+            elif t is datetime_:
+                days = v.toordinal() - _EXCEL_EPOCH_ORDINAL
+                if days > 60:  # _serial, inlined
+                    serial = days + (v.hour * 3600 + v.minute * 60 + v.second
+                                     + v.microsecond / 10**6) / _SECONDS_PER_DAY
+                else:
+                    serial = _serial(v)
+                append(f"{ref}{r}\"{time_style}><v>{serial!r}</v></c>")
+            elif t is int_:
+                append(f"{ref}{r}\"{int_style}><v>{v}</v></c>")
+            else:
+                append(_odd_cell(ref, r, v, bold))
+        append("</row>")
+        n += 1
+    return "".join(out)
+
+
+def _text_cell(text: str, style: str) -> str:
+    """A text cell after its reference: clipped, ST_Xstring- and XML-escaped, inline.
+
+    "" for empty text (no cell). Whitespace at either end (whitespace-only text
+    included) gets xml:space="preserve", without which a reader may trim it.
+    """
+    if not text:
+        return ""
+    if len(text) > _CLIP_FROM:
+        text = clip_text(text)
+    if "_x" in text or not text.isprintable():
+        text = encode_text(text)  # control characters, CR, literal _xHHHH_
+    if "&" in text or "<" in text or ">" in text:
+        text = text.translate(_TEXT_ESCAPES)
+    space = ' xml:space="preserve"' if text.strip() != text else ""
+    return f'{style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
+
+
+# Text shorter than this many characters cannot exceed MAX_CELL_CHARS UTF-16 units.
+_CLIP_FROM = MAX_CELL_CHARS // 2
+# The text-cell cache of a sheet: which texts it keeps, and how many at most.
+_CACHE_MAX_CHARS = 256
+_CACHE_MAX_ENTRIES = 10_000
+
+
+def _cell_refs(ncols: int) -> list[str]:
+    return [f'<c r="{_column_letter(c)}' for c in range(1, ncols + 1)]
+
+
+def _odd_cell(ref: str, row_number: str, v: Any, bold: bool) -> str:
+    """A cell of a subclass of a plain type (a parser's str token, an IntEnum, ...)."""
+    if isinstance(v, bool) or not isinstance(v, (str, Decimal, datetime, int)):
+        raise TypeError(f"no cell for {type(v).__name__}: {v!r}")
+    if isinstance(v, Percent) and v.is_finite():
+        return f'{ref}{row_number}" s="{_PERCENT}"><v>{format(Decimal(v), "f")}</v></c>'
+    if isinstance(v, str):
+        v = str.__str__(v)
+    elif isinstance(v, Decimal):
+        v = Decimal(v)
+    elif isinstance(v, datetime):
+        v = datetime(v.year, v.month, v.day, v.hour, v.minute, v.second, v.microsecond)
+    else:
+        v = int(v)
+    row = _render_rows([(v,)], int(row_number), [ref], bold=bold)
+    return row.removeprefix(f'<row r="{row_number}">').removesuffix("</row>")
+
+
+def _money_value(amount: Decimal) -> str:
+    if not amount.is_finite():
+        raise ValueError(f"not an amount: {amount!r}")
+    return money_text(amount)
+
+
+def _serial(ts: datetime) -> float:
+    """Excel's serial number of a wall time (1900 date system, as openpyxl computes it)."""
+    days = ts.toordinal() - _EXCEL_EPOCH_ORDINAL
+    if 0 < days <= 60:  # Excel counts a 29 February 1900 that never was
+        days -= 1
+    seconds = ts.hour * 3600 + ts.minute * 60 + ts.second + ts.microsecond / 10**6
+    return days + seconds / _SECONDS_PER_DAY
+
+
+def _column_widths(table: Table) -> list[float]:
+    sample = [table.header, *table.footer]
+    sample += [table.to_row(item) for item in table.items[:WIDTH_SAMPLE_ROWS]]
+    widths = []
+    for column in zip(*(row[:len(table.header)] for row in sample)):
+        widest = max(map(display_width, {_shown(value) for value in column}))  # each value once
+        widths.append(min(max(widest + 3, MIN_WIDTH), MAX_WIDTH))  # + filter button
+    return widths
+
+
+def _shown(value: Any) -> str:
+    """Roughly what a cell shows, for measuring its width."""
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return "0000-00-00 00:00:00"
+    if isinstance(value, Decimal):
+        return money_text(value)
+    return str(value)
+
+
+def _document_time(month: str) -> datetime:
+    """Created/modified date of the document: the first day of the statement month."""
+    try:
+        return datetime.strptime(month, "%Y-%m")
+    except ValueError:
+        return datetime(*FIXED_ZIP_TIME)

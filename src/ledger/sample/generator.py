@@ -1,0 +1,1013 @@
+"""A realistic synthetic month of customer-service events (示例数据).
+
+`generate()` writes one month of exports for a Taobao/Tmall shop into a folder:
+
+| file | events |
+| --- | --- |
+| `messages.csv` | `message` (buyer / agent / system chat lines, auto replies, cards, images) |
+| `orders.csv` | `order_placed`, `order_paid` |
+| `refunds.jsonl` | `refund_requested`, `refund_handled` |
+| `shifts.csv` | `shift_start`, `shift_end` (with `handover`, `successor`) |
+| `qa.csv` | `qa_flag` (supervisor findings) |
+| `ratings.csv` | `rating` |
+
+Good and bad service are mixed at realistic rates, with a few sloppy agents, so that
+every one of the shop's ten house rules fires somewhere in a month.
+
+Design:
+- Deterministic: one `random.Random(seed)`, no clock, no set iteration; the same
+  arguments give byte-identical files.
+- Streaming: conversations are generated in order of their start time. Every event a
+  conversation causes (messages, orders, refunds days later, ratings, QA findings) is
+  at or after its start, so each file keeps a small heap of pending rows and writes out
+  everything earlier than the next conversation's start. Memory holds only the rows in
+  flight, so the month can be scaled to 10M+ events.
+- Time is kept as integer seconds from the month's first midnight (wall time in the
+  shop's zone) and formatted `YYYY-MM-DD HH:MM:SS` only when a row is written.
+- `bad_rows` malformed rows (unparseable ts, missing type, wrong column count, ...)
+  are injected to demonstrate rejection. Each is a damaged copy of a neighbouring row
+  with an id of its own (`mx001`, `odx002`, …) and draws no random numbers, so
+  `bad_rows=0` gives exactly the same good rows.
+"""
+
+from __future__ import annotations
+
+import calendar
+import contextlib
+import csv
+import datetime as dt
+import heapq
+import json
+import random
+import re
+from pathlib import Path
+
+from ledger.core.atomic import atomic_path
+
+DAY = 86_400
+HOUR = 3_600
+MIN = 60
+SPILL = HOUR  # data may run up to an hour past the month end (conversations, refunds)
+
+# --------------------------------------------------------------------------------------
+# Phrase tables. Agent phrases marked "good" must contain an honorific (您 亲 请 谢谢 感谢
+# 欢迎 抱歉 不好意思), be at least 5 characters, and never contain an unavailability word
+# (没货 缺货 卖完了 …) or an insult: tests/test_sample.py checks this.
+# --------------------------------------------------------------------------------------
+
+NICKNAMES = (
+    "小王", "小美", "阿青", "小雨", "糖糖", "小七", "木子", "晓晓", "小鹿", "安安",
+    "小满", "若溪", "小北", "一一", "豆豆", "小舟", "念念", "小暖", "阿宁", "小橙",
+)
+
+# name, unit price in 分, material, colours
+PRODUCTS = (
+    ("法式碎花连衣裙", 15900, "雪纺", ("白色", "杏色", "碎花蓝")),
+    ("纯棉宽松短袖T恤", 5900, "新疆棉", ("白色", "黑色", "浅粉", "雾霾蓝")),
+    ("高腰直筒牛仔裤", 12900, "棉弹牛仔布", ("浅蓝", "深蓝", "黑色")),
+    ("冰丝防晒开衫", 8900, "冰丝", ("白色", "浅紫", "薄荷绿")),
+    ("亚麻阔腿裤", 9900, "亚麻混纺", ("米白", "卡其", "黑色")),
+    ("通勤百搭衬衫", 11900, "天丝", ("白色", "浅蓝条纹", "燕麦色")),
+    ("A字半身裙", 9900, "醋酸", ("黑色", "香槟色", "墨绿")),
+    ("针织短袖开衫", 7900, "棉麻针织", ("奶白", "鹅黄", "浅灰")),
+    ("无袖背心连衣裙", 13900, "莫代尔", ("黑色", "藏青", "奶茶色")),
+    ("运动休闲套装", 19900, "速干面料", ("灰色", "黑色", "雾霾蓝")),
+)
+SIZES = ("S", "M", "L", "XL")
+PLACES = (
+    ("浙江省", "杭州市", "西湖区"), ("广东省", "深圳市", "南山区"), ("江苏省", "南京市", "鼓楼区"),
+    ("上海市", "上海市", "浦东新区"), ("北京市", "北京市", "朝阳区"), ("四川省", "成都市", "武侯区"),
+    ("湖北省", "武汉市", "洪山区"), ("山东省", "青岛市", "市南区"), ("福建省", "厦门市", "思明区"),
+    ("河南省", "郑州市", "金水区"),
+)
+SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡"
+
+IMAGE = "[图片]"  # how the export shows a picture the buyer sent
+
+BUYER_OPENERS = ("在吗", "你好", "在吗？", "亲，在吗", "你好，在不在", "hello", "客服在吗", "在吗?")
+
+AUTO_REPLIES = (
+    "您好，欢迎光临{shop}！客服{nick}很高兴为您服务，请问有什么可以帮您？",
+    "亲，欢迎光临{shop}，当前咨询人数较多，请您稍等，客服会尽快回复您哦~",
+    "您好，店铺活动进行中，领券满199减20，客服马上为您服务~",
+)
+
+GREETINGS = (  # good
+    "亲，您好，欢迎光临{shop}，我是客服{nick}，很高兴为您服务~",
+    "您好亲，在的，请问有什么可以帮您？",
+    "亲，在的呢，请问有什么可以帮到您？",
+    "您好，欢迎光临，{nick}为您服务，请问您想了解哪款宝贝呢？",
+)
+GREETINGS_RUDE = ("在的，什么问题", "在，要问什么直接说", "你好，在的，说吧", "在的，看中哪款了")
+GREETINGS_SHORT = ("在", "在的", "嗯")
+
+# Pre-sales topics: topic -> ((buyer turn: one or more messages), (good answers to it)), ...
+ASK = {
+    "size": (
+        (("身高{height}，体重{weight}斤，穿什么码？",),
+         ("亲，根据您的身高体重，建议拍{size}码哦，这款版型偏宽松~", "亲，建议您拍{size}码，穿着会比较合身哦")),
+        (("身高{height}", "体重{weight}斤", "穿什么码合适"),
+         ("亲，按您的身高体重拍{size}码就可以哦", "您好，建议拍{size}码，腰部有弹性，不会紧的哦")),
+        (("我平时穿{size}码，这款要不要拍大一码",),
+         ("您好，这款尺码是标准的，按平时的码数拍就可以啦", "亲，这款偏小半码，建议您拍大一码会更合身哦")),
+        (("尺码偏大还是偏小？",), ("亲，这款尺码是标准的，按平时的码数拍就可以哦",)),
+        ((IMAGE, "我这个身材穿哪个码"), ("亲，看了您的照片，建议拍{size}码哦，穿着会比较合身",)),
+    ),
+    "color": (
+        (("{color}和{color2}哪个好看？",),
+         ("亲，{color}很显白，是这款的热销色哦~", "您好，两个颜色都很百搭，{color}更日常一些，您可以参考一下买家秀哦")),
+        (("{color}显黑吗",), ("亲，{color}不挑肤色的，很多黄皮亲穿着也很好看哦",)),
+        ((IMAGE, "实物是这个颜色吗"), ("亲，实物和图片颜色一致，不同屏幕会有轻微色差哦",)),
+    ),
+    "ship": (
+        (("什么时候发货？",), ("亲，下午4点前付款当天发货，4点后次日发出哦", "亲，现在拍的话48小时内为您安排发货呢")),
+        (("今天拍今天能发吗",), ("亲，下午4点前付款当天就能发出哦",)),
+        (("几天能到{city}？",), ("您好，我们从浙江杭州发货，一般2-3天就能到{city}哦",)),
+        (("拍了什么时候能到", "急用"), ("亲，今天付款今天发，到{city}一般两三天，急用的话可以补差价发顺丰哦",)),
+    ),
+    "freight": (
+        (("包邮吗？",), ("亲，全店满99元包邮哦（新疆、西藏除外）", "亲，这款是包邮的，您放心拍哦")),
+        (("偏远地区包邮吗",), ("亲，新疆、西藏需要补10元运费，其他地区都包邮哦",)),
+        (("发什么快递？",), ("您好，默认发中通快递，需要顺丰的话补个差价就可以哦",)),
+        (("能发顺丰吗",), ("亲，可以的，补差价12元就可以为您发顺丰哦",)),
+    ),
+    "discount": (
+        (("有没有优惠？",), ("亲，店铺首页可以领满199减20的优惠券哦", "您好，现在两件打九五折，还可以叠加店铺券哦")),
+        (("能便宜点吗",), ("亲，这已经是活动价了呢，可以为您备注送一个小礼品哦",)),
+        (("有优惠券吗",), ("亲，店铺首页可以领满199减20的优惠券哦",)),
+        (("买两件能便宜吗",), ("您好，两件打九五折，下单时会自动优惠哦",)),
+    ),
+    "material": (
+        (("什么材质的？",), ("亲，这款是{material}面料，透气舒适，穿着很舒服哦",)),
+        (("会起球吗",), ("亲，{material}面料不容易起球，建议翻面洗涤哦",)),
+        (("透不透？",), ("亲，浅色款稍微有一点透，建议搭配肤色内衣哦", "您好，深色款不透的，浅色建议搭配肤色内衣哦")),
+        (("洗了会缩水吗",), ("亲，面料做过预缩处理，正常洗涤不会缩水的哦",)),
+        (("面料舒服吗", "会不会闷"), ("亲，{material}面料很透气，夏天穿也不会闷的哦",)),
+    ),
+    "return": (
+        (("支持七天无理由吗？",), ("亲，支持七天无理由退换，还赠送运费险哦",)),
+        (("不合适可以退吗",), ("您好，收到不合适可以退换的，保持吊牌完好就可以哦",)),
+        (("有运费险吗",), ("亲，每单都赠送运费险，退换不用您出运费哦",)),
+    ),
+}
+TOPIC_NAMES = ("size", "color", "ship", "freight", "discount", "material", "return", "stock")
+TOPIC_WEIGHTS = (24, 14, 14, 12, 14, 10, 6, 12)
+
+# After-sales: a buyer chasing an order (a conversation of its own).
+AFTER_SALES = (
+    (("我的快递怎么还没到？",), ("亲，非常抱歉让您久等了，已经帮您催促快递，今天会有更新的哦",)),
+    (("前天拍的怎么还没发货",), ("亲，抱歉让您久等了，仓库今天会优先为您发出",)),
+    (("物流一直没更新", IMAGE), ("您好，您的包裹已经到达中转站，预计明天送达，请您耐心等待哦",)),
+)
+
+STOCK_QUESTIONS = (("{color}{size}码还有货吗？",), ("{color}的{size}码有吗",), ("{size}码的{color}还有吗",))
+STOCK_IN = ("亲，{color}{size}码有现货的哦，现在拍当天就能发", "您好，有货的哦，您可以放心拍")
+STOCK_INTRO = ("亲，这个颜色尺码库存比较紧张，给您推荐两款相似的款式看看哦",
+               "您好，给您推荐两款版型差不多的，您可以对比一下哦")
+STOCK_AFTER_CARDS = ("亲，原款{color}{size}码暂时缺货了，上面两款面料和版型都很接近，也很百搭哦",
+                     "亲，原款这个码已经卖完了，推荐的这两款现在下单当天就能发哦")
+STOCK_OUT_BAD = ("{color}{size}码没货了", "亲，这款{size}码卖完了哦", "没有货了，过几天再看看吧", "亲，没有这款了哦")
+
+RECOMMEND = ("亲，这款和{other}搭配起来很好看哦，给您推荐一下", "您好，很多亲购买时会搭配这款{other}，可以参考一下哦")
+PRODUCT_CARD = "【商品】{shop} {product} ¥{price}"
+
+SHORT_REPLIES = ("嗯", "哦", "好的", "有的", "不知道", "不清楚", "嗯嗯", "可以", "是的", "嗯嗯，哦哦")
+VAGUE_REPLIES = ("亲，大概三四天能到吧，估计不会太久", "亲，好像是有货的，您拍了试试呢", "您好，这个应该不会缩水吧，估计问题不大")
+SLOW_PREFIX = "不好意思让您久等了，"
+
+BUYER_THANKS = ("好的，谢谢", "好的，我再看看", "知道了，谢谢", "好的亲", "嗯嗯，谢谢啦", "OK", "好的,谢谢")
+CLOSINGS = (  # good: honorific and a closing word
+    "感谢您的支持，祝您生活愉快~",
+    "亲，感谢您的支持，有问题随时联系我们哦",
+    "不客气的亲，祝您购物愉快！",
+    "好的亲，欢迎下次光临~",
+    "亲，感谢光临，再见哦",
+)
+CLOSINGS_RUDE = ("好的，再见", "行，那就这样，再见", "嗯，有问题再找我，再见")
+REASKS = (
+    "亲，还在吗？刚才的问题还有什么需要帮您解答的吗？",
+    "亲，请问还有什么可以帮您的吗？",
+    "亲，您看中的这款今天下单当天就能发货哦，还有什么疑问吗？",
+)
+BUYER_BACK = ("刚才有点事，那我先拍一件", "不好意思刚才在忙，我拍了")
+BUYER_NUDGES = ("？", "人呢", "在吗？？", "怎么不回复")
+BUYER_BUY = ("好的，那我拍了", "行，我去拍")
+
+BUYER_ORDERED = ("拍好了，麻烦尽快发货", "已经拍了，帮我核对一下地址", "拍了，今天能发吗", "下单了")
+ORDER_CARD = "订单核对：{product} {color}/{size} ×{qty}，实付¥{amount}，收货人：{name}，地址：{province}{city}{district}***"
+ORDER_CONFIRM = ("亲，请您核对一下收货地址和颜色尺码哦，确认无误我们会尽快为您发货",
+                 "亲，订单信息已经为您核对好了，请您确认一下收货地址哦")
+ORDER_ACK_LATE = ("亲，收到啦，稍后为您核对订单信息哦", "好的亲，请稍等，马上为您核对")
+ORDER_ACK_NONE = ("好的亲，我们会尽快为您安排发货", "亲，收到您的订单啦，我们会尽快发货的")
+PAY_CHASE = ("亲，看到您的订单还没有付款哦，现在付款今天就能为您发货呢",
+             "亲，您的订单还未付款，优惠券今天就要过期了，请您尽快付款哦")
+
+# A buyer provokes; an insult (house rule 7's word list) or sarcasm (found only by QA).
+CONFRONTATIONS = (
+    ("能不能再便宜点，别家才卖{cheap}元", ("爱买不买", "嫌贵就别买，爱买不买", "你有病吧，说了没有优惠"), ("嫌贵可以去别家看看啊",)),
+    ("问了半天也说不清楚，什么客服啊", ("神经病，页面上写得清清楚楚",), ("页面上写得清清楚楚，自己不会看吗",)),
+    ("这个问题我刚才问过了，到底有没有", ("你有病吧，说了有",), ("这么简单的问题还要问几遍？",)),
+)
+BUYER_ANGRY = ("什么态度！我要投诉你", "你怎么说话的？差评！")
+
+SYSTEM_INVITE = "系统消息：客服已邀请您对本次服务进行评价"
+
+REFUND_REASONS = (  # platform label, weight, request delay after payment (min, max) in seconds
+    ("多拍/拍错/不想要", 26, (3 * MIN, 6 * HOUR)),
+    ("不想要了", 14, (10 * MIN, 20 * HOUR)),
+    ("重拍", 8, (2 * MIN, 1 * HOUR)),
+    ("尺码不合适", 26, (2 * DAY, 5 * DAY)),
+    ("质量问题", 10, (2 * DAY, 6 * DAY)),
+    ("收到商品破损", 6, (2 * DAY, 5 * DAY)),
+    ("未按约定时间发货", 10, (2 * DAY, 4 * DAY)),
+)
+
+QA_NOTES = {
+    "未挂离开": "离开工位约{minutes}分钟未挂离开状态，买家等待超时",
+    "顶撞买家": "对买家冷嘲热讽：“{text}”",
+    "态度冷淡": "回复“{text}”，态度冷淡，未解答买家问题",
+    "回复不规范": "使用“大概/好像/估计”等不确定用语",
+    "优秀接待": "主动推荐搭配，促成连带购买，服务热情",
+}
+
+# Conversation starts per hour of the day (shifts cover 08:00-24:00).
+HOURS = tuple(range(8, 24))
+HOUR_WEIGHTS = (2, 4, 7, 7, 4, 5, 7, 7, 6, 5, 4, 6, 9, 10, 9, 5)
+PEAK_HOURS = (10, 11, 14, 15, 20, 21, 22)
+
+# Promotion days (month -> day -> traffic factor): 520, 618, 双11.
+PROMO_DAYS = {
+    5: {17: 1.2, 18: 1.4, 19: 1.6, 20: 2.0, 21: 1.3},
+    6: {16: 1.5, 17: 1.8, 18: 2.2},
+    11: {10: 1.5, 11: 2.5},
+}
+
+# Malformed rows, in the order they are injected: (file, kind).
+BAD_CYCLE = (
+    ("messages.csv", "bad_ts"),
+    ("orders.csv", "no_type"),
+    ("messages.csv", "extra_column"),
+    ("refunds.jsonl", "no_ts"),
+    ("shifts.csv", "bad_ts"),
+    ("ratings.csv", "no_ts"),
+    ("qa.csv", "no_type"),
+)
+BAD_TS = ("########", "2024-5-32 25:61")
+
+FILES = {  # file -> (columns, id prefix, type used for a synthetic row)
+    "messages.csv": (("id", "ts", "type", "agent", "conversation", "buyer", "sender", "kind", "text"), "m", "message"),
+    "orders.csv": (("id", "ts", "type", "agent", "buyer", "order", "amount"), "od", "order_placed"),
+    "refunds.jsonl": (("id", "ts", "type", "agent", "buyer", "order", "reason", "amount"), "rf", "refund_requested"),
+    "shifts.csv": (("id", "ts", "type", "agent", "handover", "successor"), "sh", "shift_start"),
+    "qa.csv": (("id", "ts", "type", "agent", "conversation", "category", "note"), "qa", "qa_flag"),
+    "ratings.csv": (("id", "ts", "type", "agent", "buyer", "conversation", "score"), "rt", "rating"),
+}
+
+_MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
+
+
+# --------------------------------------------------------------------------------------
+# Public entry point
+# --------------------------------------------------------------------------------------
+
+def generate(out: Path, month: str = "2024-05", *, agents: int = 10, conversations_per_day: int | None = None,
+             seed: int = 20240501, shop: str = "初晴旗舰店", bad_rows: int = 3) -> dict[str, int]:
+    """Write a month of events for `shop` into the folder `out`; return rows written per file.
+
+    `conversations_per_day` is the weekday baseline for the whole team (default 15 per
+    agent); weekends and promotion days get more. Files are replaced atomically.
+    """
+    if agents < 1:
+        raise ValueError("agents must be at least 1")
+    if bad_rows < 0:
+        raise ValueError("bad_rows must be 0 or more")
+    year, mon = parse_month(month)
+    per_day = 15 * agents if conversations_per_day is None else conversations_per_day
+    if per_day < 0:
+        raise ValueError("conversations_per_day must be 0 or more")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return _Generator(out, year, mon, agents, per_day, seed, shop, bad_rows).run()
+
+
+def parse_month(month: str) -> tuple[int, int]:
+    m = _MONTH_RE.match(month)
+    if not m or not 1 <= int(m.group(2)) <= 12:
+        raise ValueError(f"month must be YYYY-MM, got {month!r}")
+    return int(m.group(1)), int(m.group(2))
+
+
+# --------------------------------------------------------------------------------------
+# Output: one heap-ordered, streaming writer per file
+# --------------------------------------------------------------------------------------
+
+class _Sink:
+    """Rows of one file, written in (ts, push order) once no earlier row can come."""
+
+    def __init__(self, path: Path, name: str, fmt_ts, bad: list[tuple[int, str, int]]):
+        self.name = name
+        self.columns, self.prefix, self.default_type = FILES[name]
+        self.jsonl = name.endswith(".jsonl")
+        self.fmt_ts = fmt_ts
+        self.bad = bad  # (threshold ts, kind, global bad number), sorted by threshold
+        self.heap: list = []
+        self.seq = 0
+        self.next_id = 1
+        self.rows = 0
+        self.watermark = 0
+        self.last: tuple[int, tuple] | None = None
+        self.file = path.open("w", encoding="utf-8", newline="")
+        if self.jsonl:
+            self.writer = None
+        else:
+            self.writer = csv.writer(self.file, lineterminator="\n")
+            self.writer.writerow(self.columns)
+
+    def push(self, ts: int, fields: tuple) -> None:
+        """Queue a row; `fields` are the values of the columns after id and ts."""
+        if ts < self.watermark:
+            raise AssertionError(f"{self.name}: row at {ts} after flushing to {self.watermark}")
+        heapq.heappush(self.heap, (ts, self.seq, fields))
+        self.seq += 1
+
+    def flush(self, upto: int) -> None:
+        """Write every queued row earlier than `upto`."""
+        self.watermark = max(self.watermark, upto)
+        heap = self.heap
+        while heap and heap[0][0] < upto:
+            ts, _, fields = heapq.heappop(heap)
+            while self.bad and self.bad[0][0] <= ts:
+                self._write_bad(self.bad.pop(0), ts, fields)
+            self._write(f"{self.prefix}{self.next_id:08d}", self.fmt_ts(ts), fields)
+            self.next_id += 1
+            self.last = (ts, fields)
+
+    def close(self) -> int:
+        self.flush(1 << 62)
+        while self.bad:  # thresholds past the last row: corrupt a copy of the last row
+            if self.last is None:
+                self.last = (0, (self.default_type,) + ("",) * (len(self.columns) - 3))
+            self._write_bad(self.bad.pop(0), *self.last)
+        self.file.close()
+        return self.rows
+
+    def _write(self, row_id: str, ts: str | None, fields: tuple, drop_type: bool = False) -> None:
+        if self.jsonl:
+            obj = {"id": row_id}
+            if ts is not None:
+                obj["ts"] = ts
+            for key, value in zip(self.columns[2:], fields):
+                if value != "" and not (drop_type and key == "type"):
+                    obj[key] = value
+            self.file.write(json.dumps(obj, ensure_ascii=False) + "\n")
+        else:
+            self.writer.writerow((row_id, ts, *fields))
+        self.rows += 1
+
+    def _write_bad(self, bad: tuple[int, str, int], ts: int, fields: tuple) -> None:
+        _, kind, number = bad
+        row_id = f"{self.prefix}x{number:03d}"
+        if kind == "bad_ts":
+            self._write(row_id, BAD_TS[(number - 1) % len(BAD_TS)], fields)
+        elif kind == "no_ts":
+            self._write(row_id, None if self.jsonl else "", fields)
+        elif kind == "no_type":
+            if self.jsonl:
+                self._write(row_id, self.fmt_ts(ts), fields, drop_type=True)
+            else:
+                self._write(row_id, self.fmt_ts(ts), ("",) + fields[1:])
+        elif kind == "extra_column":  # an unquoted comma split the last field in two
+            last = fields[-1] or "备注"
+            cut = max(1, len(last) // 2)
+            self._write(row_id, self.fmt_ts(ts), fields[:-1] + (last[:cut], last[cut:] or "。"))
+        else:  # pragma: no cover - BAD_CYCLE only names the kinds above
+            raise ValueError(kind)
+
+
+# --------------------------------------------------------------------------------------
+# The team: accounts, quality profiles, roster
+# --------------------------------------------------------------------------------------
+
+class _Agent:
+    __slots__ = ("index", "nick", "account", "care", "speed", "load")
+
+    def __init__(self, index: int, shop: str, care: float, speed: float, load: float):
+        self.index = index
+        base = NICKNAMES[index % len(NICKNAMES)]
+        self.nick = base if index < len(NICKNAMES) else f"{base}{index // len(NICKNAMES) + 1}"
+        self.account = f"{shop}:{self.nick}"
+        self.care = care  # multiplies every fault probability (sloppy > 1 > careful)
+        self.speed = speed  # multiplies reply delays
+        self.load = load  # share of the conversations routed to this agent
+
+
+def _make_team(rng: random.Random, n: int, shop: str) -> list[_Agent]:
+    sloppy: list[int] = rng.sample(range(n), max(1, round(n * 0.2))) if n >= 3 else []
+    rest = [i for i in range(n) if i not in sloppy]
+    star = rng.choice(rest) if n >= 4 else -1
+    team = []
+    for i in range(n):
+        if i in sloppy:
+            team.append(_Agent(i, shop, care=3.0, speed=1.5, load=0.9))
+        elif i == star:
+            team.append(_Agent(i, shop, care=0.3, speed=0.7, load=1.2))
+        else:
+            team.append(_Agent(i, shop, care=1.0, speed=1.0, load=1.0))
+    return team
+
+
+def _make_roster(n_agents: int, n_days: int, promo: dict[int, float]) -> list[tuple[list[int], list[int]]]:
+    """Per day: (early shift 08-16, late shift 16-24) agent indices. Teams swap weekly;
+    in a team of three or more each member has one day off a week, none on promo days."""
+    team_a = list(range(0, n_agents, 2))
+    team_b = list(range(1, n_agents, 2)) or team_a
+    roster = []
+    for d in range(n_days + 1):
+        early, late = (team_a, team_b) if (d // 7) % 2 == 0 else (team_b, team_a)
+        roster.append((_on_duty(early, d, promo), _on_duty(late, d, promo)))
+    return roster
+
+
+def _on_duty(team: list[int], day: int, promo: dict[int, float]) -> list[int]:
+    if len(team) < 3 or (day + 1) in promo:
+        return list(team)
+    return [a for j, a in enumerate(team) if (day + 3 * j) % 7 != 0]
+
+
+# --------------------------------------------------------------------------------------
+# One conversation as a timeline
+# --------------------------------------------------------------------------------------
+
+class _Faults:
+    """What goes wrong in one conversation (drawn from the agent's care factor)."""
+
+    __slots__ = ("rude_start", "rude_end", "short", "vague", "slow_turn", "no_reply", "reask", "card",
+                 "oos_bad", "scenario")
+
+    def __init__(self, rng: random.Random, care: float, peak: bool, scenario: str):
+        def p(base: float) -> bool:
+            return rng.random() < min(0.9, base * care)
+
+        self.scenario = scenario  # "", "insult", "sarcasm", "away"
+        self.rude_start = p(0.02)
+        self.rude_end = p(0.025)
+        self.short = p(0.03)
+        self.vague = p(0.02)
+        if scenario == "away":
+            self.slow_turn = 0  # the agent was away when the buyer came in
+        else:
+            self.slow_turn = rng.randint(0, 2) if p(0.035 * (1.5 if peak else 1.0)) else -1
+        self.no_reply = p(0.003) and scenario == ""  # planned scenarios play out in full
+        self.reask = "ok" if not p(0.45) else ("early" if rng.random() < 0.2 else "none")
+        r = rng.random()
+        self.card = "ok" if r >= min(0.9, 0.07 * care) else ("late" if r < 0.05 * care else "never")
+        self.oos_bad = p(0.035)
+
+
+class _Talk:
+    """Messages of one conversation, appended in strictly increasing time."""
+
+    def __init__(self, rng: random.Random, start: int, pace: float, faults: _Faults):
+        self.rng = rng
+        self.t = start
+        self.pace = pace
+        self.faults = faults
+        self.msgs: list[tuple[int, str, str, str]] = []  # (ts, sender, kind, text)
+        self.waiting: int | None = None  # first buyer message not yet answered by a human
+        self.turn = -1  # index of the latest human reply to a buyer turn
+        self.last_answer = start
+        self.slow_minutes = 0
+        self.short_text = ""
+
+    def _add(self, ts: int, sender: str, kind: str, text: str) -> None:
+        if self.msgs and ts <= self.t:
+            ts = self.t + 1
+        self.t = ts
+        self.msgs.append((ts, sender, kind, text))
+
+    def buyer(self, text: str, gap: tuple[int, int] = (8, 90)) -> None:
+        ts = self.t + (self.rng.randint(*gap) if self.msgs else 0)
+        kind = "image" if text == IMAGE else "text"
+        self._add(ts, "buyer", kind, text)
+        if self.waiting is None:
+            self.waiting = ts
+
+    def buyer_card(self, text: str) -> None:
+        self._add(self.t, "buyer", "product_card", text)
+        if self.waiting is None:
+            self.waiting = self.t
+
+    def ask(self, parts: tuple[str, ...], gap: tuple[int, int] = (8, 90)) -> None:
+        """A buyer turn of one or more messages."""
+        self.buyer(parts[0], gap)
+        for part in parts[1:]:
+            self.buyer(part, (3, 20))
+
+    def auto(self, text: str) -> None:
+        self._add(self.t + self.rng.randint(1, 3), "agent", "auto_reply", text)
+
+    def system(self, text: str) -> None:
+        self._add(self.t + self.rng.randint(3, 30), "system", "text", text)
+
+    def reply(self, text: str, kind: str = "text", polite: bool = True) -> None:
+        """The agent's reply to the waiting buyer turn (slow if this is the slow turn).
+        A polite agent apologises for a slow reply; a rude one does not."""
+        base = self.waiting if self.waiting is not None else self.t
+        self.turn += 1
+        if self.turn == self.faults.slow_turn:
+            if self.faults.scenario == "away":
+                delay = self.rng.randint(8 * MIN, 25 * MIN)
+            elif self.rng.random() < 0.03:
+                delay = 5 * MIN  # exactly on the limit: still in time
+            else:
+                delay = self.rng.randint(5 * MIN + 1, 20 * MIN)
+            self.slow_minutes = delay // MIN
+            if polite and kind == "text" and delay > 5 * MIN:
+                text = SLOW_PREFIX + text
+        else:
+            delay = min(280, max(4, int(self.rng.lognormvariate(3.3, 0.65) * self.pace)))
+        self._add(max(base + delay, self.t + 2), "agent", kind, text)
+        self.waiting = None
+        self.last_answer = self.t
+
+    def follow(self, text: str, kind: str = "text", gap: tuple[int, int] = (3, 25)) -> None:
+        """An agent message right after the agent's previous one."""
+        self._add(self.t + self.rng.randint(*gap), "agent", kind, text)
+
+    def respond(self, text: str, kind: str = "text") -> None:
+        if self.waiting is not None:
+            self.reply(text, kind)
+        else:
+            self.follow(text, kind)
+
+    def at(self, ts: int, sender: str, kind: str, text: str) -> None:
+        self._add(ts, sender, kind, text)
+
+
+# --------------------------------------------------------------------------------------
+# The generator
+# --------------------------------------------------------------------------------------
+
+class _Generator:
+    def __init__(self, out: Path, year: int, mon: int, n_agents: int, per_day: int, seed: int, shop: str,
+                 bad_rows: int):
+        self.out = out
+        self.rng = random.Random(seed)
+        self.shop = shop
+        self.n_days = calendar.monthrange(year, mon)[1]
+        first = dt.date(year, mon, 1)
+        self.first_weekday = first.weekday()
+        self.day_str = [(first + dt.timedelta(days=d)).isoformat() for d in range(self.n_days + 2)]
+        self.month_end = self.n_days * DAY
+        self.limit = self.month_end + SPILL  # nothing is written at or after this
+        self.promo = PROMO_DAYS.get(mon, {})
+        self.team = _make_team(self.rng, n_agents, shop)
+        self.roster = _make_roster(n_agents, self.n_days, self.promo)
+        self.counts = self._daily_counts(per_day)
+        self.scenarios = self._plan_rare(sum(self.counts))
+        self.bad_rows = bad_rows
+        self.buyers: list[str] = []
+        self.order_seq = 0
+        self.last_paid: tuple | None = None  # newest paid order without a refund
+
+    # ---- calendar ------------------------------------------------------------------
+
+    def fmt_ts(self, t: int) -> str:
+        d, r = divmod(t, DAY)
+        h, r = divmod(r, HOUR)
+        m, s = divmod(r, MIN)
+        return f"{self.day_str[d]} {h:02d}:{m:02d}:{s:02d}"
+
+    def _daily_counts(self, per_day: int) -> list[int]:
+        counts = []
+        for d in range(self.n_days):
+            f = 1.25 if (self.first_weekday + d) % 7 >= 5 else 1.0
+            f *= self.promo.get(d + 1, 1.0) * self.rng.uniform(0.9, 1.1)
+            counts.append(max(0, round(per_day * f)))
+        return counts
+
+    def _plan_rare(self, total: int) -> dict[int, str]:
+        """Pick which conversations carry the very rare events, so every month has some."""
+        plan: dict[int, str] = {}
+        if total == 0:
+            return plan
+        wanted = (("insult", max(1, round(total / 2000))), ("sarcasm", max(1, round(total / 4000))),
+                  ("away", max(1, round(total / 1200))))
+        for name, n in wanted:
+            for _ in range(min(n, total - len(plan))):
+                i = self.rng.randrange(total)
+                while i in plan:
+                    i = self.rng.randrange(total)
+                plan[i] = name
+        return plan
+
+    def on_duty(self, t: int) -> list[int]:
+        d, sec = divmod(t, DAY)
+        if sec < 8 * HOUR:  # after midnight: the late shift of the day before stays on
+            return self.roster[max(0, d - 1)][1] if d > 0 else self.roster[0][0]
+        return self.roster[min(d, self.n_days)][0 if sec < 16 * HOUR else 1]
+
+    def _agent_at(self, t: int, prefer: _Agent | None = None) -> _Agent:
+        duty = self.on_duty(t)
+        if prefer is not None and prefer.index in duty:
+            return prefer
+        return self.team[self.rng.choice(duty)]
+
+    # ---- main loop -----------------------------------------------------------------
+
+    def run(self) -> dict[str, int]:
+        bad = self._bad_plan()
+        self.sinks: dict[str, _Sink] = {}
+        with contextlib.ExitStack() as stack:  # every file appears complete, or not at all
+            tmp = {name: stack.enter_context(atomic_path(self.out / name)) for name in FILES}
+            stack.callback(lambda: [sink.file.close() for sink in self.sinks.values()])
+            self.sinks = {name: _Sink(tmp[name], name, self.fmt_ts, bad[name]) for name in FILES}
+            self._month()
+            counts = {name: sink.close() for name, sink in self.sinks.items()}
+        for name in FILES:  # temporary files are private; the exports are ordinary files
+            (self.out / name).chmod(0o644)
+        return counts
+
+    def _bad_plan(self) -> dict[str, list[tuple[int, str, int]]]:
+        plan: dict[str, list[tuple[int, str, int]]] = {name: [] for name in FILES}
+        for k in range(self.bad_rows):
+            name, kind = BAD_CYCLE[k % len(BAD_CYCLE)]
+            plan[name].append(((k + 1) * self.month_end // (self.bad_rows + 1), kind, k + 1))
+        return plan
+
+    def _month(self) -> None:
+        index = 0
+        for d in range(self.n_days):
+            self._shifts(d)
+            if d == self.n_days - 1:
+                self._midnight_refund()
+            for start in self._starts(d):
+                self._flush(start)
+                self._conversation(index, start)
+                index += 1
+
+    def _flush(self, upto: int) -> None:
+        for sink in self.sinks.values():
+            sink.flush(upto)
+
+    def _starts(self, d: int) -> list[int]:
+        hours = self.rng.choices(HOURS, HOUR_WEIGHTS, k=self.counts[d])
+        starts = [d * DAY + h * HOUR + self.rng.randrange(HOUR) for h in hours]
+        if d == self.n_days - 1 and self.counts[d]:  # a few late chats run into the next month
+            starts += [self.month_end - self.rng.randint(30, 12 * MIN) for _ in range(3)]
+        return sorted(starts)
+
+    def push(self, name: str, ts: int, fields: tuple) -> None:
+        if ts < self.limit:
+            self.sinks[name].push(ts, fields)
+
+    # ---- shifts --------------------------------------------------------------------
+
+    def _shifts(self, d: int) -> None:
+        early, late = self.roster[d]
+        base = d * DAY
+        for shift, members, start, end in ((0, early, 8 * HOUR, 16 * HOUR), (1, late, 16 * HOUR, 24 * HOUR)):
+            for j, a in enumerate(members):
+                agent = self.team[a]
+                clock_in = start - self.rng.randint(0, 300)
+                if self.rng.random() < 0.05:
+                    clock_in = start + self.rng.randint(60, 600)  # came in late
+                self.push("shifts.csv", base + clock_in, ("shift_start", agent.account, "", ""))
+                if shift == 0:
+                    clock_out = end + self.rng.randint(-120, 300)
+                    successor = self.team[late[j % len(late)]].account if late else ""
+                else:
+                    clock_out = end - self.rng.randint(15, 400)  # the day's last shift ends before midnight
+                    successor = ""
+                handover = "false" if self.rng.random() < 0.025 * agent.care else "true"
+                self.push("shifts.csv", base + clock_out, ("shift_end", agent.account, handover, successor))
+
+    # ---- one conversation ----------------------------------------------------------
+
+    def _conversation(self, index: int, start: int) -> None:
+        rng = self.rng
+        scenario = self.scenarios.get(index, "")
+        duty = self.on_duty(start)
+        agent = self._route(duty, scenario)
+        d, sec = divmod(start, DAY)
+        hour = sec // HOUR
+        peak = hour in PEAK_HOURS or (d + 1) in self.promo
+        pace = agent.speed * (1.6 if hour in PEAK_HOURS else 1.0) * (1.4 if (d + 1) in self.promo else 1.0)
+        faults = _Faults(rng, agent.care, peak, scenario)
+        talk = _Talk(rng, start, pace, faults)
+        conv = f"c{self.day_str[d].replace('-', '')}{index:06d}"
+        buyer = self._buyer()
+        orders: list[tuple[int, str]] = []
+        outcome = self._script(talk, agent, buyer, orders, start)
+        self._rating(talk, agent, conv, buyer, outcome, bool(orders))
+        for ts, sender, kind, text in talk.msgs:
+            self.push("messages.csv", ts, ("message", agent.account, conv, buyer, sender, kind, text))
+        self._qa(talk, agent, conv, bool(orders))
+
+    def _route(self, duty: list[int], scenario: str) -> _Agent:
+        if scenario in ("insult", "sarcasm"):
+            sloppy = [a for a in duty if self.team[a].care > 1.0]
+            if sloppy:
+                return self.team[self.rng.choice(sloppy)]
+        return self.team[self.rng.choices(duty, [self.team[a].load for a in duty])[0]]
+
+    def _buyer(self) -> str:
+        if self.buyers and self.rng.random() < 0.15:
+            return self.rng.choice(self.buyers)
+        nick = f"tb{self.rng.randint(10**9, 10**10 - 1)}"
+        if len(self.buyers) < 500:
+            self.buyers.append(nick)
+        else:
+            self.buyers[self.rng.randrange(500)] = nick
+        return nick
+
+    def _vars(self, agent: _Agent) -> dict[str, object]:
+        rng = self.rng
+        name, price, material, colors = rng.choice(PRODUCTS)
+        other = rng.choice([p for p in PRODUCTS if p[0] != name])
+        color, color2 = (rng.sample(colors, 2) if len(colors) > 1 else (colors[0], colors[0]))
+        province, city, district = rng.choice(PLACES)
+        return {
+            "shop": self.shop, "nick": agent.nick, "product": name, "price": _yuan(price), "cents": price,
+            "material": material, "color": color, "color2": color2, "size": rng.choice(SIZES),
+            "height": rng.randint(150, 175), "weight": rng.randint(85, 140), "city": city,
+            "province": province, "district": district, "other": other[0], "other_price": _yuan(other[1]),
+            "cheap": price // 100 - rng.choice((20, 30, 40)), "name": rng.choice(SURNAMES) + "**",
+        }
+
+    def _script(self, talk: _Talk, agent: _Agent, buyer: str, orders: list, start: int) -> str:
+        """Play the conversation; return how it ended ("closed", "silent", "abandoned", "angry")."""
+        rng, f = self.rng, talk.faults
+        v = self._vars(agent)
+        after_sales = f.scenario == "" and rng.random() < 0.06
+        topics = ["after_sales"] if after_sales else self._topics(rng.choices((1, 2, 3, 4), (40, 35, 20, 5))[0])
+        n_topics = len(topics)
+        turns = [self._question(topic, v) for topic in topics]
+        short_at = rng.randrange(n_topics) if f.short else -1
+        vague_at = rng.randrange(n_topics) if f.vague else -1
+        no_reply_at = rng.randrange(n_topics) if f.no_reply else -1
+
+        # Opening turn: a link, a hello, or straight to the first question.
+        r = rng.random()
+        if r < 0.25:
+            talk.buyer_card(PRODUCT_CARD.format(**v))
+        elif r < 0.6:
+            talk.buyer(rng.choice(BUYER_OPENERS))
+        asked = r >= 0.6 or rng.random() < 0.5
+        if asked:
+            talk.ask(turns[0][0], gap=(3, 20))
+        if rng.random() < 0.6:
+            talk.auto(rng.choice(AUTO_REPLIES).format(**v))
+            if not asked and rng.random() < 0.5:
+                talk.ask(turns[0][0], gap=(5, 30))
+                asked = True
+        if no_reply_at == 0:
+            talk.buyer(rng.choice(BUYER_NUDGES), gap=(60, 200))
+            return "abandoned"
+        if short_at == 0:
+            talk.reply(rng.choice(GREETINGS_SHORT), polite=False)
+            talk.short_text = talk.msgs[-1][3]
+        elif f.rude_start:
+            talk.reply(rng.choice(GREETINGS_RUDE), polite=False)
+        else:
+            talk.reply(rng.choice(GREETINGS).format(**v))
+
+        for i, topic in enumerate(topics):
+            if f.scenario in ("insult", "sarcasm") and i == 1:
+                break
+            if i == no_reply_at:
+                talk.ask(turns[i][0])
+                talk.buyer(rng.choice(BUYER_NUDGES), gap=(60, 200))
+                return "abandoned"
+            self._topic(talk, topic, turns[i], v, asked=(i == 0 and asked), short=(i == short_at > 0),
+                        vague=(i == vague_at))
+            if rng.random() < 0.12:
+                talk.follow(rng.choice(RECOMMEND).format(**v), gap=(5, 40))
+                talk.follow(PRODUCT_CARD.format(**{**v, "product": v["other"], "price": v["other_price"]}),
+                            kind="product_card")
+
+        if f.scenario in ("insult", "sarcasm"):
+            provocation, insults, sarcasm = rng.choice(CONFRONTATIONS)
+            talk.ask((provocation.format(**v),))
+            talk.reply(rng.choice(insults if f.scenario == "insult" else sarcasm), polite=False)
+            talk.short_text = talk.msgs[-1][3]
+            talk.buyer(rng.choice(BUYER_ANGRY), gap=(10, 60))
+            return "angry"
+
+        if after_sales:
+            return self._close(talk)
+        ending = rng.random()
+        convert = 0.27 + (0.08 if (start // DAY + 1) in self.promo else 0.0)
+        if ending < convert:
+            talk.ask((rng.choice(BUYER_BUY),))
+            talk.reply(rng.choice(("好的亲，您拍下后我马上为您核对订单", "亲，好的，拍下后我为您核对订单信息哦")))
+            self._order(talk, agent, buyer, v, orders)
+            return self._close(talk)
+        if ending < convert + 0.15:
+            return self._silence(talk, agent, buyer, v, orders)
+        return self._close(talk)
+
+    def _topics(self, n: int) -> list[str]:
+        """n different topics, the common ones more often."""
+        topics: list[str] = []
+        for _ in range(4 * n):
+            topic = self.rng.choices(TOPIC_NAMES, TOPIC_WEIGHTS)[0]
+            if topic not in topics:
+                topics.append(topic)
+                if len(topics) == n:
+                    break
+        return topics
+
+    def _question(self, topic: str, v: dict) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """A buyer turn on `topic` and the good answers to it (none for stock: see _stock)."""
+        if topic == "stock":
+            question, answers = self.rng.choice(STOCK_QUESTIONS), ()
+        else:
+            question, answers = self.rng.choice(AFTER_SALES if topic == "after_sales" else ASK[topic])
+        return tuple(part.format(**v) for part in question), answers
+
+    def _topic(self, talk: _Talk, topic: str, turn: tuple, v: dict, *, asked: bool, short: bool,
+               vague: bool) -> None:
+        """The buyer's question on `topic` (unless already asked) and the agent's answer."""
+        rng = self.rng
+        question, answers = turn
+        if not asked:
+            talk.ask(question)
+        if short and talk.waiting is not None:
+            talk.reply(rng.choice(SHORT_REPLIES), polite=False)
+            talk.short_text = talk.msgs[-1][3]
+            return
+        if vague:
+            talk.respond(rng.choice(VAGUE_REPLIES))
+            return
+        if topic == "stock":
+            self._stock(talk, v)
+            return
+        talk.respond(rng.choice(answers).format(**v))
+
+    def _stock(self, talk: _Talk, v: dict) -> None:
+        rng = self.rng
+        if rng.random() >= 0.35:
+            talk.respond(rng.choice(STOCK_IN).format(**v))
+            return
+        picks = rng.sample([p for p in PRODUCTS if p[0] != v["product"]], 2)
+        cards = [PRODUCT_CARD.format(shop=self.shop, product=p[0], price=_yuan(p[1])) for p in picks]
+        if talk.faults.oos_bad:
+            talk.respond(rng.choice(STOCK_OUT_BAD).format(**v))
+            if rng.random() < 0.5:  # recommends only afterwards
+                for card in cards:
+                    talk.follow(card, kind="product_card")
+            return
+        talk.respond(rng.choice(STOCK_INTRO))
+        for card in cards:
+            talk.follow(card, kind="product_card", gap=(3, 15))
+        talk.follow(rng.choice(STOCK_AFTER_CARDS).format(**v), gap=(5, 30))
+
+    def _close(self, talk: _Talk) -> str:
+        rng = self.rng
+        talk.ask((rng.choice(BUYER_THANKS),), gap=(10, 150))
+        closings = CLOSINGS_RUDE if talk.faults.rude_end else CLOSINGS
+        talk.reply(rng.choice(closings), polite=not talk.faults.rude_end)
+        return "closed"
+
+    def _silence(self, talk: _Talk, agent: _Agent, buyer: str, v: dict, orders: list) -> str:
+        """The buyer goes quiet after an answer; a good agent asks again 10-20 minutes later."""
+        rng, f = self.rng, talk.faults
+        if f.reask == "none":
+            return "silent"
+        if f.reask == "early":
+            talk.at(talk.last_answer + rng.randint(5 * MIN, 9 * MIN), "agent", "text", rng.choice(REASKS))
+        else:
+            talk.at(talk.last_answer + rng.randint(10 * MIN + 5, 20 * MIN - 5), "agent", "text", rng.choice(REASKS))
+        if rng.random() < 0.25:
+            talk.ask((rng.choice(BUYER_BACK),), gap=(2 * MIN, 15 * MIN))
+            talk.reply("好的亲，收到您的订单我马上为您核对")
+            self._order(talk, agent, buyer, v, orders, announced=False)
+            return self._close(talk)
+        return "silent"
+
+    # ---- orders and refunds --------------------------------------------------------
+
+    def _order(self, talk: _Talk, agent: _Agent, buyer: str, v: dict, orders: list, announced: bool = True) -> None:
+        rng, f = self.rng, talk.faults
+        placed = talk.t + rng.randint(20, 180)
+        self.order_seq += 1
+        order = str(3_700_000_000_000_000_000 + self.order_seq * 1_000_003 + rng.randrange(1_000_000))
+        qty = rng.choices((1, 2, 3), (80, 15, 5))[0]
+        cents = v["cents"] * qty
+        cents -= next((c for limit, c in ((39900, 4000), (19900, 2000), (9900, 500)) if cents >= limit), 0)
+        amount = _yuan(cents)
+        self.push("orders.csv", placed, ("order_placed", agent.account, buyer, order, amount))
+        orders.append((placed, order))
+
+        talk.t = placed
+        said = announced and rng.random() < 0.8
+        if said:
+            talk.ask((rng.choice(BUYER_ORDERED),), gap=(5, 40))
+        card = ORDER_CARD.format(**{**v, "qty": qty, "amount": amount})
+        if f.card == "ok":
+            if said:
+                talk.reply(card, kind="order_card")
+            else:
+                talk.at(placed + rng.randint(20, 400), "agent", "order_card", card)
+            talk.follow(rng.choice(ORDER_CONFIRM))
+        elif f.card == "late":
+            if said:
+                talk.reply(rng.choice(ORDER_ACK_LATE))
+            talk.at(max(placed + rng.randint(10 * MIN + 10, 30 * MIN), talk.t + 2), "agent", "order_card", card)
+            talk.follow(rng.choice(ORDER_CONFIRM))
+        elif said:
+            talk.reply(rng.choice(ORDER_ACK_NONE))
+
+        if rng.random() < 0.92:
+            paid = placed + min(15 * MIN, max(8, int(rng.lognormvariate(4.2, 1.0))))
+            self.push("orders.csv", paid, ("order_paid", agent.account, buyer, order, amount))
+            self._maybe_refund(paid, agent, buyer, order, cents, qty, v)
+        else:
+            talk.follow(rng.choice(PAY_CHASE), gap=(5 * MIN, 10 * MIN))
+
+    def _maybe_refund(self, paid: int, agent: _Agent, buyer: str, order: str, cents: int, qty: int, v: dict) -> None:
+        rng = self.rng
+        if rng.random() >= 0.1:
+            self.last_paid = (paid, agent, buyer, order, cents)
+            return
+        reason, _, (lo, hi) = rng.choices(REFUND_REASONS, [r[1] for r in REFUND_REASONS])[0]
+        asked = _working_time(paid + rng.randint(lo, hi), rng)
+        if asked >= self.month_end:
+            return
+        refund = cents if qty == 1 or reason in ("多拍/拍错/不想要", "不想要了", "重拍", "未按约定时间发货") else v["cents"]
+        on_duty = self._agent_at(asked, prefer=agent)
+        self.push("refunds.jsonl", asked, ("refund_requested", on_duty.account, buyer, order, reason, _yuan(refund)))
+        r = rng.random()
+        care = on_duty.care
+        if r < 0.03 * care:
+            return  # never handled
+        if r < 0.11 * care:  # late: later that day, or the next morning
+            handled = _working_time(asked + rng.randint(31 * MIN, 4 * HOUR), rng)
+        else:
+            handled = asked + min(30 * MIN, max(20, int(rng.lognormvariate(6.0, 0.8))))
+        self.push("refunds.jsonl", handled, ("refund_handled", self._agent_at(handled, prefer=on_duty).account,
+                                             "", order, "", ""))
+
+    def _midnight_refund(self) -> None:
+        """A refund asked for at 23:50 on the month's last day and handled at 00:10 after it."""
+        if self.last_paid is None:
+            return
+        _, agent, buyer, order, cents = self.last_paid
+        asked = self.month_end - 10 * MIN
+        on_duty = self._agent_at(asked, prefer=agent)
+        self.push("refunds.jsonl", asked, ("refund_requested", on_duty.account, buyer, order, "多拍/拍错/不想要",
+                                           _yuan(cents)))
+        self.push("refunds.jsonl", asked + 20 * MIN, ("refund_handled", on_duty.account, "", order, "", ""))
+        self.last_paid = None
+
+    # ---- writing a finished conversation, ratings and QA findings ------------------
+
+    def _rating(self, talk: _Talk, agent: _Agent, conv: str, buyer: str, outcome: str, converted: bool) -> None:
+        """Some conversations end with the platform's rating invitation, and some buyers rate."""
+        rng, f = self.rng, talk.faults
+        bad = f.scenario != "" or outcome == "abandoned" or f.slow_turn >= 0 or f.short
+        if outcome in ("closed", "silent") and rng.random() < 0.3:
+            talk.system(SYSTEM_INVITE)
+            if rng.random() < (0.8 if converted else 0.6):
+                weights = (15, 10, 15, 20, 40) if bad else (1, 1, 3, 10, 85)
+                score = rng.choices((1, 2, 3, 4, 5), weights)[0]
+                self.push("ratings.csv", talk.t + rng.randint(20, 30 * MIN),
+                          ("rating", agent.account, buyer, conv, str(score)))
+        elif outcome == "angry" and rng.random() < 0.8:
+            self.push("ratings.csv", talk.t + rng.randint(60, 20 * MIN), ("rating", agent.account, buyer, conv, "1"))
+
+    def _qa(self, talk: _Talk, agent: _Agent, conv: str, converted: bool) -> None:
+        rng, f = self.rng, talk.faults
+        category = ""
+        if f.scenario == "away":
+            category = "未挂离开"
+        elif f.scenario == "sarcasm":
+            category = "顶撞买家"
+        elif talk.short_text and rng.random() < 0.15:
+            category = "态度冷淡"
+        elif f.vague and rng.random() < 0.2:
+            category = "回复不规范"
+        elif converted and f.slow_turn < 0 and not (f.rude_start or f.rude_end) and rng.random() < 0.01:
+            category = "优秀接待"
+        if not category:
+            return
+        note = QA_NOTES[category].format(minutes=talk.slow_minutes, text=talk.short_text)
+        start = talk.msgs[0][0]
+        review = _working_time(talk.t + rng.randint(1 * HOUR, 5 * HOUR), rng)
+        review = min(review, self.month_end - rng.randint(60, 20 * MIN))  # reviewed within the month
+        self.push("qa.csv", max(review, start), ("qa_flag", agent.account, conv, category, note))
+
+
+def _working_time(t: int, rng: random.Random) -> int:
+    """Move a moment outside 08:00-23:40 to the next morning, when buyers' requests reach an agent."""
+    d, sec = divmod(t, DAY)
+    if sec < 8 * HOUR:
+        return d * DAY + 8 * HOUR + rng.randrange(90 * MIN)
+    if sec >= 23 * HOUR + 40 * MIN:
+        return (d + 1) * DAY + 8 * HOUR + rng.randrange(90 * MIN)
+    return t
+
+
+def _yuan(cents: int) -> str:
+    return f"{cents // 100}.{cents % 100:02d}"
