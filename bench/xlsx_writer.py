@@ -16,7 +16,7 @@ time to other work on the machine), file size, and peak memory as the growth of 
 resident size just before writing (so the statement itself is not counted). With
 `--repeat K`, each measurement runs K times and the fastest run is reported.
 
-`--ref REV` loads src/ledger/xlsx.py as it was at git revision REV (e.g. the openpyxl
+`--ref REV` loads src/ledger/xlsx.py (the writer before the layout of wings) as it was at git revision REV (e.g. the openpyxl
 writer) into the same installed package, so "before" and "after" run on the same
 statement in the same environment. `--level N` overrides the writer's zip compression
 level (the new writer only). Prints a Markdown table.
@@ -99,8 +99,14 @@ def make_statement(n: int):
 
 def load_writer(ref: str | None):
     if ref is None:
-        from ledger.outputs import xlsx
-        return xlsx
+        import types
+
+        from ledger.outputs.workbook import sheets, writer
+
+        def set_level(level: int) -> None:
+            writer.COMPRESS_LEVEL = level
+
+        return types.SimpleNamespace(write_statement=sheets.write_statement, set_level=set_level)
     source = subprocess.run(["git", "show", f"{ref}:src/ledger/xlsx.py"], cwd=ROOT, check=True,
                             capture_output=True).stdout
     import ledger
@@ -122,7 +128,10 @@ def rss_mb() -> float:
 def child(n: int, ref: str | None, level: int | None, out: str) -> None:
     writer = load_writer(ref)
     if level is not None:
-        writer.COMPRESS_LEVEL = level
+        if hasattr(writer, "set_level"):
+            writer.set_level(level)
+        else:  # a revision from before the layout: one xlsx module
+            writer.COMPRESS_LEVEL = level
     statement = make_statement(n)
     before = rss_mb()
     cpu = time.process_time()

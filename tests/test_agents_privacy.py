@@ -15,7 +15,7 @@ import pytest
 from conftest import write_events
 from ledger.cli import main
 from ledger.outputs.privacy import mask_text
-from ledger.outputs.xlsx import decode_text
+from ledger.outputs.workbook.cells import decode_text
 
 REPO = Path(__file__).resolve().parents[1]
 WANG, LI, MEI = "初晴旗舰店:小王", "初晴旗舰店:小李", "初晴旗舰店:小美"

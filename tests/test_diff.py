@@ -18,6 +18,7 @@ from ledger.review.diff import diff_month, render_markdown, render_text
 from ledger.core.entries import APPLIED, FINE
 from ledger.core.errors import LedgerError, PolicyError
 from ledger.core.display import width as _width
+from ledger.core.entries import entry_id
 
 MONTH = "2024-05"
 
@@ -145,7 +146,7 @@ def test_amount_change_equals_rerunning_both_versions(no_repo, events):
 def test_new_exemption_makes_entries_disappear(no_repo, events):
     exempt = POLICY.replace("    fine 10元", "    unless refund_handled same order within 2h\n    fine 10元")
     d, base, _ = diff_files(no_repo, events, POLICY, exempt)
-    r1 = engine.entry_id("退款超时", "r1", "张三")
+    r1 = entry_id("退款超时", "r1", "张三")
     assert [e.id for e in d.disappeared] == [r1]
     assert d.disappeared[0].rule_location == f"{base.as_posix()}:9"
     assert not d.appeared and not d.changed
@@ -160,8 +161,8 @@ def test_renamed_rule_is_removed_and_added(no_repo, events):
     d, _, _ = diff_files(no_repo, events, POLICY, POLICY.replace("rule 退款超时", "rule 退款处理超时"))
     rules = [(r.rule_id, r.status) for r in d.rules]
     assert rules == [("退款超时", "removed"), ("退款处理超时", "added"), ("好评", "kept")]
-    old = {engine.entry_id("退款超时", e, who) for e, who in [("r1", "张三"), ("r3", "李四"), ("r4", "李四"), ("r5", "李四")]}
-    new = {engine.entry_id("退款处理超时", e, who) for e, who in [("r1", "张三"), ("r3", "李四"), ("r4", "李四"), ("r5", "李四")]}
+    old = {entry_id("退款超时", e, who) for e, who in [("r1", "张三"), ("r3", "李四"), ("r4", "李四"), ("r5", "李四")]}
+    new = {entry_id("退款处理超时", e, who) for e, who in [("r1", "张三"), ("r3", "李四"), ("r4", "李四"), ("r5", "李四")]}
     assert {e.id for e in d.disappeared} == old
     assert {e.id for e in d.appeared} == new
     # Nobody's pay moves: the fines only change rule.

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from ledger.review import explain as ex
-from ledger.evaluate.engine import entry_id, run_month
+from ledger.core.entries import entry_id
+from ledger.evaluate.engine import run_month
 from ledger.core.errors import LedgerError
 
 REPO = Path(__file__).resolve().parents[1]

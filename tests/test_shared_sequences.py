@@ -10,6 +10,7 @@ from ledger.evaluate import engine
 from ledger.evaluate.compile import compile_rule, shared_sequences
 from ledger.lang.syntax import parse
 from ledger.lang.check import check
+from ledger.core.month import Month
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -74,7 +75,7 @@ def test_house_policy_sorts_messages_per_conversation_once():
 
 def test_shared_tables_give_the_entries_of_rules_compiled_alone():
     policy, sources = engine.checked_policy([REPO / "policy"])
-    month = engine.Month.parse("2024-05")
+    month = Month.parse("2024-05")
     result = engine.run_policy(policy, sources, REPO / "events", month)
     tz = ZoneInfo(policy.timezone)
     start, end = month.bounds_utc(tz)
@@ -158,7 +159,7 @@ def test_sequence_facts_with_shared_and_narrowed_sequences(tmp_path):
                          "sender": ["buyer", "agent", "agent", "buyer", "agent", "agent", "buyer"][(k + c) % 7],
                          "text": "好的"})
     (tmp_path / "e.jsonl").write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "utf-8")
-    result = engine.run_policy(policy, (), tmp_path, engine.Month.parse("2024-05"))
+    result = engine.run_policy(policy, (), tmp_path, Month.parse("2024-05"))
     got = {(e.rule_id, e.event_id) for e in result.entries}
     want = naive(rows)
     assert {r for r, _ in want} == {"g", "p", "l", "n", "t", "f"}  # every rule has something to find

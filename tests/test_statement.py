@@ -6,7 +6,7 @@ from decimal import Decimal
 import openpyxl
 from hypothesis import given, settings, strategies as st
 
-from ledger.outputs import xlsx
+from ledger.outputs.workbook import sheets
 from ledger.core.entries import APPLIED, BONUS, FINE, PENDING, Entry
 from ledger.core.money import round_line
 from ledger.outputs.statement import RunInfo, build
@@ -71,7 +71,7 @@ def test_totals_equal_the_sum_of_lines(rows, idle_agents):
 def test_workbook_summary_equals_sum_of_detail_lines(tmp_path_factory, rows):
     statement = build(INFO, make_entries(rows), set(), RULES)
     path = tmp_path_factory.mktemp("wb") / "s.xlsx"
-    xlsx.write_statement(statement, path)
+    sheets.write_statement(statement, path)
     wb = openpyxl.load_workbook(path)
     detail = list(wb["明细"].iter_rows(values_only=True))
     col = {h: i for i, h in enumerate(detail[0])}

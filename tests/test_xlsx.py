@@ -23,13 +23,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl.utils import get_column_letter
 
-from ledger.outputs import xlsx
+from ledger.outputs.workbook import cells, sheets, writer
 from ledger.core.entries import APPLIED, BONUS, FINE, PENDING, Entry
 from ledger.outputs.statement import FileInfo, RunInfo, Statement, build
-from ledger.outputs.xlsx import (
-    DETAIL_HEADER, FIXED_ZIP_TIME, MAX_CELL_CHARS, SUMMARY_HEADER, TRUNCATED, decode_text,
-    encode_text, write_statement,
-)
+from ledger.outputs.workbook.cells import MAX_CELL_CHARS, TRUNCATED, decode_text, encode_text
+from ledger.outputs.workbook.sheets import DETAIL_HEADER, SUMMARY_HEADER, write_statement
+from ledger.outputs.workbook.writer import FIXED_ZIP_TIME
 
 HOSTILE = ["=1+1", '=HYPERLINK("http://x")', "+SUM(A1)", "-2+3", "@A1", "=", "==",
            "\t=1+1", "=cmd|' /C calc'!A0"]
@@ -156,8 +155,8 @@ def test_column_widths_count_cjk_double_and_are_capped(tmp_path):
              for i, name in enumerate(DETAIL_HEADER)}
     assert width["客服"] == 10 * 2 + 3
     assert width["依据"] == 10 + 3
-    assert width["摘录"] == xlsx.MAX_WIDTH
-    assert width["状态"] >= xlsx.MIN_WIDTH
+    assert width["摘录"] == cells.MAX_WIDTH
+    assert width["状态"] >= cells.MIN_WIDTH
 
 
 def test_summary_rows_and_total(tmp_path):
@@ -247,7 +246,7 @@ def test_every_sheet_has_frozen_header_filter_and_widths(tmp_path):
         filters.append(ws.auto_filter.ref)
         for col in range(1, ws.max_column + 1):
             dim = ws.column_dimensions[get_column_letter(col)]
-            assert dim.customWidth and xlsx.MIN_WIDTH <= dim.width <= xlsx.MAX_WIDTH
+            assert dim.customWidth and cells.MIN_WIDTH <= dim.width <= cells.MAX_WIDTH
     # Excel keeps each filter's range as a hidden name local to its sheet.
     with zipfile.ZipFile(path) as z:
         book = ET.fromstring(z.read("xl/workbook.xml"))
@@ -401,7 +400,7 @@ def test_text_at_the_limit_is_kept(tmp_path):
 
 def test_truncation_counts_utf16_units():
     text = "😀" * 20_000  # 40,000 UTF-16 units
-    got = xlsx.clip_text(text)
+    got = cells.clip_text(text)
     assert got.endswith(TRUNCATED)
     assert len(got.encode("utf-16-le")) // 2 <= MAX_CELL_CHARS
     assert got[:-len(TRUNCATED)] == "😀" * len(got[:-len(TRUNCATED)])
@@ -427,8 +426,8 @@ def test_bytes_do_not_depend_on_chunks_or_the_text_cache(tmp_path, monkeypatch):
     entries = [make_entry(i, excerpt=TRICKY[i % len(TRICKY)]) for i in range(60)]
     statement = make_statement(entries, agents={"小赵"})
     first = write(tmp_path, statement, "a.xlsx", max_rows=25).read_bytes()
-    monkeypatch.setattr(xlsx, "CHUNK_ROWS", 1)
-    monkeypatch.setattr(xlsx, "_CACHE_MAX_ENTRIES", 1)
+    monkeypatch.setattr(writer, "CHUNK_ROWS", 1)
+    monkeypatch.setattr(writer, "_CACHE_MAX_ENTRIES", 1)
     second = write(tmp_path, statement, "b.xlsx", max_rows=25).read_bytes()
     assert first == second
 
@@ -485,8 +484,8 @@ def test_failure_leaves_nothing(tmp_path, monkeypatch):
             raise RuntimeError("boom")
         return real_row(entry)
 
-    real_row = xlsx.detail_row
-    monkeypatch.setattr(xlsx, "detail_row", exploding_row)
+    real_row = sheets.detail_row
+    monkeypatch.setattr(sheets, "detail_row", exploding_row)
     entries = [make_entry(i) for i in range(1500)]
     threads = threading.active_count()
     with pytest.raises(RuntimeError, match="boom"):
@@ -499,14 +498,14 @@ def test_failure_leaves_nothing(tmp_path, monkeypatch):
 def test_failure_keeps_the_previous_file(tmp_path, monkeypatch):
     target = tmp_path / "statement.xlsx"
     target.write_bytes(b"old")
-    real_part = xlsx._write_part
+    real_part = writer._write_part
 
     def disk_full_at_the_sheets(zf, name, chunks, force_zip64, threaded=True):
         if name.startswith("xl/worksheets/"):  # after the first parts are in the zip
             raise OSError("disk full")
         real_part(zf, name, chunks, force_zip64, threaded)
 
-    monkeypatch.setattr(xlsx, "_write_part", disk_full_at_the_sheets)
+    monkeypatch.setattr(writer, "_write_part", disk_full_at_the_sheets)
     with pytest.raises(OSError):
         write_statement(make_statement([make_entry(0)]), target)
     assert target.read_bytes() == b"old"
@@ -527,7 +526,7 @@ def test_failure_while_compressing_reaches_the_caller(tmp_path, monkeypatch):
                 raise OSError("disk full")
         return real_write(self, data)
 
-    monkeypatch.setattr(xlsx, "CHUNK_ROWS", 10)  # many chunks, so the error comes mid-sheet
+    monkeypatch.setattr(writer, "CHUNK_ROWS", 10)  # many chunks, so the error comes mid-sheet
     monkeypatch.setattr(zipfile._ZipWriteFile, "write", disk_full)
     threads = threading.active_count()
     with pytest.raises(OSError, match="disk full"):
@@ -677,8 +676,8 @@ def test_subclasses_of_plain_values_are_plain_cells(tmp_path):
 
 @pytest.mark.parametrize("bad", [1.5, True, date(2024, 5, 1), Decimal("NaN")])
 def test_values_without_a_cell_type_fail_and_leave_nothing(tmp_path, monkeypatch, bad):
-    real_row = xlsx.detail_row
-    monkeypatch.setattr(xlsx, "detail_row", lambda e: (*real_row(e)[:7], bad, *real_row(e)[8:]))
+    real_row = sheets.detail_row
+    monkeypatch.setattr(sheets, "detail_row", lambda e: (*real_row(e)[:7], bad, *real_row(e)[8:]))
     with pytest.raises((TypeError, ValueError)):
         write_statement(make_statement([make_entry(0)]), tmp_path / "out" / "s.xlsx")
     assert list((tmp_path / "out").iterdir()) == []
@@ -797,8 +796,8 @@ def test_libreoffice_and_openpyxl_read_the_same_values(tmp_path):
 def test_deflating_in_place_or_on_a_thread_gives_the_same_bytes(tmp_path):
     """Parts of several chunks are deflated on a thread, unless threaded=False (the
     forked per-agent writers): the bytes must not depend on it."""
-    statement = make_statement([make_entry(i) for i in range(3 * xlsx.CHUNK_ROWS + 7)])
-    tables = [xlsx.summary_table(statement), *xlsx.detail_tables(statement.entries, xlsx.EXCEL_MAX_ROWS)]
-    xlsx.write_tables(tables, statement.info, tmp_path / "a.xlsx", threaded=True)
-    xlsx.write_tables(tables, statement.info, tmp_path / "b.xlsx", threaded=False)
+    statement = make_statement([make_entry(i) for i in range(3 * writer.CHUNK_ROWS + 7)])
+    tables = [sheets.summary_table(statement), *sheets.detail_tables(statement.entries, cells.EXCEL_MAX_ROWS)]
+    writer.write_tables(tables, statement.info, tmp_path / "a.xlsx", threaded=True)
+    writer.write_tables(tables, statement.info, tmp_path / "b.xlsx", threaded=False)
     assert (tmp_path / "a.xlsx").read_bytes() == (tmp_path / "b.xlsx").read_bytes()

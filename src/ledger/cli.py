@@ -11,6 +11,7 @@ import typer
 
 from ledger import __version__
 from ledger.core.errors import LedgerError, PolicyError
+from ledger.core.month import Month
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None,
@@ -130,7 +131,7 @@ def check(
         raise LedgerError(f"规则文件有 {errors} 个错误 (policy has {errors} error{'s' if errors != 1 else ''})", exit_code=1)
     warnings = [d for d in diagnostics if d.severity == "warning"]
     if month:
-        result = engine.run_policy(policy, sources, events, engine.Month.parse(month))
+        result = engine.run_policy(policy, sources, events, Month.parse(month))
         for line in double_fines(result.entries):
             typer.echo(f"{month}: 警告: {line}", err=True)
             warnings.append(line)
@@ -150,10 +151,9 @@ def sample(
     bad_rows: int = typer.Option(3, "--bad-rows", min=0, help="故意写入的坏行数 (malformed rows to include)"),
 ):
     """生成示例月份的事件数据 (generate a realistic sample month)。"""
-    from ledger.evaluate import engine
     from ledger.sample import generator as sample_mod
 
-    engine.Month.parse(month)
+    Month.parse(month)
     counts = sample_mod.generate(out, month, agents=agents, conversations_per_day=per_day,
                                  seed=seed, bad_rows=bad_rows)
     for name, n in counts.items():

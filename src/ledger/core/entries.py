@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from decimal import Decimal
 
@@ -12,6 +13,8 @@ BONUS = "bonus"
 
 APPLIED = "applied"  # the outcome is known and the amount counts
 PENDING = "pending"  # the deadline lies beyond the end of the data: no amount yet
+
+NO_AGENT = "（未指定客服）"  # who is charged when an event names no agent (never dropped)
 
 
 @attrs.frozen
@@ -55,3 +58,9 @@ class Entry:
 def sort_key(entry: Entry) -> tuple:
     """Stable order everywhere: time, then input order, then rule, then recipient."""
     return (entry.ts, entry.event_seq, entry.rule_location, entry.rule_id, entry.agent)
+
+
+def entry_id(rule_id: str, event_id: str, recipient: str) -> str:
+    """A stable id: the same rule, event and recipient always give the same id."""
+    digest = hashlib.sha256(f"{rule_id}\x1f{event_id}\x1f{recipient}".encode()).hexdigest()
+    return "E" + digest[:12].upper()

@@ -32,3 +32,7 @@ def parse_yuan(text: str) -> Decimal:
 def total(amounts) -> Decimal:
     """Sum of lines exactly as shown (each already rounded)."""
     return sum((a for a in amounts if a is not None), ZERO)
+
+
+class Percent(Decimal):
+    """A share (0.425): shown as a percentage (a number cell with Excel's built-in 0.00% format)."""

@@ -9,11 +9,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
-import re
 import shutil
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Iterator, Sequence
 from zoneinfo import ZoneInfo
@@ -26,38 +25,14 @@ import duckdb
 from ledger.inputs import events as events_mod
 from ledger.lang.check import Policy, check
 from ledger.evaluate.compile import CompiledRule, compile_rule, event_view_sql, q, shared_sequences
-from ledger.core.entries import PENDING, Entry, sort_key
+from ledger.core.entries import NO_AGENT, PENDING, Entry, entry_id, sort_key
+from ledger.core.month import Month, format_ts
+from ledger.evaluate import caps, metrics, monthly
 from ledger.core.errors import Diagnostic, LedgerError, PolicyError
 from ledger.core.money import round_line
 from ledger.lang.syntax import parse
 
-NO_AGENT = "（未指定客服）"
 DEFAULT_MEMORY_LIMIT = "3GB"  # DuckDB's own buffers; see BENCHMARKS.md for the peak of a whole run
-_MONTH = re.compile(r"(\d{4})-(\d{2})")
-
-
-@attrs.frozen
-class Month:
-    text: str  # "2024-05"
-    start_local: datetime
-    end_local: datetime
-
-    @classmethod
-    def parse(cls, text: str) -> "Month":
-        m = _MONTH.fullmatch(text.strip())
-        if not m or not 1 <= int(m.group(2)) <= 12 or int(m.group(1)) < 1970:
-            raise LedgerError(f"月份格式应为 YYYY-MM，例如 2024-05 (bad month): {text!r}", exit_code=2)
-        y, mo = int(m.group(1)), int(m.group(2))
-        start = datetime(y, mo, 1)
-        end = datetime(y + (mo == 12), mo % 12 + 1, 1)
-        return cls(f"{y:04d}-{mo:02d}", start, end)
-
-    def bounds_utc(self, tz: ZoneInfo) -> tuple[datetime, datetime]:
-        return _to_utc(self.start_local, tz), _to_utc(self.end_local, tz)
-
-
-def _to_utc(local: datetime, tz: ZoneInfo) -> datetime:
-    return local.replace(tzinfo=tz).astimezone(dt_timezone.utc).replace(tzinfo=None)
 
 
 @attrs.frozen
@@ -203,10 +178,6 @@ def load_month(con: duckdb.DuckDBPyConnection, policy: Policy, events_root: Path
 
 
 def _evaluate(con, policy, sources, load, month, tz, say, roster=None) -> MonthResult:
-    from ledger.evaluate import caps
-    from ledger.evaluate import metrics
-    from ledger.evaluate import monthly
-
     start, end = month.bounds_utc(tz)
     data_end_utc, data_end_local = con.execute("SELECT max(ts), max(ts_local) FROM events").fetchone()
     agents = {a for (a,) in con.execute(
@@ -289,11 +260,6 @@ def _evaluate(con, policy, sources, load, month, tz, say, roster=None) -> MonthR
                        metrics=values, roster=roster, limits=limits)
 
 
-def entry_id(rule_id: str, event_id: str, recipient: str) -> str:
-    digest = hashlib.sha256(f"{rule_id}\x1f{event_id}\x1f{recipient}".encode()).hexdigest()
-    return "E" + digest[:12].upper()
-
-
 def _entries(compiled: CompiledRule, names, rows, data_end_local, warnings) -> list[Entry]:
     rule = compiled.rule
     loc = f"{rule.pos.filename}:{rule.pos.line}"
@@ -344,13 +310,6 @@ def _entries(compiled: CompiledRule, names, rows, data_end_local, warnings) -> l
     return out
 
 
-def _fmt(ts: datetime) -> str:
-    """2024-05-03 12:34:56: a wall time (isoformat is several times faster than strftime)."""
-    if ts.tzinfo is not None:
-        return ts.strftime("%Y-%m-%d %H:%M:%S")
-    return ts.isoformat(" ", "seconds")
-
-
 def _evidence_writer(compiled: CompiledRule, idx, data_end_local):
     """evidence(row, status): the condition that held, the sequence facts it read, and
     what each window searched and found, in words a supervisor can check against the
@@ -362,7 +321,7 @@ def _evidence_writer(compiled: CompiledRule, idx, data_end_local):
     position = (idx["_position"], idx["_count"]) if "_position" in idx else None
     neighbours = [(f"{scope}.{field}", idx[f"_{scope}_{field}"]) for scope, field in compiled.neighbours]
     windows = [(w, idx[f"_found_{i}"]) for i, w in enumerate(rule.unless)]
-    ending = (f"数据截止 {_fmt(data_end_local)}，期限未到，结果待定 (pending)"
+    ending = (f"数据截止 {format_ts(data_end_local)}，期限未到，结果待定 (pending)"
               if data_end_local is not None else None)
 
     def evidence(row, status) -> str:
@@ -377,13 +336,13 @@ def _evidence_writer(compiled: CompiledRule, idx, data_end_local):
         for w, i in windows:
             found = row[i]
             if w.kind == "within":
-                span = f"{_fmt(ts)} 至 {_fmt(ts + w.d2)}"
+                span = f"{format_ts(ts)} 至 {format_ts(ts + w.d2)}"
             elif w.kind == "range":
-                span = f"{_fmt(ts + w.d1)} 至 {_fmt(ts + w.d2)}"
+                span = f"{format_ts(ts + w.d1)} 至 {format_ts(ts + w.d2)}"
             elif w.kind == "before":
-                span = f"{_fmt(ts)} 之前"
+                span = f"{format_ts(ts)} 之前"
             else:
-                span = f"{_fmt(ts - w.d2)} 至 {_fmt(ts)}"
+                span = f"{format_ts(ts - w.d2)} 至 {format_ts(ts)}"
             result = f"找到 {found} 条，需要 {w.count} 条" if w.count > 1 or found else "未找到"
             parts.append(f"[{w.source}] 查找范围 {span}：{result}")
         if status == PENDING and ending is not None:

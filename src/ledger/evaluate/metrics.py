@@ -19,13 +19,14 @@ and sums over nothing are 0.
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 
 from ledger.lang import ast
 from ledger.lang.check import Policy
 from ledger.evaluate.compile import (_Context, _interval, condition_sql, q, sequence_ctes, sequence_key, view_name,
                       window_count_sql)
 from ledger.core.entries import APPLIED, FINE
+from ledger.core.money import Percent, round_line
 
 MICROS = Decimal(1_000_000)
 _ZERO_WHEN_EMPTY = ("count", "distinct", "sum", "fines")
@@ -281,11 +282,6 @@ def _convert(m: ast.Metric, row, duration: bool) -> Decimal | None:
 def display(value: Decimal | None, type_: str):
     """How a metric is shown: a ratio as a percentage cell (0.4250 → 42.50%), a whole
     count as an integer, anything else (seconds, 元) with 2 decimals, half-up."""
-    from decimal import ROUND_HALF_UP
-
-    from ledger.core.money import round_line
-    from ledger.outputs.xlsx import Percent
-
     if value is None:
         return None
     if type_ == "percent":

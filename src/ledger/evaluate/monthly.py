@@ -21,7 +21,7 @@ import attrs
 
 from ledger.lang import ast
 from ledger.lang.check import Policy
-from ledger.core.entries import APPLIED, BONUS, FINE, PENDING, Entry, sort_key
+from ledger.core.entries import APPLIED, PENDING, Entry, entry_id, sort_key
 from ledger.core.money import round_line
 from ledger.evaluate.metrics import UNITS, display
 
@@ -50,7 +50,6 @@ def evaluate(policy: Policy, month, metrics: dict, agents, pending_fines: dict |
     `count fines` metric could still grow by that many; when the outcome (which tier)
     differs between "none of them become fines" and "all of them do", the line is
     pending instead of a guess."""
-    from ledger.evaluate.engine import entry_id
 
     pending_fines = pending_fines or {}
     fines_metrics = [m.name.value for m in policy.metrics if m.kind == "fines"]

@@ -27,8 +27,8 @@ from pathlib import Path
 import ahocorasick
 import attrs
 
-from ledger.outputs import xlsx
-from ledger.evaluate.engine import NO_AGENT
+from ledger.outputs.workbook import cells, sheets, writer
+from ledger.core.entries import NO_AGENT
 from ledger.outputs.statement import RunInfo, Statement, build
 
 FOLDER = "agents"
@@ -143,7 +143,7 @@ def agent_statement(statement: Statement, agent: str, redactor: _Redactor | None
     return build(info, entries, {agent}, rules)
 
 
-def info_table(info: RunInfo, agent: str, source_name: str, source_sha256: str) -> xlsx.Table:
+def info_table(info: RunInfo, agent: str, source_name: str, source_sha256: str) -> cells.Table:
     rows = [("月份", info.month), ("客服", agent), ("时区", info.timezone),
             ("规则集名称", info.policy_name), ("ledger 版本", info.version),
             ("数据截止", info.data_end or "（无数据）"),
@@ -152,7 +152,7 @@ def info_table(info: RunInfo, agent: str, source_name: str, source_sha256: str) 
         rows += [(f"规则文件 {n}", f.path), (f"规则文件 {n} SHA-256", f.sha256)]
     rows += [("说明", "本表只含本人的明细；引用的文字中其他客服、其他买家的名字已隐去，手机号、身份证号、地址已遮盖。"),
              ("客服签字确认", "＿＿＿＿＿＿＿＿"), ("签字日期", "＿＿＿＿＿＿＿＿")]
-    return xlsx.Table(xlsx.INFO, xlsx.INFO_HEADER, tuple(rows))
+    return cells.Table(sheets.INFO, sheets.INFO_HEADER, tuple(rows))
 
 
 def write_agent_statements(statement: Statement, folder: Path, source: Path) -> dict[str, Path]:
@@ -204,6 +204,6 @@ def _write_some(agents: list[str], threaded: bool = True) -> None:
     statement, redactor, entries_of, names, folder, source_name, source_sha = _JOB
     for agent in agents:
         mine = agent_statement(statement, agent, redactor, entries_of)
-        tables = [xlsx.summary_table(mine), *xlsx.detail_tables(mine.entries, xlsx.EXCEL_MAX_ROWS),
-                  xlsx.rules_table(mine), info_table(mine.info, agent, source_name, source_sha)]
-        xlsx.write_tables(tables, mine.info, folder / names[agent], threaded=threaded)
+        tables = [sheets.summary_table(mine), *sheets.detail_tables(mine.entries, cells.EXCEL_MAX_ROWS),
+                  sheets.rules_table(mine), info_table(mine.info, agent, source_name, source_sha)]
+        writer.write_tables(tables, mine.info, folder / names[agent], threaded=threaded)

@@ -9,8 +9,8 @@ import attrs
 
 from ledger.evaluate.caps import employee_key, owed
 from ledger.core.entries import APPLIED, BONUS, FINE
-from ledger.evaluate.metrics import UNITS, display
-from ledger.core.money import ZERO, total
+from ledger.evaluate.metrics import display
+from ledger.core.money import total
 
 
 @attrs.frozen

@@ -10,7 +10,7 @@ import attrs
 
 from ledger import __version__
 from ledger.evaluate.engine import MonthResult
-from ledger.core.entries import APPLIED, PENDING
+from ledger.core.entries import PENDING
 from ledger.core.money import total
 from ledger.outputs.privacy import mask_entry
 from ledger.outputs.statement import FileInfo, RunInfo, Statement, build
@@ -64,10 +64,10 @@ def output_paths(out_dir: Path, month: str) -> dict[str, Path]:
 
 def write_outputs(result: MonthResult, statement: Statement, out_dir: Path) -> dict[str, Path]:
     from ledger.inputs import events
-    from ledger.outputs import xlsx
+    from ledger.outputs.workbook import sheets
 
     paths = output_paths(out_dir, result.month.text)
-    xlsx.write_statement(statement, paths["statement"])
+    sheets.write_statement(statement, paths["statement"])
     roster_rejects = tuple(result.roster.rejects) if result.roster is not None else ()
     events.write_rejects(paths["rejects"], tuple(result.load.rejects) + roster_rejects)
     from ledger.outputs.agents import write_agent_statements

@@ -33,7 +33,7 @@ from pathlib import Path
 import attrs
 
 from ledger.core.atomic import write_text
-from ledger.core.entries import APPLIED, BONUS, FINE, Entry
+from ledger.core.entries import APPLIED, FINE, Entry
 from ledger.core.errors import LedgerError
 
 CLOSED = "CLOSED"

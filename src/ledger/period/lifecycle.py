@@ -19,6 +19,7 @@ from ledger.outputs import report
 from ledger.core.entries import sort_key
 from ledger.core.errors import Diagnostic, LedgerError
 from ledger.outputs.statement import Statement
+from ledger.core.month import Month
 
 
 class AdjustmentError(LedgerError):
@@ -83,7 +84,7 @@ def prepare(policy_paths: Sequence[Path], events_root: Path, month: str, *, out_
     policy = result.policy
 
     def current_of(p: str):
-        earlier = engine.run_policy(policy, result.sources, events_root, engine.Month.parse(p), roster=roster)
+        earlier = engine.run_policy(policy, result.sources, events_root, Month.parse(p), roster=roster)
         return own_entries(earlier, files)[0]
 
     fixes = close.corrections(result.month.text, result.month.start_local, out_dir, current_of)
@@ -153,10 +154,10 @@ def verify(period: Period, out_dir: Path, record: close.Record) -> tuple[bool, l
         lines += files
     if not problems:
         with tempfile.TemporaryDirectory(prefix="ledger-verify-") as tmp:
-            from ledger.outputs import xlsx
+            from ledger.outputs.workbook import sheets
 
             probe = Path(tmp) / statement_path.name
-            xlsx.write_statement(period.statement, probe)
+            sheets.write_statement(period.statement, probe)
             same_bytes = close._sha(probe) == sealed
         lines.insert(0, "  账单与结账时逐字节相同 (statement byte-identical), sha256 " + sealed if same_bytes else
                      "  明细与结账时相同；输入文件有变化，已结账的账单保持原样 (entries unchanged; sealed statement kept)")
@@ -164,10 +165,10 @@ def verify(period: Period, out_dir: Path, record: close.Record) -> tuple[bool, l
 
 
 def next_open_month(out_dir: Path, month: str) -> str:
-    m = engine.Month.parse(month)
+    m = Month.parse(month)
     while True:
         y, mo = m.end_local.year, m.end_local.month
-        m = engine.Month.parse(f"{y:04d}-{mo:02d}")
+        m = Month.parse(f"{y:04d}-{mo:02d}")
         if close.read_record(report.output_paths(out_dir, m.text)["folder"]) is None:
             return m.text
 
@@ -184,7 +185,7 @@ def check_adjustments(policy, sources, events_root: Path, out_dir: Path, adjustm
         actions = adj.actions_for(files, month)
         if not actions:
             continue
-        result = engine.run_policy(policy, sources, events_root, engine.Month.parse(month))
+        result = engine.run_policy(policy, sources, events_root, Month.parse(month))
         diags += adj.check_ids(actions, list(result.entries), _source_lines(actions))
         folder = report.output_paths(out_dir, month)["folder"]
         record = close.read_record(folder)

@@ -28,6 +28,7 @@ from ledger.lang.check import Policy
 from ledger.core.entries import APPLIED, BONUS, FINE, PENDING, Entry, sort_key
 from ledger.core.errors import LedgerError, PolicyError
 from ledger.core.money import ZERO, total
+from ledger.core.month import Month
 
 LIST_LIMIT = 50  # entries listed per section before "…及另外 N 条"
 
@@ -154,7 +155,7 @@ def diff_month(month: str, *, policy_paths: list[Path], events_root: Path, base:
     `policy_paths`. Raises LedgerError (exit 2) for a bad base, PolicyError when either
     policy has errors, LedgerError (exit 3) when there are no events.
     """
-    month_ = engine.Month.parse(month)
+    month_ = Month.parse(month)
     policy_paths = [Path(p) for p in policy_paths]
     engine.policy_files(policy_paths)  # a missing working path fails first, with its own message
     if Path(base).exists():
@@ -173,7 +174,7 @@ def diff_month(month: str, *, policy_paths: list[Path], events_root: Path, base:
                     ", ".join(p.as_posix() for p in policy_paths))
 
 
-def _run(files: Sequence[PolicyFile], events_root: Path, month: engine.Month) -> engine.MonthResult:
+def _run(files: Sequence[PolicyFile], events_root: Path, month: Month) -> engine.MonthResult:
     policy, sources = _checked([(f.name, f.data) for f in files])
     return engine.run_policy(policy, sources, Path(events_root), month)
 

@@ -32,6 +32,7 @@ from ledger.evaluate import engine
 from ledger.lang.check import Policy
 from ledger.core.entries import PENDING, Entry
 from ledger.core.errors import LedgerError
+from ledger.core.month import Month
 
 ANY_AGENT = "（任何客服）"
 # Written by the example runner, never by the example: `at` gives the time and the
@@ -130,8 +131,8 @@ def format_time(at: datetime) -> str:
     return at.strftime("%Y-%m-%d %H:%M:%S" + (".%f" if at.microsecond else ""))
 
 
-def _months(example: ast.Example) -> list[engine.Month]:
-    return [engine.Month.parse(text) for text in sorted({f"{e.at:%Y-%m}" for e in example.events})]
+def _months(example: ast.Example) -> list[Month]:
+    return [Month.parse(text) for text in sorted({f"{e.at:%Y-%m}" for e in example.events})]
 
 
 def _evaluate(policy: Policy, sources, example: ast.Example) -> list[Entry]:

@@ -1,6 +1,7 @@
-"""The Excel statement (台账) HR imports into payroll.
+"""SpreadsheetML, written directly: the Excel statement (台账) HR imports into payroll.
 
-`write_statement` is the only entry point. The module has two halves:
+The writer: prepared sheets (cells.Table, from sheets.py) → one .xlsx package.
+The statement as a whole is laid out in sheets.py:
 
 * **Tables** (`summary_table`, `detail_tables`, `rules_table`, `info_table`): what
   each sheet holds, as plain Python values (str, Decimal, int, datetime, None).
@@ -47,14 +48,12 @@ Guarantees (tests/test_xlsx.py holds a test for each):
 * **Row limit.** 明细 holds at most `max_rows` rows (header included) per sheet and
   continues on 明细2, 明细3, ... each with its own header.
 """
-
 from __future__ import annotations
 
 import itertools
 import queue
 import re
 import threading
-import unicodedata
 import zipfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
@@ -62,53 +61,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import attrs
 
 from ledger.core.atomic import atomic_path
-from ledger.core.entries import APPLIED, BONUS, FINE, PENDING, Entry
-from ledger.core.money import round_line, total
-from ledger.outputs.statement import FileInfo, RunInfo, Statement
-
-EXCEL_MAX_ROWS = 1_048_576
-MAX_CELL_CHARS = 32_767  # Excel's limit, in UTF-16 code units
-TRUNCATED = "…（已截断）"
-
-MONEY_FORMAT = "0.00"
-DATETIME_FORMAT = "yyyy-mm-dd hh:mm:ss"
-
-SUMMARY = "汇总"
-DETAIL = "明细"
-RULES = "规则"
-INFO = "说明"
-TOTAL_LABEL = "合计"
-
-SUMMARY_HEADER = ("客服", "罚款", "奖励", "净额", "次数", "待定")
-DETAIL_HEADER = ("编号", "客服", "时间", "规则", "说明", "类型", "状态", "金额",
-                 "会话", "订单", "买家", "摘录", "依据", "触发事件", "规则位置")
-RULES_HEADER = ("规则", "说明", "位置", "类型", "金额", "次数", "待定", "合计", "生效期间")
-INFO_HEADER = ("项目", "内容")
-
-KIND_LABELS = {FINE: "罚款", BONUS: "奖励"}
-STATUS_LABELS = {APPLIED: "已计", PENDING: "待定"}
-
-# Column widths: CJK characters count double; only the first rows are measured.
-MIN_WIDTH = 8
-MAX_WIDTH = 60
-WIDTH_SAMPLE_ROWS = 1000
+from ledger.outputs.statement import RunInfo
+from ledger.core.money import Percent
+from ledger.outputs.workbook.cells import (DATETIME_FORMAT, MONEY_FORMAT, MAX_CELL_CHARS, MAX_WIDTH, MIN_WIDTH, WIDTH_SAMPLE_ROWS, Table, clip_text, display_width, encode_text, money_text)
+from ledger.outputs.workbook.charts import ChartPackage
 
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
-
-
-# --------------------------------------------------------------------------- API
-
-
-def write_statement(statement: Statement, path: Path, *, max_rows: int = EXCEL_MAX_ROWS) -> None:
-    """Write the statement workbook to `path`, atomically and reproducibly."""
-    if not 2 <= max_rows <= EXCEL_MAX_ROWS:
-        raise ValueError(f"max_rows must be between 2 and {EXCEL_MAX_ROWS}, not {max_rows}")
-    tables = build_tables(statement, max_rows)
-    with atomic_path(Path(path)) as tmp:
-        _write_workbook(tables, statement.info, tmp)
 
 
 def write_tables(tables: list["Table"], info: RunInfo, path: Path, *, threaded: bool = True) -> None:
@@ -118,172 +78,6 @@ def write_tables(tables: list["Table"], info: RunInfo, path: Path, *, threaded: 
     every core busy, such as the forked per-agent writers; the bytes are the same)."""
     with atomic_path(Path(path)) as tmp:
         _write_workbook(tables, info, tmp, threaded)
-
-
-# ------------------------------------------------------------------------ tables
-
-
-@attrs.frozen
-class Table:
-    """One sheet: a header, data rows under an autofilter, and bold footer rows.
-
-    `items` are turned into rows by `to_row` one at a time, so a million detail
-    lines never exist as rows all at once.
-    """
-
-    title: str
-    header: tuple[str, ...]
-    items: Sequence[Any]
-    to_row: Callable[[Any], tuple] = tuple
-    footer: tuple[tuple, ...] = ()
-
-    def rows(self) -> Iterable[tuple]:
-        return map(self.to_row, self.items)
-
-
-def build_tables(statement: Statement, max_rows: int = EXCEL_MAX_ROWS) -> list[Table]:
-    """All sheets in workbook order: 汇总, 明细 (…明细N), 规则, 说明."""
-    tables = [summary_table(statement), *detail_tables(statement.entries, max_rows),
-              rules_table(statement), info_table(statement.info)]
-    from ledger.outputs.xlsx_payroll import payroll_tables, with_detail_columns, with_payroll_columns
-
-    tables[0] = with_payroll_columns(tables[0], statement)
-    tables = [with_detail_columns(t, statement) if t.header == DETAIL_HEADER else t for t in tables]
-    return tables[:1] + payroll_tables(statement) + tables[1:]
-
-
-def summary_table(statement: Statement) -> Table:
-    agents = statement.agents
-    rows = tuple(
-        (a.agent, round_line(a.fines), round_line(a.bonuses),
-         round_line(a.bonuses) - round_line(a.fines), a.count, a.pending)
-        for a in agents
-    )
-    # The total row sums the cells exactly as written, in Python: no formulas.
-    footer = ((TOTAL_LABEL,
-               total(r[1] for r in rows), total(r[2] for r in rows), total(r[3] for r in rows),
-               sum(r[4] for r in rows), sum(r[5] for r in rows)),)
-    return Table(SUMMARY, SUMMARY_HEADER, rows, footer=footer)
-
-
-def detail_tables(entries: Sequence[Entry], max_rows: int) -> list[Table]:
-    """明细, 明细2, ...: at most `max_rows` rows per sheet, each with its own header."""
-    per_sheet = max_rows - 1
-    starts = range(0, max(len(entries), 1), per_sheet)
-    return [
-        Table(DETAIL if n == 1 else f"{DETAIL}{n}", DETAIL_HEADER,
-              entries[start:start + per_sheet], detail_row)
-        for n, start in enumerate(starts, 1)
-    ]
-
-
-def detail_row(e: Entry) -> tuple:
-    amount = round_line(e.amount) if e.status == APPLIED and e.amount is not None else None
-    return (e.id, e.agent, _excel_time(e.ts), e.rule_id, e.rule_title,
-            KIND_LABELS.get(e.kind, e.kind), STATUS_LABELS.get(e.status, e.status), amount,
-            e.conversation, e.order, e.buyer, e.excerpt, e.evidence, e.event_id,
-            e.rule_location)
-
-
-def rules_table(statement: Statement) -> Table:
-    rows = tuple(
-        (r.rule_id, r.title, r.location, KIND_LABELS.get(r.kind, r.kind), r.amount_text,
-         r.count, r.pending, round_line(r.total), r.effective or "一直有效")
-        for r in statement.rules
-    )
-    return Table(RULES, RULES_HEADER, rows)
-
-
-def info_table(info: RunInfo) -> Table:
-    rows = [
-        ("月份", info.month),
-        ("时区", info.timezone),
-        ("规则集名称", info.policy_name),
-        ("ledger 版本", info.version),
-        ("数据截止", info.data_end or "（无数据）"),
-        ("合并重复行", info.duplicates_folded),
-    ]
-    for n, f in enumerate(info.policy_files, 1):
-        rows += [(f"规则文件 {n}", f.path), (f"规则文件 {n} SHA-256", f.sha256)]
-    for n, f in enumerate(info.event_files, 1):
-        rows += _event_file_rows(n, f)
-    for n, p in enumerate(info.ignored_files, 1):
-        rows.append((f"忽略的文件 {n}", p))
-    for type_, count, used in info.event_types:
-        rows.append((f"本月事件 {type_}", count if used else f"{count}（没有规则使用）"))
-    for n, w in enumerate(info.warnings, 1):
-        rows.append((f"警告 {n}", w))
-    rows += [
-        ("读取行数合计", sum(f.read for f in info.event_files)),
-        ("接受行数合计", sum(f.accepted for f in info.event_files)),
-        ("拒收行数合计", sum(f.rejected for f in info.event_files)),
-    ]
-    return Table(INFO, INFO_HEADER, tuple(rows))
-
-
-def _event_file_rows(n: int, f: FileInfo) -> list[tuple]:
-    label = f"事件文件 {n}"
-    return [(label, f.path), (f"{label} 编码", f.encoding), (f"{label} SHA-256", f.sha256),
-            (f"{label} 读取行数", f.read), (f"{label} 接受行数", f.accepted),
-            (f"{label} 拒收行数", f.rejected)]
-
-
-def _excel_time(ts: datetime) -> datetime:
-    """Local wall time as Excel holds it: no zone, whole seconds (what the format shows)."""
-    return ts.replace(tzinfo=None, microsecond=0)
-
-
-# -------------------------------------------------------------------- text rules
-
-# Characters XML 1.0 cannot hold, plus CR (an XML parser would turn it into LF).
-_UNSAFE = "\x00-\x08\x0b\x0c\r\x0e-\x1f\ufffe\uffff"
-# An unsafe character, or an underscore that a decoder would read as the start of
-# `_xHHHH_` (its closing underscore may be a literal one or come from an escape).
-_ENCODE = re.compile(f"[{_UNSAFE}]|_(?=x[0-9A-Fa-f]{{4}}(?:_|[{_UNSAFE}]))")
-_DECODE = re.compile("_x([0-9A-Fa-f]{4})_")
-
-
-def encode_text(text: str) -> str:
-    """Escape text for a cell as Excel does (ST_Xstring): `\\x01` → `_x0001_`, `_` → `_x005F_`."""
-    return _ENCODE.sub(lambda m: f"_x{ord(m.group()):04X}_", text)
-
-
-def decode_text(text: str) -> str:
-    """The inverse of `encode_text`, as Excel and LibreOffice apply it when reading."""
-    return _DECODE.sub(lambda m: chr(int(m.group(1), 16)), text)
-
-
-def clip_text(text: str) -> str:
-    """Cut text to what a cell holds, marking the cut with TRUNCATED."""
-    if len(text) <= MAX_CELL_CHARS // 2 or _utf16_len(text) <= MAX_CELL_CHARS:
-        return text
-    budget = MAX_CELL_CHARS - _utf16_len(TRUNCATED)
-    units = text.encode("utf-16-le")[: 2 * budget]
-    # A cut through a surrogate pair leaves half a character: drop it.
-    return units.decode("utf-16-le", errors="ignore") + TRUNCATED
-
-
-def _utf16_len(text: str) -> int:
-    return len(text.encode("utf-16-le")) // 2
-
-
-def display_width(text: str, cap: int = MAX_WIDTH) -> int:
-    """Width of text in a cell: CJK (wide, fullwidth) characters count double."""
-    if len(text) >= cap:  # every character is at least 1 wide
-        return cap
-    if text.isascii():
-        return len(text)
-    width = 0
-    for ch in text:
-        width += 2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1
-        if width >= cap:
-            return cap
-    return width
-
-
-def money_text(amount: Decimal) -> str:
-    """The exact text of an amount for `<v>`: always two decimals."""
-    return format(round_line(amount), "f")
 
 
 # ------------------------------------------------------------------------ writer
@@ -299,9 +93,6 @@ CHUNK_ROWS = 1000  # rows rendered per chunk handed to the compressor
 # Cell formats (index into cellXfs in styles.xml).
 _PLAIN, _BOLD, _MONEY, _BOLD_MONEY, _TIME, _BOLD_TIME, _PERCENT = range(7)
 
-
-class Percent(Decimal):
-    """A share (0.425) written as a number cell with Excel's built-in 0.00% format."""
 
 _XML_DECL = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 _NS_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -516,8 +307,6 @@ def _entry(name: str) -> zipfile.ZipInfo:
 
 def _parts(tables: list[Table], info: RunInfo) -> Iterator[tuple[str, Iterable[str]]]:
     """Every part of the package, in entry order, as (name, text chunks)."""
-    from ledger.outputs.xlsx_charts import ChartPackage
-
     charts = ChartPackage(tables)  # the 图表 sheet's drawing and charts, if it has one
     sheets = [f"xl/worksheets/sheet{i}.xml" for i in range(1, len(tables) + 1)]
     yield "[Content_Types].xml", [_CONTENT_TYPES.format(sheets="".join(
@@ -768,3 +557,4 @@ def _document_time(month: str) -> datetime:
         return datetime.strptime(month, "%Y-%m")
     except ValueError:
         return datetime(*FIXED_ZIP_TIME)
+

@@ -14,6 +14,12 @@ import attrs
 
 from ledger.core.money import total
 
+from ledger.core.entries import APPLIED, FINE
+from ledger.evaluate.caps import owed
+from ledger.outputs.workbook.cells import Table
+from ledger.outputs.workbook.charts import charts_table
+
+
 HR = "HR导入"
 METRICS = "指标"
 HR_HEADER = ("工号", "姓名", "月份", "扣款", "奖金", "净额")
@@ -34,8 +40,6 @@ def with_detail_columns(detail, statement):
     """明细 gains 应扣 (before a cap), 减免 (what the cap relieved) and 平台扣分 per line."""
     if not _extended(statement):
         return detail
-    from ledger.evaluate.caps import owed
-    from ledger.core.entries import APPLIED, FINE
 
     base = detail.to_row
 
@@ -77,7 +81,6 @@ def with_payroll_columns(summary, statement):
 
 
 def payroll_tables(statement) -> list:
-    from ledger.outputs.xlsx import Table
 
     p = statement.payroll
     if p is None:
@@ -89,7 +92,6 @@ def payroll_tables(statement) -> list:
     if p.metric_columns:
         tables.append(Table(METRICS, ("客服",) + tuple(c.header for c in p.metric_columns), p.metric_rows))
     if _extended(statement):
-        from ledger.outputs.xlsx_charts import charts_table
 
         chart = charts_table(statement)
         if chart is not None:

@@ -15,6 +15,9 @@ from xml.sax.saxutils import escape
 
 import attrs
 
+from ledger.core.money import round_line
+from ledger.outputs.workbook.cells import Table, encode_text
+
 CHARTS = "图表"
 HEADER = ("客服", "罚款", "奖励", "", "规则", "罚款合计")
 _NS_R = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
@@ -27,8 +30,6 @@ _DECL = '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
 
 def charts_table(statement):
     """The data table of the 图表 sheet (or None when there is nothing to draw)."""
-    from ledger.core.money import round_line
-    from ledger.outputs.xlsx import Table
 
     agents = [(a.agent, round_line(a.fines), round_line(a.bonuses)) for a in statement.agents]
     rules = [(r.rule_id, round_line(r.total)) for r in statement.rules if r.kind == "fine"]
@@ -127,7 +128,6 @@ def _anchor(n: int, col: int, row: int) -> str:
 
 
 def _text(s: str) -> str:
-    from ledger.outputs.xlsx import encode_text
 
     return escape(encode_text(s))
 
