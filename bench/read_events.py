@@ -41,7 +41,8 @@ import json, resource, sys, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 import duckdb
-from ledger.evaluate.engine import checked_policy, database
+from ledger.evaluate.engine import database
+from ledger.lang.load import checked_policy
 from ledger.inputs import events
 
 policy, _ = checked_policy([Path(sys.argv[1])])

@@ -45,7 +45,7 @@ def write_policy(tmp_path: Path, examples: str) -> Path:
 
 
 def results_of(path: Path):
-    policy, sources = engine.checked_policy([path])
+    policy, sources = policy_load.checked_policy([path])
     return policy, run_examples(policy, sources)
 
 
@@ -430,6 +430,7 @@ example "30元、30.00元、¥30 是同一个金额" on 2024-05-02:
 
 
 import pytest as _pytest
+from ledger.lang import load as policy_load
 
 
 @_pytest.mark.parametrize("body, needle", [

@@ -11,6 +11,7 @@ from ledger.evaluate.compile import compile_rule, shared_sequences
 from ledger.lang.syntax import parse
 from ledger.lang.check import check
 from ledger.core.month import Month
+from ledger.lang import load as policy_load
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,7 +65,7 @@ def test_house_policy_sorts_messages_per_conversation_once():
     """The per-conversation house rules and turn metrics read one table (the engine
     passes rules, then metrics with `on`); 敬语 (agent text messages: first, last) and
     首次响应时长 (buyer messages: first) read it as numbered subsets."""
-    policy, _ = engine.checked_policy([REPO / "policy"])
+    policy, _ = policy_load.checked_policy([REPO / "policy"])
     readers = list(policy.rules) + [m for m in policy.metrics if m.on is not None]
     shared = shared_sequences(policy, readers)
     name = lambda r: r.id.value if hasattr(r, "id") else r.name.value  # noqa: E731
@@ -74,7 +75,7 @@ def test_house_policy_sorts_messages_per_conversation_once():
 
 
 def test_shared_tables_give_the_entries_of_rules_compiled_alone():
-    policy, sources = engine.checked_policy([REPO / "policy"])
+    policy, sources = policy_load.checked_policy([REPO / "policy"])
     month = Month.parse("2024-05")
     result = engine.run_policy(policy, sources, REPO / "events", month)
     tz = ZoneInfo(policy.timezone)

@@ -12,6 +12,7 @@ import typer
 from ledger import __version__
 from ledger.core.errors import LedgerError, PolicyError
 from ledger.core.month import Month
+from ledger.lang import load as policy_load
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   rich_markup_mode=None,
@@ -110,7 +111,7 @@ def check(
     from ledger.period import lifecycle as period
     from ledger.lang.lint import double_fines, lint
 
-    policy, diagnostics, sources = engine.load_policy(paths or [Path("policy")])
+    policy, diagnostics, sources = policy_load.load_policy(paths or [Path("policy")])
     errors = sum(1 for d in diagnostics if d.severity == "error")
     if not errors:
         diagnostics = diagnostics + lint(policy)

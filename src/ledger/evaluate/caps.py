@@ -24,7 +24,7 @@ from decimal import ROUND_DOWN, Decimal
 
 import attrs
 
-from ledger.lang.check import Policy
+from ledger.lang.policy import Policy
 from ledger.core.entries import APPLIED, BONUS, FINE, Entry, sort_key
 from ledger.core.money import CENT, ZERO, total
 

@@ -16,7 +16,7 @@ from datetime import timedelta
 import attrs
 
 from ledger.lang import ast
-from ledger.lang.check import CORE_FIELDS, EventType, Policy
+from ledger.lang.policy import CORE_FIELDS, EventType, Policy
 
 # Python's str.strip() whitespace set, as characters for trim() and as an RE2 class.
 _WS_CHARS = "".join(c for c in map(chr, range(0x3001)) if c.isspace())

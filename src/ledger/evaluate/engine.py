@@ -7,7 +7,6 @@ rules produce (a few per cent of the events).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import tempfile
@@ -17,28 +16,21 @@ from pathlib import Path
 from typing import Iterator, Sequence
 from zoneinfo import ZoneInfo
 
-from decimal import Decimal
 
 import attrs
 import duckdb
 
 from ledger.inputs import events as events_mod
-from ledger.lang.check import Policy, check
-from ledger.evaluate.compile import CompiledRule, compile_rule, event_view_sql, q, shared_sequences
-from ledger.core.entries import NO_AGENT, PENDING, Entry, entry_id, sort_key
-from ledger.core.month import Month, format_ts
+from ledger.lang.load import PolicySource, checked_policy
+from ledger.lang.policy import Policy
+from ledger.evaluate.compile import compile_rule, event_view_sql, q, shared_sequences
+from ledger.core.entries import NO_AGENT, PENDING, Entry, sort_key
+from ledger.core.month import Month
 from ledger.evaluate import caps, metrics, monthly
-from ledger.core.errors import Diagnostic, LedgerError, PolicyError
-from ledger.core.money import round_line
-from ledger.lang.syntax import parse
+from ledger.evaluate.evidence import entries_of
+from ledger.core.errors import LedgerError
 
 DEFAULT_MEMORY_LIMIT = "3GB"  # DuckDB's own buffers; see BENCHMARKS.md for the peak of a whole run
-
-
-@attrs.frozen
-class PolicySource:
-    path: str
-    sha256: str
 
 
 @attrs.frozen
@@ -57,59 +49,6 @@ class MonthResult:
     metrics: dict = attrs.Factory(dict)  # metric -> {agent: Decimal | None} (metrics.py)
     roster: object = None  # roster.Roster, or None when there is none
     limits: dict = attrs.Factory(dict)  # employee -> caps.Limit
-
-
-# ---------------------------------------------------------------- policy
-
-def policy_files(paths: Sequence[Path]) -> list[Path]:
-    """Expand folders into their `*.rules` files (sorted, any depth)."""
-    files: list[Path] = []
-    for p in paths:
-        p = Path(p)
-        if p.is_dir():
-            files.extend(sorted(p.rglob("*.rules"), key=lambda f: f.as_posix()))
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise LedgerError(f"找不到规则文件或目录 (policy path not found): {p}", exit_code=2)
-    if not files:
-        raise LedgerError(f"没有找到规则文件 *.rules (no policy files in): {', '.join(map(str, paths))}", exit_code=2)
-    return files
-
-
-def load_policy(paths: Sequence[Path]) -> tuple[Policy, list[Diagnostic], tuple[PolicySource, ...]]:
-    """Parse and check every policy file. Returns all diagnostics (errors and warnings)."""
-    named = []
-    for f in policy_files(paths):
-        try:
-            named.append((f.as_posix(), f.read_bytes()))
-        except OSError as exc:
-            raise LedgerError(f"无法读取规则文件 (cannot read policy file) {f}: {exc}", exit_code=2) from None
-    return policy_from_bytes(named)
-
-
-def policy_from_bytes(named: Sequence[tuple[str, bytes]]) -> tuple[Policy, list[Diagnostic], tuple[PolicySource, ...]]:
-    """Parse and check policy files given as (display name, content) — e.g. from `git show`."""
-    parsed, diagnostics, sources = [], [], []
-    for name, data in named:
-        try:
-            text = data.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            raise LedgerError(f"规则文件不是 UTF-8 (policy file is not UTF-8) {name}: {exc}", exit_code=2) from None
-        sources.append(PolicySource(name, hashlib.sha256(data).hexdigest()))
-        pf, diags = parse(text, name)
-        parsed.append(pf)
-        diagnostics.extend(diags)
-    policy, more = check(parsed)
-    diagnostics.extend(more)
-    return policy, diagnostics, tuple(sources)
-
-
-def checked_policy(paths: Sequence[Path]) -> tuple[Policy, tuple[PolicySource, ...]]:
-    policy, diagnostics, sources = load_policy(paths)
-    if any(d.severity == "error" for d in diagnostics):
-        raise PolicyError("policy has errors", diagnostics=diagnostics)
-    return policy, sources
 
 
 # ---------------------------------------------------------------- month
@@ -214,7 +153,7 @@ def _evaluate(con, policy, sources, load, month, tz, say, roster=None) -> MonthR
             result = con.execute(compiled.sql, used)
             names = [d[0] for d in result.description]
             rows = result.fetchall()
-            entries.extend(_entries(compiled, names, rows, data_end_local, warnings))
+            entries.extend(entries_of(compiled, names, rows, data_end_local, warnings))
             for sequence in sequences:  # free each table after the last reader
                 if sequence.rules[-1] == index:
                     con.execute(f"DROP TABLE {q(sequence.table)}")
@@ -258,95 +197,3 @@ def _evaluate(con, policy, sources, load, month, tz, say, roster=None) -> MonthR
                        data_end_local, in_month, tuple(warnings),
                        event_types=tuple((t, n, t in used) for t, n in type_counts),
                        metrics=values, roster=roster, limits=limits)
-
-
-def _entries(compiled: CompiledRule, names, rows, data_end_local, warnings) -> list[Entry]:
-    rule = compiled.rule
-    loc = f"{rule.pos.filename}:{rule.pos.line}"
-    idx = {n: i for i, n in enumerate(names)}
-    # column positions, looked up once (a big month has hundreds of thousands of rows)
-    i_id, i_seq, i_ts, i_status = idx["id"], idx["seq"], idx["ts_local"], idx["_status"]
-    i_conv, i_order, i_buyer, i_excerpt = idx["conversation"], idx["order"], idx["buyer"], idx["_excerpt"]
-    to = [(idx[f"_to_{i}"], field == "agent") for i, field in enumerate(compiled.recipients)]
-    evidence_of = _evidence_writer(compiled, idx, data_end_local)
-    rule_id, title, kind = rule.id.value, rule.title or rule.id.value, rule.amount.kind
-    fixed = round_line(rule.amount.value) if rule.amount.value is not None else None
-    points_applied = rule.amount.points_for(1)
-    out = []
-    unassigned = 0
-    for row in rows:
-        seen: set[str] = set()
-        # A missing `agent` is charged to a visible placeholder, never dropped; other
-        # recipient fields (`successor`) are charged only when named.
-        recipients = [row[i] or (NO_AGENT if is_agent else None) for i, is_agent in to]
-        if not any(recipients):
-            recipients = [NO_AGENT]
-        unassigned += NO_AGENT in recipients
-        status = row[i_status]
-        amount = None if status == PENDING else fixed
-        if rule.amount.percent is not None and status != PENDING:
-            base = row[idx["_base"]]
-            if base is None:
-                warnings.append(f"规则 {rule_id}: 事件 {row[i_id]} 没有 {rule.amount.of.value}，不计 (missing base amount)")
-                continue
-            amount = round_line(Decimal(base) * rule.amount.percent / 100)
-        points = points_applied if status != PENDING else None
-        evidence = evidence_of(row, status)
-        for who in recipients:
-            if not who or who in seen:
-                continue
-            seen.add(who)
-            out.append(Entry(
-                id=entry_id(rule_id, row[i_id], who),
-                rule_id=rule_id, rule_title=title, rule_location=loc,
-                kind=kind, agent=who, ts=row[i_ts], amount=amount,
-                status=status, event_id=row[i_id], event_seq=row[i_seq],
-                conversation=row[i_conv], order=row[i_order],
-                buyer=row[i_buyer], excerpt=row[i_excerpt], evidence=evidence,
-                points=points,
-            ))
-    if unassigned:
-        warnings.append(f"规则 {rule_id}: {unassigned} 个事件没有客服 (no agent)，记在 {NO_AGENT} 名下")
-    return out
-
-
-def _evidence_writer(compiled: CompiledRule, idx, data_end_local):
-    """evidence(row, status): the condition that held, the sequence facts it read, and
-    what each window searched and found, in words a supervisor can check against the
-    events. What does not depend on the row is worked out once per rule."""
-    rule = compiled.rule
-    i_ts = idx["ts_local"]
-    head = f"[{rule.on.source}{' ' + rule.when_source if rule.when_source else ''}] 成立"
-    keys = ", ".join(k.value for k in rule.on.per)
-    position = (idx["_position"], idx["_count"]) if "_position" in idx else None
-    neighbours = [(f"{scope}.{field}", idx[f"_{scope}_{field}"]) for scope, field in compiled.neighbours]
-    windows = [(w, idx[f"_found_{i}"]) for i, w in enumerate(rule.unless)]
-    ending = (f"数据截止 {format_ts(data_end_local)}，期限未到，结果待定 (pending)"
-              if data_end_local is not None else None)
-
-    def evidence(row, status) -> str:
-        ts = row[i_ts]
-        parts = [head]
-        if position is not None:
-            facts = [f"同一 {keys} 序列中的第 {row[position[0]]}/{row[position[1]]} 条"]
-            for name, i in neighbours:
-                value = row[i]
-                facts.append(f"{name} = {'（无）' if value is None else repr(str(value))}")
-            parts.append("，".join(facts))
-        for w, i in windows:
-            found = row[i]
-            if w.kind == "within":
-                span = f"{format_ts(ts)} 至 {format_ts(ts + w.d2)}"
-            elif w.kind == "range":
-                span = f"{format_ts(ts + w.d1)} 至 {format_ts(ts + w.d2)}"
-            elif w.kind == "before":
-                span = f"{format_ts(ts)} 之前"
-            else:
-                span = f"{format_ts(ts - w.d2)} 至 {format_ts(ts)}"
-            result = f"找到 {found} 条，需要 {w.count} 条" if w.count > 1 or found else "未找到"
-            parts.append(f"[{w.source}] 查找范围 {span}：{result}")
-        if status == PENDING and ending is not None:
-            parts.append(ending)
-        return "；".join(parts)
-
-    return evidence

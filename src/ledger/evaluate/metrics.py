@@ -22,7 +22,7 @@ from __future__ import annotations
 from decimal import ROUND_HALF_UP, Decimal
 
 from ledger.lang import ast
-from ledger.lang.check import Policy
+from ledger.lang.policy import Policy
 from ledger.evaluate.compile import (_Context, _interval, condition_sql, q, sequence_ctes, sequence_key, view_name,
                       window_count_sql)
 from ledger.core.entries import APPLIED, FINE

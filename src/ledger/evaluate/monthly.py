@@ -20,7 +20,7 @@ from decimal import Decimal
 import attrs
 
 from ledger.lang import ast
-from ledger.lang.check import Policy
+from ledger.lang.policy import Policy
 from ledger.core.entries import APPLIED, PENDING, Entry, entry_id, sort_key
 from ledger.core.money import round_line
 from ledger.evaluate.metrics import UNITS, display

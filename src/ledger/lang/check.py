@@ -7,7 +7,6 @@ in one pass.
 
 from __future__ import annotations
 
-import difflib
 from datetime import date
 from decimal import Decimal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -16,72 +15,14 @@ import attrs
 
 from ledger.lang import ast
 from ledger.lang.check_metrics import MetricChecks
+from ledger.lang.policy import (COMPARABLE, CORE_FIELDS, DEFAULT_TIMEZONE, FIELD_TYPES, FUNCTIONS, NEIGHBOURS,
+                                SEQUENCE_FACTS, TYPE_NAMES, EventType, Policy, suggest)
 from ledger.core.errors import Diagnostic, Position
 
-FIELD_TYPES = ("text", "money", "number", "bool", "time")
-# Columns every event has, whatever its declaration says.
-CORE_FIELDS = {"id": "text", "ts": "time", "type": "text", "agent": "text",
-               "conversation": "text", "buyer": "text", "order": "text"}
-# Facts about an event's place in its sequence (need `per KEY`).
-SEQUENCE_FACTS = {"first": "bool", "last": "bool", "position": "number", "gap": "duration"}
-NEIGHBOURS = ("previous", "next")
-FUNCTIONS = {  # name: (argument type, result type)
-    "length": ("text", "number"),
-    "hour": ("time", "number"),
-    "weekday": ("time", "number"),
-    "date": ("time", "text"),
-}
-DEFAULT_TIMEZONE = "Asia/Shanghai"
-
-_TYPE_NAMES = {"text": "文字 text", "money": "金额 money", "number": "数字 number",
-               "bool": "是/否 bool", "time": "时间 time", "duration": "时长 duration",
-               "percent": "百分比 percent"}
-# Which types may be compared with which.
-_COMPARABLE = {
-    ("text", "text"), ("number", "number"), ("money", "money"), ("money", "number"),
-    ("number", "money"), ("duration", "duration"), ("time", "time"), ("bool", "bool"),
-    ("percent", "percent"),
-}
-
-
-@attrs.frozen
-class EventType:
-    name: str
-    fields: dict  # field -> type, core fields included
-    defaults: dict  # field -> ast.Literal
-    decl: ast.EventDecl | None
-
-
-@attrs.frozen
-class Policy:
-    """A checked policy: all files merged, names resolved."""
-
-    name: str
-    timezone: str
-    files: tuple[ast.PolicyFile, ...]
-    events: dict  # name -> EventType
-    words: dict  # name -> tuple[str, ...]
-    rules: tuple[ast.Rule, ...]  # every version of every rule, in source order
-    examples: tuple[ast.Example, ...] = ()
-    metrics: tuple[ast.Metric, ...] = ()  # in source order
-    metric_types: dict = attrs.Factory(dict)  # name -> number | money | duration | percent
-    monthly: tuple[ast.MonthlyRule, ...] = ()
-    caps: tuple[ast.Cap, ...] = ()
-    floors: tuple[ast.Floor, ...] = ()
-
-    def schema(self) -> dict[str, dict[str, str]]:
-        """Declared field types per event type, for validating input rows."""
-        return {name: {f: t for f, t in et.fields.items() if f not in CORE_FIELDS}
-                for name, et in self.events.items()}
 
 
 def check(files: list[ast.PolicyFile]) -> tuple[Policy, list[Diagnostic]]:
     return _Checker(files).run()
-
-
-def suggest(name: str, candidates) -> str | None:
-    match = difflib.get_close_matches(name, sorted(candidates), n=1, cutoff=0.5)
-    return f"是不是想写 {match[0]}？(did you mean '{match[0]}'?)" if match else None
 
 
 class _Checker(MetricChecks):
@@ -162,7 +103,7 @@ class _Checker(MetricChecks):
                     continue
                 ftype = self._field(event, name)
                 if ftype is not None and not _compatible(ftype, value.type) and not (ftype == "time" and value.type == "text"):
-                    self.error(value.pos, f"字段 {name.value} 是 {_TYPE_NAMES[ftype]}，这里是 {_TYPE_NAMES[value.type]} (type mismatch)")
+                    self.error(value.pos, f"字段 {name.value} 是 {TYPE_NAMES[ftype]}，这里是 {TYPE_NAMES[value.type]} (type mismatch)")
         expected = {e.rule.value for e in example.expectations if e.kind in ("entry", "pending")}
         for exp in example.expectations:
             if exp.rule is not None and exp.rule.value not in rules:
@@ -218,7 +159,7 @@ class _Checker(MetricChecks):
                 self.error(fd.name.pos, f"{fname} 是保留字，不能作字段名 (reserved name)")
             if fd.default is not None:
                 if not _compatible(ftype, fd.default.type):
-                    self.error(fd.default.pos, f"默认值类型不符 (default has the wrong type): 字段是 {_TYPE_NAMES[ftype]}")
+                    self.error(fd.default.pos, f"默认值类型不符 (default has the wrong type): 字段是 {TYPE_NAMES[ftype]}")
                 else:
                     defaults[fname] = fd.default
             fields[fname] = ftype
@@ -261,7 +202,7 @@ class _Checker(MetricChecks):
         for r in rule.recipients:
             ftype = self._field(event, r)
             if ftype is not None and ftype != "text":
-                self.error(r.pos, f"收款/扣款人必须是文字字段 (recipient must be a text field): {r.value} 是 {_TYPE_NAMES[ftype]}")
+                self.error(r.pos, f"收款/扣款人必须是文字字段 (recipient must be a text field): {r.value} 是 {TYPE_NAMES[ftype]}")
 
     def _check_window(self, window: ast.Window, trigger: EventType) -> None:
         other = self._event_type(window.event)
@@ -297,7 +238,7 @@ class _Checker(MetricChecks):
     def _expect_bool(self, expr, event: EventType, *, sequence: bool, where: str) -> None:
         t = self._type(expr, event, sequence)
         if t is not None and t != "bool":
-            self.error(expr.pos, f"{where} 必须是条件（是/否），这里是 {_TYPE_NAMES[t]} (condition expected)")
+            self.error(expr.pos, f"{where} 必须是条件（是/否），这里是 {TYPE_NAMES[t]} (condition expected)")
 
     def _type(self, e, event: EventType, sequence: bool) -> str | None:
         if isinstance(e, ast.Literal):
@@ -313,27 +254,27 @@ class _Checker(MetricChecks):
             want, result = FUNCTIONS[fn]
             got = self._type(e.arg, event, sequence)
             if got is not None and got != want:
-                self.error(e.arg.pos, f"{fn}() 需要 {_TYPE_NAMES[want]}，这里是 {_TYPE_NAMES[got]} (type mismatch)")
+                self.error(e.arg.pos, f"{fn}() 需要 {TYPE_NAMES[want]}，这里是 {TYPE_NAMES[got]} (type mismatch)")
             return result
         if isinstance(e, ast.Compare):
             a = self._type(e.left, event, sequence)
             b = self._type(e.right, event, sequence)
             if a is not None and b is not None:
-                if (a, b) not in _COMPARABLE:
-                    self.error(e.pos, f"类型不匹配 (type mismatch): 不能比较 {_TYPE_NAMES[a]} 和 {_TYPE_NAMES[b]}")
+                if (a, b) not in COMPARABLE:
+                    self.error(e.pos, f"类型不匹配 (type mismatch): 不能比较 {TYPE_NAMES[a]} 和 {TYPE_NAMES[b]}")
                 elif a == "bool" and e.op not in ("=", "!="):
                     self.error(e.pos, f"是/否 值只能用 = 或 != 比较 (bool compares with = or != only)")
             return "bool"
         if isinstance(e, ast.InList):
             a = self._type(e.subject, event, sequence)
             for v in e.values:
-                if a is not None and (a, v.type) not in _COMPARABLE:
-                    self.error(v.pos, f"类型不匹配 (type mismatch): {_TYPE_NAMES[a]} 和 {_TYPE_NAMES[v.type]}")
+                if a is not None and (a, v.type) not in COMPARABLE:
+                    self.error(v.pos, f"类型不匹配 (type mismatch): {TYPE_NAMES[a]} 和 {TYPE_NAMES[v.type]}")
             return "bool"
         if isinstance(e, ast.TextTest):
             a = self._type(e.subject, event, sequence)
             if a is not None and a != "text":
-                self.error(e.subject.pos, f"文字测试需要文字字段 (text expected), 这里是 {_TYPE_NAMES[a]}")
+                self.error(e.subject.pos, f"文字测试需要文字字段 (text expected), 这里是 {TYPE_NAMES[a]}")
             if isinstance(e.operand, ast.WordSource) and e.operand.name is None:
                 self._check_words(e.operand.words, [e.operand.pos] * len(e.operand.words))
             if isinstance(e.operand, ast.WordSource) and e.operand.name is not None:
@@ -385,7 +326,7 @@ class _Checker(MetricChecks):
 
 
 def _compatible(field_type: str, literal_type: str) -> bool:
-    return (field_type, literal_type) in _COMPARABLE
+    return (field_type, literal_type) in COMPARABLE
 
 
 def _overlap(a: ast.Effective, b: ast.Effective) -> bool:

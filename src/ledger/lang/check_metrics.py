@@ -7,6 +7,7 @@ checker's helpers (`error`, `_type`, `_expect_bool`, `_field`, `_event_type`).
 from __future__ import annotations
 
 from ledger.lang import ast
+from ledger.lang.policy import COMPARABLE, TYPE_NAMES, suggest
 
 # The money columns of the roster a cap or floor may name (see roster.py).
 ROSTER_MONEY_FIELDS = ("基本工资", "绩效工资", "最低工资")
@@ -25,7 +26,6 @@ class MetricChecks:
 
     def _check_metrics(self, metrics: list[ast.Metric]) -> dict[str, str]:
         """Check every metric; return name -> result type for the ones that check."""
-        from ledger.lang.check import _TYPE_NAMES, suggest
 
         declared: dict[str, ast.Metric] = {}
         for m in metrics:
@@ -63,7 +63,7 @@ class MetricChecks:
                     t = self._type(value, event, bool(m.on.per))
                 if m.kind in _AGG_VALUE_TYPES and t is not None:
                     if t not in _AGG_VALUE_TYPES[m.kind]:
-                        self.error(value.pos, f"{m.kind} 不能用于 {_TYPE_NAMES[t]} (cannot aggregate this type)")
+                        self.error(value.pos, f"{m.kind} 不能用于 {TYPE_NAMES[t]} (cannot aggregate this type)")
                     elif t != "time":
                         types[m.name.value] = t
             if m.kind == "percentile" and not (0 <= m.percentile <= 100):
@@ -87,7 +87,7 @@ class MetricChecks:
                     if pair in RATIO_TYPES:
                         types[m.name.value] = RATIO_TYPES[pair]
                     else:
-                        self.error(m.pos, f"不能相除 (cannot divide): {_TYPE_NAMES[pair[0]]} ÷ {_TYPE_NAMES[pair[1]]}")
+                        self.error(m.pos, f"不能相除 (cannot divide): {TYPE_NAMES[pair[0]]} ÷ {TYPE_NAMES[pair[1]]}")
                     pending.remove(m)
                     progress = True
                 elif all(n.value not in [p.name.value for p in pending] and n.value not in types for n in (num, den)):
@@ -134,7 +134,6 @@ class MetricChecks:
 
     def _metric_condition(self, expr, types: dict[str, str]) -> str | None:
         """Type of a condition over metrics; reports unknown metrics and mismatches."""
-        from ledger.lang.check import _COMPARABLE, _TYPE_NAMES, suggest
 
         if isinstance(expr, ast.Literal):
             return expr.type
@@ -146,8 +145,8 @@ class MetricChecks:
             return types[expr.name.value]
         if isinstance(expr, ast.Compare):
             a, b = self._metric_condition(expr.left, types), self._metric_condition(expr.right, types)
-            if a is not None and b is not None and (a, b) not in _COMPARABLE:
-                self.error(expr.pos, f"类型不匹配 (type mismatch): 不能比较 {_TYPE_NAMES[a]} 和 {_TYPE_NAMES[b]}")
+            if a is not None and b is not None and (a, b) not in COMPARABLE:
+                self.error(expr.pos, f"类型不匹配 (type mismatch): 不能比较 {TYPE_NAMES[a]} 和 {TYPE_NAMES[b]}")
             return "bool"
         if isinstance(expr, ast.Not):
             self._metric_bool(expr.operand, types)
@@ -165,7 +164,6 @@ class MetricChecks:
             self.error(expr.pos, "这里需要条件（是/否）(condition expected)")
 
     def _check_caps(self, caps: list[ast.Cap], floors: list[ast.Floor]) -> None:
-        from ledger.lang.check import suggest
 
         for cap in caps:
             if cap.fixed is not None and cap.fixed <= 0:
@@ -185,13 +183,12 @@ class MetricChecks:
 
     def _check_amount_extras(self, rule: ast.Rule, event) -> None:
         """Escalation, percentages and points of an event rule."""
-        from ledger.lang.check import _TYPE_NAMES
 
         a = rule.amount
         if a.of is not None and event is not None:
             t = self._field(event, a.of)
             if t is not None and t != "money":
-                self.error(a.of.pos, f"百分比只能取金额字段 (a share needs a money field): {a.of.value} 是 {_TYPE_NAMES[t]}")
+                self.error(a.of.pos, f"百分比只能取金额字段 (a share needs a money field): {a.of.value} 是 {TYPE_NAMES[t]}")
         if a.percent is not None and a.percent <= 0:
             self.error(a.pos, "百分比必须大于 0 (share must be positive)")
         for step in a.steps:

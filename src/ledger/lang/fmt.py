@@ -59,6 +59,7 @@ from lark import Lark, Token
 from ledger.lang import ast
 from ledger.core.atomic import write_bytes
 from ledger.core.errors import LedgerError, PolicyError, Position
+from ledger.lang.load import policy_files
 from ledger.lang.syntax import _BLANK, _chunks, grammar_text, parse, parse_duration, parse_money
 
 WIDTH = 80
@@ -96,7 +97,6 @@ def fmt_command(paths: list[Path], check: bool) -> tuple[str, int]:
     nothing is written; the files that would change are listed and the exit code is 1.
     A file that does not parse is left alone, its diagnostics are printed, exit code 1.
     """
-    from ledger.evaluate.engine import policy_files
 
     out: list[str] = []
     changed: list[Path] = []

@@ -10,7 +10,7 @@ from datetime import timedelta
 import attrs
 
 from ledger.lang import ast
-from ledger.lang.check import Policy
+from ledger.lang.policy import Policy
 from ledger.core.errors import Diagnostic, Position
 
 # How far past the month end a month's exports usually reach. A window longer than

@@ -24,11 +24,12 @@ from typing import Iterable, Sequence
 import attrs
 
 from ledger.evaluate import engine
-from ledger.lang.check import Policy
+from ledger.lang.policy import Policy
 from ledger.core.entries import APPLIED, BONUS, FINE, PENDING, Entry, sort_key
 from ledger.core.errors import LedgerError, PolicyError
 from ledger.core.money import ZERO, total
 from ledger.core.month import Month
+from ledger.lang import load as policy_load
 
 LIST_LIMIT = 50  # entries listed per section before "…及另外 N 条"
 
@@ -157,7 +158,7 @@ def diff_month(month: str, *, policy_paths: list[Path], events_root: Path, base:
     """
     month_ = Month.parse(month)
     policy_paths = [Path(p) for p in policy_paths]
-    engine.policy_files(policy_paths)  # a missing working path fails first, with its own message
+    policy_load.policy_files(policy_paths)  # a missing working path fails first, with its own message
     if Path(base).exists():
         base_side = _Base(base, None, tuple(_files_in(Path(base))))
         working = _working_files(policy_paths, top=None)
@@ -179,8 +180,8 @@ def _run(files: Sequence[PolicyFile], events_root: Path, month: Month) -> engine
     return engine.run_policy(policy, sources, Path(events_root), month)
 
 
-def _checked(named: list[tuple[str, bytes]]) -> tuple[Policy, tuple[engine.PolicySource, ...]]:
-    policy, diagnostics, sources = engine.policy_from_bytes(named)
+def _checked(named: list[tuple[str, bytes]]) -> tuple[Policy, tuple[policy_load.PolicySource, ...]]:
+    policy, diagnostics, sources = policy_load.policy_from_bytes(named)
     if any(d.severity == "error" for d in diagnostics):
         raise PolicyError("policy has errors", diagnostics=diagnostics)
     return policy, sources
@@ -197,14 +198,14 @@ def _files_in(path: Path) -> list[PolicyFile]:
     """A policy file (keyed by its name) or folder (keyed relative to the folder)."""
     if path.is_dir():
         return [PolicyFile(f.relative_to(path).as_posix(), f.as_posix(), _read(f))
-                for f in engine.policy_files([path])]
+                for f in policy_load.policy_files([path])]
     return [PolicyFile(path.name, path.as_posix(), _read(path))]
 
 
 def _working_files(paths: Sequence[Path], *, top: Path | None) -> list[PolicyFile]:
     if top is None:
         return [f for p in paths for f in _files_in(p)]
-    return [PolicyFile(_relative_to_top(f, top), f.as_posix(), _read(f)) for f in engine.policy_files(paths)]
+    return [PolicyFile(_relative_to_top(f, top), f.as_posix(), _read(f)) for f in policy_load.policy_files(paths)]
 
 
 # ---------------------------------------------------------------- git

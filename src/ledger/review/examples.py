@@ -29,10 +29,11 @@ import attrs
 
 from ledger.lang import ast
 from ledger.evaluate import engine
-from ledger.lang.check import Policy
+from ledger.lang.policy import Policy
 from ledger.core.entries import PENDING, Entry
 from ledger.core.errors import LedgerError
 from ledger.core.month import Month
+from ledger.lang import load as policy_load
 
 ANY_AGENT = "（任何客服）"
 # Written by the example runner, never by the example: `at` gives the time and the
@@ -69,12 +70,12 @@ class ExampleResult:
 
 # ---------------------------------------------------------------- running
 
-def run_examples(policy: Policy, sources: tuple[engine.PolicySource, ...]) -> list[ExampleResult]:
+def run_examples(policy: Policy, sources: tuple[policy_load.PolicySource, ...]) -> list[ExampleResult]:
     """Run every example of a checked policy, in source order."""
     return [run_example(policy, sources, example) for example in policy.examples]
 
 
-def run_example(policy: Policy, sources: tuple[engine.PolicySource, ...],
+def run_example(policy: Policy, sources: tuple[policy_load.PolicySource, ...],
                 example: ast.Example) -> ExampleResult:
     problem = _field_problem(example)
     if problem:
@@ -298,7 +299,7 @@ def exit_code(results: Sequence[ExampleResult]) -> int:
 def test_command(paths: Sequence[Path]) -> tuple[str, int]:
     """`ledger test [PATH…]`: the report and the exit code. A policy with errors raises
     PolicyError (exit code 1), as for `ledger run`."""
-    policy, sources = engine.checked_policy(list(paths or []) or [Path("policy")])
+    policy, sources = policy_load.checked_policy(list(paths or []) or [Path("policy")])
     results = run_examples(policy, sources)
     return render_results(results, uncovered_rules(policy)), exit_code(results)
 
