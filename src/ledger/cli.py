@@ -59,10 +59,10 @@ def close_(
 
 
 def _run_period(month, policy, events, out, strict, adjustments, roster, *, seal: bool) -> None:
+    from ledger.inputs import roster as roster_mod
+    from ledger.outputs import report
     from ledger.period import close
     from ledger.period import lifecycle as period
-    from ledger.outputs import report
-    from ledger.inputs import roster as roster_mod
 
     progress = _progress()
     found = roster_mod.find(Path("."), roster, events)
@@ -108,8 +108,8 @@ def check(
 ):
     """检查规则文件：一次列出全部错误和警告 (all errors and warnings in one pass)。"""
     from ledger.evaluate import engine
-    from ledger.period import lifecycle as period
     from ledger.lang.lint import double_fines, lint
+    from ledger.period import lifecycle as period
 
     policy, diagnostics, sources = policy_load.load_policy(paths or [Path("policy")])
     errors = sum(1 for d in diagnostics if d.severity == "error")

@@ -24,9 +24,9 @@ from decimal import ROUND_DOWN, Decimal
 
 import attrs
 
-from ledger.lang.policy import Policy
 from ledger.core.entries import APPLIED, BONUS, FINE, Entry, sort_key
 from ledger.core.money import CENT, ZERO, total
+from ledger.lang.policy import Policy
 
 
 @attrs.frozen

@@ -16,19 +16,18 @@ from pathlib import Path
 from typing import Iterator, Sequence
 from zoneinfo import ZoneInfo
 
-
 import attrs
 import duckdb
 
+from ledger.core.entries import NO_AGENT, PENDING, Entry, sort_key
+from ledger.core.errors import LedgerError
+from ledger.core.month import Month
+from ledger.evaluate import caps, metrics, monthly
+from ledger.evaluate.compile import compile_rule, event_view_sql, q, shared_sequences
+from ledger.evaluate.evidence import entries_of
 from ledger.inputs import events as events_mod
 from ledger.lang.load import PolicySource, checked_policy
 from ledger.lang.policy import Policy
-from ledger.evaluate.compile import compile_rule, event_view_sql, q, shared_sequences
-from ledger.core.entries import NO_AGENT, PENDING, Entry, sort_key
-from ledger.core.month import Month
-from ledger.evaluate import caps, metrics, monthly
-from ledger.evaluate.evidence import entries_of
-from ledger.core.errors import LedgerError
 
 DEFAULT_MEMORY_LIMIT = "3GB"  # DuckDB's own buffers; see BENCHMARKS.md for the peak of a whole run
 

@@ -21,12 +21,20 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
-from ledger.lang import ast
-from ledger.lang.policy import Policy
-from ledger.evaluate.compile import (_Context, _interval, condition_sql, q, sequence_ctes, sequence_key, view_name,
-                      window_count_sql)
 from ledger.core.entries import APPLIED, FINE
 from ledger.core.money import Percent, round_line
+from ledger.evaluate.compile import (
+    _Context,
+    _interval,
+    condition_sql,
+    q,
+    sequence_ctes,
+    sequence_key,
+    view_name,
+    window_count_sql,
+)
+from ledger.lang import ast
+from ledger.lang.policy import Policy
 
 MICROS = Decimal(1_000_000)
 _ZERO_WHEN_EMPTY = ("count", "distinct", "sum", "fines")

@@ -19,11 +19,11 @@ from decimal import Decimal
 
 import attrs
 
-from ledger.lang import ast
-from ledger.lang.policy import Policy
 from ledger.core.entries import APPLIED, PENDING, Entry, entry_id, sort_key
 from ledger.core.money import round_line
 from ledger.evaluate.metrics import UNITS, display
+from ledger.lang import ast
+from ledger.lang.policy import Policy
 
 
 def escalate(policy: Policy, entries: list[Entry]) -> list[Entry]:

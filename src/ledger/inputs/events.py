@@ -65,11 +65,11 @@ from typing import NamedTuple
 import attrs
 import duckdb
 
-from ledger.inputs import exports
-from ledger.inputs import profiles as profiles_mod
 from ledger.core.atomic import write_bytes
 from ledger.core.errors import LedgerError
 from ledger.core.money import parse_yuan
+from ledger.inputs import exports
+from ledger.inputs import profiles as profiles_mod
 
 Schema = dict[str, dict[str, str]]  # event type -> field name -> kind
 

@@ -13,12 +13,22 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import attrs
 
+from ledger.core.errors import Diagnostic, Position
 from ledger.lang import ast
 from ledger.lang.check_metrics import MetricChecks
-from ledger.lang.policy import (COMPARABLE, CORE_FIELDS, DEFAULT_TIMEZONE, FIELD_TYPES, FUNCTIONS, NEIGHBOURS,
-                                SEQUENCE_FACTS, TYPE_NAMES, EventType, Policy, suggest)
-from ledger.core.errors import Diagnostic, Position
-
+from ledger.lang.policy import (
+    COMPARABLE,
+    CORE_FIELDS,
+    DEFAULT_TIMEZONE,
+    FIELD_TYPES,
+    FUNCTIONS,
+    NEIGHBOURS,
+    SEQUENCE_FACTS,
+    TYPE_NAMES,
+    EventType,
+    Policy,
+    suggest,
+)
 
 
 def check(files: list[ast.PolicyFile]) -> tuple[Policy, list[Diagnostic]]:

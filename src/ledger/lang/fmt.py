@@ -56,11 +56,18 @@ from pathlib import Path
 import attrs
 from lark import Lark, Token
 
-from ledger.lang import ast
 from ledger.core.atomic import write_bytes
 from ledger.core.errors import LedgerError, PolicyError, Position
+from ledger.lang import ast
 from ledger.lang.load import policy_files
-from ledger.lang.syntax import _BLANK, _chunks, grammar_text, parse, parse_duration, parse_money
+from ledger.lang.syntax import (
+    _BLANK,
+    _chunks,
+    grammar_text,
+    parse,
+    parse_duration,
+    parse_money,
+)
 
 WIDTH = 80
 INDENT = 4

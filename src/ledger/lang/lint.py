@@ -9,9 +9,9 @@ from datetime import timedelta
 
 import attrs
 
+from ledger.core.errors import Diagnostic, Position
 from ledger.lang import ast
 from ledger.lang.policy import Policy
-from ledger.core.errors import Diagnostic, Position
 
 # How far past the month end a month's exports usually reach. A window longer than
 # this leaves the last part of every month pending until next month's data arrives.

@@ -18,8 +18,8 @@ import attrs
 import lark
 from lark import Lark, Token, Transformer, v_args
 
-from ledger.lang import ast
 from ledger.core.errors import Diagnostic, Position
+from ledger.lang import ast
 
 TOP_LEVEL = ("policy", "timezone", "effective", "event", "words", "rule", "example", "metric", "cap", "floor")
 KEYWORDS = TOP_LEVEL + ("on", "per", "when", "unless", "at", "least", "same", "within",

@@ -27,9 +27,9 @@ from pathlib import Path
 import ahocorasick
 import attrs
 
-from ledger.outputs.workbook import cells, sheets, writer
 from ledger.core.entries import NO_AGENT
 from ledger.outputs.statement import RunInfo, Statement, build
+from ledger.outputs.workbook import cells, sheets, writer
 
 FOLDER = "agents"
 OTHER_AGENT = "（其他客服）"

@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import attrs
 
-from ledger.evaluate.caps import employee_key, owed
 from ledger.core.entries import APPLIED, BONUS, FINE
-from ledger.evaluate.metrics import display
 from ledger.core.money import total
+from ledger.evaluate.caps import employee_key, owed
+from ledger.evaluate.metrics import display
 
 
 @attrs.frozen

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
-from ledger.core.display import ljust, width
-
 from pathlib import Path
 
 import attrs
 
 from ledger import __version__
-from ledger.evaluate.engine import MonthResult
+from ledger.core.display import ljust, width
 from ledger.core.entries import PENDING
 from ledger.core.money import total
+from ledger.evaluate.engine import MonthResult
+from ledger.inputs import events
+from ledger.outputs import payroll
+from ledger.outputs.agents import write_agent_statements
 from ledger.outputs.privacy import mask_entry
 from ledger.outputs.statement import FileInfo, RunInfo, Statement, build
+from ledger.outputs.workbook import sheets
 
 
 def statement_of(result: MonthResult) -> Statement:
@@ -48,8 +51,6 @@ def statement_of(result: MonthResult) -> Statement:
     # Buyers' phone numbers, ID numbers and addresses never reach a workbook (privacy.py).
     entries = [mask_entry(e) for e in result.entries]
     statement = build(info, entries, set(result.agents), rules)
-    from ledger.outputs import payroll
-
     extra = payroll.build(result, [a.agent for a in statement.agents])
     return attrs.evolve(statement, payroll=extra)
 
@@ -63,15 +64,11 @@ def output_paths(out_dir: Path, month: str) -> dict[str, Path]:
 
 
 def write_outputs(result: MonthResult, statement: Statement, out_dir: Path) -> dict[str, Path]:
-    from ledger.inputs import events
-    from ledger.outputs.workbook import sheets
 
     paths = output_paths(out_dir, result.month.text)
     sheets.write_statement(statement, paths["statement"])
     roster_rejects = tuple(result.roster.rejects) if result.roster is not None else ()
     events.write_rejects(paths["rejects"], tuple(result.load.rejects) + roster_rejects)
-    from ledger.outputs.agents import write_agent_statements
-
     paths["agent_files"] = write_agent_statements(statement, paths["agents"], paths["statement"])
     return paths
 

@@ -12,14 +12,16 @@ from typing import Sequence
 
 import attrs
 
-from ledger.period import adjustments as adj
-from ledger.period import close
+from ledger import __version__
+from ledger.core.entries import sort_key
+from ledger.core.errors import Diagnostic, LedgerError, Position
+from ledger.core.month import Month
 from ledger.evaluate import engine
 from ledger.outputs import report
-from ledger.core.entries import sort_key
-from ledger.core.errors import Diagnostic, LedgerError
 from ledger.outputs.statement import Statement
-from ledger.core.month import Month
+from ledger.outputs.workbook import sheets
+from ledger.period import adjustments as adj
+from ledger.period import close
 
 
 class AdjustmentError(LedgerError):
@@ -105,8 +107,6 @@ def write(period: Period, out_dir: Path) -> dict:
 
 def seal(period: Period, paths: dict) -> Path:
     """Write CLOSED and the snapshot for a period just written."""
-    from ledger import __version__
-
     result = period.result
     snapshot = close.snapshot_text(period.statement.entries)
     text = close.record_text(
@@ -154,8 +154,6 @@ def verify(period: Period, out_dir: Path, record: close.Record) -> tuple[bool, l
         lines += files
     if not problems:
         with tempfile.TemporaryDirectory(prefix="ledger-verify-") as tmp:
-            from ledger.outputs.workbook import sheets
-
             probe = Path(tmp) / statement_path.name
             sheets.write_statement(period.statement, probe)
             same_bytes = close._sha(probe) == sealed
@@ -204,6 +202,4 @@ def check_adjustments(policy, sources, events_root: Path, out_dir: Path, adjustm
 
 
 def engine_position(path: str):
-    from ledger.core.errors import Position
-
     return Position(path, 1, 1)

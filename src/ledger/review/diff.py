@@ -12,8 +12,6 @@ turn it into a terminal report and a review comment.
 
 from __future__ import annotations
 
-from ledger.core.display import ljust, rjust, width
-
 import difflib
 import re
 import subprocess
@@ -23,13 +21,14 @@ from typing import Iterable, Sequence
 
 import attrs
 
-from ledger.evaluate import engine
-from ledger.lang.policy import Policy
+from ledger.core.display import ljust, rjust, width
 from ledger.core.entries import APPLIED, BONUS, FINE, PENDING, Entry, sort_key
 from ledger.core.errors import LedgerError, PolicyError
 from ledger.core.money import ZERO, total
 from ledger.core.month import Month
+from ledger.evaluate import engine
 from ledger.lang import load as policy_load
+from ledger.lang.policy import Policy
 
 LIST_LIMIT = 50  # entries listed per section before "…及另外 N 条"
 

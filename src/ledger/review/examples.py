@@ -27,13 +27,13 @@ from pathlib import Path
 
 import attrs
 
-from ledger.lang import ast
-from ledger.evaluate import engine
-from ledger.lang.policy import Policy
 from ledger.core.entries import PENDING, Entry
 from ledger.core.errors import LedgerError
 from ledger.core.month import Month
+from ledger.evaluate import engine
+from ledger.lang import ast
 from ledger.lang import load as policy_load
+from ledger.lang.policy import Policy
 
 ANY_AGENT = "（任何客服）"
 # Written by the example runner, never by the example: `at` gives the time and the

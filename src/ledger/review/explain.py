@@ -29,14 +29,26 @@ from zoneinfo import ZoneInfo
 import attrs
 import duckdb
 
-from ledger.lang import ast
-from ledger.evaluate import engine
-from ledger.lang.check import Policy
-from ledger.evaluate.compile import (EXCERPT_FIELDS, _Context, _interval, compile_rule, condition_sql, effective_sql, lit, q,
-                      sequence_ctes, view_name, window_conditions, window_count_sql)
-from ledger.evaluate.engine import Month, _fmt, checked_policy, entry_id, load_month
 from ledger.core.entries import BONUS, PENDING, Entry
 from ledger.core.errors import LedgerError
+from ledger.evaluate import engine
+from ledger.evaluate.compile import (
+    EXCERPT_FIELDS,
+    _Context,
+    _interval,
+    compile_rule,
+    condition_sql,
+    effective_sql,
+    lit,
+    q,
+    sequence_ctes,
+    view_name,
+    window_conditions,
+    window_count_sql,
+)
+from ledger.evaluate.engine import Month, _fmt, checked_policy, entry_id, load_month
+from ledger.lang import ast
+from ledger.lang.check import Policy
 
 TRANSCRIPT_CONTEXT = 10  # events shown before and after the trigger
 LISTED_EVENTS = 5  # events listed per window (found), the rest are counted
@@ -308,7 +320,9 @@ class _Session:
             compiled = compile_rule(self.policy, rule)
             result = self.con.execute(compiled.sql, self.params(compiled.sql))
             names = [d[0] for d in result.description]
-            from ledger.evaluate.monthly import escalate  # `then` amounts by occurrence, as the run applies them
+            from ledger.evaluate.monthly import (
+                escalate,  # `then` amounts by occurrence, as the run applies them
+            )
 
             self._entries[key] = tuple(escalate(self.policy, engine._entries(
                 compiled, names, result.fetchall(), self.data_end_local, [])))

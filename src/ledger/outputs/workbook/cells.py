@@ -18,7 +18,6 @@ import attrs
 
 from ledger.core.money import round_line
 
-
 EXCEL_MAX_ROWS = 1_048_576
 MAX_CELL_CHARS = 32_767  # Excel's limit, in UTF-16 code units
 TRUNCATED = "…（已截断）"

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import attrs
 
-from ledger.core.money import total
-
 from ledger.core.entries import APPLIED, FINE
+from ledger.core.money import total
 from ledger.evaluate.caps import owed
 from ledger.outputs.workbook.cells import Table
 from ledger.outputs.workbook.charts import charts_table
-
 
 HR = "HR导入"
 METRICS = "指标"

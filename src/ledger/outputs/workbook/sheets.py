@@ -12,12 +12,15 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-
 from ledger.core.entries import APPLIED, BONUS, FINE, PENDING, Entry
 from ledger.core.money import round_line, total
 from ledger.outputs.statement import FileInfo, RunInfo, Statement
-from ledger.outputs.workbook.cells import (EXCEL_MAX_ROWS, Table)
-from ledger.outputs.workbook.payroll_sheets import payroll_tables, with_detail_columns, with_payroll_columns
+from ledger.outputs.workbook.cells import EXCEL_MAX_ROWS, Table
+from ledger.outputs.workbook.payroll_sheets import (
+    payroll_tables,
+    with_detail_columns,
+    with_payroll_columns,
+)
 from ledger.outputs.workbook.writer import write_tables
 
 SUMMARY = "汇总"

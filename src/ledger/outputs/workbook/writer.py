@@ -61,11 +61,22 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-
 from ledger.core.atomic import atomic_path
-from ledger.outputs.statement import RunInfo
 from ledger.core.money import Percent
-from ledger.outputs.workbook.cells import (DATETIME_FORMAT, MONEY_FORMAT, MAX_CELL_CHARS, MAX_WIDTH, MIN_WIDTH, WIDTH_SAMPLE_ROWS, Table, clip_text, display_width, encode_text, money_text)
+from ledger.outputs.statement import RunInfo
+from ledger.outputs.workbook.cells import (
+    DATETIME_FORMAT,
+    MAX_CELL_CHARS,
+    MAX_WIDTH,
+    MIN_WIDTH,
+    MONEY_FORMAT,
+    WIDTH_SAMPLE_ROWS,
+    Table,
+    clip_text,
+    display_width,
+    encode_text,
+    money_text,
+)
 from ledger.outputs.workbook.charts import ChartPackage
 
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
