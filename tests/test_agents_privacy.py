@@ -241,8 +241,7 @@ def test_agent_files_written_by_forked_workers_are_the_same_bytes(tmp_path, monk
         return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
 
     serial = run(tmp_path / "serial")
-    monkeypatch.setattr(agents, "_PARALLEL_AGENTS", 1)
-    monkeypatch.setattr(agents.os, "cpu_count", lambda: 3)
+    monkeypatch.setenv(agents.WORKERS_ENV, "3")  # forks even for 10 agents
     forked = run(tmp_path / "forked")
     assert len(serial) == 10 and forked == serial
 

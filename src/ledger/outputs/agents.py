@@ -28,6 +28,7 @@ import ahocorasick
 import attrs
 
 from ledger.core.entries import NO_AGENT
+from ledger.core.errors import LedgerError
 from ledger.outputs.statement import RunInfo, Statement, build
 from ledger.outputs.workbook import cells, sheets, writer
 
@@ -84,7 +85,7 @@ class NameFinder:
         return out
 
 
-class _Redactor:
+class Redactor:
     """Finds every agent account, sub-account name and buyer nick in quoted text, once
     per text; each agent's file then replaces the ones that are not its own."""
 
@@ -128,11 +129,11 @@ class _Redactor:
         return "".join(out)
 
 
-def agent_statement(statement: Statement, agent: str, redactor: _Redactor | None = None,
+def agent_statement(statement: Statement, agent: str, redactor: Redactor | None = None,
                     entries_of: dict | None = None) -> Statement:
     """The part of the statement that concerns `agent` alone (`entries_of`: the
     statement's entries grouped by agent, when writing many)."""
-    redactor = redactor or _Redactor(statement)
+    redactor = redactor or Redactor(statement)
     mine = (statement.entries if entries_of is None else entries_of.get(agent, ()))
     entries = [attrs.evolve(e, excerpt=redactor.text_for(e.excerpt, agent),
                             evidence=redactor.text_for(e.evidence, agent) or "")
@@ -168,19 +169,13 @@ def write_agent_statements(statement: Statement, folder: Path, source: Path) -> 
     entries_of: dict[str, list] = {}
     for e in statement.entries:
         entries_of.setdefault(e.agent, []).append(e)
-    global _JOB
-    _JOB = (statement, _Redactor(statement), entries_of, names, folder, Path(source).name, source_sha)
-    try:
-        workers = min(os.cpu_count() or 1, 8)
-        if workers > 1 and len(agents) >= _PARALLEL_AGENTS and "fork" in multiprocessing.get_all_start_methods():
-            chunks = [agents[k::workers] for k in range(workers)]
-            with multiprocessing.get_context("fork").Pool(workers) as pool:
-                for _ in pool.imap_unordered(_write_in_worker, chunks):
-                    pass
-        else:
-            _write_some(agents)
-    finally:
-        _JOB = None
+    job = AgentFilesJob(statement, Redactor(statement), entries_of, names, folder, Path(source).name, source_sha)
+    workers, explicit = worker_count()
+    if (workers > 1 and (explicit or len(agents) >= PARALLEL_AGENTS)
+            and "fork" in multiprocessing.get_all_start_methods()):
+        _write_forked(job, [agents[k::workers] for k in range(workers)])
+    else:
+        write_agent_files(job, agents)
     written = {agent: folder / names[agent] for agent in agents}
     keep = {p.name for p in written.values()}
     if folder.is_dir():
@@ -190,18 +185,63 @@ def write_agent_statements(statement: Statement, folder: Path, source: Path) -> 
     return written
 
 
-_PARALLEL_AGENTS = 64  # fewer files are written faster than processes start
+PARALLEL_AGENTS = 64  # fewer files are written faster than processes start
+WORKERS_ENV = "LEDGER_WORKERS"  # processes for per-agent files (docs/cli.md); default: cores, at most 8
 
 
-def _write_in_worker(agents: list[str]) -> None:
-    _write_some(agents, threaded=False)
-_JOB = None  # what _write_some needs; inherited by forked workers
+def worker_count() -> tuple[int, bool]:
+    """(processes, whether the user chose the number): LEDGER_WORKERS, else the cores (≤ 8).
+    A chosen number forks even for a small team (same bytes; tests use it)."""
+    chosen = os.environ.get(WORKERS_ENV, "").strip()
+    if chosen.isdigit() and int(chosen) >= 1:
+        return int(chosen), True
+    return min(os.cpu_count() or 1, 8), False
 
 
-def _write_some(agents: list[str], threaded: bool = True) -> None:
+@attrs.frozen
+class AgentFilesJob:
+    """What writing the per-agent files needs; a forked worker inherits it as its argument."""
+
+    statement: Statement
+    redactor: "Redactor"
+    entries_of: dict
+    names: dict
+    folder: Path
+    source_name: str
+    source_sha: str
+
+
+def _write_forked(job: AgentFilesJob, chunks: list[list[str]]) -> None:
+    """One forked process per chunk (fork: the job is inherited, never pickled). A worker
+    that fails reports why; the parent then fails with that reason (exit code 5)."""
+    context = multiprocessing.get_context("fork")
+    failures = context.SimpleQueue()
+    workers = [context.Process(target=_worker, args=(job, chunk, failures), daemon=True) for chunk in chunks]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    reasons = []
+    while not failures.empty():
+        reasons.append(failures.get())
+    reasons += [f"worker exit code {w.exitcode}" for w in workers if w.exitcode and not reasons]
+    if reasons:
+        raise LedgerError(f"个人账单写入失败 (per-agent statements not written): {reasons[0]}", exit_code=5)
+
+
+def _worker(job: AgentFilesJob, agents: list[str], failures) -> None:
+    try:
+        write_agent_files(job, agents, threaded=False)
+    except BaseException as exc:  # reported to the parent, which fails the run
+        failures.put(f"{type(exc).__name__}: {exc}")
+        raise SystemExit(1)
+
+
+def write_agent_files(job: AgentFilesJob, agents: list[str], threaded: bool = True) -> None:
     """Write these agents' files; `threaded=False` in a forked worker (one per core:
     a deflating thread would only compete with the other workers)."""
-    statement, redactor, entries_of, names, folder, source_name, source_sha = _JOB
+    statement, redactor, entries_of, names = job.statement, job.redactor, job.entries_of, job.names
+    folder, source_name, source_sha = job.folder, job.source_name, job.source_sha
     for agent in agents:
         mine = agent_statement(statement, agent, redactor, entries_of)
         tables = [sheets.summary_table(mine), *sheets.detail_tables(mine.entries, cells.EXCEL_MAX_ROWS),
