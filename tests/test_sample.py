@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from ledger.sample import generator as sample
-from ledger.sample.generator import FILES, generate
+from ledger.sample.generator import generate
+from ledger.sample.sink import FILES
 
 REPO = Path(__file__).resolve().parents[1]
 MONTH_START = datetime(2024, 5, 1)

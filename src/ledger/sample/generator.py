@@ -34,236 +34,70 @@ from __future__ import annotations
 
 import calendar
 import contextlib
-import csv
 import datetime as dt
-import heapq
-import json
 import random
-import re
 from pathlib import Path
 
 from ledger.core.atomic import atomic_path
-
-DAY = 86_400
-HOUR = 3_600
-MIN = 60
-SPILL = HOUR  # data may run up to an hour past the month end (conversations, refunds)
-
-# --------------------------------------------------------------------------------------
-# Phrase tables. Agent phrases marked "good" must contain an honorific (您 亲 请 谢谢 感谢
-# 欢迎 抱歉 不好意思), be at least 5 characters, and never contain an unavailability word
-# (没货 缺货 卖完了 …) or an insult: tests/test_sample.py checks this.
-# --------------------------------------------------------------------------------------
-
-NICKNAMES = (
-    "小王", "小美", "阿青", "小雨", "糖糖", "小七", "木子", "晓晓", "小鹿", "安安",
-    "小满", "若溪", "小北", "一一", "豆豆", "小舟", "念念", "小暖", "阿宁", "小橙",
+from ledger.core.errors import LedgerError
+from ledger.core.month import Month
+from ledger.sample.sink import FILES, Sink
+from ledger.sample.phrases import (
+    AFTER_SALES,
+    ASK,
+    AUTO_REPLIES,
+    BAD_CYCLE,
+    BUYER_ANGRY,
+    BUYER_BACK,
+    BUYER_BUY,
+    BUYER_NUDGES,
+    BUYER_OPENERS,
+    BUYER_ORDERED,
+    BUYER_THANKS,
+    CLOSINGS,
+    CLOSINGS_RUDE,
+    CONFRONTATIONS,
+    DAY,
+    GREETINGS,
+    GREETINGS_RUDE,
+    GREETINGS_SHORT,
+    HOUR,
+    HOUR_WEIGHTS,
+    HOURS,
+    IMAGE,
+    MIN,
+    NICKNAMES,
+    ORDER_ACK_LATE,
+    ORDER_ACK_NONE,
+    ORDER_CARD,
+    ORDER_CONFIRM,
+    PAY_CHASE,
+    PEAK_HOURS,
+    PLACES,
+    PRODUCT_CARD,
+    PRODUCTS,
+    PROMO_DAYS,
+    QA_NOTES,
+    REASKS,
+    RECOMMEND,
+    REFUND_REASONS,
+    SHORT_REPLIES,
+    SIZES,
+    SLOW_PREFIX,
+    SPILL,
+    STOCK_AFTER_CARDS,
+    STOCK_IN,
+    STOCK_INTRO,
+    STOCK_OUT_BAD,
+    STOCK_QUESTIONS,
+    SURNAMES,
+    SYSTEM_INVITE,
+    TOPIC_NAMES,
+    TOPIC_WEIGHTS,
+    VAGUE_REPLIES,
 )
 
-# name, unit price in 分, material, colours
-PRODUCTS = (
-    ("法式碎花连衣裙", 15900, "雪纺", ("白色", "杏色", "碎花蓝")),
-    ("纯棉宽松短袖T恤", 5900, "新疆棉", ("白色", "黑色", "浅粉", "雾霾蓝")),
-    ("高腰直筒牛仔裤", 12900, "棉弹牛仔布", ("浅蓝", "深蓝", "黑色")),
-    ("冰丝防晒开衫", 8900, "冰丝", ("白色", "浅紫", "薄荷绿")),
-    ("亚麻阔腿裤", 9900, "亚麻混纺", ("米白", "卡其", "黑色")),
-    ("通勤百搭衬衫", 11900, "天丝", ("白色", "浅蓝条纹", "燕麦色")),
-    ("A字半身裙", 9900, "醋酸", ("黑色", "香槟色", "墨绿")),
-    ("针织短袖开衫", 7900, "棉麻针织", ("奶白", "鹅黄", "浅灰")),
-    ("无袖背心连衣裙", 13900, "莫代尔", ("黑色", "藏青", "奶茶色")),
-    ("运动休闲套装", 19900, "速干面料", ("灰色", "黑色", "雾霾蓝")),
-)
-SIZES = ("S", "M", "L", "XL")
-PLACES = (
-    ("浙江省", "杭州市", "西湖区"), ("广东省", "深圳市", "南山区"), ("江苏省", "南京市", "鼓楼区"),
-    ("上海市", "上海市", "浦东新区"), ("北京市", "北京市", "朝阳区"), ("四川省", "成都市", "武侯区"),
-    ("湖北省", "武汉市", "洪山区"), ("山东省", "青岛市", "市南区"), ("福建省", "厦门市", "思明区"),
-    ("河南省", "郑州市", "金水区"),
-)
-SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡"
 
-IMAGE = "[图片]"  # how the export shows a picture the buyer sent
-
-BUYER_OPENERS = ("在吗", "你好", "在吗？", "亲，在吗", "你好，在不在", "hello", "客服在吗", "在吗?")
-
-AUTO_REPLIES = (
-    "您好，欢迎光临{shop}！客服{nick}很高兴为您服务，请问有什么可以帮您？",
-    "亲，欢迎光临{shop}，当前咨询人数较多，请您稍等，客服会尽快回复您哦~",
-    "您好，店铺活动进行中，领券满199减20，客服马上为您服务~",
-)
-
-GREETINGS = (  # good
-    "亲，您好，欢迎光临{shop}，我是客服{nick}，很高兴为您服务~",
-    "您好亲，在的，请问有什么可以帮您？",
-    "亲，在的呢，请问有什么可以帮到您？",
-    "您好，欢迎光临，{nick}为您服务，请问您想了解哪款宝贝呢？",
-)
-GREETINGS_RUDE = ("在的，什么问题", "在，要问什么直接说", "你好，在的，说吧", "在的，看中哪款了")
-GREETINGS_SHORT = ("在", "在的", "嗯")
-
-# Pre-sales topics: topic -> ((buyer turn: one or more messages), (good answers to it)), ...
-ASK = {
-    "size": (
-        (("身高{height}，体重{weight}斤，穿什么码？",),
-         ("亲，根据您的身高体重，建议拍{size}码哦，这款版型偏宽松~", "亲，建议您拍{size}码，穿着会比较合身哦")),
-        (("身高{height}", "体重{weight}斤", "穿什么码合适"),
-         ("亲，按您的身高体重拍{size}码就可以哦", "您好，建议拍{size}码，腰部有弹性，不会紧的哦")),
-        (("我平时穿{size}码，这款要不要拍大一码",),
-         ("您好，这款尺码是标准的，按平时的码数拍就可以啦", "亲，这款偏小半码，建议您拍大一码会更合身哦")),
-        (("尺码偏大还是偏小？",), ("亲，这款尺码是标准的，按平时的码数拍就可以哦",)),
-        ((IMAGE, "我这个身材穿哪个码"), ("亲，看了您的照片，建议拍{size}码哦，穿着会比较合身",)),
-    ),
-    "color": (
-        (("{color}和{color2}哪个好看？",),
-         ("亲，{color}很显白，是这款的热销色哦~", "您好，两个颜色都很百搭，{color}更日常一些，您可以参考一下买家秀哦")),
-        (("{color}显黑吗",), ("亲，{color}不挑肤色的，很多黄皮亲穿着也很好看哦",)),
-        ((IMAGE, "实物是这个颜色吗"), ("亲，实物和图片颜色一致，不同屏幕会有轻微色差哦",)),
-    ),
-    "ship": (
-        (("什么时候发货？",), ("亲，下午4点前付款当天发货，4点后次日发出哦", "亲，现在拍的话48小时内为您安排发货呢")),
-        (("今天拍今天能发吗",), ("亲，下午4点前付款当天就能发出哦",)),
-        (("几天能到{city}？",), ("您好，我们从浙江杭州发货，一般2-3天就能到{city}哦",)),
-        (("拍了什么时候能到", "急用"), ("亲，今天付款今天发，到{city}一般两三天，急用的话可以补差价发顺丰哦",)),
-    ),
-    "freight": (
-        (("包邮吗？",), ("亲，全店满99元包邮哦（新疆、西藏除外）", "亲，这款是包邮的，您放心拍哦")),
-        (("偏远地区包邮吗",), ("亲，新疆、西藏需要补10元运费，其他地区都包邮哦",)),
-        (("发什么快递？",), ("您好，默认发中通快递，需要顺丰的话补个差价就可以哦",)),
-        (("能发顺丰吗",), ("亲，可以的，补差价12元就可以为您发顺丰哦",)),
-    ),
-    "discount": (
-        (("有没有优惠？",), ("亲，店铺首页可以领满199减20的优惠券哦", "您好，现在两件打九五折，还可以叠加店铺券哦")),
-        (("能便宜点吗",), ("亲，这已经是活动价了呢，可以为您备注送一个小礼品哦",)),
-        (("有优惠券吗",), ("亲，店铺首页可以领满199减20的优惠券哦",)),
-        (("买两件能便宜吗",), ("您好，两件打九五折，下单时会自动优惠哦",)),
-    ),
-    "material": (
-        (("什么材质的？",), ("亲，这款是{material}面料，透气舒适，穿着很舒服哦",)),
-        (("会起球吗",), ("亲，{material}面料不容易起球，建议翻面洗涤哦",)),
-        (("透不透？",), ("亲，浅色款稍微有一点透，建议搭配肤色内衣哦", "您好，深色款不透的，浅色建议搭配肤色内衣哦")),
-        (("洗了会缩水吗",), ("亲，面料做过预缩处理，正常洗涤不会缩水的哦",)),
-        (("面料舒服吗", "会不会闷"), ("亲，{material}面料很透气，夏天穿也不会闷的哦",)),
-    ),
-    "return": (
-        (("支持七天无理由吗？",), ("亲，支持七天无理由退换，还赠送运费险哦",)),
-        (("不合适可以退吗",), ("您好，收到不合适可以退换的，保持吊牌完好就可以哦",)),
-        (("有运费险吗",), ("亲，每单都赠送运费险，退换不用您出运费哦",)),
-    ),
-}
-TOPIC_NAMES = ("size", "color", "ship", "freight", "discount", "material", "return", "stock")
-TOPIC_WEIGHTS = (24, 14, 14, 12, 14, 10, 6, 12)
-
-# After-sales: a buyer chasing an order (a conversation of its own).
-AFTER_SALES = (
-    (("我的快递怎么还没到？",), ("亲，非常抱歉让您久等了，已经帮您催促快递，今天会有更新的哦",)),
-    (("前天拍的怎么还没发货",), ("亲，抱歉让您久等了，仓库今天会优先为您发出",)),
-    (("物流一直没更新", IMAGE), ("您好，您的包裹已经到达中转站，预计明天送达，请您耐心等待哦",)),
-)
-
-STOCK_QUESTIONS = (("{color}{size}码还有货吗？",), ("{color}的{size}码有吗",), ("{size}码的{color}还有吗",))
-STOCK_IN = ("亲，{color}{size}码有现货的哦，现在拍当天就能发", "您好，有货的哦，您可以放心拍")
-STOCK_INTRO = ("亲，这个颜色尺码库存比较紧张，给您推荐两款相似的款式看看哦",
-               "您好，给您推荐两款版型差不多的，您可以对比一下哦")
-STOCK_AFTER_CARDS = ("亲，原款{color}{size}码暂时缺货了，上面两款面料和版型都很接近，也很百搭哦",
-                     "亲，原款这个码已经卖完了，推荐的这两款现在下单当天就能发哦")
-STOCK_OUT_BAD = ("{color}{size}码没货了", "亲，这款{size}码卖完了哦", "没有货了，过几天再看看吧", "亲，没有这款了哦")
-
-RECOMMEND = ("亲，这款和{other}搭配起来很好看哦，给您推荐一下", "您好，很多亲购买时会搭配这款{other}，可以参考一下哦")
-PRODUCT_CARD = "【商品】{shop} {product} ¥{price}"
-
-SHORT_REPLIES = ("嗯", "哦", "好的", "有的", "不知道", "不清楚", "嗯嗯", "可以", "是的", "嗯嗯，哦哦")
-VAGUE_REPLIES = ("亲，大概三四天能到吧，估计不会太久", "亲，好像是有货的，您拍了试试呢", "您好，这个应该不会缩水吧，估计问题不大")
-SLOW_PREFIX = "不好意思让您久等了，"
-
-BUYER_THANKS = ("好的，谢谢", "好的，我再看看", "知道了，谢谢", "好的亲", "嗯嗯，谢谢啦", "OK", "好的,谢谢")
-CLOSINGS = (  # good: honorific and a closing word
-    "感谢您的支持，祝您生活愉快~",
-    "亲，感谢您的支持，有问题随时联系我们哦",
-    "不客气的亲，祝您购物愉快！",
-    "好的亲，欢迎下次光临~",
-    "亲，感谢光临，再见哦",
-)
-CLOSINGS_RUDE = ("好的，再见", "行，那就这样，再见", "嗯，有问题再找我，再见")
-REASKS = (
-    "亲，还在吗？刚才的问题还有什么需要帮您解答的吗？",
-    "亲，请问还有什么可以帮您的吗？",
-    "亲，您看中的这款今天下单当天就能发货哦，还有什么疑问吗？",
-)
-BUYER_BACK = ("刚才有点事，那我先拍一件", "不好意思刚才在忙，我拍了")
-BUYER_NUDGES = ("？", "人呢", "在吗？？", "怎么不回复")
-BUYER_BUY = ("好的，那我拍了", "行，我去拍")
-
-BUYER_ORDERED = ("拍好了，麻烦尽快发货", "已经拍了，帮我核对一下地址", "拍了，今天能发吗", "下单了")
-ORDER_CARD = "订单核对：{product} {color}/{size} ×{qty}，实付¥{amount}，收货人：{name}，地址：{province}{city}{district}***"
-ORDER_CONFIRM = ("亲，请您核对一下收货地址和颜色尺码哦，确认无误我们会尽快为您发货",
-                 "亲，订单信息已经为您核对好了，请您确认一下收货地址哦")
-ORDER_ACK_LATE = ("亲，收到啦，稍后为您核对订单信息哦", "好的亲，请稍等，马上为您核对")
-ORDER_ACK_NONE = ("好的亲，我们会尽快为您安排发货", "亲，收到您的订单啦，我们会尽快发货的")
-PAY_CHASE = ("亲，看到您的订单还没有付款哦，现在付款今天就能为您发货呢",
-             "亲，您的订单还未付款，优惠券今天就要过期了，请您尽快付款哦")
-
-# A buyer provokes; an insult (house rule 7's word list) or sarcasm (found only by QA).
-CONFRONTATIONS = (
-    ("能不能再便宜点，别家才卖{cheap}元", ("爱买不买", "嫌贵就别买，爱买不买", "你有病吧，说了没有优惠"), ("嫌贵可以去别家看看啊",)),
-    ("问了半天也说不清楚，什么客服啊", ("神经病，页面上写得清清楚楚",), ("页面上写得清清楚楚，自己不会看吗",)),
-    ("这个问题我刚才问过了，到底有没有", ("你有病吧，说了有",), ("这么简单的问题还要问几遍？",)),
-)
-BUYER_ANGRY = ("什么态度！我要投诉你", "你怎么说话的？差评！")
-
-SYSTEM_INVITE = "系统消息：客服已邀请您对本次服务进行评价"
-
-REFUND_REASONS = (  # platform label, weight, request delay after payment (min, max) in seconds
-    ("多拍/拍错/不想要", 26, (3 * MIN, 6 * HOUR)),
-    ("不想要了", 14, (10 * MIN, 20 * HOUR)),
-    ("重拍", 8, (2 * MIN, 1 * HOUR)),
-    ("尺码不合适", 26, (2 * DAY, 5 * DAY)),
-    ("质量问题", 10, (2 * DAY, 6 * DAY)),
-    ("收到商品破损", 6, (2 * DAY, 5 * DAY)),
-    ("未按约定时间发货", 10, (2 * DAY, 4 * DAY)),
-)
-
-QA_NOTES = {
-    "未挂离开": "离开工位约{minutes}分钟未挂离开状态，买家等待超时",
-    "顶撞买家": "对买家冷嘲热讽：“{text}”",
-    "态度冷淡": "回复“{text}”，态度冷淡，未解答买家问题",
-    "回复不规范": "使用“大概/好像/估计”等不确定用语",
-    "优秀接待": "主动推荐搭配，促成连带购买，服务热情",
-}
-
-# Conversation starts per hour of the day (shifts cover 08:00-24:00).
-HOURS = tuple(range(8, 24))
-HOUR_WEIGHTS = (2, 4, 7, 7, 4, 5, 7, 7, 6, 5, 4, 6, 9, 10, 9, 5)
-PEAK_HOURS = (10, 11, 14, 15, 20, 21, 22)
-
-# Promotion days (month -> day -> traffic factor): 520, 618, 双11.
-PROMO_DAYS = {
-    5: {17: 1.2, 18: 1.4, 19: 1.6, 20: 2.0, 21: 1.3},
-    6: {16: 1.5, 17: 1.8, 18: 2.2},
-    11: {10: 1.5, 11: 2.5},
-}
-
-# Malformed rows, in the order they are injected: (file, kind).
-BAD_CYCLE = (
-    ("messages.csv", "bad_ts"),
-    ("orders.csv", "no_type"),
-    ("messages.csv", "extra_column"),
-    ("refunds.jsonl", "no_ts"),
-    ("shifts.csv", "bad_ts"),
-    ("ratings.csv", "no_ts"),
-    ("qa.csv", "no_type"),
-)
-BAD_TS = ("########", "2024-5-32 25:61")
-
-FILES = {  # file -> (columns, id prefix, type used for a synthetic row)
-    "messages.csv": (("id", "ts", "type", "agent", "conversation", "buyer", "sender", "kind", "text"), "m", "message"),
-    "orders.csv": (("id", "ts", "type", "agent", "buyer", "order", "amount"), "od", "order_placed"),
-    "refunds.jsonl": (("id", "ts", "type", "agent", "buyer", "order", "reason", "amount"), "rf", "refund_requested"),
-    "shifts.csv": (("id", "ts", "type", "agent", "handover", "successor"), "sh", "shift_start"),
-    "qa.csv": (("id", "ts", "type", "agent", "conversation", "category", "note"), "qa", "qa_flag"),
-    "ratings.csv": (("id", "ts", "type", "agent", "buyer", "conversation", "score"), "rt", "rating"),
-}
-
-_MONTH_RE = re.compile(r"^(\d{4})-(\d{2})$")
 
 
 # --------------------------------------------------------------------------------------
@@ -291,97 +125,11 @@ def generate(out: Path, month: str = "2024-05", *, agents: int = 10, conversatio
 
 
 def parse_month(month: str) -> tuple[int, int]:
-    m = _MONTH_RE.match(month)
-    if not m or not 1 <= int(m.group(2)) <= 12:
-        raise ValueError(f"month must be YYYY-MM, got {month!r}")
-    return int(m.group(1)), int(m.group(2))
-
-
-# --------------------------------------------------------------------------------------
-# Output: one heap-ordered, streaming writer per file
-# --------------------------------------------------------------------------------------
-
-class _Sink:
-    """Rows of one file, written in (ts, push order) once no earlier row can come."""
-
-    def __init__(self, path: Path, name: str, fmt_ts, bad: list[tuple[int, str, int]]):
-        self.name = name
-        self.columns, self.prefix, self.default_type = FILES[name]
-        self.jsonl = name.endswith(".jsonl")
-        self.fmt_ts = fmt_ts
-        self.bad = bad  # (threshold ts, kind, global bad number), sorted by threshold
-        self.heap: list = []
-        self.seq = 0
-        self.next_id = 1
-        self.rows = 0
-        self.watermark = 0
-        self.last: tuple[int, tuple] | None = None
-        self.file = path.open("w", encoding="utf-8", newline="")
-        if self.jsonl:
-            self.writer = None
-        else:
-            self.writer = csv.writer(self.file, lineterminator="\n")
-            self.writer.writerow(self.columns)
-
-    def push(self, ts: int, fields: tuple) -> None:
-        """Queue a row; `fields` are the values of the columns after id and ts."""
-        if ts < self.watermark:
-            raise AssertionError(f"{self.name}: row at {ts} after flushing to {self.watermark}")
-        heapq.heappush(self.heap, (ts, self.seq, fields))
-        self.seq += 1
-
-    def flush(self, upto: int) -> None:
-        """Write every queued row earlier than `upto`."""
-        self.watermark = max(self.watermark, upto)
-        heap = self.heap
-        while heap and heap[0][0] < upto:
-            ts, _, fields = heapq.heappop(heap)
-            while self.bad and self.bad[0][0] <= ts:
-                self._write_bad(self.bad.pop(0), ts, fields)
-            self._write(f"{self.prefix}{self.next_id:08d}", self.fmt_ts(ts), fields)
-            self.next_id += 1
-            self.last = (ts, fields)
-
-    def close(self) -> int:
-        self.flush(1 << 62)
-        while self.bad:  # thresholds past the last row: corrupt a copy of the last row
-            if self.last is None:
-                self.last = (0, (self.default_type,) + ("",) * (len(self.columns) - 3))
-            self._write_bad(self.bad.pop(0), *self.last)
-        self.file.close()
-        return self.rows
-
-    def _write(self, row_id: str, ts: str | None, fields: tuple, drop_type: bool = False) -> None:
-        if self.jsonl:
-            obj = {"id": row_id}
-            if ts is not None:
-                obj["ts"] = ts
-            for key, value in zip(self.columns[2:], fields):
-                if value != "" and not (drop_type and key == "type"):
-                    obj[key] = value
-            self.file.write(json.dumps(obj, ensure_ascii=False) + "\n")
-        else:
-            self.writer.writerow((row_id, ts, *fields))
-        self.rows += 1
-
-    def _write_bad(self, bad: tuple[int, str, int], ts: int, fields: tuple) -> None:
-        _, kind, number = bad
-        row_id = f"{self.prefix}x{number:03d}"
-        if kind == "bad_ts":
-            self._write(row_id, BAD_TS[(number - 1) % len(BAD_TS)], fields)
-        elif kind == "no_ts":
-            self._write(row_id, None if self.jsonl else "", fields)
-        elif kind == "no_type":
-            if self.jsonl:
-                self._write(row_id, self.fmt_ts(ts), fields, drop_type=True)
-            else:
-                self._write(row_id, self.fmt_ts(ts), ("",) + fields[1:])
-        elif kind == "extra_column":  # an unquoted comma split the last field in two
-            last = fields[-1] or "备注"
-            cut = max(1, len(last) // 2)
-            self._write(row_id, self.fmt_ts(ts), fields[:-1] + (last[:cut], last[cut:] or "。"))
-        else:  # pragma: no cover - BAD_CYCLE only names the kinds above
-            raise ValueError(kind)
+    try:
+        start = Month.parse(month).start_local
+    except LedgerError:
+        raise ValueError(f"month must be YYYY-MM, got {month!r}") from None
+    return start.year, start.month
 
 
 # --------------------------------------------------------------------------------------
@@ -617,11 +365,11 @@ class _Generator:
 
     def run(self) -> dict[str, int]:
         bad = self._bad_plan()
-        self.sinks: dict[str, _Sink] = {}
+        self.sinks: dict[str, Sink] = {}
         with contextlib.ExitStack() as stack:  # every file appears complete, or not at all
             tmp = {name: stack.enter_context(atomic_path(self.out / name)) for name in FILES}
             stack.callback(lambda: [sink.file.close() for sink in self.sinks.values()])
-            self.sinks = {name: _Sink(tmp[name], name, self.fmt_ts, bad[name]) for name in FILES}
+            self.sinks = {name: Sink(tmp[name], name, self.fmt_ts, bad[name]) for name in FILES}
             self._month()
             counts = {name: sink.close() for name, sink in self.sinks.items()}
         for name in FILES:  # temporary files are private; the exports are ordinary files
