@@ -1,0 +1,8 @@
+"""outputs: a month's entries → the files HR and agents receive.
+
+`statement` builds the statement as data, `payroll` the per-employee money (应扣, 减免,
+实扣), `privacy` masks buyers' personal data in quoted text, `workbook` writes the Excel
+statement (cells, sheets, charts, pay sheets, the SpreadsheetML writer), `agents` the
+per-agent statements that show nobody else's data, and `report` writes the month's set
+of files and the summary. Imports core, lang, inputs and evaluate.
+"""
