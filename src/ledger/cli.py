@@ -226,6 +226,25 @@ def test_(paths: Optional[List[Path]] = typer.Argument(None, help="规则文件�
 
 
 @app.command()
+def score(
+    paths: Optional[List[Path]] = typer.Argument(None, help="标注对话文件或目录 (*.chat)，默认 policy/quality/"),
+    policy: List[Path] = typer.Option([Path("policy")], "--policy", help="规则文件或目录，可重复"),
+    minimum: Optional[float] = typer.Option(None, "--min", help="任何规则的精确率或召回率低于这个百分比时退出码 1"),
+    quiet: bool = typer.Option(False, "--quiet", help="只显示每条规则的得分，不列不一致的消息"),
+):
+    """用人工标注的对话给规则打分：每条规则的精确率和召回率，并列出不一致的消息 (score the policy)。"""
+    from decimal import Decimal
+
+    from ledger.review.quality import score_command
+
+    text, code = score_command(list(paths or [Path("policy") / "quality"]), list(policy),
+                               None if minimum is None else Decimal(str(minimum)), show=not quiet)
+    typer.echo(text)
+    if code:
+        raise LedgerError("有规则的得分低于 --min (a rule scored under the minimum)", exit_code=code)
+
+
+@app.command()
 def version():
     """显示版本。"""
     typer.echo(f"ledger {__version__}")
