@@ -13,6 +13,8 @@ BONUS = "bonus"
 
 APPLIED = "applied"  # the outcome is known and the amount counts
 PENDING = "pending"  # the deadline lies beyond the end of the data: no amount yet
+TO_CONFIRM = "to_confirm"  # a judgement call (a rule marked `confirm`): shown as 待复核 with the amount
+                           # it would charge, counted nowhere until a person confirms it
 
 NO_AGENT = "（未指定客服）"  # who is charged when an event names no agent (never dropped)
 
@@ -34,7 +36,7 @@ class Entry:
     agent: str  # who is charged / paid
     ts: datetime
     amount: Decimal | None
-    status: str  # APPLIED | PENDING
+    status: str  # APPLIED | PENDING | TO_CONFIRM
     event_id: str  # the trigger event
     event_seq: int  # input order of the trigger, for stable sorting
     conversation: str | None = None

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 import attrs
 import duckdb
 
-from ledger.core.entries import NO_AGENT, PENDING, Entry, sort_key
+from ledger.core.entries import NO_AGENT, PENDING, TO_CONFIRM, Entry, sort_key
 from ledger.core.errors import LedgerError
 from ledger.core.month import Month
 from ledger.evaluate import caps, metrics, monthly
@@ -53,16 +53,20 @@ class MonthResult:
 # ---------------------------------------------------------------- month
 
 def run_month(policy_paths: Sequence[Path], events_root: Path, month: str, *,
-              progress=None, roster=None) -> MonthResult:
+              progress=None, roster=None, adjust=None) -> MonthResult:
     """Evaluate the policy files over the events for one month (`roster`: a roster.Roster)."""
     month_ = Month.parse(month)
     policy, sources = checked_policy(policy_paths)
-    return run_policy(policy, sources, events_root, month_, progress=progress, roster=roster)
+    return run_policy(policy, sources, events_root, month_, progress=progress, roster=roster, adjust=adjust)
 
 
 def run_policy(policy: Policy, sources: tuple[PolicySource, ...], events_root: Path, month: Month, *,
-               progress=None, roster=None) -> MonthResult:
-    """Evaluate a checked policy over the events for one month."""
+               progress=None, roster=None, adjust=None) -> MonthResult:
+    """Evaluate a checked policy over the events for one month.
+
+    `adjust(month, entries) -> entries` (period.lifecycle: confirmations, waivers, disputes,
+    manual lines) runs after the monthly rules and before caps and floors, so a confirmed
+    judgement call is capped like any other line and a waived line uses no room under the cap."""
     say = progress or (lambda _msg: None)
     tz = ZoneInfo(policy.timezone)
     with database() as con:
@@ -72,7 +76,7 @@ def run_policy(policy: Policy, sources: tuple[PolicySource, ...], events_root: P
         read_s = time.perf_counter() - started
         say("应用规则 (evaluating rules)")
         started = time.perf_counter()
-        result = _evaluate(con, policy, sources, load, month, tz, say, roster)
+        result = _evaluate(con, policy, sources, load, month, tz, say, roster, adjust)
         return attrs.evolve(result, timings=(("read", read_s), ("evaluate", time.perf_counter() - started)))
 
 
@@ -115,7 +119,7 @@ def load_month(con: duckdb.DuckDBPyConnection, policy: Policy, events_root: Path
     return load
 
 
-def _evaluate(con, policy, sources, load, month, tz, say, roster=None) -> MonthResult:
+def _evaluate(con, policy, sources, load, month, tz, say, roster=None, adjust=None) -> MonthResult:
     start, end = month.bounds_utc(tz)
     data_end_utc, data_end_local = con.execute("SELECT max(ts), max(ts_local) FROM events").fetchone()
     agents = {a for (a,) in con.execute(
@@ -171,7 +175,7 @@ def _evaluate(con, policy, sources, load, month, tz, say, roster=None) -> MonthR
             con.execute(f"DROP TABLE IF EXISTS {q(table)}")
     pending_fines: dict[str, int] = {}
     for e in entries:
-        if e.kind == "fine" and e.status == PENDING:
+        if e.kind == "fine" and e.status in (PENDING, TO_CONFIRM):  # may still become fines
             pending_fines[e.agent] = pending_fines.get(e.agent, 0) + 1
     entries.extend(monthly.evaluate(policy, month, values, agents - {NO_AGENT}, pending_fines))
     by_account = roster.by_account() if roster is not None else {}
@@ -184,6 +188,9 @@ def _evaluate(con, policy, sources, load, month, tz, say, roster=None) -> MonthR
         if outside:
             warnings.append(f"{len(outside)} 个账号本月有事件，但花名册上的员工本月不在职（入职/离职日期）"
                             f"(events outside employment dates): {', '.join(outside)}")
+    if adjust is not None:
+        entries = adjust(month, entries)
+        agents.update(e.agent for e in entries)
     entries, limits = caps.apply(policy, entries, by_account, warnings)
     entries = [attrs.evolve(e, evidence=f"{e.evidence}；记平台扣分 {e.points}分 (platform points, not money)")
                if e.points else e for e in entries]

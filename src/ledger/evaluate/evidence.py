@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from ledger.core.entries import NO_AGENT, PENDING, Entry, entry_id
+from ledger.core.entries import APPLIED, NO_AGENT, PENDING, TO_CONFIRM, Entry, entry_id
 from ledger.core.money import round_line
 from ledger.core.month import format_ts
 from ledger.evaluate.compile import CompiledRule
@@ -49,6 +49,9 @@ def entries_of(compiled: CompiledRule, names, rows, data_end_local, warnings) ->
             amount = round_line(Decimal(base) * rule.amount.percent / 100)
         points = points_applied if status != PENDING else None
         evidence = evidence_of(row, status)
+        if rule.confirm and status == APPLIED:  # a judgement call: counted once a person confirms it
+            status = TO_CONFIRM
+            evidence = f"{evidence}；待复核：经人确认后才计入 (awaits confirmation)"
         for who in recipients:
             if not who or who in seen:
                 continue

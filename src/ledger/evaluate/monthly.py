@@ -19,7 +19,7 @@ from decimal import Decimal
 
 import attrs
 
-from ledger.core.entries import APPLIED, PENDING, Entry, entry_id, sort_key
+from ledger.core.entries import APPLIED, PENDING, TO_CONFIRM, Entry, entry_id, sort_key
 from ledger.core.money import round_line
 from ledger.evaluate.metrics import UNITS, display
 from ledger.lang import ast
@@ -33,7 +33,7 @@ def escalate(policy: Policy, entries: list[Entry]) -> list[Entry]:
     out = []
     for e in sorted(entries, key=sort_key):
         rule = rules.get((e.rule_id, e.rule_location))
-        if rule is None or e.status != APPLIED or not (rule.amount.steps or len(rule.amount.points) > 1):
+        if rule is None or e.status not in (APPLIED, TO_CONFIRM) or not (rule.amount.steps or len(rule.amount.points) > 1):
             out.append(e)
             continue
         key = (e.rule_id, e.agent)

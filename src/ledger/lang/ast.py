@@ -206,6 +206,7 @@ class Rule:
     source: str  # the whole rule as written
     when_source: str = ""  # the when clause as written, whitespace folded
     effective: Effective | None = None  # None: always in force
+    confirm: bool = False  # `confirm`: its lines wait for a person's confirmation (待复核)
 
 
 @attrs.frozen

@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import attrs
 
-from ledger.core.entries import APPLIED, BONUS, FINE, PENDING, Entry, sort_key
+from ledger.core.entries import APPLIED, BONUS, FINE, PENDING, TO_CONFIRM, Entry, sort_key
 from ledger.core.money import ZERO, total
 
 
@@ -17,6 +17,8 @@ class AgentTotals:
     bonuses: Decimal  # 奖励, positive
     count: int  # applied entries
     pending: int  # pending entries
+    to_confirm: int = 0  # judgement calls awaiting a person's confirmation (待复核)
+    to_confirm_amount: Decimal = Decimal("0.00")  # what they would charge (fines) once confirmed
 
     @property
     def net(self) -> Decimal:  # 净额 = 奖励 − 罚款
@@ -33,7 +35,8 @@ class RuleTotals:
     count: int
     pending: int
     total: Decimal
-    effective: str = ""  # "2024-05-15 起" for one version of a rule; "" when always in force
+    effective: str = ""
+    to_confirm: int = 0  # "2024-05-15 起" for one version of a rule; "" when always in force
 
 
 @attrs.frozen
@@ -78,6 +81,11 @@ class Statement:
     def total_bonuses(self) -> Decimal:
         return total(a.bonuses for a in self.agents)
 
+    @property
+    def to_confirm(self) -> int:
+        """Lines awaiting confirmation (待复核): shown, counted in no total."""
+        return sum(a.to_confirm for a in self.agents)
+
 
 def build(info: RunInfo, entries: list[Entry], agents_seen: set[str], rules: list[tuple]) -> Statement:
     """Assemble the statement: every agent with any event in the month gets a row.
@@ -98,6 +106,9 @@ def build(info: RunInfo, entries: list[Entry], agents_seen: set[str], rules: lis
             bonuses=total(e.amount for e in es if e.kind == BONUS and e.status == APPLIED),
             count=sum(1 for e in es if e.status == APPLIED),
             pending=sum(1 for e in es if e.status == PENDING),
+            to_confirm=sum(1 for e in es if e.status == TO_CONFIRM),
+            to_confirm_amount=total(e.amount for e in es if e.status == TO_CONFIRM and e.kind == FINE
+                                    and e.amount is not None),
         )
         for name, es in sorted(by_agent.items())
     )
@@ -113,6 +124,7 @@ def build(info: RunInfo, entries: list[Entry], agents_seen: set[str], rules: lis
             pending=sum(1 for e in mine if e.status == PENDING),
             total=total(e.amount for e in mine if e.status == APPLIED) or ZERO,
             effective=effective,
+            to_confirm=sum(1 for e in mine if e.status == TO_CONFIRM),
         )
 
     rule_rows = tuple(totals(*r) for r in rules)

@@ -4,6 +4,7 @@ One statement per line; `#` starts a comment; a value with spaces is written in
 double quotes. Every file starts with the month its lines belong to:
 
     month 2024-05
+    confirm E5D0C1B2A3F49 "看过聊天记录，确属顶撞"
     waive E042B9E906020 "买家承认是误会，主管同意免除"
     dispute E1A2B3C4D5E6F upheld "聊天记录证明确有顶撞"
     dispute E0FEDCBA98765 overturned "系统误判：买家是本店同事"
@@ -11,7 +12,10 @@ double quotes. Every file starts with the month its lines belong to:
     adjust 初晴旗舰店:小王 bonus 50元 好评之星 "5 月好评最多"
     adjust 初晴旗舰店:小李 fine 20元 迟到 "5 月 3 日迟到 40 分钟"
 
-* `waive ID REASON`: the entry stays on the statement with 0 applied and the reason.
+* `confirm ID [REASON]`: a line awaiting confirmation (待复核, from a rule marked
+  `confirm`) is confirmed: it counts from now on, at its amount (caps still apply).
+* `waive ID REASON`: the entry stays on the statement with 0 applied and the reason
+  (for a 待复核 line: the judgement call is rejected).
 * `dispute ID upheld|overturned|reduced AMOUNT REASON`: the outcome of an agent's
   dispute (申诉). upheld keeps the amount and records the answer; overturned sets it
   to 0 like a waiver; reduced sets a lower amount.
@@ -34,12 +38,12 @@ from pathlib import Path
 
 import attrs
 
-from ledger.core.entries import APPLIED, BONUS, FINE, Entry
+from ledger.core.entries import APPLIED, BONUS, FINE, TO_CONFIRM, Entry
 from ledger.core.errors import Diagnostic, Position
 from ledger.core.money import round_line
 
 SUFFIX = ".txt"
-COMMANDS = ("month", "waive", "dispute", "adjust")
+COMMANDS = ("month", "confirm", "waive", "dispute", "adjust")
 OUTCOMES = ("upheld", "overturned", "reduced")
 KINDS = {"fine": FINE, "bonus": BONUS}
 MANUAL = "人工调整"
@@ -167,7 +171,15 @@ def parse(text: str, filename: str) -> tuple[AdjustmentFile, list[Diagnostic]]:
             err(col, "文件要先写 month YYYY-MM，说明这些调整属于哪个月 (month first)", width=len(word))
             month = ""  # report once per file
         pos = Position(filename, number, col)
-        if word == "waive":
+        if word == "confirm":
+            if not args or len(args) > 2:
+                need(2 if args else 1, 'confirm 明细编号 ["理由"]')
+                continue
+            entry_id = _entry_id(args[0], err)
+            reason = args[1][0].strip() if len(args) == 2 else ""
+            if entry_id:
+                actions.append(Action("confirm", pos, filename, month, entry_id=entry_id, reason=reason))
+        elif word == "waive":
             if need(2, 'waive 明细编号 "理由"'):
                 entry_id = _entry_id(args[0], err)
                 reason = reason_ok(args[1])
@@ -262,6 +274,10 @@ def check_ids(actions: list[Action], entries: list[Entry], lines: dict[tuple[str
                                     f"是不是 {close[0]}？(did you mean {close[0]}?)" if close else
                                     "明细编号见账单的 编号 列；它属于别的月份时，请写在那个月的调整文件里",
                                     source_line=source))
+        elif a.kind == "confirm" and known[a.entry_id].status != TO_CONFIRM:
+            diags.append(Diagnostic(pos, f"明细 {a.entry_id} 不在待复核之列，不需要确认 (not awaiting confirmation)",
+                                    "只有标了 confirm 的规则产生的 待复核 明细需要确认；要免除请用 waive",
+                                    source_line=source))
         elif (a.outcome == "reduced" and known[a.entry_id].amount is not None
               and a.amount >= known[a.entry_id].amount):
             diags.append(Diagnostic(pos, f"减为的金额 {a.amount}元 应小于原金额 {known[a.entry_id].amount}元 "
@@ -301,6 +317,11 @@ def apply(entries: list[Entry], actions: list[Action], month_start: datetime) ->
 
 def _outcome(e: Entry, a: Action) -> Entry:
     was = "待定" if e.amount is None else f"{e.amount}元"
+    if a.kind == "confirm":
+        said = f"；{a.reason}" if a.reason else ""
+        note = f"已确认 (confirmed)（{a.where}）{said}"
+        evidence = e.evidence.replace("；待复核：经人确认后才计入 (awaits confirmation)", "")
+        return attrs.evolve(e, status=APPLIED, evidence=f"{note}；{evidence}" if evidence else note)
     if a.kind == "waive":
         note, amount = f"已免除 (waived)：原金额 {was}；理由：{a.reason}（{a.where}）", Decimal("0.00")
     elif a.outcome == "upheld":

@@ -50,15 +50,22 @@ def load_adjustments(root: Path) -> list[adj.AdjustmentFile]:
     return files
 
 
-def own_entries(result: engine.MonthResult, files: list[adj.AdjustmentFile]) -> tuple[list, int]:
-    """The month's entries with its adjustments applied (no corrections); unknown ids raise."""
-    actions = adj.actions_for(files, result.month.text)
-    if not actions:
-        return list(result.entries), 0
-    diags = adj.check_ids(actions, list(result.entries), _source_lines(actions))
-    if diags:
-        raise AdjustmentError("unknown entry ids", diagnostics=diags)
-    return adj.apply(list(result.entries), actions, result.month.start_local), len(actions)
+def adjuster(files: list[adj.AdjustmentFile]):
+    """The engine's `adjust` stage for these files: a month's confirmations, waivers, dispute
+    outcomes and manual lines, applied after the monthly rules and before caps (so a confirmed
+    line is capped like any other, and a waived one takes no room under the cap).
+    Unknown or doubly adjusted entry ids raise AdjustmentError with every diagnostic."""
+
+    def adjust(month: Month, entries: list) -> list:
+        actions = adj.actions_for(files, month.text)
+        if not actions:
+            return entries
+        diags = adj.check_ids(actions, list(entries), _source_lines(actions))
+        if diags:
+            raise AdjustmentError("unknown entry ids", diagnostics=diags)
+        return adj.apply(list(entries), actions, month.start_local)
+
+    return adjust
 
 
 def _source_lines(actions) -> dict[tuple[str, int], str]:
@@ -78,16 +85,18 @@ def prepare(policy_paths: Sequence[Path], events_root: Path, month: str, *, out_
             adjustments_root: Path, progress=None, roster=None) -> Period:
     """Run the month and apply adjustments and corrections of closed months."""
     files = load_adjustments(adjustments_root)
-    result = engine.run_month(policy_paths, events_root, month, progress=progress, roster=roster)
+    adjust = adjuster(files)
+    result = engine.run_month(policy_paths, events_root, month, progress=progress, roster=roster, adjust=adjust)
     if progress:
         progress("整理账单 (building statement)")
-    started = time.perf_counter()  # the "statement" phase: adjustments, corrections, masking
-    entries, n_adjusted = own_entries(result, files)
+    started = time.perf_counter()  # the "statement" phase: corrections, masking
+    entries, n_adjusted = list(result.entries), len(adj.actions_for(files, result.month.text))
     policy = result.policy
 
     def current_of(p: str):
-        earlier = engine.run_policy(policy, result.sources, events_root, Month.parse(p), roster=roster)
-        return own_entries(earlier, files)[0]
+        earlier = engine.run_policy(policy, result.sources, events_root, Month.parse(p), roster=roster,
+                                    adjust=adjust)
+        return list(earlier.entries)
 
     fixes = close.corrections(result.month.text, result.month.start_local, out_dir, current_of)
     entries = sorted(entries + fixes, key=sort_key)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from ledger.core.entries import APPLIED, BONUS, FINE, PENDING, Entry
+from ledger.core.entries import APPLIED, BONUS, FINE, PENDING, TO_CONFIRM, Entry
 from ledger.core.money import round_line, total
 from ledger.outputs.statement import FileInfo, RunInfo, Statement
 from ledger.outputs.workbook.cells import EXCEL_MAX_ROWS, Table
@@ -34,7 +34,10 @@ DETAIL_HEADER = ("编号", "客服", "时间", "规则", "说明", "类型", "�
 RULES_HEADER = ("规则", "说明", "位置", "类型", "金额", "次数", "待定", "合计", "生效期间")
 INFO_HEADER = ("项目", "内容")
 KIND_LABELS = {FINE: "罚款", BONUS: "奖励"}
-STATUS_LABELS = {APPLIED: "已计", PENDING: "待定"}
+STATUS_LABELS = {APPLIED: "已计", PENDING: "待定", TO_CONFIRM: "待复核"}
+# 汇总 and 规则 gain these columns only when some line awaits confirmation (the statements of
+# policies without `confirm` rules stay as they were).
+CONFIRM_HEADER = ("待复核", "待复核金额")
 
 
 def write_statement(statement: Statement, path: Path, *, max_rows: int = EXCEL_MAX_ROWS) -> None:
@@ -58,13 +61,16 @@ def summary_table(statement: Statement) -> Table:
     rows = tuple(
         (a.agent, round_line(a.fines), round_line(a.bonuses),
          round_line(a.bonuses) - round_line(a.fines), a.count, a.pending)
+        + ((a.to_confirm, round_line(a.to_confirm_amount)) if statement.to_confirm else ())
         for a in agents
     )
     # The total row sums the cells exactly as written, in Python: no formulas.
     footer = ((TOTAL_LABEL,
                total(r[1] for r in rows), total(r[2] for r in rows), total(r[3] for r in rows),
-               sum(r[4] for r in rows), sum(r[5] for r in rows)),)
-    return Table(SUMMARY, SUMMARY_HEADER, rows, footer=footer)
+               sum(r[4] for r in rows), sum(r[5] for r in rows))
+              + ((sum(r[6] for r in rows), total(r[7] for r in rows)) if statement.to_confirm else ()),)
+    header = SUMMARY_HEADER + (CONFIRM_HEADER if statement.to_confirm else ())
+    return Table(SUMMARY, header, rows, footer=footer)
 
 
 def detail_tables(entries: Sequence[Entry], max_rows: int) -> list[Table]:
@@ -81,18 +87,27 @@ def detail_tables(entries: Sequence[Entry], max_rows: int) -> list[Table]:
 def detail_row(e: Entry) -> tuple:
     amount = round_line(e.amount) if e.status == APPLIED and e.amount is not None else None
     return (e.id, e.agent, _excel_time(e.ts), e.rule_id, e.rule_title,
-            KIND_LABELS.get(e.kind, e.kind), STATUS_LABELS.get(e.status, e.status), amount,
+            KIND_LABELS.get(e.kind, e.kind), status_label(e), amount,
             e.conversation, e.order, e.buyer, e.excerpt, e.evidence, e.event_id,
             e.rule_location)
+
+
+def status_label(e: Entry) -> str:
+    """已计 / 待定 / 待复核（确认后 10.00元）: a line awaiting confirmation shows what it would
+    charge, while its 金额 cell stays empty (it is in no total)."""
+    if e.status == TO_CONFIRM and e.amount is not None:
+        return f"待复核（确认后 {round_line(e.amount)}元）"
+    return STATUS_LABELS.get(e.status, e.status)
 
 
 def rules_table(statement: Statement) -> Table:
     rows = tuple(
         (r.rule_id, r.title, r.location, KIND_LABELS.get(r.kind, r.kind), r.amount_text,
          r.count, r.pending, round_line(r.total), r.effective or "一直有效")
+        + ((r.to_confirm,) if statement.to_confirm else ())
         for r in statement.rules
     )
-    return Table(RULES, RULES_HEADER, rows)
+    return Table(RULES, RULES_HEADER + (CONFIRM_HEADER[:1] if statement.to_confirm else ()), rows)
 
 
 def info_table(info: RunInfo) -> Table:
