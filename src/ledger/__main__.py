@@ -1,5 +1,7 @@
-"""`python -m ledger` is the `ledger` command."""
+"""`python -m ledger` is the `ledger` command (same exit codes)."""
+
+import sys
 
 from ledger.cli import main
 
-main()
+sys.exit(main())
