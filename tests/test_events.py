@@ -1,4 +1,4 @@
-"""Reading event files into the `events` table (src/ledger/events.py)."""
+"""Reading event files into the `events` table (src/ledger/inputs/)."""
 
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from ledger.inputs import events
 from ledger.core.errors import LedgerError
-from ledger.inputs.events import READER_ENV, Reject, load_events, parse_bool, parse_ts, write_rejects
+from ledger.inputs import events
+from ledger.inputs.contract import Reject, parse_bool, parse_ts
+from ledger.inputs.events import READER_ENV, load_events, write_rejects
 
 TZ = ZoneInfo("Asia/Shanghai")
 CHINESE = "亲，您好！请问有什么可以帮您？「核对订单」￥12.50 多拍/拍错/不想要"

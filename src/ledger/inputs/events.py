@@ -57,187 +57,22 @@ import tempfile
 import zoneinfo
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import NamedTuple
 
 import attrs
 import duckdb
 
-from ledger.inputs import exports
-from ledger.inputs import profiles as profiles_mod
 from ledger.core.atomic import write_bytes
 from ledger.core.errors import LedgerError
-from ledger.core.money import parse_yuan
-
-Schema = dict[str, dict[str, str]]  # event type -> field name -> kind
-
-KINDS = ("text", "money", "number", "bool", "time")
-CORE = ("id", "ts", "type", "agent", "conversation", "buyer", "order")
-RESERVED = ("seq", "ts_local", "src_file", "src_line")
-EVENT_SUFFIXES = (".csv", ".jsonl", ".xlsx", ".zip")  # xlsx, zip: exports.py
-
-
-@attrs.frozen
-class Reject:
-    file: str
-    line: int
-    reason: str
-    raw: str
-
-
-@attrs.frozen
-class FileReport:
-    path: str
-    encoding: str
-    sha256: str
-    read: int
-    accepted: int
-    rejected: int
-    duplicates: int
-
-
-@attrs.frozen
-class LoadResult:
-    files: tuple[FileReport, ...]
-    ignored: tuple[str, ...]
-    rejects: tuple[Reject, ...]
-    columns: tuple[str, ...]
-    n_events: int
-    duplicates_folded: int
-
-
-# ---------------------------------------------------------------------------
-# Value helpers (public: also used by the compiler and the oracle)
-
-_TRUE = frozenset({"true", "1", "是", "yes"})
-_FALSE = frozenset({"false", "0", "否", "no"})
-
-
-def parse_bool(text) -> bool | None:
-    """true/false, 1/0, 是/否, yes/no (any case, surrounding spaces ignored); else None."""
-    if isinstance(text, bool):
-        return text
-    if text is None:
-        return None
-    s = str(text).strip().lower()
-    if s in _TRUE:
-        return True
-    if s in _FALSE:
-        return False
-    return None
-
-
-_TS = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?"
-    r"(Z|z|[+-]\d{2}(?::?\d{2})?)?",
-    re.ASCII,
-)
-_UTC = timezone.utc
-
-
-def parse_ts(text, tz: zoneinfo.ZoneInfo) -> tuple[datetime, datetime]:
-    """Parse an event time; return (UTC, wall time in `tz`), both naive.
-
-    Without an offset the text is wall time in `tz` (ambiguous times take fold=0);
-    with an offset or Z it is converted. Raises ValueError for anything else.
-    """
-    m = _TS.fullmatch(str(text).strip())
-    if not m:
-        raise ValueError(f"unparseable time: {text!r}")
-    y, mo, d, h, mi, s, frac, off = m.groups()
-    micro = int(frac[:6].ljust(6, "0")) if frac else 0
-    try:
-        wall = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s), micro)
-        if off:
-            utc = wall - _offset(off)
-        else:
-            steady = _steady_offset(tz, wall.year, wall.month, wall.day, wall.hour)
-            if steady is not None:
-                return wall - steady, wall
-            utc = wall.replace(tzinfo=tz).astimezone(_UTC).replace(tzinfo=None)  # fold=0
-        # From UTC back to wall time: a time in a DST gap comes out normalised.
-        local = tz.fromutc(utc.replace(tzinfo=tz)).replace(tzinfo=None)
-    except (ValueError, OverflowError) as e:
-        raise ValueError(f"unparseable time: {text!r}") from e
-    return utc, local
-
-
-@functools.lru_cache(maxsize=4096)
-def _steady_offset(tz: zoneinfo.ZoneInfo, year: int, month: int, day: int, hour: int) -> timedelta | None:
-    """The zone's UTC offset for this whole local hour, or None if it changes in it.
-
-    A cache per hour: asking the zone for every row costs more than parsing the row.
-    """
-    start = datetime(year, month, day, hour)
-    end = start + timedelta(minutes=59, seconds=59, microseconds=999999)
-    offsets = {t.replace(tzinfo=tz, fold=fold).utcoffset() for t in (start, end) for fold in (0, 1)}
-    return offsets.pop() if len(offsets) == 1 else None
-
-
-@functools.lru_cache(maxsize=256)
-def _offset(text: str) -> timedelta:
-    """'Z', '+08:00', '-0500', '+08' as a UTC offset."""
-    if text in ("Z", "z"):
-        return timedelta(0)
-    digits = text[1:].replace(":", "")
-    hours, minutes = int(digits[:2]), int(digits[2:] or 0)
-    if hours > 23 or minutes > 59:
-        raise ValueError(f"bad offset {text!r}")
-    delta = timedelta(hours=hours, minutes=minutes)
-    return -delta if text[0] == "-" else delta
-
-
-def format_local(dt: datetime) -> str:
-    """Canonical text of a naive time: 'YYYY-MM-DD HH:MM:SS[.ffffff]'."""
-    return dt.isoformat(sep=" ")
-
-
-def plain_decimal(value: Decimal) -> str:
-    """'12.50' → '12.5', '1E+3' → '1000', '-0' → '0': no exponent, no trailing zeros."""
-    if not value.is_finite():
-        raise ValueError("not finite")
-    if value.is_zero():
-        return "0"
-    if value.adjusted() > 100 or value.as_tuple().exponent < -100:
-        raise ValueError("out of range")  # keeps '1e999999999' from becoming a huge string
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return text
-
-
-def _parse_number(text: str) -> Decimal:
-    try:
-        value = Decimal(text.strip())
-    except InvalidOperation:
-        raise ValueError(text) from None
-    return value
-
-
-_FIELD_ERRORS = {
-    "money": "不是金额 (money expected)",
-    "number": "不是数字 (number expected)",
-    "bool": "不是是/否 (yes/no expected)",
-    "time": "不是时间 (time expected)",
-}
-
-
-def _normalise_field(kind: str, text: str, tz: zoneinfo.ZoneInfo) -> str:
-    """Canonical text of a declared field; ValueError if it is not of that kind."""
-    if kind == "money":
-        return plain_decimal(parse_yuan(text))
-    if kind == "number":
-        return plain_decimal(_parse_number(text))
-    if kind == "bool":
-        flag = parse_bool(text)
-        if flag is None:
-            raise ValueError(text)
-        return "true" if flag else "false"
-    if kind == "time":
-        return format_local(parse_ts(text, tz)[1])
-    return text
+from ledger.inputs import exports
+from ledger.inputs import profiles as profiles_mod
+from ledger.inputs.contract import (CORE, EVENT_SUFFIXES, RESERVED, FileReport, LoadResult, Reject, Schema,
+                                    check_row, check_schema, parse_ts, plain_decimal, steady_offset)
+from ledger.inputs.encodings import (ESCAPE_ERRORS, SURROGATE, decodes, detect_encoding, printable,
+                                     utf16_without_bom)
 
 
 # ---------------------------------------------------------------------------
@@ -304,93 +139,6 @@ def _display(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-_ESCAPE = "ledger.escape"
-
-
-def _escape_undecodable(exc: UnicodeError):
-    """Decode error handler: keep bad bytes as lone surrogates U+DC00+byte.
-
-    A strict decoder never yields lone surrogates, so a row containing one is known
-    to hold undecodable bytes. One byte at a time, so a bad lead byte never swallows
-    the comma or newline after it; UTF-16 must skip whole code units to stay aligned.
-    """
-    if not isinstance(exc, UnicodeDecodeError):
-        raise exc
-    end = exc.end if "16" in exc.encoding else exc.start + 1
-    return "".join(chr(0xDC00 + b) for b in exc.object[exc.start:end]), end
-
-
-codecs.register_error(_ESCAPE, _escape_undecodable)
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _printable(text: str) -> str:
-    return _SURROGATE.sub("\ufffd", text)
-
-
-def detect_encoding(data: bytes) -> tuple[str, int]:
-    """(codec, BOM length) of a CSV file's bytes."""
-    for bom, codec in ((codecs.BOM_UTF8, "utf-8-sig"),
-                       (codecs.BOM_UTF16_LE, "utf-16-le"),
-                       (codecs.BOM_UTF16_BE, "utf-16-be")):
-        if data.startswith(bom):
-            return codec, len(bom)
-    utf16 = _utf16_without_bom(data[:4096])
-    if utf16:
-        return utf16, 0
-    return ("utf-8" if _mostly_utf8(data) else "gb18030"), 0
-
-
-def _utf16_without_bom(sample: bytes) -> str | None:
-    # ASCII (the header at least) in UTF-16 puts a NUL in every other byte.
-    pairs = len(sample) // 2
-    even, odd = sample[0:pairs * 2:2].count(0), sample[1:pairs * 2:2].count(0)
-    if odd >= max(2, pairs // 10) and even * 4 < odd:
-        return "utf-16-le"
-    if even >= max(2, pairs // 10) and odd * 4 < even:
-        return "utf-16-be"
-    return None
-
-
-def _mostly_utf8(data: bytes, sample_lines: int = 2000) -> bool:
-    if _is_utf8(data):
-        return True
-    # GBK text is practically never valid UTF-8, so the majority of non-ASCII lines
-    # tells a GBK export from a UTF-8 file with a few damaged lines.
-    good = bad = 0
-    start = 0
-    while start < len(data) and good + bad < sample_lines:
-        end = data.find(b"\n", start)
-        end = len(data) if end < 0 else end
-        line = data[start:end]
-        start = end + 1
-        if line.isascii():
-            continue
-        try:
-            line.decode("utf-8")
-            good += 1
-        except UnicodeDecodeError:
-            bad += 1
-    return good > bad
-
-
-def _is_utf8(data: bytes) -> bool:
-    return _decodes(data, 0, "utf-8")
-
-
-def _decodes(data: bytes, start: int, codec: str, chunk: int = 1 << 20) -> bool:
-    """Whether data[start:] decodes strictly, without building the whole text."""
-    decoder = codecs.getincrementaldecoder(codec)()
-    view = memoryview(data)
-    try:
-        for i in range(start, len(view), chunk):
-            decoder.decode(view[i:i + chunk])
-        decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return False
-    return True
-
-
 def _clean_name(name: str) -> str:
     return name.strip().strip("\ufeff").strip()
 
@@ -408,13 +156,13 @@ def _csv_records(data: bytes, codec: str, bom: int, columns: "_Columns", rel: st
                  profiles=()) -> Iterator[_Record]:
     stream = io.BytesIO(data)
     stream.seek(bom)
-    text = io.TextIOWrapper(stream, encoding=codec.removesuffix("-sig"), errors=_ESCAPE, newline="")
+    text = io.TextIOWrapper(stream, encoding=codec.removesuffix("-sig"), errors=ESCAPE_ERRORS, newline="")
     start = text.tell()
     first = text.readline()
     text.seek(start)
     delimiter = "\t" if "\t" in first and "," not in first else ","
     # Only a file that does not decode cleanly needs every row checked for bad bytes.
-    clean = _decodes(data, bom, codec)
+    clean = decodes(data, bom, codec)
     undecodable = None if clean else f"无法解码 (undecodable bytes) as {codec.removesuffix('-sig')}"
     records = _physical_records(text, delimiter, undecodable)
     header = next(records, None)
@@ -472,7 +220,7 @@ def _physical_records(lines: Iterator[str], delimiter: str, undecodable: str | N
             continue
         if "\x00" in raw:
             problem = "含有 NUL 字符 (NUL character)"
-        if undecodable and _SURROGATE.search(raw):
+        if undecodable and SURROGATE.search(raw):
             problem = undecodable
         yield first, n_lines, raw, fields, problem
 
@@ -588,7 +336,7 @@ def _escaped_char_problem(values: dict[str, str | None]) -> str | None:
         for text in (name, value or ""):
             if "\x00" in text:
                 return "含有 NUL 字符 (NUL character)"
-            if _SURROGATE.search(text):
+            if SURROGATE.search(text):
                 return "含有无效的 Unicode 代理字符 (lone surrogate escape)"
     return None
 
@@ -713,7 +461,7 @@ class _Loader:
 
     def _take(self, rel: str, record: _Record, counts: dict[str, int]) -> None:
         if not record.is_row:
-            self.rejects.append(Reject(rel, record.line, record.error, _printable(record.raw)))
+            self.rejects.append(Reject(rel, record.line, record.error, printable(record.raw)))
             return
         counts["read"] += 1
         outcome = record.error or self._accept(rel, record)
@@ -722,14 +470,14 @@ class _Loader:
             counts["duplicates"] += 1
         elif outcome:
             counts["rejected"] += 1
-            self.rejects.append(Reject(rel, record.line, outcome, _printable(record.raw)))
+            self.rejects.append(Reject(rel, record.line, outcome, printable(record.raw)))
         else:
             counts["accepted"] += 1
 
     def _accept(self, rel: str, record: _Record) -> str | None:
         """Check, normalise and store one row. Returns a reject reason, "folded" or None."""
         values = record.values
-        problem, checked = _check_row(values, self.tz, self.schema)
+        problem, checked = check_row(values, self.tz, self.schema)
         if problem:
             return problem
         digest, utc, local = checked
@@ -771,46 +519,6 @@ def _file_records(rel: str, path, data: bytes, columns: "_Columns", profiles) ->
     return encoding, _csv_records(data, encoding, bom, columns, rel, profiles)
 
 
-def _check_row(values: dict, tz: zoneinfo.ZoneInfo, schema: Schema):
-    """Check and normalise one row's values in place.
-
-    Returns (reject reason, None) or (None, (sha256 digest of the canonical content, UTC, local)).
-    """
-    problems: list[str] = []
-    times = _times(values.get("ts"), tz, problems)
-    type_ = values.get("type")
-    if not type_:
-        problems.append("缺少 type (missing type)")
-    else:
-        _normalise(values, schema.get(type_, {}), tz, problems)
-    if problems:
-        return "；".join(problems), None
-    utc, local = times
-    return None, (hashlib.sha256(_canonical(type_, utc, values)).digest(), utc, local)
-
-
-def _times(text: str | None, tz: zoneinfo.ZoneInfo, problems: list[str]):
-    if not text:
-        problems.append("缺少 ts (missing ts)")
-        return None
-    try:
-        return parse_ts(text, tz)
-    except ValueError:
-        problems.append(f"ts 无法解析 (unparseable ts): {text!r}")
-        return None
-
-
-def _normalise(values: dict, declared: dict[str, str], tz: zoneinfo.ZoneInfo, problems: list[str]) -> None:
-    for name, kind in declared.items():
-        text = values.get(name)
-        if not text or kind == "text" or name in ("id", "ts", "type"):
-            continue
-        try:
-            values[name] = _normalise_field(kind, text, tz)
-        except ValueError:
-            problems.append(f"字段 {name} {_FIELD_ERRORS[kind]}: {text!r}")
-
-
 class _FirstSeen:
     """Event id -> (content mark, file number, line) of its first row.
 
@@ -830,19 +538,6 @@ class _FirstSeen:
         self._packed[event_id] = mark << 64 | file_no << 32 | line
 
 
-def _canonical(type_: str, utc: datetime, values: dict[str, str | None]) -> bytes:
-    """The row's identity: type, UTC time ISO, then every other non-empty column as
-    name, value in name order. NUL separates the parts: no accepted name or value
-    contains one, so the encoding is unambiguous.
-    """
-    parts = [type_, utc.isoformat()]
-    for name in sorted(values):
-        value = values[name]
-        if value and name not in ("id", "ts", "type"):
-            parts += (name, value)
-    return "\0".join(parts).encode()
-
-
 def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.ZoneInfo,
                 schema: Schema, progress=None) -> LoadResult:
     """Read every event file under `root` into table `events` of `con`.
@@ -856,7 +551,7 @@ def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.Zone
     root = Path(root)
     if not root.is_dir():
         raise LedgerError(f"找不到事件目录 (events folder not found): {root}", exit_code=2)
-    _check_schema(schema)
+    check_schema(schema)
     files, ignored = _discover(root)
     profiles = tuple(profiles_mod.load([root, Path("profiles")]))
     mode = reader_mode()
@@ -917,7 +612,7 @@ def _with_first_rows(result: LoadResult, files, profiles) -> LoadResult:
         _, records = _file_records(rel, paths[rel], data, _Columns(), profiles)
         for record in records:
             if record.is_row and record.line in lines:
-                raws.setdefault((rel, record.line), _printable(record.raw))
+                raws.setdefault((rel, record.line), printable(record.raw))
     rejects = []
     for r in result.rejects:
         m = _CONFLICT.search(r.reason)
@@ -942,13 +637,6 @@ def _file_progress(progress, files):
         progress(f"读取 {rel} ({number.get(rel, '?')}/{len(files)}, {size / scale:.1f} {unit})")
 
     return say
-
-
-def _check_schema(schema: Schema) -> None:
-    for type_, fields in schema.items():
-        for name, kind in fields.items():
-            if kind not in KINDS:
-                raise ValueError(f"schema: {type_}.{name} has unknown kind {kind!r}")
 
 
 def _quote(name: str) -> str:
@@ -1186,7 +874,7 @@ class _FastLoad:
         if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
             return None
         bom = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
-        if not bom and _utf16_without_bom(head[:4096]):
+        if not bom and utf16_without_bom(head[:4096]):
             return None
         body = head[bom:]
         if len(head) == _HEAD_BYTES:  # keep whole lines only
@@ -1459,7 +1147,7 @@ class _FastLoad:
             for rel, line, first_file, first_line in conflicts:
                 reason = (f"重复 id 但内容不同 (duplicate id with different content), "
                           f"first seen at {first_file}:{first_line}")
-                by_file[rel].rejects.append(Reject(rel, line, reason, _printable(raws[rel].get(line, ""))))
+                by_file[rel].rejects.append(Reject(rel, line, reason, printable(raws[rel].get(line, ""))))
             dropped = con.execute("SELECT count(*) FROM ledger_dups").fetchone()[0]
             con.execute("DELETE FROM events WHERE seq IN (SELECT seq FROM ledger_dups)")
             # Close up seq: every row moves down by the number of dropped rows before it.
@@ -1544,7 +1232,7 @@ class _PythonRows:
         if record.error:
             return self._reject(line, record.error, raw)
         values = record.values
-        problem, checked = _check_row(values, self.tz, self.schema)
+        problem, checked = check_row(values, self.tz, self.schema)
         if problem:
             return self._reject(line, problem, raw)
         digest, utc, local = checked
@@ -1552,7 +1240,7 @@ class _PythonRows:
         return [event_id, utc.isoformat(" "), local.isoformat(" ")] + [values.get(n) or None for n in self.named]
 
     def _reject(self, line: int, reason: str, raw: str) -> None:
-        self.rejects.append(Reject(self.rel, line, reason, _printable(raw)))
+        self.rejects.append(Reject(self.rel, line, reason, printable(raw)))
         return None
 
 
@@ -1733,7 +1421,7 @@ class _FileSql:
         return value, check
 
     def _id(self) -> str:
-        """The event id: the `id` column, else 'h' + sha256 of the canonical content (`_canonical`)."""
+        """The event id: the `id` column, else 'h' + sha256 of the canonical content (`canonical_content`)."""
         iso = ("strftime(utc, '%Y-%m-%dT%H:%M:%S') || CASE WHEN microsecond(utc) % 1000000 = 0 THEN '' "
                "ELSE '.' || strftime(utc, '%f') END")
         parts = [self.v("type"), "chr(0)", iso]
@@ -1748,7 +1436,7 @@ class _FileSql:
 
 
 def _stored_canonical(columns: _Columns) -> str:
-    """`_canonical` of an `events` row, from its stored columns (missing values are NULL)."""
+    """`canonical_content` of an `events` row, from its stored columns (missing values are NULL)."""
     iso = ("strftime(ts, '%Y-%m-%dT%H:%M:%S') || CASE WHEN microsecond(ts) % 1000000 = 0 THEN '' "
            "ELSE '.' || strftime(ts, '%f') END")
     parts = ["type", "chr(0)", iso]
@@ -1772,14 +1460,14 @@ def _span_case(expr: str, spans, sign: str) -> str:
 @functools.lru_cache(maxsize=32)
 def _zone_spans(tz: zoneinfo.ZoneInfo, start: datetime, end: datetime):
     """Hour-aligned spans of [start, end) with a steady zone offset, as (from, to, offset):
-    for wall times exactly where `parse_ts` uses `_steady_offset`, and for UTC times
+    for wall times exactly where `parse_ts` uses `steady_offset`, and for UTC times
     where `tz.fromutc` adds the same offset all hour. Other hours are left to Python."""
     wall: list[tuple[datetime, datetime, timedelta]] = []
     utc: list[tuple[datetime, datetime, timedelta]] = []
     hour, last = timedelta(hours=1), timedelta(minutes=59, seconds=59, microseconds=999999)
     t = start
     while t < end:
-        _extend(wall, t, t + hour, _steady_offset.__wrapped__(tz, t.year, t.month, t.day, t.hour))
+        _extend(wall, t, t + hour, steady_offset.__wrapped__(tz, t.year, t.month, t.day, t.hour))
         at_start = tz.fromutc(t.replace(tzinfo=tz)).replace(tzinfo=None) - t
         at_end = tz.fromutc((t + last).replace(tzinfo=tz)).replace(tzinfo=None) - (t + last)
         _extend(utc, t, t + hour, at_start if at_start == at_end else None)
@@ -1806,7 +1494,7 @@ def write_rejects(path: Path, rejects: Sequence[Reject]) -> None:
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["file", "line", "reason", "raw"])
     for r in rejects:
-        writer.writerow([_excel_safe(r.file), r.line, _excel_safe(r.reason), _excel_safe(_printable(r.raw))])
+        writer.writerow([_excel_safe(r.file), r.line, _excel_safe(r.reason), _excel_safe(printable(r.raw))])
     write_bytes(Path(path), ("\ufeff" + out.getvalue()).encode("utf-8"))
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import attrs
 
 from ledger.core.errors import LedgerError
-from ledger.inputs.events import Reject
+from ledger.inputs.contract import Reject
 from ledger.core.money import parse_yuan
 
 COLUMNS = ("客服", "工号", "姓名", "部门", "基本工资", "绩效工资", "最低工资", "入职", "离职")
