@@ -50,45 +50,36 @@ import functools
 import hashlib
 import io
 import itertools
-import json
 import os
 import re
 import tempfile
 import zoneinfo
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import NamedTuple
 
 import attrs
 import duckdb
 
-from ledger.core.atomic import write_bytes
-from ledger.core.errors import LedgerError
 from ledger.inputs import exports
 from ledger.inputs import profiles as profiles_mod
-from ledger.inputs.contract import (CORE, EVENT_SUFFIXES, RESERVED, FileReport, LoadResult, Reject, Schema,
-                                    check_row, check_schema, parse_ts, plain_decimal, steady_offset)
-from ledger.inputs.encodings import (ESCAPE_ERRORS, SURROGATE, decodes, detect_encoding, printable,
-                                     utf16_without_bom)
+from ledger.core.atomic import write_bytes
+from ledger.core.errors import LedgerError
+from ledger.inputs.contract import (EVENT_SUFFIXES, FileReport, LoadResult, Reject, Schema, check_row,
+                                    check_schema, parse_ts, steady_offset)
+from ledger.inputs.encodings import printable, utf16_without_bom
+from ledger.inputs.rows import Columns, Record, check_header, clean_name, csv_row, is_blank, physical_records
+from ledger.inputs.records import file_records
+
+
+# ---------------------------------------------------------------------------
+# Value helpers (public: also used by the compiler and the oracle)
 
 
 # ---------------------------------------------------------------------------
 # Files: discovery, encodings, records
-
-class _Record(NamedTuple):
-    """One row as read from a file: values, or an error; `is_row=False` for file notes.
-
-    In `values`, "" and None both mean missing (an empty cell, a JSON null).
-    """
-
-    line: int
-    raw: str
-    values: dict[str, str | None] | None = None
-    error: str | None = None
-    is_row: bool = True
 
 
 def _discover(root: Path) -> tuple[list[tuple[str, Path]], list[str]]:
@@ -139,283 +130,8 @@ def _display(name: str) -> str:
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _clean_name(name: str) -> str:
-    return name.strip().strip("\ufeff").strip()
-
-
-def _blank(raw: str, delimiter: str) -> bool:
-    # Whitespace and delimiters only: empty lines and Excel's trailing ",,,," rows.
-    return not raw.strip(" \t\r\n" + delimiter)
-
-
-def _strip_newline(text: str) -> str:
-    return text.rstrip("\r\n")
-
-
-def _csv_records(data: bytes, codec: str, bom: int, columns: "_Columns", rel: str,
-                 profiles=()) -> Iterator[_Record]:
-    stream = io.BytesIO(data)
-    stream.seek(bom)
-    text = io.TextIOWrapper(stream, encoding=codec.removesuffix("-sig"), errors=ESCAPE_ERRORS, newline="")
-    start = text.tell()
-    first = text.readline()
-    text.seek(start)
-    delimiter = "\t" if "\t" in first and "," not in first else ","
-    # Only a file that does not decode cleanly needs every row checked for bad bytes.
-    clean = decodes(data, bom, codec)
-    undecodable = None if clean else f"无法解码 (undecodable bytes) as {codec.removesuffix('-sig')}"
-    records = _physical_records(text, delimiter, undecodable)
-    header = next(records, None)
-    if header is None:
-        return
-    line, _, raw, fields, problem = header
-    names = [] if problem else [_clean_name(n) for n in fields]
-    if not problem and (("ts" not in names and "type" not in names) or any(p.named(rel) for p in profiles)):
-        # a platform export: an export profile maps it, or the layout is unknown (exports.py)
-        yield from exports.table_records(rel, line, raw, names, records, columns, profiles)
-        return
-    header_error = problem or _check_header(names, columns, rel)
-    if header_error:
-        yield _Record(line, raw, error=f"表头有误，整个文件跳过 (bad header, file skipped): {header_error}",
-                      is_row=False)
-        skipped = f"文件已跳过，表头有误，见第 {line} 行 (file skipped: bad header, see line {line})"
-        for line, _, raw, _, _ in records:
-            yield _Record(line, raw, error=skipped)
-        return
-    unnamed = [i for i, name in enumerate(names) if not name]
-    for line, n_lines, raw, fields, problem in records:
-        yield _Record(line, raw, error=problem) if problem else _csv_row(names, unnamed, fields, line, n_lines, raw)
-
-
-def _physical_records(lines: Iterator[str], delimiter: str, undecodable: str | None):
-    """(first line number, number of lines, raw text, fields, problem) of each non-blank record.
-
-    csv.reader pulls physical lines one at a time and never reads ahead, so the
-    lines taken since the last record are exactly this record's lines.
-    """
-    taken: list[str] = []
-
-    def feed():
-        for text in lines:
-            taken.append(text)
-            yield text
-
-    # strict: a quote left open at the end of the file is an error, not a field that
-    # silently swallowed every row after it.
-    reader = csv.reader(feed(), delimiter=delimiter, strict=True)
-    consumed = 0
-    while True:
-        problem = None
-        try:
-            fields = next(reader)
-        except StopIteration:
-            return
-        except csv.Error as e:
-            fields, problem = [], f"CSV 格式错误 (malformed CSV): {e}" + _spans_hint(len(taken))
-        first, n_lines = consumed + 1, len(taken)
-        consumed += n_lines
-        raw = _strip_newline(taken[0] if n_lines == 1 else "".join(taken))
-        taken.clear()
-        if _blank(raw, delimiter):
-            continue
-        if "\x00" in raw:
-            problem = "含有 NUL 字符 (NUL character)"
-        if undecodable and SURROGATE.search(raw):
-            problem = undecodable
-        yield first, n_lines, raw, fields, problem
-
-
-def _check_header(names: list[str], columns: "_Columns", rel: str) -> str | None:
-    """Reason the header is unusable, or None after registering its columns."""
-    named = [n for n in names if n]
-    dups = sorted({n for n in named if named.count(n) > 1})
-    if dups:
-        return "重复的列名 (duplicate column names): " + ", ".join(dups)
-    folded: dict[str, str] = {}
-    for name in named:
-        other = folded.setdefault(_fold(name), name)
-        if other != name:
-            return f"列名 {name} 与 {other} 只差大小写 (column names differ only in case)"
-    for name in named:
-        problem = columns.problem(name)
-        if problem:
-            return problem
-    columns.register(named, rel)
-    return None
-
-
-def _spans_hint(n_lines: int) -> str:
-    if n_lines < 2:
-        return ""
-    return f"；记录跨 {n_lines} 行，引号未闭合？(record spans {n_lines} lines: unclosed quote?)"
-
-
-def _csv_row(names: list[str], unnamed: list[int], fields: list[str], line: int, n_lines: int,
-             raw: str) -> _Record:
-    if len(fields) != len(names):
-        reason = f"列数不对 (wrong column count): 期望 {len(names)} 列，实际 {len(fields)} 列"
-        return _Record(line, raw, error=reason + _spans_hint(n_lines))
-    for i in unnamed:
-        if fields[i]:
-            reason = f"第 {i + 1} 列没有列名却有值 (value in a column without a header): {fields[i]!r}"
-            return _Record(line, raw, error=reason)
-    values = dict(zip(names, fields))  # empty cells stay "": missing, like None
-    if unnamed:
-        del values[""]
-    return _Record(line, raw, values)
-
-
-class _Pairs(list):
-    """A JSON object as its key/value pairs (so duplicate keys are seen, not lost)."""
-
-
-def _no_constant(name: str):
-    raise ValueError(f"{name} is not a number")
-
-
-def _jsonl_records(data: bytes, columns: "_Columns", rel: str) -> Iterator[_Record]:
-    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-    start, line = bom, 0
-    while start < len(data):
-        end = data.find(b"\n", start)
-        end = len(data) if end < 0 else end
-        chunk, start, line = data[start:end], end + 1, line + 1
-        try:
-            text = chunk.decode("utf-8")
-        except UnicodeDecodeError:
-            yield _Record(line, _strip_newline(chunk.decode("utf-8", "replace")),
-                          error="无法解码 (undecodable bytes) as utf-8")
-            continue
-        if not text.strip():
-            continue
-        yield _jsonl_row(_strip_newline(text), line, columns, rel)
-
-
-_NESTED = "字段 {} 是嵌套的对象或数组 (nested object/array not allowed)"
-_JSON = json.JSONDecoder(parse_float=Decimal, parse_constant=_no_constant, object_pairs_hook=_Pairs)
-
-
-def _jsonl_row(raw: str, line: int, columns: "_Columns", rel: str) -> _Record:
-    try:
-        obj = _JSON.decode(raw)
-    except (ValueError, RecursionError) as e:
-        return _Record(line, raw, error=f"JSON 无法解析 (invalid JSON): {e}")
-    if not isinstance(obj, _Pairs):
-        return _Record(line, raw, error="不是 JSON 对象 (not a JSON object)")
-    values = dict(obj)
-    if len(values) != len(obj) or not values.keys() <= columns.known:
-        return _jsonl_row_slow(obj, raw, line, columns, rel)  # new, unclean or repeated keys
-    for name, value in values.items():
-        if type(value) is not str:
-            if isinstance(value, list):  # arrays and (as _Pairs) objects
-                return _Record(line, raw, error=_NESTED.format(name))
-            values[name] = _json_cell(value)
-    # Only a \u escape can put a NUL or a lone surrogate into decoded JSON.
-    problem = _escaped_char_problem(values) if "\\u" in raw else None
-    return _Record(line, raw, error=problem) if problem else _Record(line, raw, values)
-
-
-def _jsonl_row_slow(obj: "_Pairs", raw: str, line: int, columns: "_Columns", rel: str) -> _Record:
-    values: dict[str, str | None] = {}
-    for key, value in obj:
-        name = _clean_name(key)
-        problem = _json_key_problem(name, value, values, columns)
-        if problem:
-            return _Record(line, raw, error=problem)
-        if name:
-            values[name] = _json_cell(value)
-    problem = _escaped_char_problem(values)
-    if problem:
-        return _Record(line, raw, error=problem)
-    columns.register(list(values), rel)
-    return _Record(line, raw, values)
-
-
-def _escaped_char_problem(values: dict[str, str | None]) -> str | None:
-    for name, value in values.items():
-        for text in (name, value or ""):
-            if "\x00" in text:
-                return "含有 NUL 字符 (NUL character)"
-            if SURROGATE.search(text):
-                return "含有无效的 Unicode 代理字符 (lone surrogate escape)"
-    return None
-
-
-def _json_key_problem(name: str, value, values: dict, columns: "_Columns") -> str | None:
-    if isinstance(value, list):  # arrays and (as _Pairs) objects
-        return _NESTED.format(name)
-    if name in values:
-        return f"重复的键 (duplicate key): {name}"
-    if not name:
-        return None if value in (None, "") else f"空键名却有值 (value under an empty key): {value!r}"
-    return columns.problem(name)
-
-
-def _json_cell(value) -> str | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):  # before int: bool is an int
-        return "true" if value else "false"
-    if isinstance(value, Decimal):
-        try:
-            return plain_decimal(value)
-        except ValueError:
-            return str(value)  # absurd exponents stay as written, e.g. '1E+999999'
-    return str(value)
-
-
 # ---------------------------------------------------------------------------
 # Columns of the table
-
-_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
-
-
-def _fold(name: str) -> str:
-    # DuckDB compares identifiers ignoring ASCII case only.
-    return name.translate(_ASCII_LOWER)
-
-
-class _Columns:
-    """Column registry: position of every column in the temporary file."""
-
-    FIXED = ("seq", "id", "ts", "ts_local", "src_file", "src_line")
-    STORED_CORE = ("type", "agent", "conversation", "buyer", "order")
-
-    def __init__(self):
-        self.order: list[str] = []  # stored columns in temporary-file order
-        self.index: dict[str, int] = {}  # name -> position in the temporary file
-        self.known: set[str] = set(CORE)  # names accepted as they are: core and registered
-        self._by_fold: dict[str, tuple[str, str]] = {}
-        for name in self.FIXED + self.STORED_CORE:
-            self._by_fold[_fold(name)] = (name, "")
-        self._add(self.STORED_CORE)
-
-    def problem(self, name: str) -> str | None:
-        if name in RESERVED:
-            return f"列名 {name} 是保留名 (reserved column name)"
-        if name in CORE:
-            return None
-        known = self._by_fold.get(_fold(name))
-        if known and known[0] != name:
-            where = f"（见 {known[1]}）" if known[1] else ""
-            return f"列名 {name} 与 {known[0]}{where} 只差大小写 (column names are case-sensitive)"
-        return None
-
-    def register(self, names: list[str], where: str) -> None:
-        new = [n for n in dict.fromkeys(names) if n not in self.index and n not in CORE]
-        for name in new:
-            self._by_fold[_fold(name)] = (name, where)
-        self._add(new)
-
-    def _add(self, names) -> None:
-        for name in names:
-            self.index[name] = len(self.FIXED) + len(self.order)
-            self.order.append(name)
-            self.known.add(name)
-
-    @property
-    def extras(self) -> list[str]:
-        return sorted(n for n in self.index if n not in CORE)
 
 
 # ---------------------------------------------------------------------------
@@ -429,11 +145,11 @@ class _Loader:
     files at the end) every good row is written, duplicates included.
     """
 
-    def __init__(self, tz: zoneinfo.ZoneInfo, schema: Schema, out, *, columns: "_Columns | None" = None,
+    def __init__(self, tz: zoneinfo.ZoneInfo, schema: Schema, out, *, columns: "Columns | None" = None,
                  dedup: bool = True):
         self.tz = tz
         self.schema = schema
-        self.columns = _Columns() if columns is None else columns
+        self.columns = Columns() if columns is None else columns
         self.rejects: list[Reject] = []
         self.seen = _FirstSeen()
         self.files: list[str] = []
@@ -452,14 +168,14 @@ class _Loader:
         except OSError as e:
             self.rejects.append(Reject(rel, 0, f"无法读取文件 (cannot read file): {e.strerror}", ""))
             return FileReport(rel, "", "", 0, 0, 0, 0)
-        encoding, records = _file_records(rel, path, data, self.columns, self.profiles)
+        encoding, records = file_records(rel, path, data, self.columns, self.profiles)
         counts = {"read": 0, "accepted": 0, "rejected": 0, "duplicates": 0}
         self.files.append(rel)
         for record in records:
             self._take(rel, record, counts)
         return FileReport(rel, encoding, hashlib.sha256(data).hexdigest(), **counts)
 
-    def _take(self, rel: str, record: _Record, counts: dict[str, int]) -> None:
+    def _take(self, rel: str, record: Record, counts: dict[str, int]) -> None:
         if not record.is_row:
             self.rejects.append(Reject(rel, record.line, record.error, printable(record.raw)))
             return
@@ -474,7 +190,7 @@ class _Loader:
         else:
             counts["accepted"] += 1
 
-    def _accept(self, rel: str, record: _Record) -> str | None:
+    def _accept(self, rel: str, record: Record) -> str | None:
         """Check, normalise and store one row. Returns a reject reason, "folded" or None."""
         values = record.values
         problem, checked = check_row(values, self.tz, self.schema)
@@ -502,21 +218,6 @@ class _Loader:
         cells += map(values.get, self.columns.order)  # "" and None are both read back as NULL
         self.writer.writerow(cells)
         self.n_events += 1
-
-
-def _file_records(rel: str, path, data: bytes, columns: "_Columns", profiles) -> tuple[str, Iterator[_Record]]:
-    """(encoding, records) of one input: JSONL, CSV, a workbook sheet (exports.py)."""
-    suffix = path.suffix.lower()
-    if isinstance(path, exports.Sheet):
-        return "xlsx", exports.sheet_records(rel, data, path.sheet, columns, profiles)
-    if suffix in exports.CONTAINER_SUFFIXES:  # a workbook or archive that could not be opened
-        _, _, problems = exports.expand(rel, path)
-        reason = problems[0][1] if problems else "无法读取文件 (cannot read file)"
-        return suffix[1:], iter([_Record(0, "", error=reason, is_row=False)])
-    if suffix == ".jsonl":
-        return ("utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8"), _jsonl_records(data, columns, rel)
-    encoding, bom = detect_encoding(data)
-    return encoding, _csv_records(data, encoding, bom, columns, rel, profiles)
 
 
 class _FirstSeen:
@@ -609,7 +310,7 @@ def _with_first_rows(result: LoadResult, files, profiles) -> LoadResult:
             data = paths[rel].read_bytes()
         except OSError:
             continue
-        _, records = _file_records(rel, paths[rel], data, _Columns(), profiles)
+        _, records = file_records(rel, paths[rel], data, Columns(), profiles)
         for record in records:
             if record.is_row and record.line in lines:
                 raws.setdefault((rel, record.line), printable(record.raw))
@@ -647,13 +348,13 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _create_table(con: duckdb.DuckDBPyConnection, columns: _Columns, tmp: str | None) -> None:
+def _create_table(con: duckdb.DuckDBPyConnection, columns: Columns, tmp: str | None) -> None:
     _create_empty(con, columns)
     if tmp is not None:
         _insert_written(con, columns, tmp)
 
 
-def _create_empty(con: duckdb.DuckDBPyConnection, columns: _Columns) -> None:
+def _create_empty(con: duckdb.DuckDBPyConnection, columns: Columns) -> None:
     extras = columns.extras
     decl = ["seq BIGINT", "id VARCHAR", "ts TIMESTAMP", "ts_local TIMESTAMP", "type VARCHAR",
             "agent VARCHAR", "conversation VARCHAR", "buyer VARCHAR", '"order" VARCHAR',
@@ -661,14 +362,14 @@ def _create_empty(con: duckdb.DuckDBPyConnection, columns: _Columns) -> None:
     con.execute(f"CREATE OR REPLACE TABLE events ({', '.join(decl)})")
 
 
-def _insert_written(con: duckdb.DuckDBPyConnection, columns: _Columns, tmp: str, base: int = 0) -> None:
+def _insert_written(con: duckdb.DuckDBPyConnection, columns: Columns, tmp: str, base: int = 0) -> None:
     """Append the rows `_Loader` wrote to `tmp`, their seq shifted by `base`."""
     extras = columns.extras
-    width = len(_Columns.FIXED) + len(columns.index)
+    width = len(Columns.FIXED) + len(columns.index)
     types = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width))
     col = {name: f"c{i}" for name, i in columns.index.items()}
     select = ([f"CAST(c0 AS BIGINT) + {int(base)}", "c1", "CAST(c2 AS TIMESTAMP)", "CAST(c3 AS TIMESTAMP)"]
-              + [col[n] for n in _Columns.STORED_CORE] + ["c4", "CAST(c5 AS INTEGER)"]
+              + [col[n] for n in Columns.STORED_CORE] + ["c4", "CAST(c5 AS INTEGER)"]
               + [col[n] for n in extras])
     # Rows written before a new column appeared are shorter: null_padding fills them,
     # and the parallel reader cannot combine that with quoted newlines.
@@ -820,7 +521,7 @@ class _FastLoad:
         self.tz = tz
         self.schema = schema
         self.force = force
-        self.columns = _Columns()
+        self.columns = Columns()
         self.loader = _Loader(tz, schema, None, columns=self.columns, dedup=False)
         self.temps: list[str] = []
         self.n_rows = 0  # rows appended to `events` so far (the next seq)
@@ -887,19 +588,19 @@ class _FastLoad:
         first = stream.readline()
         stream.seek(0)
         delimiter = "\t" if "\t" in first and "," not in first else ","
-        records = _physical_records(stream, delimiter, None)
+        records = physical_records(stream, delimiter, None)
         header = next(records, None)
         if header is None:
             return None
         line, n_lines, _, fields, problem = header
         if problem or n_lines != 1:
             return None
-        names = [_clean_name(n) for n in fields]
+        names = [clean_name(n) for n in fields]
         if "ts" not in names or "type" not in names:
             return None  # every row is rejected, or an export profile maps it: the Python reader does it
         if any(p.named(rel) for p in self.loader.profiles):
             return None  # named for an export profile
-        if _check_header(names, self.columns, rel):
+        if check_header(names, self.columns, rel):
             return None  # the Python reader rejects the header and every row
         window = self._window(records, names.index("ts"), len(names))
         line_bytes = max(1.0, len(body) / max(1, body.count(b"\n")))
@@ -1099,7 +800,7 @@ class _FastLoad:
         for first, stop in spans:
             lines = [text[n] + (scan.newline if n < scan.lines or scan.final_newline else "")
                      for n in range(first, stop + 1)]
-            found = list(_physical_records(iter(lines), d, None))
+            found = list(physical_records(iter(lines), d, None))
             if len(found) != 1 or found[0][:2] != (1, stop - first + 1):
                 return None  # e.g. a field over the csv module's size limit ended the record early
             _, n_lines, raw, fields, problem = found[0]
@@ -1172,8 +873,8 @@ class _FastLoad:
                 f"WHERE ordinality IN ({listed})").fetchall())
             return {n: spans[n][1] if n in spans else text for n, text in found.items()}
         data = done.path.read_bytes()
-        scratch = _Columns()  # only the raw text is wanted: the header was checked before
-        _, records = _file_records(done.rel, done.path, data, scratch, self.loader.profiles)
+        scratch = Columns()  # only the raw text is wanted: the header was checked before
+        _, records = file_records(done.rel, done.path, data, scratch, self.loader.profiles)
         return {r.line: r.raw for r in records if r.is_row and r.line in lines}
 
 
@@ -1214,7 +915,7 @@ class _PythonRows:
             n_lines, raw, fields, problem = span
         else:
             n_lines, raw = 1, text or ""
-            if _blank(raw, self.delimiter):
+            if is_blank(raw, self.delimiter):
                 self.not_rows.append(line)
                 return None
             problem = None
@@ -1227,8 +928,8 @@ class _PythonRows:
                 fields, problem = [], f"CSV 格式错误 (malformed CSV): {e}"
             if "\x00" in raw:
                 problem = "含有 NUL 字符 (NUL character)"
-        record = (_Record(line, raw, error=problem) if problem
-                  else _csv_row(self.names, self.unnamed, fields, line, n_lines, raw))
+        record = (Record(line, raw, error=problem) if problem
+                  else csv_row(self.names, self.unnamed, fields, line, n_lines, raw))
         if record.error:
             return self._reject(line, record.error, raw)
         values = record.values
@@ -1282,7 +983,7 @@ class _FileSql:
     money/number/yes-no values in plain forms. Everything else goes to the UDF.
     """
 
-    def __init__(self, plan: _CsvPlan, columns: _Columns, schema: Schema, tz: zoneinfo.ZoneInfo, udf: str,
+    def __init__(self, plan: _CsvPlan, columns: Columns, schema: Schema, tz: zoneinfo.ZoneInfo, udf: str,
                  base: int, spans_table: str | None = None, first: int | None = None, last: int | None = None):
         self.spans_table = spans_table
         self.first = plan.header_line + 1 if first is None else first
@@ -1326,7 +1027,7 @@ class _FileSql:
             if name not in ("id", "ts"):
                 value = self.v(name) if name == "type" else f"n{self.pos[name]}"
                 out[name] = f"CASE WHEN fast THEN {value} ELSE py[{k + 4}] END"
-        targets = ["seq", "id", "ts", "ts_local", *_Columns.STORED_CORE, "src_file", "src_line", *self.columns.extras]
+        targets = ["seq", "id", "ts", "ts_local", *Columns.STORED_CORE, "src_file", "src_line", *self.columns.extras]
         select = ", ".join(out.get(name, "NULL") for name in targets)
         return f"""
             INSERT INTO events ({', '.join(_quote(n) for n in targets)})
@@ -1435,12 +1136,12 @@ class _FileSql:
         return derived
 
 
-def _stored_canonical(columns: _Columns) -> str:
+def _stored_canonical(columns: Columns) -> str:
     """`canonical_content` of an `events` row, from its stored columns (missing values are NULL)."""
     iso = ("strftime(ts, '%Y-%m-%dT%H:%M:%S') || CASE WHEN microsecond(ts) % 1000000 = 0 THEN '' "
            "ELSE '.' || strftime(ts, '%f') END")
     parts = ["type", "chr(0)", iso]
-    for name in sorted(set(_Columns.STORED_CORE) - {"type"} | set(columns.extras)):
+    for name in sorted(set(Columns.STORED_CORE) - {"type"} | set(columns.extras)):
         q = _quote(name)
         parts.append(f"CASE WHEN {q} IS NULL THEN '' ELSE chr(0) || {_sql_string(name)} || chr(0) || {q} END")
     return f"concat({', '.join(parts)})"

@@ -1,7 +1,7 @@
 """Platform exports as event input: `.xlsx` workbooks, `.zip` archives, and tables whose
 columns an export profile (profiles.py) maps to canonical events.
 
-Everything here feeds the Python reader (events._Loader) with the same `_Record`s a
+Everything here feeds the Python reader with the same `Record`s (rows.py) a
 canonical CSV gives, so checking, normalising, rejects and duplicate folding are the
 reader's own. The set-based CSV reader never sees these files: it takes only real
 `.csv` files whose header has `ts` and `type`.
@@ -35,6 +35,8 @@ from typing import Iterator
 import attrs
 
 from ledger.inputs import profiles as profiles_mod
+from ledger.inputs.contract import CORE
+from ledger.inputs.rows import Record, check_header, clean_name, csv_row
 
 CONTAINER_SUFFIXES = (".xlsx", ".zip")
 MEMBER_SUFFIXES = (".csv", ".jsonl", ".xlsx")
@@ -210,9 +212,7 @@ def _raw(cells: list[str]) -> str:
 
 
 def sheet_records(rel: str, data: bytes, sheet: str, columns, profiles, reader: str | None = None):
-    """The `_Record`s of a sheet: first non-empty row is the header."""
-    from ledger.inputs import events as ev
-
+    """The `Record`s of a sheet: first non-empty row is the header."""
     rows = sheet_rows(data, sheet, reader)
     head = list(itertools.islice(rows, HEADER_SEARCH_ROWS))
     if not head:
@@ -221,7 +221,7 @@ def sheet_records(rel: str, data: bytes, sheet: str, columns, profiles, reader: 
     # of the first rows that is canonical or that a profile recognises, else the first row.
     at = next((i for i, (_, cells) in enumerate(head) if _looks_like_header(rel, cells, profiles)), 0)
     header_line, header = head[at]
-    names = [ev._clean_name(n) for n in header]
+    names = [clean_name(n) for n in header]
     rest = itertools.chain(head[at + 1:], rows)
     body = ((line, 1, _raw(cells), cells + [""] * (len(names) - len(cells)), None) for line, cells in rest)
     yield from table_records(rel, header_line, _raw(header), names, body, columns, profiles)
@@ -231,26 +231,22 @@ HEADER_SEARCH_ROWS = 10
 
 
 def _looks_like_header(rel: str, cells: list[str], profiles) -> bool:
-    from ledger.inputs import events as ev
-
-    names = [ev._clean_name(c) for c in cells]
+    names = [clean_name(c) for c in cells]
     return ("ts" in names and "type" in names) or profiles_mod.choose(list(profiles or []), rel, names) is not None
 
 
 def table_records(rel: str, header_line: int, header_raw: str, names: list[str], body, columns, profiles):
-    """Records of a table given its header; the canonical path is events' own."""
-    from ledger.inputs import events as ev
-
+    """Records of a table given its header; the canonical path is a CSV file's own (rows.py)."""
     canonical = "ts" in names or "type" in names
     profile = profiles_mod.choose(profiles or [], rel, names)
     if canonical and (profile is None or not profile.named(rel)):
-        header_error = ev._check_header(names, columns, rel)
+        header_error = check_header(names, columns, rel)
         if header_error:
             yield from _skip_all(rel, header_line, header_raw, header_error, body)
             return
         unnamed = [i for i, name in enumerate(names) if not name]
         for line, n_lines, raw, fields, problem in body:
-            yield ev._Record(line, raw, error=problem) if problem else ev._csv_row(names, unnamed, fields, line, n_lines, raw)
+            yield Record(line, raw, error=problem) if problem else csv_row(names, unnamed, fields, line, n_lines, raw)
         return
     if profile is None:
         yield from _skip_all(rel, header_line, header_raw, profiles_mod.unknown_layout(profiles or [], names), body)
@@ -259,20 +255,16 @@ def table_records(rel: str, header_line: int, header_raw: str, names: list[str],
 
 
 def _skip_all(rel, header_line, header_raw, reason, body):
-    from ledger.inputs import events as ev
-
-    yield ev._Record(header_line, header_raw, error=f"表头有误，整个文件跳过 (bad header, file skipped): {reason}",
-                     is_row=False)
+    yield Record(header_line, header_raw, error=f"表头有误，整个文件跳过 (bad header, file skipped): {reason}",
+                 is_row=False)
     skipped = f"文件已跳过，表头有误，见第 {header_line} 行 (file skipped: bad header, see line {header_line})"
     for line, _, raw, _, _ in body:
-        yield ev._Record(line, raw, error=skipped)
+        yield Record(line, raw, error=skipped)
 
 
 def _mapped(rel, header_line, header_raw, names, body, columns, profile):
-    from ledger.inputs import events as ev
-
     names = profiles_mod.dedupe_header(names)
-    produced = {f for e in profile.events for f, _ in e.fields} - set(ev.CORE)
+    produced = {f for e in profile.events for f, _ in e.fields} - set(CORE)
     if profile.session_key:
         produced |= {SESSION_KEY, SESSION_GAP}
     produced = sorted(produced)
@@ -305,7 +297,7 @@ def _mapped(rel, header_line, header_raw, names, body, columns, profile):
                 values[SESSION_GAP] = str(int(profile.session_gap.total_seconds()))
             pending.append((line, raw, row, values, None))
     for line, raw, _, values, error in pending:
-        yield ev._Record(line, raw, error=error) if error else ev._Record(line, raw, values)
+        yield Record(line, raw, error=error) if error else Record(line, raw, values)
 
 
 _EXCEL_TEXT = re.compile(r'^="(.*)"$', re.S)
