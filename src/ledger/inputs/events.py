@@ -27,7 +27,7 @@ Choices the contract leaves open (for docs/decisions.md):
   ("12.50" → "12.5", "1e3" → "1000") so that derived ids do not depend on formatting.
 - Fractional seconds beyond microseconds are truncated.
 
-Two readers, one meaning. The reference is the row-by-row Python reader (`_Loader`): every
+Two readers, one meaning. The reference is the row-by-row Python reader (`PythonReader`): every
 row decoded, checked and normalised in Python, then bulk-loaded. UTF-8 CSV files of
 256 KB or more (the bulk of a big month) are read set-based instead (`_FastLoad`): DuckDB
 reads the file as numbered physical lines and the SQL splits, checks and normalises every
@@ -63,23 +63,21 @@ from typing import NamedTuple
 import attrs
 import duckdb
 
-from ledger.inputs import exports
-from ledger.inputs import profiles as profiles_mod
 from ledger.core.atomic import write_bytes
 from ledger.core.errors import LedgerError
+from ledger.inputs import exports
+from ledger.inputs import profiles as profiles_mod
 from ledger.inputs.contract import (EVENT_SUFFIXES, FileReport, LoadResult, Reject, Schema, check_row,
                                     check_schema, parse_ts, steady_offset)
 from ledger.inputs.encodings import printable, utf16_without_bom
-from ledger.inputs.rows import Columns, Record, check_header, clean_name, csv_row, is_blank, physical_records
+from ledger.inputs.python_reader import PythonReader
 from ledger.inputs.records import file_records
+from ledger.inputs.rows import Columns, Record, check_header, clean_name, csv_row, is_blank, physical_records
+from ledger.inputs.table import create_empty, create_table, insert_written, quote_name, sql_string
 
 
 # ---------------------------------------------------------------------------
-# Value helpers (public: also used by the compiler and the oracle)
-
-
-# ---------------------------------------------------------------------------
-# Files: discovery, encodings, records
+# Discovery
 
 
 def _discover(root: Path) -> tuple[list[tuple[str, Path]], list[str]]:
@@ -131,112 +129,7 @@ def _display(name: str) -> str:
 
 
 # ---------------------------------------------------------------------------
-# Columns of the table
-
-
-# ---------------------------------------------------------------------------
 # Loading
-
-class _Loader:
-    """Rows of files, one at a time in Python: checked, normalised and written to a
-    temporary CSV for DuckDB to bulk-load.
-
-    With `dedup=False` (the set-based reader, which folds duplicates in SQL over all
-    files at the end) every good row is written, duplicates included.
-    """
-
-    def __init__(self, tz: zoneinfo.ZoneInfo, schema: Schema, out, *, columns: "Columns | None" = None,
-                 dedup: bool = True):
-        self.tz = tz
-        self.schema = schema
-        self.columns = Columns() if columns is None else columns
-        self.rejects: list[Reject] = []
-        self.seen = _FirstSeen()
-        self.files: list[str] = []
-        self.dedup = dedup
-        self.profiles: tuple = ()  # export profiles (profiles.py), set by load_events
-        self.set_output(out)
-
-    def set_output(self, out) -> None:
-        """Write the rows that follow to `out`, numbered from 0."""
-        self.writer = csv.writer(out, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n") if out else None
-        self.n_events = 0
-
-    def load_file(self, rel: str, path: Path) -> FileReport:
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            self.rejects.append(Reject(rel, 0, f"无法读取文件 (cannot read file): {e.strerror}", ""))
-            return FileReport(rel, "", "", 0, 0, 0, 0)
-        encoding, records = file_records(rel, path, data, self.columns, self.profiles)
-        counts = {"read": 0, "accepted": 0, "rejected": 0, "duplicates": 0}
-        self.files.append(rel)
-        for record in records:
-            self._take(rel, record, counts)
-        return FileReport(rel, encoding, hashlib.sha256(data).hexdigest(), **counts)
-
-    def _take(self, rel: str, record: Record, counts: dict[str, int]) -> None:
-        if not record.is_row:
-            self.rejects.append(Reject(rel, record.line, record.error, printable(record.raw)))
-            return
-        counts["read"] += 1
-        outcome = record.error or self._accept(rel, record)
-        if outcome == "folded":
-            counts["accepted"] += 1
-            counts["duplicates"] += 1
-        elif outcome:
-            counts["rejected"] += 1
-            self.rejects.append(Reject(rel, record.line, outcome, printable(record.raw)))
-        else:
-            counts["accepted"] += 1
-
-    def _accept(self, rel: str, record: Record) -> str | None:
-        """Check, normalise and store one row. Returns a reject reason, "folded" or None."""
-        values = record.values
-        problem, checked = check_row(values, self.tz, self.schema)
-        if problem:
-            return problem
-        digest, utc, local = checked
-        event_id = values.get("id") or "h" + digest[:8].hex()
-        if not self.dedup:
-            self._write(event_id, utc, local, rel, record.line, values)
-            return None
-        mark = int.from_bytes(digest[8:16], "big")
-        first = self.seen.get(event_id)
-        if first is not None:
-            first_mark, file_no, line = first
-            if first_mark == mark:
-                return "folded"
-            return (f"重复 id 但内容不同 (duplicate id with different content), "
-                    f"first seen at {self.files[file_no]}:{line}")
-        self.seen.add(event_id, mark, len(self.files) - 1, record.line)
-        self._write(event_id, utc, local, rel, record.line, values)
-        return None
-
-    def _write(self, event_id: str, utc: datetime, local: datetime, rel: str, line: int, values: dict) -> None:
-        cells = [self.n_events, event_id, utc.isoformat(" "), local.isoformat(" "), rel, line]
-        cells += map(values.get, self.columns.order)  # "" and None are both read back as NULL
-        self.writer.writerow(cells)
-        self.n_events += 1
-
-
-class _FirstSeen:
-    """Event id -> (content mark, file number, line) of its first row.
-
-    Packed into one int per id: a million ids stay around 150 MB instead of 250.
-    """
-
-    def __init__(self):
-        self._packed: dict[str, int] = {}
-
-    def get(self, event_id: str) -> tuple[int, int, int] | None:
-        packed = self._packed.get(event_id)
-        if packed is None:
-            return None
-        return packed >> 64, (packed >> 32) & 0xFFFFFFFF, packed & 0xFFFFFFFF
-
-    def add(self, event_id: str, mark: int, file_no: int, line: int) -> None:
-        self._packed[event_id] = mark << 64 | file_no << 32 | line
 
 
 def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.ZoneInfo,
@@ -268,13 +161,13 @@ def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.Zone
     fd, tmp = tempfile.mkstemp(prefix="ledger-events-", suffix=".csv")
     try:
         with open(fd, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
-            loader = _Loader(tz, schema, out)
+            loader = PythonReader(tz, schema, out)
             loader.profiles = profiles
             reports = []
             for rel, path in files:
                 say(rel, path)
                 reports.append(loader.load_file(rel, path))
-        _create_table(con, loader.columns, tmp if loader.n_events else None)
+        create_table(con, loader.columns, tmp if loader.n_events else None)
     finally:
         os.unlink(tmp)
     exports.cut_sessions(con)
@@ -338,47 +231,6 @@ def _file_progress(progress, files):
         progress(f"读取 {rel} ({number.get(rel, '?')}/{len(files)}, {size / scale:.1f} {unit})")
 
     return say
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _sql_string(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
-def _create_table(con: duckdb.DuckDBPyConnection, columns: Columns, tmp: str | None) -> None:
-    _create_empty(con, columns)
-    if tmp is not None:
-        _insert_written(con, columns, tmp)
-
-
-def _create_empty(con: duckdb.DuckDBPyConnection, columns: Columns) -> None:
-    extras = columns.extras
-    decl = ["seq BIGINT", "id VARCHAR", "ts TIMESTAMP", "ts_local TIMESTAMP", "type VARCHAR",
-            "agent VARCHAR", "conversation VARCHAR", "buyer VARCHAR", '"order" VARCHAR',
-            "src_file VARCHAR", "src_line INTEGER"] + [f"{_quote(n)} VARCHAR" for n in extras]
-    con.execute(f"CREATE OR REPLACE TABLE events ({', '.join(decl)})")
-
-
-def _insert_written(con: duckdb.DuckDBPyConnection, columns: Columns, tmp: str, base: int = 0) -> None:
-    """Append the rows `_Loader` wrote to `tmp`, their seq shifted by `base`."""
-    extras = columns.extras
-    width = len(Columns.FIXED) + len(columns.index)
-    types = ", ".join(f"'c{i}': 'VARCHAR'" for i in range(width))
-    col = {name: f"c{i}" for name, i in columns.index.items()}
-    select = ([f"CAST(c0 AS BIGINT) + {int(base)}", "c1", "CAST(c2 AS TIMESTAMP)", "CAST(c3 AS TIMESTAMP)"]
-              + [col[n] for n in Columns.STORED_CORE] + ["c4", "CAST(c5 AS INTEGER)"]
-              + [col[n] for n in extras])
-    # Rows written before a new column appeared are shorter: null_padding fills them,
-    # and the parallel reader cannot combine that with quoted newlines.
-    con.execute(
-        f"INSERT INTO events SELECT {', '.join(select)} FROM read_csv({_sql_string(tmp)}, "
-        f"header=false, auto_detect=false, delim=',', quote='\"', escape='\"', new_line='\\n', "
-        f"allow_quoted_nulls=true, null_padding=true, parallel=false, strict_mode=true, max_line_size=268435456, "
-        f"columns={{{types}}})"
-    )
 
 
 # ---------------------------------------------------------------------------
@@ -522,7 +374,7 @@ class _FastLoad:
         self.schema = schema
         self.force = force
         self.columns = Columns()
-        self.loader = _Loader(tz, schema, None, columns=self.columns, dedup=False)
+        self.loader = PythonReader(tz, schema, None, columns=self.columns, dedup=False)
         self.temps: list[str] = []
         self.n_rows = 0  # rows appended to `events` so far (the next seq)
 
@@ -530,7 +382,7 @@ class _FastLoad:
         pool = ThreadPoolExecutor(max_workers=1)  # hashes and counts files while DuckDB reads them
         try:
             plans = [self._plan(rel, path, pool) for rel, path in files]
-            _create_empty(self.con, self.columns)
+            create_empty(self.con, self.columns)
             done = [self._append(plan) for plan in plans]
             self._fold_duplicates(done)
         finally:
@@ -643,7 +495,7 @@ class _FastLoad:
                 return done
             plan = self._python(plan.rel, plan.path)
         if plan.n_written:
-            _insert_written(self.con, self.columns, plan.tmp, self.n_rows)
+            insert_written(self.con, self.columns, plan.tmp, self.n_rows)
             self.n_rows += plan.n_written
         os.unlink(plan.tmp)
         self.temps.remove(plan.tmp)
@@ -765,7 +617,7 @@ class _FastLoad:
         record = _RECORD_RE.replace("{d}", d)
         odd = [n for (n,) in self.con.execute(
             f"SELECT ordinality FROM {source} WITH ORDINALITY WHERE ordinality > {int(plan.header_line)} "
-            f"AND CASE WHEN contains(l, '\"') THEN NOT regexp_full_match(l, {_sql_string(record)}) ELSE false END "
+            f"AND CASE WHEN contains(l, '\"') THEN NOT regexp_full_match(l, {sql_string(record)}) ELSE false END "
             f"ORDER BY ordinality").fetchall()]
         text: dict[int, str] = {}
 
@@ -959,7 +811,7 @@ def _quote_state(text: str, delimiter: str, inside: bool) -> str:
 def _raw_lines_sql(path: Path) -> str:
     """A file as its physical lines (without line ends), one VARCHAR column `l`; empty
     lines are NULL. Quotes, escapes and comments mean nothing here."""
-    return (f"read_csv({_sql_string(str(path))}, header=false, auto_detect=false, delim='\\x01', quote='', "
+    return (f"read_csv({sql_string(str(path))}, header=false, auto_detect=false, delim='\\x01', quote='', "
             f"escape='', comment='', new_line='\\r\\n', strict_mode=false, max_line_size=16777216, "
             f"columns={{'l': 'VARCHAR'}})")
 
@@ -1018,7 +870,7 @@ class _FileSql:
                "id": f"CASE WHEN fast THEN {self._id()} ELSE py[1] END",
                "ts": "CASE WHEN fast THEN utc ELSE CAST(py[2] AS TIMESTAMP) END",
                "ts_local": "CASE WHEN fast THEN loc ELSE CAST(py[3] AS TIMESTAMP) END",
-               "src_file": _sql_string(plan.rel),
+               "src_file": sql_string(plan.rel),
                # The UDF and a multi-line record's lookup must not have changed the order of the
                # lines: a line after a later one stops the INSERT (the file is read in Python).
                "src_line": "CASE WHEN max(line) OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) = line "
@@ -1030,7 +882,7 @@ class _FileSql:
         targets = ["seq", "id", "ts", "ts_local", *Columns.STORED_CORE, "src_file", "src_line", *self.columns.extras]
         select = ", ".join(out.get(name, "NULL") for name in targets)
         return f"""
-            INSERT INTO events ({', '.join(_quote(n) for n in targets)})
+            INSERT INTO events ({', '.join(quote_name(n) for n in targets)})
             WITH src AS (SELECT ordinality AS line, l FROM {_raw_lines_sql(plan.path)} WITH ORDINALITY
                          {f"LIMIT {int(self.last)}" if self.last is not None else ""}),
             a AS (SELECT line, l, {self._fields()} AS f FROM src WHERE line >= {int(self.first)}),
@@ -1073,15 +925,15 @@ class _FileSql:
         # Every field quoted and no quote inside one ("a","b,c"; exports that quote
         # everything): exactly 2 quotes per field, so the '","' between them are the
         # field ends and splitting at them is what the csv module reads. Saves the regex.
-        between = _sql_string(f'"{d}"')
+        between = sql_string(f'"{d}"')
         quotes = "strlen(l) - strlen(replace(l, '\"', ''))"  # bytes: the quote and delimiter are ASCII
         seps = f"(strlen(l) - strlen(replace(l, {between}, ''))) // 3"
         all_quoted = (f"starts_with(l, '\"') AND ends_with(l, '\"') AND strlen(l) >= 2 "
                       f"AND NOT contains(l, '\"\"') AND {quotes} = 2 * ({seps} + 1)")
-        return (f"CASE WHEN NOT contains(l, '\"') THEN string_split(l, {_sql_string(d)}) "
+        return (f"CASE WHEN NOT contains(l, '\"') THEN string_split(l, {sql_string(d)}) "
                 f"WHEN {all_quoted} THEN string_split(substr(l, 2, length(l) - 2), {between}) "
-                f"WHEN regexp_full_match(l, {_sql_string(record)}) "
-                f"THEN list_transform(regexp_extract_all({_sql_string(d)} || l, {_sql_string(field)}, 1), "
+                f"WHEN regexp_full_match(l, {sql_string(record)}) "
+                f"THEN list_transform(regexp_extract_all({sql_string(d)} || l, {sql_string(field)}, 1), "
                 f"lambda x: {unquote}) END")
 
     def _declared(self, name: str) -> tuple[str, str]:
@@ -1097,7 +949,7 @@ class _FileSql:
 
         def of(*wanted):
             types = [t for k in wanted for t in kinds.get(k, ())]
-            return f"{type_} IN ({', '.join(_sql_string(t) for t in types)})" if types else "false"
+            return f"{type_} IN ({', '.join(sql_string(t) for t in types)})" if types else "false"
 
         def decimal(text: str) -> str:  # plain_decimal of a text matching _DECIMAL_RE
             body = f"ltrim({text}, '-')"
@@ -1109,8 +961,8 @@ class _FileSql:
 
         bare = f"replace(replace({v}, ',', ''), '，', '')"  # parse_yuan drops thousands separators
         amount = f"regexp_replace({bare}, '^[¥￥]|元$', '', 'g')"
-        true_words = ", ".join(_sql_string(w) for w, flag in _BOOL_WORDS.items() if flag)
-        words = ", ".join(_sql_string(w) for w in _BOOL_WORDS)
+        true_words = ", ".join(sql_string(w) for w, flag in _BOOL_WORDS.items() if flag)
+        words = ", ".join(sql_string(w) for w in _BOOL_WORDS)
         flag = f"CASE WHEN {v} = '是' OR lower({v}) IN ({true_words}) THEN 'true' ELSE 'false' END"
         value = (f"CASE WHEN {v} IS NULL THEN NULL WHEN {of('money')} THEN {decimal(amount)} "
                  f"WHEN {of('number')} THEN {decimal(v)} WHEN {of('bool')} THEN {flag} ELSE {v} END")
@@ -1129,7 +981,7 @@ class _FileSql:
         for name in sorted(self.pos):
             if name not in ("id", "ts", "type"):
                 n = f"n{self.pos[name]}"
-                parts.append(f"CASE WHEN {n} IS NULL THEN '' ELSE chr(0) || {_sql_string(name)} || chr(0) || {n} END")
+                parts.append(f"CASE WHEN {n} IS NULL THEN '' ELSE chr(0) || {sql_string(name)} || chr(0) || {n} END")
         derived = f"'h' || left(sha256(concat({', '.join(parts)})), 16)"
         if "id" in self.pos:
             return f"CASE WHEN {self.v('id')} IS NOT NULL THEN {self.v('id')} ELSE {derived} END"
@@ -1142,8 +994,8 @@ def _stored_canonical(columns: Columns) -> str:
            "ELSE '.' || strftime(ts, '%f') END")
     parts = ["type", "chr(0)", iso]
     for name in sorted(set(Columns.STORED_CORE) - {"type"} | set(columns.extras)):
-        q = _quote(name)
-        parts.append(f"CASE WHEN {q} IS NULL THEN '' ELSE chr(0) || {_sql_string(name)} || chr(0) || {q} END")
+        q = quote_name(name)
+        parts.append(f"CASE WHEN {q} IS NULL THEN '' ELSE chr(0) || {sql_string(name)} || chr(0) || {q} END")
     return f"concat({', '.join(parts)})"
 
 
