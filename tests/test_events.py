@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from ledger.core.errors import LedgerError
-from ledger.inputs import events
+from ledger.inputs import events, sql_reader
 from ledger.inputs.contract import Reject, parse_bool, parse_ts
 from ledger.inputs.events import READER_ENV, load_events, write_rejects
 
@@ -510,12 +510,12 @@ def csv_files(draw):
 def concurrent_parts(n: int):
     """Have the set-based reader cut every file into `n` parts read concurrently
     (normally only files over 32 MB are cut, one part per core)."""
-    saved = events._PART_MIN_BYTES, events._CORES, events._MAX_PARTS
-    events._PART_MIN_BYTES, events._CORES, events._MAX_PARTS = (0, n, n) if n > 1 else saved
+    saved = sql_reader._PART_MIN_BYTES, sql_reader._CORES, sql_reader._MAX_PARTS
+    sql_reader._PART_MIN_BYTES, sql_reader._CORES, sql_reader._MAX_PARTS = (0, n, n) if n > 1 else saved
     try:
         yield
     finally:
-        events._PART_MIN_BYTES, events._CORES, events._MAX_PARTS = saved
+        sql_reader._PART_MIN_BYTES, sql_reader._CORES, sql_reader._MAX_PARTS = saved
 
 
 def _read_with(mode: str, root: Path, tz: ZoneInfo, schema):
