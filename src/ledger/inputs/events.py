@@ -11,8 +11,9 @@ Two readers, one meaning. The reference is the row-by-row Python reader
 bulk-loaded. UTF-8 CSV files of 256 KB or more (the bulk of a big month) are read
 set-based instead (sql_reader.py, SQL in sql_plan.py), with exactly the same table,
 rejects and file reports; tests/test_events.py checks it on random folders.
-LEDGER_EVENTS_READER=python forces the Python reader for every file, =fast the
-set-based one for every UTF-8 CSV file whatever its size.
+Which reader reads what is set by `ReaderSettings` (settings.py): LEDGER_EVENTS_READER=python
+forces the Python reader for every file, =fast the set-based one for every UTF-8 CSV file
+whatever its size.
 """
 
 from __future__ import annotations
@@ -38,27 +39,16 @@ from ledger.inputs.encodings import printable
 from ledger.inputs.python_reader import PythonReader
 from ledger.inputs.records import file_records
 from ledger.inputs.rows import Columns
+from ledger.inputs.settings import ReaderSettings
 from ledger.inputs.sql_reader import SqlReader, udf_types
 from ledger.inputs.table import create_table
 
 # The records load_events gives are the contract's; they are named here too for its callers.
-__all__ = ["READER_ENV", "FileReport", "LoadResult", "Reject", "last_readers", "load_events", "write_rejects"]
-
-
-READER_ENV = "LEDGER_EVENTS_READER"
+__all__ = ["FileReport", "LoadResult", "Reject", "last_readers", "load_events", "write_rejects"]
 
 
 #: How the last `load_events` read each file: rel path -> "sql" or "python" (tests, benchmarks).
 last_readers: dict[str, str] = {}
-
-
-def reader_mode() -> str:
-    """'python', 'fast' or 'auto', from LEDGER_EVENTS_READER ('python' too when this DuckDB
-    cannot declare the UDF's types)."""
-    mode = os.environ.get(READER_ENV, "").strip().lower()
-    if mode == "python" or udf_types() is None:
-        return "python"
-    return mode if mode == "fast" else "auto"
 
 
 # ---------------------------------------------------------------------------
@@ -116,14 +106,15 @@ def _display(name: str) -> str:
 # Loading
 
 def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.ZoneInfo,
-                schema: Schema, progress=None) -> LoadResult:
+                schema: Schema, progress=None, settings: ReaderSettings | None = None) -> LoadResult:
     """Read every event file under `root` into table `events` of `con`.
 
     UTF-8 CSV files are read set-based in DuckDB where that gives exactly what the
     row-by-row Python reader gives (see `SqlReader`); everything else, and every row the
-    SQL cannot vouch for, goes through Python. LEDGER_EVENTS_READER=python forces the
-    Python reader for every file, =fast uses the set-based one for every UTF-8 CSV file
-    whatever its size (tests). `progress(message)` hears of each file as it is read.
+    SQL cannot vouch for, goes through Python. `settings` (settings.py) choose the reader
+    and its sizes; without them, `ReaderSettings.from_env()`: LEDGER_EVENTS_READER=python
+    forces the Python reader for every file, =fast uses the set-based one for every UTF-8
+    CSV file whatever its size. `progress(message)` hears of each file as it is read.
     """
     root = Path(root)
     if not root.is_dir():
@@ -131,11 +122,13 @@ def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.Zone
     check_schema(schema)
     files, ignored = _discover(root)
     profiles = tuple(profiles_mod.load([root, Path("profiles")]))
-    mode = reader_mode()
+    settings = ReaderSettings.from_env() if settings is None else settings
+    # the Python reader too when this DuckDB cannot declare the UDF's types
+    mode = "python" if settings.reader == "python" or udf_types() is None else settings.reader
     last_readers.clear()
     say = _file_progress(progress, files)
     if mode != "python":
-        fast = SqlReader(con, tz, schema, force=mode == "fast", progress=say)
+        fast = SqlReader(con, tz, schema, settings=settings, progress=say)
         fast.loader.profiles = profiles
         result = fast.run(files, ignored)
         last_readers.update(fast.readers)

@@ -36,19 +36,16 @@ from ledger.inputs.encodings import printable, utf16_without_bom
 from ledger.inputs.python_reader import PythonReader
 from ledger.inputs.records import file_records
 from ledger.inputs.rows import Columns, Record, check_header, clean_name, csv_row, is_blank, physical_records
+from ledger.inputs.settings import ReaderSettings
 from ledger.inputs.sql_plan import RECORD_RE, CsvPlan, FileSql, raw_lines_sql, stored_canonical
 from ledger.inputs.table import create_empty, insert_written, sql_string
 
-_FAST_MIN_BYTES = 1 << 18  # smaller files are read faster in Python than the SQL is set up
 _HEAD_BYTES = 1 << 16  # the header and the first rows, read in Python to plan the SQL
 _SCAN_CHUNK = 1 << 22
 _RAW_DELIM = "\x01"  # the raw-line scan's column delimiter: a file containing it goes to Python
 _ZONE_MARGIN = timedelta(days=120)  # time zone offsets are tabled this far around a file's first rows
 _MAX_SPAN_LINES = 1_000_000  # more lines in multi-line records than this: the file is read in Python
 _SPAN_LOOKAHEAD = 4096  # a multi-line record longer than this: the file is read in Python
-_PART_MIN_BYTES = 32 << 20  # files this big are read by one INSERT per core (at most _MAX_PARTS)
-_MAX_PARTS = 4
-_CORES = os.cpu_count() or 1
 _udf_numbers = itertools.count()
 
 
@@ -151,13 +148,14 @@ class SqlReader:
     the file's, the file's rows are taken out again and the file is read in Python.
     """
 
-    def __init__(self, con: duckdb.DuckDBPyConnection, tz: zoneinfo.ZoneInfo, schema: Schema, *, force: bool,
-                 progress=lambda rel, path: None):
+    def __init__(self, con: duckdb.DuckDBPyConnection, tz: zoneinfo.ZoneInfo, schema: Schema, *,
+                 settings: ReaderSettings, progress=lambda rel, path: None):
         self.progress = progress
         self.con = con
         self.tz = tz
         self.schema = schema
-        self.force = force
+        self.settings = settings
+        self.force = settings.reader == "fast"
         self.columns = Columns()
         self.loader = PythonReader(tz, schema, None, columns=self.columns, dedup=False)
         self.temps: list[str] = []
@@ -204,7 +202,7 @@ class SqlReader:
             return None  # zip members and workbook sheets (exports.py) are read in Python
         try:
             size = path.stat().st_size
-            if size < (1 if self.force else _FAST_MIN_BYTES):
+            if size < (1 if self.force else self.settings.sql_min_bytes):
                 return None
             with open(path, "rb") as fh:
                 head = fh.read(_HEAD_BYTES)
@@ -334,7 +332,8 @@ class SqlReader:
         Numbering lines keeps each INSERT on one thread, so a big file is cut in parts,
         one per core, at estimated line numbers (every part reads the file from its start
         up to its last line; the rows are exact whatever the cut)."""
-        n = min(_CORES, _MAX_PARTS) if plan.size >= _PART_MIN_BYTES else 1
+        s = self.settings
+        n = min(s.cores, s.max_parts) if plan.size >= s.part_min_bytes else 1
         estimate = plan.size / plan.line_bytes
         step = max(1, int((estimate - plan.header_line) / n))
         firsts = [plan.header_line + 1 + k * step for k in range(n)]
