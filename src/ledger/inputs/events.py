@@ -54,7 +54,7 @@ last_readers: dict[str, str] = {}
 # ---------------------------------------------------------------------------
 # Discovery
 
-def _discover(root: Path) -> tuple[list[tuple[str, Path]], list[str]]:
+def _discover(root: Path, xlsx_reader: str) -> tuple[list[tuple[str, Path]], list[str]]:
     found, ignored = [], []
     seen_dirs = {os.path.realpath(root)}
     # Follow linked folders (a linked month of exports is still input) but never twice.
@@ -70,10 +70,10 @@ def _discover(root: Path) -> tuple[list[tuple[str, Path]], list[str]]:
             elif path.suffix.lower() != profiles_mod.SUFFIX:  # export profiles are read, not ignored
                 ignored.append(rel)
     found.sort(key=lambda item: item[0])
-    return _expand_containers(found, ignored)
+    return _expand_containers(found, ignored, xlsx_reader)
 
 
-def _expand_containers(found: list, ignored: list) -> tuple[list, list]:
+def _expand_containers(found: list, ignored: list, xlsx_reader: str) -> tuple[list, list]:
     """Workbooks become one input per sheet, zip archives one per member (exports.py); a
     container that cannot be opened stays one input, rejected when it is read."""
     if not any(path.suffix.lower() in exports.CONTAINER_SUFFIXES for _, path in found):
@@ -83,7 +83,7 @@ def _expand_containers(found: list, ignored: list) -> tuple[list, list]:
         if path.suffix.lower() not in exports.CONTAINER_SUFFIXES:
             out.append((rel, path))
             continue
-        inputs, more_ignored, problems = exports.expand(rel, path)
+        inputs, more_ignored, problems = exports.expand(rel, path, xlsx_reader)
         out += [(rel, path)] if problems else inputs
         ignored = ignored + more_ignored
     return out, sorted(ignored)
@@ -120,26 +120,24 @@ def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.Zone
     if not root.is_dir():
         raise LedgerError(f"找不到事件目录 (events folder not found): {root}", exit_code=2)
     check_schema(schema)
-    files, ignored = _discover(root)
-    profiles = tuple(profiles_mod.load([root, Path("profiles")]))
     settings = ReaderSettings.from_env() if settings is None else settings
+    files, ignored = _discover(root, settings.xlsx_reader)
+    profiles = tuple(profiles_mod.load([root, Path("profiles")]))
     # the Python reader too when this DuckDB cannot declare the UDF's types
     mode = "python" if settings.reader == "python" or udf_types() is None else settings.reader
     last_readers.clear()
     say = _file_progress(progress, files)
     if mode != "python":
-        fast = SqlReader(con, tz, schema, settings=settings, progress=say)
-        fast.loader.profiles = profiles
+        fast = SqlReader(con, tz, schema, settings=settings, profiles=profiles, progress=say)
         result = fast.run(files, ignored)
         last_readers.update(fast.readers)
         exports.cut_sessions(con)
-        return _with_first_rows(result, files, profiles)
+        return _with_first_rows(result, files, profiles, settings.xlsx_reader)
     last_readers.update((rel, "python") for rel, _ in files)
     fd, tmp = tempfile.mkstemp(prefix="ledger-events-", suffix=".csv")
     try:
         with open(fd, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
-            loader = PythonReader(tz, schema, out)
-            loader.profiles = profiles
+            loader = PythonReader(tz, schema, out, profiles=profiles, xlsx_reader=settings.xlsx_reader)
             reports = []
             for rel, path in files:
                 say(rel, path)
@@ -155,13 +153,13 @@ def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.Zone
         columns=tuple(loader.columns.extras),
         n_events=loader.n_events,
         duplicates_folded=sum(r.duplicates for r in reports),
-    ), files, profiles)
+    ), files, profiles, settings.xlsx_reader)
 
 
 _CONFLICT = re.compile(r"\(duplicate id with different content\), first seen at (.+):(\d+)$")
 
 
-def _with_first_rows(result: LoadResult, files, profiles) -> LoadResult:
+def _with_first_rows(result: LoadResult, files, profiles, xlsx_reader: str) -> LoadResult:
     """A duplicate id with other content is reported with both rows: the first row's text
     is added to the later row's reason (the same whichever reader read the files)."""
     wanted: dict[str, set[int]] = {}
@@ -180,7 +178,7 @@ def _with_first_rows(result: LoadResult, files, profiles) -> LoadResult:
             data = paths[rel].read_bytes()
         except OSError:
             continue
-        _, records = file_records(rel, paths[rel], data, Columns(), profiles)
+        _, records = file_records(rel, paths[rel], data, Columns(), profiles, xlsx_reader)
         for record in records:
             if record.is_row and record.line in lines:
                 raws.setdefault((rel, record.line), printable(record.raw))

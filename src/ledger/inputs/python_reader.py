@@ -30,7 +30,7 @@ class PythonReader:
     """
 
     def __init__(self, tz: zoneinfo.ZoneInfo, schema: Schema, out, *, columns: "Columns | None" = None,
-                 dedup: bool = True):
+                 dedup: bool = True, profiles: tuple = (), xlsx_reader: str | None = None):
         self.tz = tz
         self.schema = schema
         self.columns = Columns() if columns is None else columns
@@ -38,7 +38,8 @@ class PythonReader:
         self.seen = _FirstSeen()
         self.files: list[str] = []
         self.dedup = dedup
-        self.profiles: tuple = ()  # export profiles (profiles.py), set by load_events
+        self.profiles = profiles  # export profiles (profiles.py)
+        self.xlsx_reader = xlsx_reader  # how workbooks are read (exports.sheet_rows)
         self.set_output(out)
 
     def set_output(self, out) -> None:
@@ -52,7 +53,7 @@ class PythonReader:
         except OSError as e:
             self.rejects.append(Reject(rel, 0, f"无法读取文件 (cannot read file): {e.strerror}", ""))
             return FileReport(rel, "", "", 0, 0, 0, 0)
-        encoding, records = file_records(rel, path, data, self.columns, self.profiles)
+        encoding, records = file_records(rel, path, data, self.columns, self.profiles, self.xlsx_reader)
         counts = {"read": 0, "accepted": 0, "rejected": 0, "duplicates": 0}
         self.files.append(rel)
         for record in records:

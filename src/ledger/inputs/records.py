@@ -156,13 +156,15 @@ def _json_cell(value) -> str | None:
     return str(value)
 
 
-def file_records(rel: str, path, data: bytes, columns: "Columns", profiles) -> tuple[str, Iterator[Record]]:
-    """(encoding, records) of one input: JSONL, CSV, a workbook sheet (exports.py)."""
+def file_records(rel: str, path, data: bytes, columns: "Columns", profiles,
+                 xlsx_reader: str | None = None) -> tuple[str, Iterator[Record]]:
+    """(encoding, records) of one input: JSONL, CSV, a workbook sheet (exports.py, read
+    with `xlsx_reader`)."""
     suffix = path.suffix.lower()
     if isinstance(path, exports.Sheet):
-        return "xlsx", exports.sheet_records(rel, data, path.sheet, columns, profiles)
+        return "xlsx", exports.sheet_records(rel, data, path.sheet, columns, profiles, xlsx_reader)
     if suffix in exports.CONTAINER_SUFFIXES:  # a workbook or archive that could not be opened
-        _, _, problems = exports.expand(rel, path)
+        _, _, problems = exports.expand(rel, path, xlsx_reader)
         reason = problems[0][1] if problems else "无法读取文件 (cannot read file)"
         return suffix[1:], iter([Record(0, "", error=reason, is_row=False)])
     if suffix == ".jsonl":

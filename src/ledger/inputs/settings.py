@@ -2,11 +2,14 @@
 
 `ReaderSettings()` holds the defaults of a run. A caller that passes no settings to
 `load_events` (the CLI, the engine) gets `ReaderSettings.from_env()`: the defaults, with
-the environment setting LEDGER_EVENTS_READER: `python` reads every file with the
-row-by-row Python reader, `fast` reads every UTF-8 CSV file set-based whatever its size;
-unset or anything else is `auto` (set-based from `sql_min_bytes` on). Tests and
-benchmarks pass settings instead, e.g. a small `part_min_bytes` to have small files cut
-into parts read concurrently.
+two environment settings:
+- LEDGER_EVENTS_READER: `python` reads every file with the row-by-row Python reader,
+  `fast` reads every UTF-8 CSV file set-based whatever its size; unset or anything else
+  is `auto` (set-based from `sql_min_bytes` on).
+- LEDGER_XLSX_READER: `openpyxl` reads workbooks with openpyxl (read-only); unset or
+  anything else is `calamine` (python-calamine, openpyxl when it is not installed).
+Tests and benchmarks pass settings instead, e.g. a small `part_min_bytes` to have small
+files cut into parts read concurrently.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import attrs
 
 READER_ENV = "LEDGER_EVENTS_READER"
 READERS = ("auto", "python", "fast")
+XLSX_READER_ENV = "LEDGER_XLSX_READER"
+XLSX_READERS = ("calamine", "openpyxl")
 
 
 @attrs.frozen
@@ -29,9 +34,14 @@ class ReaderSettings:
     part_min_bytes: int = 32 << 20
     max_parts: int = 4
     cores: int = attrs.field(factory=lambda: os.cpu_count() or 1)
+    xlsx_reader: str = attrs.field(default="calamine", validator=attrs.validators.in_(XLSX_READERS))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ReaderSettings:
-        """The defaults, with the reader LEDGER_EVENTS_READER names (of `environ`, else the process's)."""
-        mode = (os.environ if environ is None else environ).get(READER_ENV, "").strip().lower()
-        return cls(reader=mode if mode in ("python", "fast") else "auto")
+        """The defaults, with the readers LEDGER_EVENTS_READER and LEDGER_XLSX_READER name
+        (in `environ`, else in the process's environment)."""
+        environ = os.environ if environ is None else environ
+        mode = environ.get(READER_ENV, "").strip().lower()
+        xlsx = environ.get(XLSX_READER_ENV, "").strip().lower()
+        return cls(reader=mode if mode in ("python", "fast") else "auto",
+                   xlsx_reader="openpyxl" if xlsx == "openpyxl" else "calamine")

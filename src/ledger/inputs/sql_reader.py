@@ -149,7 +149,7 @@ class SqlReader:
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, tz: zoneinfo.ZoneInfo, schema: Schema, *,
-                 settings: ReaderSettings, progress=lambda rel, path: None):
+                 settings: ReaderSettings, profiles: tuple = (), progress=lambda rel, path: None):
         self.progress = progress
         self.con = con
         self.tz = tz
@@ -157,7 +157,8 @@ class SqlReader:
         self.settings = settings
         self.force = settings.reader == "fast"
         self.columns = Columns()
-        self.loader = PythonReader(tz, schema, None, columns=self.columns, dedup=False)
+        self.loader = PythonReader(tz, schema, None, columns=self.columns, dedup=False, profiles=profiles,
+                                   xlsx_reader=settings.xlsx_reader)
         self.temps: list[str] = []
         self.n_rows = 0  # rows appended to `events` so far (the next seq)
         self.readers: dict[str, str] = {}  # rel path -> "sql" or "python", once `run` is done
@@ -511,7 +512,7 @@ class SqlReader:
             return {n: spans[n][1] if n in spans else text for n, text in found.items()}
         data = done.path.read_bytes()
         scratch = Columns()  # only the raw text is wanted: the header was checked before
-        _, records = file_records(done.rel, done.path, data, scratch, self.loader.profiles)
+        _, records = file_records(done.rel, done.path, data, scratch, self.loader.profiles, self.loader.xlsx_reader)
         return {r.line: r.raw for r in records if r.is_row and r.line in lines}
 
 
