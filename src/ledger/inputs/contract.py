@@ -84,7 +84,7 @@ class LoadResult:
 
 
 # ---------------------------------------------------------------------------
-# Value helpers (public: also used by the compiler and the oracle)
+# Value helpers
 
 _TRUE = frozenset({"true", "1", "是", "yes"})
 _FALSE = frozenset({"false", "0", "否", "no"})
