@@ -32,7 +32,7 @@ import duckdb
 from ledger.lang import ast
 from ledger.evaluate import engine
 from ledger.lang.check import Policy
-from ledger.evaluate.compile import (EXCERPT_FIELDS, _Context, _interval, compile_rule, condition_sql, effective_sql, lit, q,
+from ledger.evaluate.compile import (EXCERPT_FIELDS, ExprCompiler, interval_sql, compile_rule, condition_sql, effective_sql, lit, q,
                       sequence_ctes, view_name, window_conditions, window_count_sql)
 from ledger.evaluate.engine import Month, _fmt, checked_policy, entry_id, load_month
 from ledger.core.entries import BONUS, PENDING, Entry
@@ -486,7 +486,7 @@ def _filter_check(s: _Session, rule: ast.Rule, seq: int) -> ConditionCheck:
     if rule.on.filter is None:
         return ConditionCheck("filter", "", True)
     event = s.policy.events[rule.on.event.value]
-    ctx = _Context(s.policy, event, alias=None, sequence=False)
+    ctx = ExprCompiler(s.policy, event, alias=None, sequence=False)
     source = f"[{expr_text(rule.on.filter)}]"
     value, nodes, _ = _evaluate(s, ctx, rule.on.filter, [], view_name(event.name), seq, [])
     return ConditionCheck("filter", source, value, nodes)
@@ -502,7 +502,7 @@ def _when_check(s: _Session, rule: ast.Rule, seq: int) -> tuple[ConditionCheck, 
         value, nodes, facts = _evaluate(s, None, None, ctes, relation, seq, extra)
         return ConditionCheck("when", "", True), _sequence_text(keys, facts)
     event = s.policy.events[rule.on.event.value]
-    ctx = _Context(s.policy, event, alias=None, sequence=bool(keys))
+    ctx = ExprCompiler(s.policy, event, alias=None, sequence=bool(keys))
     value, nodes, facts = _evaluate(s, ctx, rule.when, ctes, relation, seq, extra)
     return ConditionCheck("when", rule.when_source, value, nodes), _sequence_text(keys, facts)
 
@@ -537,7 +537,7 @@ def _flatten(expr) -> list[_Node]:
     return nodes
 
 
-def _evaluate(s: _Session, ctx: _Context | None, expr, ctes: list[str], relation: str, seq: int,
+def _evaluate(s: _Session, ctx: ExprCompiler | None, expr, ctes: list[str], relation: str, seq: int,
               extra: list[str]) -> tuple[bool | None, tuple[ConditionNode, ...], dict | None]:
     """Evaluate every node of `expr` (and the operands of its tests) on the row `seq` of
     `relation`. Returns (value, nodes, extra columns); value None when the row is absent."""
@@ -601,7 +601,7 @@ def _operands(e) -> list:
     return out
 
 
-def _matched_sql(policy: Policy, ctx: _Context | None, e) -> str | None:
+def _matched_sql(policy: Policy, ctx: ExprCompiler | None, e) -> str | None:
     """For `has any`: the list words the text contains, joined by \\x1f."""
     if not isinstance(e, ast.TextTest) or e.op != "has_any":
         return None
@@ -688,7 +688,7 @@ def _next_after(s: _Session, window: ast.Window, t_cte: str, flt: str, seq: int)
     if window.kind not in ("within", "range"):
         return None
     conds = [f"e.{q(k.value)} = t.{q(k.value)}" for k in window.same]
-    conds += [f"e.ts > t.ts + {_interval(window.d2)}", flt]
+    conds += [f"e.ts > t.ts + {interval_sql(window.d2)}", flt]
     rows = s.rows(f"WITH {t_cte} SELECT e.* FROM t0 t JOIN {view_name(window.event.value)} e ON "
                   f"{' AND '.join(conds)} ORDER BY e.ts, e.seq LIMIT 1", seq=seq)
     return _brief(s.policy, rows[0]) if rows else None
