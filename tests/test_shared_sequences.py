@@ -88,7 +88,7 @@ def test_shared_tables_give_the_entries_of_rules_compiled_alone():
             assert "_seq_" not in compiled.sql
             cursor = con.execute(compiled.sql, {k: v for k, v in params.items() if f"${k}" in compiled.sql})
             names = [d[0] for d in cursor.description]
-            alone += engine._entries(compiled, names, cursor.fetchall(), data_end_local, [])
+            alone += engine.entries_from_rows(compiled, names, cursor.fetchall(), data_end_local, [])
     assert len(result.entries) > 1000
     assert sorted(result.entries, key=lambda e: e.id) == sorted(alone, key=lambda e: e.id)
 

@@ -243,7 +243,7 @@ def _evaluate(con, policy, sources, load, month, tz, say, roster=None) -> MonthR
             result = con.execute(compiled.sql, used)
             names = [d[0] for d in result.description]
             rows = result.fetchall()
-            entries.extend(_entries(compiled, names, rows, data_end_local, warnings))
+            entries.extend(entries_from_rows(compiled, names, rows, data_end_local, warnings))
             for sequence in sequences:  # free each table after the last reader
                 if sequence.rules[-1] == index:
                     con.execute(f"DROP TABLE {q(sequence.table)}")
@@ -294,7 +294,7 @@ def entry_id(rule_id: str, event_id: str, recipient: str) -> str:
     return "E" + digest[:12].upper()
 
 
-def _entries(compiled: CompiledRule, names, rows, data_end_local, warnings) -> list[Entry]:
+def entries_from_rows(compiled: CompiledRule, names, rows, data_end_local, warnings) -> list[Entry]:
     rule = compiled.rule
     loc = f"{rule.pos.filename}:{rule.pos.line}"
     idx = {n: i for i, n in enumerate(names)}
@@ -344,7 +344,7 @@ def _entries(compiled: CompiledRule, names, rows, data_end_local, warnings) -> l
     return out
 
 
-def _fmt(ts: datetime) -> str:
+def format_ts(ts: datetime) -> str:
     """2024-05-03 12:34:56: a wall time (isoformat is several times faster than strftime)."""
     if ts.tzinfo is not None:
         return ts.strftime("%Y-%m-%d %H:%M:%S")
@@ -362,7 +362,7 @@ def _evidence_writer(compiled: CompiledRule, idx, data_end_local):
     position = (idx["_position"], idx["_count"]) if "_position" in idx else None
     neighbours = [(f"{scope}.{field}", idx[f"_{scope}_{field}"]) for scope, field in compiled.neighbours]
     windows = [(w, idx[f"_found_{i}"]) for i, w in enumerate(rule.unless)]
-    ending = (f"数据截止 {_fmt(data_end_local)}，期限未到，结果待定 (pending)"
+    ending = (f"数据截止 {format_ts(data_end_local)}，期限未到，结果待定 (pending)"
               if data_end_local is not None else None)
 
     def evidence(row, status) -> str:
@@ -377,13 +377,13 @@ def _evidence_writer(compiled: CompiledRule, idx, data_end_local):
         for w, i in windows:
             found = row[i]
             if w.kind == "within":
-                span = f"{_fmt(ts)} 至 {_fmt(ts + w.d2)}"
+                span = f"{format_ts(ts)} 至 {format_ts(ts + w.d2)}"
             elif w.kind == "range":
-                span = f"{_fmt(ts + w.d1)} 至 {_fmt(ts + w.d2)}"
+                span = f"{format_ts(ts + w.d1)} 至 {format_ts(ts + w.d2)}"
             elif w.kind == "before":
-                span = f"{_fmt(ts)} 之前"
+                span = f"{format_ts(ts)} 之前"
             else:
-                span = f"{_fmt(ts - w.d2)} 至 {_fmt(ts)}"
+                span = f"{format_ts(ts - w.d2)} 至 {format_ts(ts)}"
             result = f"找到 {found} 条，需要 {w.count} 条" if w.count > 1 or found else "未找到"
             parts.append(f"[{w.source}] 查找范围 {span}：{result}")
         if status == PENDING and ending is not None:

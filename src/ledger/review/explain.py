@@ -11,7 +11,7 @@ Everything is computed in DuckDB with the compiler's own pieces (`sequence_ctes`
 `condition_sql`, `window_count_sql`), restricted to the event in question, so the
 explanation and the statement cannot disagree on the meaning of a condition. The
 entries themselves are computed exactly as the engine computes them
-(`compile_rule` + `engine._entries`) on the same connection, so the events are read
+(`compile_rule` + `engine.entries_from_rows`) on the same connection, so the events are read
 only once.
 """
 
@@ -34,7 +34,7 @@ from ledger.evaluate import engine
 from ledger.lang.check import Policy
 from ledger.evaluate.compile import (EXCERPT_FIELDS, ExprCompiler, interval_sql, compile_rule, condition_sql, effective_sql, lit, q,
                       sequence_ctes, view_name, window_conditions, window_count_sql)
-from ledger.evaluate.engine import Month, _fmt, checked_policy, entry_id, load_month
+from ledger.evaluate.engine import Month, format_ts, checked_policy, entry_id, load_month
 from ledger.core.entries import BONUS, PENDING, Entry
 from ledger.core.errors import LedgerError
 
@@ -310,7 +310,7 @@ class _Session:
             names = [d[0] for d in result.description]
             from ledger.evaluate.monthly import escalate  # `then` amounts by occurrence, as the run applies them
 
-            self._entries[key] = tuple(escalate(self.policy, engine._entries(
+            self._entries[key] = tuple(escalate(self.policy, engine.entries_from_rows(
                 compiled, names, result.fetchall(), self.data_end_local, [])))
         return self._entries[key]
 
@@ -441,10 +441,10 @@ def _in_force(s: _Session, rule: ast.Rule, seq: int) -> bool:
 def _verdict(s: _Session, rule: ast.Rule, event: EventInfo, in_month: bool, flt: ConditionCheck,
              when: ConditionCheck, windows: tuple[WindowCheck, ...], entries: tuple[Entry, ...]) -> tuple[str, str]:
     if not in_month:
-        return NOT_IN_MONTH, (f"事件时间 {_fmt(event.ts)} 属于 {event.month}，不在 {s.month.text} "
+        return NOT_IN_MONTH, (f"事件时间 {format_ts(event.ts)} 属于 {event.month}，不在 {s.month.text} "
                               f"(use --month {event.month})")
     if not _in_force(s, rule, event.seq):
-        return NOT_IN_FORCE, (f"这一版本的生效期间是 {rule.effective}，事件时间 {_fmt(event.ts)} 不在其中 "
+        return NOT_IN_FORCE, (f"这一版本的生效期间是 {rule.effective}，事件时间 {format_ts(event.ts)} 不在其中 "
                               f"(this version is not in force then)")
     excusing = [w for w in windows if w.excused]
     if not flt.value:
@@ -461,8 +461,8 @@ def _verdict(s: _Session, rule: ast.Rule, event: EventInfo, in_month: bool, flt:
         late = [w for w in windows if w.beyond_data_end]
         deadline = max(w.deadline for w in late) if late else None
         verdict = PENDING_VERDICT
-        reason = (f"期限 {_fmt(deadline) if deadline else '?'} 晚于数据截止 "
-                  f"{_fmt(s.data_end_local) if s.data_end_local else '?'}，结果还不知道 (deadline after the data end)")
+        reason = (f"期限 {format_ts(deadline) if deadline else '?'} 晚于数据截止 "
+                  f"{format_ts(s.data_end_local) if s.data_end_local else '?'}，结果还不知道 (deadline after the data end)")
     else:
         return CHARGED, "明细 (entry) " + "，".join(f"{e.id}（{e.agent} {e.amount}元）" for e in entries)
     if verdict == PENDING_VERDICT:
@@ -673,14 +673,14 @@ def _by_time(rows: list[dict]) -> list[dict]:
 
 def _span(window: ast.Window, ts: datetime) -> tuple[datetime | None, datetime | None, str]:
     if window.kind == "within":
-        return ts, ts + window.d2, f"{_fmt(ts)} – {_fmt(ts + window.d2)}（触发事件之后，含结束时刻 (after the trigger, end included)）"
+        return ts, ts + window.d2, f"{format_ts(ts)} – {format_ts(ts + window.d2)}（触发事件之后，含结束时刻 (after the trigger, end included)）"
     if window.kind == "range":
         a, b = ts + window.d1, ts + window.d2
-        return a, b, f"{_fmt(a)} – {_fmt(b)}（含两端 (both ends included)）"
+        return a, b, f"{format_ts(a)} – {format_ts(b)}（含两端 (both ends included)）"
     if window.kind == "before":
-        return None, ts, f"{_fmt(ts)} 之前的任何时间 (any time before the trigger)"
+        return None, ts, f"{format_ts(ts)} 之前的任何时间 (any time before the trigger)"
     a = ts - window.d2
-    return a, ts, f"{_fmt(a)} – {_fmt(ts)}（触发事件之前 (before the trigger)）"
+    return a, ts, f"{format_ts(a)} – {format_ts(ts)}（触发事件之前 (before the trigger)）"
 
 
 def _next_after(s: _Session, window: ast.Window, t_cte: str, flt: str, seq: int) -> EventBrief | None:
@@ -887,7 +887,7 @@ def _show(v) -> str:
     if isinstance(v, str):
         return json.dumps(v, ensure_ascii=False)
     if isinstance(v, datetime):
-        return _fmt(v)
+        return format_ts(v)
     if isinstance(v, timedelta):
         return _duration_words(v)
     return _plain(v)
@@ -931,7 +931,7 @@ def render_entry(x: EntryExplanation) -> str:
 
 
 def render_event(x: EventExplanation) -> str:
-    out = [f"事件 {x.event.id} · {x.event.type} · {_fmt(x.event.ts)} · 查看月份 {x.month}", ""]
+    out = [f"事件 {x.event.id} · {x.event.type} · {format_ts(x.event.ts)} · 查看月份 {x.month}", ""]
     out += _event_section(x.event, title="触发事件 (event)")
     out.append("规则 (rules)")
     if not x.declared:
@@ -950,7 +950,7 @@ def render_event(x: EventExplanation) -> str:
     if x.evidence:
         out += _evidence_section(x.evidence)
     if x.data_end is not None:
-        out += [f"数据截止 (data end): {_fmt(x.data_end)}", ""]
+        out += [f"数据截止 (data end): {format_ts(x.data_end)}", ""]
     out += _transcript_section(x.transcript)
     return _finish(out)
 
@@ -970,7 +970,7 @@ def _rule_section(rule: RuleInfo) -> list[str]:
 def _event_section(event: EventInfo, title: str = "触发事件 (trigger event)") -> list[str]:
     out = [title,
            f"  编号 (id): {event.id}",
-           f"  时间 (time): {_fmt(event.ts)}（{event.month}）",
+           f"  时间 (time): {format_ts(event.ts)}（{event.month}）",
            f"  类型 (type): {event.type}",
            f"  来源 (source): {event.source}"]
     out += [f"  {name} = {value}" for name, value in event.fields]
@@ -1034,20 +1034,20 @@ def _windows_section(check: RuleCheck, data_end: datetime | None) -> list[str]:
             out.append(f"    同一 (same): {key} = {shown}")
         outcome = "免除 (excused)" if w.excused else "未免除 (not excused)"
         out.append(f"    找到 {w.found} 条，需要 {w.required} 条 (found {w.found}, required {w.required}) → {outcome}")
-        out += [f"      ✓ {b.id} {_fmt(b.ts)} {b.summary}" for b in w.events]
+        out += [f"      ✓ {b.id} {format_ts(b.ts)} {b.summary}" for b in w.events]
         if w.found > len(w.events):
             out.append(f"      … 共 {w.found} 条，只列出 {len(w.events)} 条 (more not shown)")
         if w.others:
             listed = f"，列出 {len(w.other_events)} 条" if w.others > len(w.other_events) else ""
             out.append(f"    范围内不符合 {w.filter_text} 的事件 {w.others} 条{listed} (in the span but not matching):")
-            out += [f"      ✗ {b.id} {_fmt(b.ts)} {b.summary}" for b in w.other_events]
+            out += [f"      ✗ {b.id} {format_ts(b.ts)} {b.summary}" for b in w.other_events]
         if w.next_after is not None and not w.excused:
             b = w.next_after
-            out.append(f"    范围之后第一条符合的事件 (first match after the span): {b.id} {_fmt(b.ts)} {b.summary}")
+            out.append(f"    范围之后第一条符合的事件 (first match after the span): {b.id} {format_ts(b.ts)} {b.summary}")
         if w.beyond_data_end and not w.excused:
-            out.append(f"    期限 {_fmt(w.deadline)} 晚于数据截止，结果待定 (deadline after the data end: pending)")
+            out.append(f"    期限 {format_ts(w.deadline)} 晚于数据截止，结果待定 (deadline after the data end: pending)")
     if data_end is not None:
-        out.append(f"  数据截止 (data end): {_fmt(data_end)}")
+        out.append(f"  数据截止 (data end): {format_ts(data_end)}")
     return out + [""]
 
 
@@ -1064,7 +1064,7 @@ def _evidence_section(uses: tuple[EvidenceUse, ...]) -> list[str]:
         out.append(f"  规则 {use.rule.id} 窗口 {use.window}: {use.source}  ({use.rule.location})")
         if use.counted_total:
             out.append(f"    计入 {use.counted_total} 个触发事件的窗口 (counted for):")
-            out += [f"      {t.id} {_fmt(t.ts)} → {t.outcome}" for t in use.counted]
+            out += [f"      {t.id} {format_ts(t.ts)} → {t.outcome}" for t in use.counted]
             if use.counted_total > len(use.counted):
                 out.append(f"      … 另有 {use.counted_total - len(use.counted)} 个")
         if use.not_counted:
@@ -1086,7 +1086,7 @@ def _transcript_section(t: Transcript | None) -> list[str]:
         kind = line.kind or ""
         what = f"「{_clip(line.text, 60)}」" if line.text is not None else ""
         notes = (["◀ 触发事件 (trigger)"] if line.trigger else []) + list(line.tags)
-        parts = [f"  {mark} {_fmt(line.ts)}", line.id, line.detail or who,
+        parts = [f"  {mark} {format_ts(line.ts)}", line.id, line.detail or who,
                  kind if line.type == "message" else "", what]
         text = " ".join(p for p in parts if p)
         out.append(text + (f"   {' '.join(notes)}" if notes else ""))
