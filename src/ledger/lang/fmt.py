@@ -59,7 +59,7 @@ from lark import Lark, Token
 from ledger.lang import ast
 from ledger.core.atomic import write_bytes
 from ledger.core.errors import LedgerError, PolicyError, Position
-from ledger.lang.syntax import _BLANK, _chunks, grammar_text, parse, parse_duration, parse_money
+from ledger.lang.syntax import grammar_text, padded_chunks, parse, parse_duration, parse_money
 
 WIDTH = 80
 INDENT = 4
@@ -207,8 +207,8 @@ def _lex(text: str) -> tuple[list[Token], list[_Comment]]:
     with _LEX_LOCK:
         recorder.tokens.clear()
         found.clear()
-        for _, offset, chunk in _chunks(text):
-            parser.parse(_BLANK.sub(" ", text[:offset]) + chunk)
+        for _, padded in padded_chunks(text):
+            parser.parse(padded)
         tokens, raw = list(recorder.tokens), list(found)
     comments = []
     for token in raw:

@@ -73,10 +73,7 @@ def parse(text: str, filename: str = "<policy>") -> tuple[ast.PolicyFile, list[D
     lines = text.splitlines()
     diagnostics: list[Diagnostic] = []
     builder = _Builder(filename, text)
-    for start, offset, chunk in _chunks(text):
-        # Blank out what precedes the chunk (keeping newlines) so Lark's lines,
-        # columns and offsets are those of the whole file.
-        padded = _BLANK.sub(" ", text[:offset]) + chunk
+    for start, padded in padded_chunks(text):
         try:
             tree = _parser().parse(padded)
         except lark.exceptions.UnexpectedInput as exc:
@@ -90,8 +87,17 @@ def parse(text: str, filename: str = "<policy>") -> tuple[ast.PolicyFile, list[D
     return builder.result(), diagnostics
 
 
+def padded_chunks(text: str):
+    """What the parser reads: the file one declaration at a time. Yields (line index of the
+    chunk's first line, text); everything before the chunk is blanked out (newlines kept) so
+    that Lark's lines, columns and offsets are those of the whole file. `fmt` lexes exactly
+    these texts, so its tokens are the parser's."""
+    for start, offset, chunk in _chunks(text):
+        yield start, _BLANK.sub(" ", text[:offset]) + chunk
+
+
 def _chunks(text: str):
-    """Split the text at lines that start a declaration; yield (line offset, text)."""
+    """Split the text at lines that start a declaration; yield (line index, offset, text)."""
     starts = [m.start() for m in _DECLARATION_START.finditer(text)]
     if not starts or starts[0] != 0:
         starts.insert(0, 0)
