@@ -59,7 +59,7 @@ from lark import Lark, Token
 from ledger.lang import ast
 from ledger.core.atomic import write_bytes
 from ledger.core.errors import LedgerError, PolicyError, Position
-from ledger.lang.syntax import grammar_text, padded_chunks, parse, parse_duration, parse_money
+from ledger.lang.syntax import grammar_text, padded_chunks, parse, parse_duration, parse_money, unquote
 
 WIDTH = 80
 INDENT = 4
@@ -445,7 +445,7 @@ class _Formatter:
     def _word(self, i: int) -> str:
         token = self.tokens[i]
         if token.type == "STRING":
-            return _quote(_unquote(str(token)))
+            return _quote(unquote(str(token)))
         return str(token)
 
     def _rule(self, rule: ast.Rule, first: int, last: int) -> list:
@@ -682,10 +682,6 @@ class _Formatter:
 def _quote(value: str) -> str:
     escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
     return f'"{escaped}"'
-
-
-def _unquote(token: str) -> str:
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), token[1:-1])
 
 
 def _squeeze(text: str) -> str:
