@@ -21,9 +21,10 @@ literals were spelt, where comments were), never by patching the original text:
   than WIDTH, or one with comments inside it, breaks before each top-level `and`/`or`
   with an 8-space continuation indent; deeper levels are never broken.
 * **Examples**: `example "title" on DATE:`, then `at …` and `expect …` lines, indent 4.
-* **Expressions**: one space around operators and after commas, none inside brackets;
-  parentheses only where precedence needs them (the AST does not keep redundant ones;
-  `and`/`or` chains are flat). `at least 1` is written as nothing (it is the default).
+* **Expressions** (written by `lang.unparse`, which `explain` shares): one space around
+  operators and after commas, none inside brackets; parentheses only where precedence
+  needs them (the AST does not keep redundant ones; `and`/`or` chains are flat).
+  `at least 1` is written as nothing (it is the default).
 * **Literals** as written: `5m`, `5分钟`, `10元`, `¥10`, `1.50`, `10:00` (whitespace
   inside an amount is removed: `3 元` → `3元`). Strings are re-escaped (`\\"`, `\\\\`,
   `\\n`, `\\t`); regexes are kept byte for byte.
@@ -49,8 +50,7 @@ import functools
 import re
 import threading
 import unicodedata
-from datetime import date, timedelta
-from decimal import Decimal
+from datetime import date
 from pathlib import Path
 
 import attrs
@@ -60,13 +60,12 @@ from ledger.lang import ast
 from ledger.core.atomic import write_bytes
 from ledger.core.errors import LedgerError, PolicyError, Position
 from ledger.lang.syntax import grammar_text, padded_chunks, parse, parse_duration, parse_money, unquote
+from ledger.lang.unparse import duration_text, expr_text, literal_text, money_text, number_text, quote, strength
 
 WIDTH = 80
 INDENT = 4
 CONTINUATION = 8
 
-# Binding strength of an expression node: or < and < not < test < operand.
-_OR, _AND, _NOT, _TEST, _OPERAND = 1, 2, 3, 4, 5
 _CLAUSE_STARTS = {"EFFECTIVE", "ON", "WHEN", "UNLESS", "AMOUNT_KIND", "POINTS"}
 _OPEN, _CLOSE = {"LSQB", "LPAR"}, {"RSQB", "RPAR"}
 _LITERAL_TOKENS = {"number": "NUMBER", "money": "MONEY", "duration": "DURATION", "percent": "PERCENT"}
@@ -387,10 +386,10 @@ class _Formatter:
 
     # -- declarations
     def _policy(self, setting: ast.Setting, first: int, last: int) -> list:
-        return [_Line(0, f"policy {_quote(setting.value)}", first)]
+        return [_Line(0, f"policy {quote(setting.value)}", first)]
 
     def _timezone(self, setting: ast.Setting, first: int, last: int) -> list:
-        return [_Line(0, f"timezone {_quote(setting.value)}", first)]
+        return [_Line(0, f"timezone {quote(setting.value)}", first)]
 
     def _effective(self, effective: ast.Effective, first: int, last: int) -> list:
         return [_Line(0, _effective_text(effective), first)]
@@ -445,11 +444,11 @@ class _Formatter:
     def _word(self, i: int) -> str:
         token = self.tokens[i]
         if token.type == "STRING":
-            return _quote(unquote(str(token)))
+            return quote(unquote(str(token)))
         return str(token)
 
     def _rule(self, rule: ast.Rule, first: int, last: int) -> list:
-        header = f"rule {rule.id}" + (f" {_quote(rule.title)}" if rule.title else "") + ":"
+        header = f"rule {rule.id}" + (f" {quote(rule.title)}" if rule.title else "") + ":"
         starts = iter(self._clause_starts(first, last))
         units: list = [_Line(0, header, first)]
         if rule.effective is not None:
@@ -479,7 +478,7 @@ class _Formatter:
         return starts
 
     def _metric(self, m: ast.Metric, first: int, last: int) -> list:
-        head = f"metric {m.name}" + (f" {_quote(m.title)}" if m.title else "")
+        head = f"metric {m.name}" + (f" {quote(m.title)}" if m.title else "")
         if m.kind == "ratio":
             return [_Line(0, f"{head} = {m.ratio[0]} / {m.ratio[1]}", first)]
         if m.kind == "fines":
@@ -493,7 +492,7 @@ class _Formatter:
         if m.kind == "count":
             agg = "count"
         elif m.kind == "percentile":
-            agg = f"percentile {_plain(m.percentile)} {values}"
+            agg = f"percentile {number_text(m.percentile, normalize=False)} {values}"
         else:
             agg = f"{m.kind} {values}"
         units: list = [_Line(0, head + ":", first), _Line(INDENT, agg, agg_start),
@@ -514,13 +513,13 @@ class _Formatter:
                 text += " same " + ", ".join(map(str, w.same)) if w.same else ""
                 if w.cap is not None:
                     written = [str(self.tokens[i]) for i in range(start, end) if self.tokens[i].type == "DURATION"]
-                    cap = written[-1] if written and parse_duration(written[-1]) == w.cap else _duration_text(w.cap)
+                    cap = written[-1] if written and parse_duration(written[-1]) == w.cap else duration_text(w.cap)
                     text += f" capped {cap}"
                 units.append(_Line(INDENT, text, start))
         return units
 
     def _monthly(self, rule: ast.MonthlyRule, first: int, last: int) -> list:
-        header = f"rule {rule.id}" + (f" {_quote(rule.title)}" if rule.title else "") + ":"
+        header = f"rule {rule.id}" + (f" {quote(rule.title)}" if rule.title else "") + ":"
         monthly = self._keyword_starts(first, last, {"MONTHLY"})[0]
         units: list = [_Line(0, header, first)]
         if rule.effective is not None:
@@ -557,7 +556,7 @@ class _Formatter:
         joined = _Line(INDENT, "when " + self.expr(expr), start)
         if not isinstance(expr, ast.BoolOp):
             return joined
-        level = _AND if expr.op == "or" else _NOT
+        level = strength(expr) + 1  # as `expr_text` places the operands of an and/or
         lines = [_Line(INDENT, "when " + self.expr(expr.operands[0], level), start)]
         for operand in expr.operands[1:]:
             at = self._operator_before(operand)
@@ -593,13 +592,13 @@ class _Formatter:
                 written.append(str(self.tokens[i]))
         wanted = [d for d in (window.d1, window.d2) if d is not None]
         if len(written) != len(wanted) or any(parse_duration(w) != d for w, d in zip(written, wanted)):
-            written = [_duration_text(d) for d in wanted]
+            written = [duration_text(d) for d in wanted]
         if window.kind == "range":
             return written[0], written[1]
         return None, (written[0] if written else None)
 
     def _example(self, example: ast.Example, first: int, last: int) -> list:
-        header = f"example {_quote(example.title)}" + (f" on {example.day.isoformat()}" if example.day else "") + ":"
+        header = f"example {quote(example.title)}" + (f" on {example.day.isoformat()}" if example.day else "") + ":"
         lines = [_Line(0, header, first)]
         for event in example.events:
             fields = ", ".join(f"{name}: {self._literal(value)}" for name, value in event.fields)
@@ -618,12 +617,12 @@ class _Formatter:
         return event.at.isoformat(sep=" ")  # pragma: no cover - defensive
 
     def _expectation(self, expectation: ast.Expectation) -> str:
-        to = f" to {_quote(expectation.agent)}" if expectation.agent is not None else ""
+        to = f" to {quote(expectation.agent)}" if expectation.agent is not None else ""
         if expectation.kind == "entry":
             token = self.token(self.at(expectation.pos) + 2)
             money = _squeeze(str(token)) if token is not None and token.type == "MONEY" else ""
             if not money or parse_money(money) != expectation.amount:
-                money = f"{_plain(expectation.amount)}元"
+                money = money_text(expectation.amount, normalize=False)
             return f"expect {expectation.rule} {money}{to}"
         if expectation.kind == "pending":
             return f"expect {expectation.rule} pending{to}"
@@ -633,63 +632,22 @@ class _Formatter:
 
     # -- expressions
     def expr(self, node: ast.Expr, context: int = 0) -> str:
-        """`node` as text; parenthesised when it binds looser than its place needs."""
-        text, strength = self._expr(node)
-        return f"({text})" if strength < context else text
-
-    def _expr(self, node: ast.Expr) -> tuple[str, int]:
-        if isinstance(node, ast.BoolOp):
-            strength = _OR if node.op == "or" else _AND
-            return f" {node.op} ".join(self.expr(o, strength + 1) for o in node.operands), strength
-        if isinstance(node, ast.Not):
-            return "not " + self.expr(node.operand, _NOT), _NOT
-        if isinstance(node, ast.Compare):
-            return f"{self.expr(node.left, _OPERAND)} {node.op} {self.expr(node.right, _OPERAND)}", _TEST
-        if isinstance(node, ast.InList):
-            values = ", ".join(self._literal(v) for v in node.values)
-            return f"{self.expr(node.subject, _OPERAND)} in [{values}]", _TEST
-        if isinstance(node, ast.TextTest):
-            return f"{self.expr(node.subject, _OPERAND)} {self._text_test(node)}", _TEST
-        if isinstance(node, ast.Call):
-            return f"{node.function}({self.expr(node.arg)})", _OPERAND
-        if isinstance(node, ast.Ref):
-            return (f"{node.scope}.{node.name}" if node.scope is not None else str(node.name)), _OPERAND
-        return self._literal(node), _OPERAND
-
-    def _text_test(self, node: ast.TextTest) -> str:
-        if node.op == "contains":
-            return f"contains {_quote(node.operand)}"
-        if node.op == "matches":
-            return f"matches /{node.operand}/"
-        source = node.operand
-        words = str(source.name) if source.name is not None else \
-            "[" + ", ".join(_quote(w) for w in source.words) + "]"
-        return ("has any " if node.op == "has_any" else "only ") + words
+        """`node` as text (`unparse.expr_text`), its literals spelt as in the source."""
+        return expr_text(node, context, self._literal)
 
     def _literal(self, literal: ast.Literal) -> str:
-        if literal.type == "text":
-            return _quote(literal.value)
-        if literal.type == "bool":
-            return "true" if literal.value else "false"
+        """A number, amount, duration or percentage as written (whitespace removed: `3 元` →
+        `3元`); strings re-escaped; the canonical spelling if the token is not found."""
         token = self.token(self.index.get((literal.pos.line, literal.pos.column), -1))
         if token is not None and token.type == _LITERAL_TOKENS.get(literal.type):
             return _squeeze(str(token))
-        return _canonical_literal(literal)  # pragma: no cover - defensive
+        return literal_text(literal, normalize=False)
 
 
 # ---------------------------------------------------------------- text of values
 
-def _quote(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{escaped}"'
-
-
 def _squeeze(text: str) -> str:
     return re.sub(r"\s+", "", text)
-
-
-def _plain(value: Decimal) -> str:
-    return format(value, "f")
 
 
 def _effective_text(effective: ast.Effective) -> str:
@@ -708,21 +666,6 @@ def _amount_words(amount: ast.Amount) -> str:
     if amount.points and not amount.money and not amount.steps:
         return text
     return f"{amount.kind} {text}"
-
-
-def _duration_text(d: timedelta) -> str:
-    seconds = Decimal(str(d.total_seconds()))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{_plain(seconds.normalize())}s"
-
-
-def _canonical_literal(literal: ast.Literal) -> str:  # pragma: no cover - defensive
-    if literal.type == "duration":
-        return _duration_text(literal.value)
-    suffix = {"money": "元", "percent": "%"}.get(literal.type, "")
-    return _plain(literal.value) + suffix
 
 
 def _first_pos(node: ast.Expr) -> Position:
