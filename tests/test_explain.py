@@ -277,15 +277,16 @@ def test_every_verdict_agrees_with_the_statement(tmp_path):
 
 def test_expression_text_round_trips_through_the_parser():
     from ledger.lang.syntax import parse
+    from ledger.lang.unparse import expr_text
 
     policy, _ = parse((REPO / "policy" / "house-rules.rules").read_text("utf-8"), "house-rules.rules")
     for rule in policy.rules:
         for expr in (rule.on.filter, rule.when):
             if expr is None:
                 continue
-            again, diags = parse(f"rule x:\n on message\n when {ex.expr_text(expr)}\n fine 1元\n", "again")
+            again, diags = parse(f"rule x:\n on message\n when {expr_text(expr)}\n fine 1元\n", "again")
             assert not diags
-            assert ex.expr_text(again.rules[0].when) == ex.expr_text(expr)
+            assert expr_text(again.rules[0].when) == expr_text(expr)
 
 
 def test_effective_versions_explain_which_is_in_force(tmp_path):

@@ -21,7 +21,6 @@ import contextlib
 import difflib
 import json
 from datetime import datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Iterator, Sequence
 from zoneinfo import ZoneInfo
@@ -32,6 +31,7 @@ import duckdb
 from ledger.lang import ast
 from ledger.evaluate import engine
 from ledger.lang.check import Policy
+from ledger.lang.unparse import expr_text, number_text
 from ledger.evaluate.compile import (EXCERPT_FIELDS, ExprCompiler, interval_sql, compile_rule, condition_sql, effective_sql, lit, q,
                       sequence_ctes, view_name, window_conditions, window_count_sql)
 from ledger.evaluate.engine import Month, format_ts, checked_policy, entry_id, load_month
@@ -706,7 +706,7 @@ def _brief(policy: Policy, row: dict) -> EventBrief:
         parts.insert(0, values["type"])
     shown = [name for name in ("order", "category", "reason", "amount", "handover")
              if values.get(name) is not None and values.get("type") != "message"]
-    parts += [f"{name}={_plain(values[name])}" for name in shown]
+    parts += [f"{name}={number_text(values[name])}" for name in shown]
     excerpt = next((values[f] for f in EXCERPT_FIELDS if values.get(f) is not None and f not in shown), None)
     if excerpt is not None:
         parts.append(f"「{_clip(str(excerpt))}」")
@@ -795,85 +795,7 @@ def _transcript(s: _Session, event: EventInfo, tags: dict[int, tuple[str, ...]],
     return Transcript(key, value, tuple(lines), rows[0]["_rn"] - 1, total - rows[-1]["_rn"])
 
 
-# ================================================================ expressions as text
-
-_PRECEDENCE = {"or": 1, "and": 2}
-
-
-def expr_text(e, min_prec: int = 0) -> str:
-    """An expression written in the policy language (canonical spacing), with
-    parentheses only where precedence needs them."""
-    if isinstance(e, ast.BoolOp):
-        prec = _PRECEDENCE[e.op]
-        text = f" {e.op} ".join(expr_text(x, prec + 1) for x in e.operands)
-    elif isinstance(e, ast.Not):
-        prec, text = 3, "not " + expr_text(e.operand, 3)
-    elif isinstance(e, ast.Compare):
-        prec, text = 4, f"{expr_text(e.left, 5)} {e.op} {expr_text(e.right, 5)}"
-    elif isinstance(e, ast.InList):
-        prec, text = 4, f"{expr_text(e.subject, 5)} in [{', '.join(expr_text(v) for v in e.values)}]"
-    elif isinstance(e, ast.TextTest):
-        prec, text = 4, _text_test_text(e)
-    else:
-        prec, text = 5, _operand_text(e)
-    return f"({text})" if prec < min_prec else text
-
-
-def _text_test_text(e: ast.TextTest) -> str:
-    subject = expr_text(e.subject, 5)
-    if e.op == "contains":
-        return f"{subject} contains {_quote(e.operand)}"
-    if e.op == "matches":
-        return f"{subject} matches /{e.operand}/"
-    source = e.operand
-    words = source.name.value if source.name is not None else "[" + ", ".join(_quote(w) for w in source.words) + "]"
-    return f"{subject} {'has any' if e.op == 'has_any' else 'only'} {words}"
-
-
-def _operand_text(e) -> str:
-    if isinstance(e, ast.Ref):
-        return f"{e.scope.value}.{e.name.value}" if e.scope is not None else e.name.value
-    if isinstance(e, ast.Call):
-        return f"{e.function.value}({expr_text(e.arg)})"
-    if isinstance(e, ast.Literal):
-        return _literal_text(e)
-    return "?"  # pragma: no cover - the AST has no other nodes
-
-
-def _literal_text(e: ast.Literal) -> str:
-    v = e.value
-    if e.type == "text":
-        return _quote(v)
-    if e.type == "bool":
-        return "true" if v else "false"
-    if e.type == "money":
-        return f"{_plain(v)}元"
-    if e.type == "percent":
-        return f"{_plain(v)}%"
-    if e.type == "duration":
-        return _duration_text(v)
-    return _plain(v)
-
-
-def _duration_text(d: timedelta) -> str:
-    seconds = d.total_seconds()
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
-        if seconds and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{_plain(Decimal(str(seconds)))}s"
-
-
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
-
-
 # ================================================================ values as text
-
-def _plain(v) -> str:
-    if isinstance(v, Decimal):
-        return format(v.normalize(), "f")
-    return str(v)
-
 
 def _yes(value: bool | None) -> str:
     return "（未计算）" if value is None else ("是" if value else "否")
@@ -890,7 +812,7 @@ def _show(v) -> str:
         return format_ts(v)
     if isinstance(v, timedelta):
         return _duration_words(v)
-    return _plain(v)
+    return number_text(v)
 
 
 def _duration_words(d: timedelta) -> str:
