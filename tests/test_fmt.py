@@ -80,9 +80,9 @@ def test_shipped_files_are_idempotent_and_keep_their_meaning(path):
 
 
 def comments_of(text: str) -> list[str]:
-    from ledger.lang.fmt import _lex
+    from ledger.lang.fmt import lex
 
-    return [c.text for c in _lex(text)[1]]
+    return [c.text for c in lex(text)[1]]
 
 
 def test_already_canonical_fixtures_are_unchanged():

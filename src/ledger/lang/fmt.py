@@ -40,7 +40,8 @@ literals were spelt, where comments were), never by patching the original text:
 `format_text` refuses a file with parse errors (it raises `PolicyError`) and checks its
 own output: the result must parse to the same AST, or it raises instead of returning.
 `fmt_command` is `ledger fmt [PATH…] [--check]`; it keeps a file's BOM and its line
-ending style (LF or CRLF), which are encoding, not layout.
+ending style (LF or CRLF), which are encoding, not layout. `lex(text)` returns a parsing
+file's code tokens and its `Comment`s, exactly as the parser reads them.
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def format_text(text: str, filename: str = "<policy>") -> str:
     policy, diagnostics = parse(text, filename)
     if any(d.severity == "error" for d in diagnostics):
         raise PolicyError("policy has errors", diagnostics=diagnostics)
-    tokens, comments = _lex(text)
+    tokens, comments = lex(text)
     result = _Formatter(text, tokens, comments).format(policy)
     _check_meaning(policy, result, filename)
     return result
@@ -167,7 +168,9 @@ def _meaning(node):
 # ---------------------------------------------------------------- tokens and comments
 
 @attrs.frozen
-class _Comment:
+class Comment:
+    """A comment of the source, as `lex` finds it."""
+
     offset: int  # into the text
     line: int
     text: str  # from '#', trailing whitespace removed
@@ -199,7 +202,7 @@ def _lexer() -> tuple[Lark, _Recorder, list[Token]]:
 _LEX_LOCK = threading.Lock()
 
 
-def _lex(text: str) -> tuple[list[Token], list[_Comment]]:
+def lex(text: str) -> tuple[list[Token], list[Comment]]:
     """The code tokens and the comments of a file that parses, as `syntax.parse` reads it
     (chunk by chunk, so the contextual lexer sees exactly what the parser saw)."""
     parser, recorder, found = _lexer()
@@ -213,7 +216,7 @@ def _lex(text: str) -> tuple[list[Token], list[_Comment]]:
     for token in raw:
         line_start = text.rfind("\n", 0, token.start_pos) + 1
         own_line = not text[line_start:token.start_pos].strip()
-        comments.append(_Comment(token.start_pos, token.line, str(token).rstrip(), own_line))
+        comments.append(Comment(token.start_pos, token.line, str(token).rstrip(), own_line))
     return tokens, comments
 
 
@@ -227,8 +230,8 @@ class _Line:
     text: str
     start: int
     comment_indent: int | None = None  # for comments above it, when not `indent`
-    leading: list[_Comment] = attrs.Factory(list)
-    trailing: list[_Comment] = attrs.Factory(list)
+    leading: list[Comment] = attrs.Factory(list)
+    trailing: list[Comment] = attrs.Factory(list)
 
     def render(self) -> str:
         tail = f"  {self.trailing[0].text}" if self.trailing else ""
@@ -277,7 +280,7 @@ def _fine_lines(unit) -> list[_Line]:
 # ---------------------------------------------------------------- the formatter
 
 class _Formatter:
-    def __init__(self, text: str, tokens: list[Token], comments: list[_Comment]):
+    def __init__(self, text: str, tokens: list[Token], comments: list[Comment]):
         self.source_lines = text.split("\n")
         self.tokens = tokens
         self.comments = comments
@@ -314,7 +317,7 @@ class _Formatter:
         return blocks
 
     # -- comments
-    def _attach_comments(self, blocks: list[_Block]) -> list[_Comment]:
+    def _attach_comments(self, blocks: list[_Block]) -> list[Comment]:
         """Give each comment to the line holding the token after it (own-line comments)
         or before it (trailing comments). Returns the comments after the last token."""
         lines = [line for block in blocks for unit in block.units for line in _fine_lines(unit)]
@@ -338,7 +341,7 @@ class _Formatter:
         return eof
 
     # -- output
-    def _render(self, blocks: list[_Block], eof: list[_Comment]) -> list[str]:
+    def _render(self, blocks: list[_Block], eof: list[Comment]) -> list[str]:
         out: list[str] = []
         previous: _Block | None = None
         for block in blocks:
