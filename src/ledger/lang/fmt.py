@@ -96,6 +96,9 @@ def fmt_command(paths: list[Path], check: bool) -> tuple[str, int]:
     nothing is written; the files that would change are listed and the exit code is 1.
     A file that does not parse is left alone, its diagnostics are printed, exit code 1.
     """
+    # The one upward import of lang (lang sits below evaluate), kept out of module level so
+    # that importing lang never loads evaluate. `policy_files` (which *.rules files make a
+    # policy) belongs in lang; it moves down when evaluate/ is free to edit.
     from ledger.evaluate.engine import policy_files
 
     out: list[str] = []
