@@ -1,4 +1,4 @@
-"""Benchmark reading events (`ledger.events.load_events`) on its own, per reader.
+"""Benchmark reading events (`ledger.inputs.events.load_events`) on its own, per reader.
 
 Usage (from the repository root, after `pip install .`):
 

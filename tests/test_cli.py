@@ -132,7 +132,7 @@ def test_diff_command_against_a_file(tmp_path, capsys):
 
 def test_explain_command(capsys):
     common = ["--month", "2024-05", "--policy", str(REPO / "policy"), "--events", str(REPO / "events")]
-    result = __import__("ledger.engine", fromlist=["run_month"]).run_month([REPO / "policy"], REPO / "events", "2024-05")
+    result = __import__("ledger.evaluate.engine", fromlist=["run_month"]).run_month([REPO / "policy"], REPO / "events", "2024-05")
     entry = next(e for e in result.entries if e.rule_id == "回复超时")
     assert main(["explain", entry.id] + common) == 0
     out = capsys.readouterr().out

@@ -1,12 +1,10 @@
-"""Reading event files into the `events` table (src/ledger/events.py)."""
+"""Reading event files into the `events` table (src/ledger/inputs/)."""
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import json
-import os
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -17,9 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
-from ledger.inputs import events
 from ledger.core.errors import LedgerError
-from ledger.inputs.events import READER_ENV, Reject, load_events, parse_bool, parse_ts, write_rejects
+from ledger.inputs import events
+from ledger.inputs.contract import Reject, parse_bool, parse_ts
+from ledger.inputs.events import load_events, write_rejects
+from ledger.inputs.settings import READER_ENV, ReaderSettings
 
 TZ = ZoneInfo("Asia/Shanghai")
 CHINESE = "亲，您好！请问有什么可以帮您？「核对订单」￥12.50 多拍/拍错/不想要"
@@ -505,40 +505,29 @@ def csv_files(draw):
     return (bom + text).encode("utf-8")
 
 
-@contextlib.contextmanager
-def concurrent_parts(n: int):
-    """Have the set-based reader cut every file into `n` parts read concurrently
-    (normally only files over 32 MB are cut, one part per core)."""
-    saved = events._PART_MIN_BYTES, events._CORES, events._MAX_PARTS
-    events._PART_MIN_BYTES, events._CORES, events._MAX_PARTS = (0, n, n) if n > 1 else saved
-    try:
-        yield
-    finally:
-        events._PART_MIN_BYTES, events._CORES, events._MAX_PARTS = saved
+def reader_settings(mode: str, parts: int = 1) -> ReaderSettings:
+    """The settings of reader `mode`; with `parts` > 1 the set-based reader cuts every file
+    into that many parts read concurrently (normally only files over 32 MB are cut, one
+    part per core)."""
+    if parts > 1:
+        return ReaderSettings(reader=mode, part_min_bytes=0, cores=parts, max_parts=parts)
+    return ReaderSettings(reader=mode)
 
 
-def _read_with(mode: str, root: Path, tz: ZoneInfo, schema):
-    previous = os.environ.get(READER_ENV)
-    os.environ[READER_ENV] = mode
-    try:
-        con = duckdb.connect()
-        result = load_events(root, con, tz=tz, schema=schema)
-        cursor = con.execute("SELECT * FROM events ORDER BY seq")
-        names = [d[0] for d in cursor.description]
-        rows = cursor.fetchall()
-        assert [r[0] for r in rows] == list(range(len(rows)))  # seq: 0, 1, 2, ... in input order
-        assert not con.execute("SELECT * FROM duckdb_tables() WHERE temporary").fetchall()
-        return (result, names, rows), dict(events.last_readers)
-    finally:
-        if previous is None:
-            del os.environ[READER_ENV]
-        else:
-            os.environ[READER_ENV] = previous
+def _read_with(mode: str, root: Path, tz: ZoneInfo, schema, parts: int):
+    con = duckdb.connect()
+    result = load_events(root, con, tz=tz, schema=schema, settings=reader_settings(mode, parts))
+    cursor = con.execute("SELECT * FROM events ORDER BY seq")
+    names = [d[0] for d in cursor.description]
+    rows = cursor.fetchall()
+    assert [r[0] for r in rows] == list(range(len(rows)))  # seq: 0, 1, 2, ... in input order
+    assert not con.execute("SELECT * FROM duckdb_tables() WHERE temporary").fetchall()
+    return (result, names, rows), dict(events.last_readers)
 
 
-def assert_same_reading(root: Path, tz: ZoneInfo, schema) -> dict[str, str]:
-    (python, python_readers) = _read_with("python", root, tz, schema)
-    (fast, readers) = _read_with("fast", root, tz, schema)
+def assert_same_reading(root: Path, tz: ZoneInfo, schema, parts: int = 1) -> dict[str, str]:
+    (python, python_readers) = _read_with("python", root, tz, schema, parts)
+    (fast, readers) = _read_with("fast", root, tz, schema, parts)
     assert set(python_readers.values()) <= {"python"}
     result_p, names_p, rows_p = python
     result_f, names_f, rows_f = fast
@@ -562,13 +551,13 @@ def assert_same_reading(root: Path, tz: ZoneInfo, schema) -> dict[str, str]:
 def test_sql_reader_reads_exactly_what_the_python_reader_reads(reader, files, jsonl_rows, zone, parts):
     if reader == "python":
         pytest.skip("compares both readers itself")
-    with tempfile.TemporaryDirectory() as tmp, concurrent_parts(parts):
+    with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         for number, data in enumerate(files):
             put(root, f"f{number}.csv", data)
         if jsonl_rows:
             put(root, "f1x.jsonl", jsonl(*({k: v for k, v in row.items() if v} for row in jsonl_rows)))
-        readers = assert_same_reading(root, ZoneInfo(zone), PROPERTY_SCHEMA)
+        readers = assert_same_reading(root, ZoneInfo(zone), PROPERTY_SCHEMA, parts)
         note(f"readers: {readers}")
         for number, data in enumerate(files):
             lines = data.decode("utf-8-sig").replace("\r\n", "\n").split("\n")
@@ -597,8 +586,7 @@ def test_sql_reader_handles_the_common_cases_itself(tmp_path, reader):
                                       ["e1", "2024-05-01 10:00:00", "message", "y"],
                                       ["e1", "2024-05-01T02:00:00Z", "message", "x"]]))
     for parts in (1, 2, 4):
-        with concurrent_parts(parts):
-            readers = assert_same_reading(tmp_path, TZ, PROPERTY_SCHEMA)
+        readers = assert_same_reading(tmp_path, TZ, PROPERTY_SCHEMA, parts)
         assert readers == {"a.csv": "sql", "b.csv": "sql"}
     result, _ = load(tmp_path, PROPERTY_SCHEMA)
     assert result.duplicates_folded > 0 and any("重复 id" in r.reason for r in result.rejects)
@@ -624,8 +612,7 @@ def test_sql_reader_reads_multi_line_records(tmp_path, reader):
     for newline, parts in (("\r\n", 1), ("\n", 1), ("\r\n", 3), ("\n", 2)):
         put(tmp_path, "a.csv", newline.join(["ts,type,text"] + body[:10]) + newline)
         put(tmp_path, "b.csv", newline.join(["ts,type,text"] + body))
-        with concurrent_parts(parts):
-            assert assert_same_reading(tmp_path, TZ, SCHEMA) == {"a.csv": "sql", "b.csv": "sql"}
+        assert assert_same_reading(tmp_path, TZ, SCHEMA, parts) == {"a.csv": "sql", "b.csv": "sql"}
     result, con = load(tmp_path)
     assert table(con, "src_file, src_line, text")[:2] == [{"src_file": "a.csv", "src_line": 2, "text": "two\nlines"},
                                                            {"src_file": "a.csv", "src_line": 7, "text": "plain"}]

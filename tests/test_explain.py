@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 from ledger.review import explain as ex
+from ledger.review import explain_records as rec
+from ledger.review.explain_render import render_entry, render_event
 from ledger.core.entries import entry_id
 from ledger.evaluate.engine import run_month
 from ledger.core.errors import LedgerError
@@ -54,20 +56,20 @@ def folder(tmp_path: Path, events: list[dict]) -> Path:
     return root
 
 
-def entry(rule_id: str, event_id: str, root: Path, month: str = "2024-05") -> ex.EntryExplanation:
+def entry(rule_id: str, event_id: str, root: Path, month: str = "2024-05") -> rec.EntryExplanation:
     return ex.explain_entry(entry_id(rule_id, event_id, WANG), month=month, policy_paths=POLICY,
                             events_root=root)
 
 
-def event(event_id: str, root: Path, month: str = "2024-05") -> ex.EventExplanation:
+def event(event_id: str, root: Path, month: str = "2024-05") -> rec.EventExplanation:
     return ex.explain_event(event_id, month=month, policy_paths=POLICY, events_root=root)
 
 
-def check_of(x: ex.EventExplanation, rule_id: str) -> ex.RuleCheck:
+def check_of(x: rec.EventExplanation, rule_id: str) -> rec.RuleCheck:
     return next(c for c in x.checks if c.rule.id == rule_id)
 
 
-def node(check: ex.ConditionCheck, text: str) -> ex.ConditionNode:
+def node(check: rec.ConditionCheck, text: str) -> rec.ConditionNode:
     return next(n for n in check.nodes if n.text == text)
 
 
@@ -84,7 +86,7 @@ def test_late_reply_names_the_rule_line_the_window_span_and_nothing_found(tmp_pa
     assert x.entry.rule_id == "回复超时" and x.entry.event_id == "m1"
     assert x.check.rule.location == f"policy/house-rules.rules:{rule_line('回复超时')}"
     assert x.check.rule.source.startswith("rule 回复超时")
-    assert x.check.verdict == ex.CHARGED
+    assert x.check.verdict == rec.CHARGED
     [w] = x.check.windows
     assert (w.span_from, w.span_to) == (datetime(2024, 5, 15, 10, 0, 0), datetime(2024, 5, 15, 10, 5, 0))
     assert (w.found, w.required, w.events) == (0, 1, ())
@@ -92,7 +94,7 @@ def test_late_reply_names_the_rule_line_the_window_span_and_nothing_found(tmp_pa
     assert [b.id for b in w.other_events] == ["a0"]  # the auto reply fails the window's filter
     assert w.next_after is not None and w.next_after.id == "a1"
 
-    text = ex.render_entry(x)
+    text = render_entry(x)
     assert f"policy/house-rules.rules:{rule_line('回复超时')}" in text
     assert "2024-05-15 10:00:00 – 2024-05-15 10:05:00" in text
     assert "找到 0 条，需要 1 条" in text
@@ -112,12 +114,12 @@ def test_short_reply_shows_the_length_and_the_leaf_that_fired(tmp_path):
     assert when.value is True
     short = node(when, "length(text) < 5")
     assert short.value is True and short.decisive
-    assert ex.Operand("length(text)", 2) in short.operands  # surrounding spaces do not count
+    assert rec.Operand("length(text)", 2) in short.operands  # surrounding spaces do not count
     only = node(when, "text only 语气词")
     assert only.value is False and not only.decisive
     assert node(when, 'previous.sender = "buyer"').value is True
 
-    text = ex.render_entry(x)
+    text = render_entry(x)
     assert "length(text) = 2" in text
     [line] = [l for l in text.splitlines() if "length(text) < 5" in l and "length(text) = 2" in l]
     assert line.rstrip().endswith("◀")
@@ -127,10 +129,10 @@ def test_pending_entry_says_the_deadline_is_after_the_data_end(tmp_path):
     root = folder(tmp_path, [msg("m1", "05-31 23:58:00", "buyer", "在吗")])
     x = entry("回复超时", "m1", root)
     assert x.entry.status == "pending"
-    assert x.check.verdict == ex.PENDING_VERDICT
+    assert x.check.verdict == rec.PENDING_VERDICT
     [w] = x.check.windows
     assert w.beyond_data_end and w.deadline == datetime(2024, 6, 1, 0, 3, 0)
-    assert "待定" in ex.render_entry(x)
+    assert "待定" in render_entry(x)
 
 
 def test_transcript_marks_the_trigger_and_keeps_ten_each_side(tmp_path):
@@ -144,7 +146,7 @@ def test_transcript_marks_the_trigger_and_keeps_ten_each_side(tmp_path):
     assert [l.id for l in t.lines] == [f"x{i:02d}" for i in range(6, 27)]
     assert (t.omitted_before, t.omitted_after) == (6, 3)
     assert [l.id for l in t.lines if l.trigger] == ["x16"]
-    text = ex.render_entry(x)
+    text = render_entry(x)
     marked = [l for l in text.splitlines() if "▶" in l]
     assert len(marked) == 1 and "x16" in marked[0] and "触发事件" in marked[0]
     assert "别的会话" not in text
@@ -182,20 +184,20 @@ def test_reply_at_exactly_five_minutes_excuses_and_is_found(tmp_path):
     ])
     x = event("m1", root)
     late = check_of(x, "回复超时")
-    assert late.verdict == ex.EXCUSED and late.entries == ()
+    assert late.verdict == rec.EXCUSED and late.entries == ()
     [w] = late.windows
     assert (w.found, w.required) == (1, 1) and [b.id for b in w.events] == ["a1"]
     assert late.when.value is True
-    text = ex.render_event(x)
+    text = render_event(x)
     assert "免罚" in text and "a1" in text
     # the rules that do not read buyer messages say why
-    assert check_of(x, "短语回复").verdict == ex.NOT_APPLICABLE
+    assert check_of(x, "短语回复").verdict == rec.NOT_APPLICABLE
 
     # and the reply, explained, was the evidence that excused the buyer's turn
     reply = event("a1", root)
     [use] = [u for u in reply.evidence if u.rule.id == "回复超时"]
     assert [(t.id, t.outcome) for t in use.counted] == [("m1", "免罚 (excused)")]
-    assert "looked at as possible evidence" in ex.render_event(reply)
+    assert "looked at as possible evidence" in render_event(reply)
 
 
 def test_refund_for_quality_problem_does_not_apply(tmp_path):
@@ -206,19 +208,19 @@ def test_refund_for_quality_problem_does_not_apply(tmp_path):
     ])
     x = event("r1", root)
     refund = check_of(x, "退款超时")
-    assert refund.verdict == ex.NOT_APPLICABLE
+    assert refund.verdict == rec.NOT_APPLICABLE
     assert [(n.text, n.value) for n in refund.when.decisive] == [("reason has any 常规退款", False)]
     assert "reason has any 常规退款" in refund.reason
-    text = ex.render_event(x)
+    text = render_event(x)
     assert "不适用" in text and "reason has any 常规退款" in text
 
 
 def test_event_in_june_explained_for_may_is_not_in_this_month(tmp_path):
     root = folder(tmp_path, [msg("j1", "06-02 10:00:00", "buyer", "在吗"), END])
     x = event("j1", root, month="2024-05")
-    assert x.checks and all(c.verdict == ex.NOT_IN_MONTH for c in x.checks)
-    assert "不在本月" in ex.render_event(x)
-    assert check_of(event("j1", root, month="2024-06"), "回复超时").verdict == ex.CHARGED
+    assert x.checks and all(c.verdict == rec.NOT_IN_MONTH for c in x.checks)
+    assert "不在本月" in render_event(x)
+    assert check_of(event("j1", root, month="2024-06"), "回复超时").verdict == rec.CHARGED
 
 
 def test_unknown_event_id_is_exit_2(tmp_path):
@@ -235,7 +237,7 @@ def test_filter_false_names_the_failing_test(tmp_path):
     ])
     x = event("q1", root)
     leave = check_of(x, "未挂离开")
-    assert leave.verdict == ex.NOT_APPLICABLE and leave.filter.value is False
+    assert leave.verdict == rec.NOT_APPLICABLE and leave.filter.value is False
     assert [n.text for n in leave.filter.decisive] == ['category = "未挂离开"']
     assert 'category = "其他"' in leave.reason
 
@@ -266,31 +268,33 @@ def test_every_verdict_agrees_with_the_statement(tmp_path):
     for e in MIXED:
         x = event(e["id"], root)
         for c in x.checks:
-            assert c.verdict != ex.INCONSISTENT, (e["id"], c.rule.id, c.reason)
-            assert (c.verdict in (ex.CHARGED, ex.PENDING_VERDICT)) == ((c.rule.id, e["id"]) in charged)
-        ex.render_event(x)
+            assert c.verdict != rec.INCONSISTENT, (e["id"], c.rule.id, c.reason)
+            assert (c.verdict in (rec.CHARGED, rec.PENDING_VERDICT)) == ((c.rule.id, e["id"]) in charged)
+        render_event(x)
     for e in entries:
         x = ex.explain_entry(e.id, month="2024-05", policy_paths=POLICY, events_root=root)
         assert x.entry == e
-        assert x.check.verdict in (ex.CHARGED, ex.PENDING_VERDICT)
-        ex.render_entry(x)
+        assert x.check.verdict in (rec.CHARGED, rec.PENDING_VERDICT)
+        render_entry(x)
 
 
 def test_expression_text_round_trips_through_the_parser():
     from ledger.lang.syntax import parse
+    from ledger.lang.unparse import expr_text
 
     policy, _ = parse((REPO / "policy" / "house-rules.rules").read_text("utf-8"), "house-rules.rules")
     for rule in policy.rules:
         for expr in (rule.on.filter, rule.when):
             if expr is None:
                 continue
-            again, diags = parse(f"rule x:\n on message\n when {ex.expr_text(expr)}\n fine 1元\n", "again")
+            again, diags = parse(f"rule x:\n on message\n when {expr_text(expr)}\n fine 1元\n", "again")
             assert not diags
-            assert ex.expr_text(again.rules[0].when) == ex.expr_text(expr)
+            assert expr_text(again.rules[0].when) == expr_text(expr)
 
 
 def test_effective_versions_explain_which_is_in_force(tmp_path):
-    from ledger.review.explain import NOT_IN_FORCE, CHARGED, explain_event
+    from ledger.review.explain import explain_event
+    from ledger.review.explain_records import CHARGED, NOT_IN_FORCE
 
     policy = tmp_path / "p.rules"
     policy.write_text('''event shift_end(agent, handover: bool, successor)

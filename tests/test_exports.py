@@ -17,6 +17,7 @@ import pytest
 from ledger.evaluate import engine
 from ledger.inputs import exports
 from ledger.inputs import profiles
+from ledger.inputs.settings import READER_ENV, XLSX_READER_ENV
 from ledger.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -74,7 +75,7 @@ REFUND_ROWS = [
 def refund_canonical() -> list[dict]:
     out = []
     for rid, order, buyer, asked, done, reason, status, agent, amount, done2 in REFUND_ROWS:
-        norm = lambda t: exports._canonical_ts(exports._when(t))
+        norm = lambda t: exports.canonical_time(exports.parse_export_time(t))
         req = {"id": f"refund:{rid}:requested", "ts": norm(asked), "type": "refund_requested", "order": order,
                "buyer": buyer, "reason": reason, "amount": amount, "status": status}
         if agent:
@@ -119,7 +120,7 @@ def test_refund_console_xlsx(tmp_path, canonical_refunds, monkeypatch, reader):
     if reader == "calamine":
         pytest.importorskip("python_calamine")
     else:
-        monkeypatch.setattr(exports, "_calamine", lambda: None)
+        monkeypatch.setenv(XLSX_READER_ENV, "openpyxl")
     folder = tmp_path / "export"
     write_xlsx(folder / "退款.xlsx", {"退款列表": [REFUND_HEADER, *REFUND_ROWS], "空白": []})
     _with_end(folder)
@@ -355,7 +356,7 @@ def test_excel_protected_numbers_in_exports(tmp_path):
 
 @pytest.mark.parametrize("reader", ["python", "auto"])
 def test_overlapping_chat_downloads_cut_and_fold_as_one(tmp_path, monkeypatch, reader):
-    monkeypatch.setenv("LEDGER_EVENTS_READER", reader)
+    monkeypatch.setenv(READER_ENV, reader)
     one = tmp_path / "one"
     write_csv(one / "chat.csv", [CHAT_HEADER, *CHAT_ROWS])
     _with_end(one)

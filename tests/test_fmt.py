@@ -80,9 +80,9 @@ def test_shipped_files_are_idempotent_and_keep_their_meaning(path):
 
 
 def comments_of(text: str) -> list[str]:
-    from ledger.lang.fmt import _lex
+    from ledger.lang.fmt import lex
 
-    return [c.text for c in _lex(text)[1]]
+    return [c.text for c in lex(text)[1]]
 
 
 def test_already_canonical_fixtures_are_unchanged():
@@ -702,10 +702,10 @@ def test_file_that_is_not_utf8_fails_cleanly(tmp_path):
 # ---------------------------------------------------------------- safety nets
 
 def test_a_layout_that_changes_the_meaning_is_refused(monkeypatch):
-    from ledger.lang import fmt
+    from ledger.lang import unparse
     from ledger.core.errors import LedgerError
 
-    monkeypatch.setattr(fmt, "_quote", lambda value: '"changed"')
+    monkeypatch.setattr(unparse, "quote", lambda value: '"changed"')
     with pytest.raises(LedgerError, match="bug in ledger fmt"):
         format_text('rule r: on m when a = "x" fine 1元\n')
 
@@ -715,8 +715,8 @@ def test_a_layout_that_changes_the_meaning_is_refused(monkeypatch):
 def test_canonical_durations_read_back_the_same(seconds, text):
     from datetime import timedelta
 
-    from ledger.lang.fmt import _duration_text
+    from ledger.lang.unparse import duration_text
     from ledger.lang.syntax import parse_duration
 
-    assert _duration_text(timedelta(seconds=seconds)) == text
+    assert duration_text(timedelta(seconds=seconds)) == text
     assert parse_duration(text) == timedelta(seconds=seconds)

@@ -11,6 +11,7 @@ from ledger.evaluate.compile import compile_rule, shared_sequences
 from ledger.lang.syntax import parse
 from ledger.lang.check import check
 from ledger.core.month import Month
+from ledger.evaluate.evidence import entries_of
 from ledger.lang import load as policy_load
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,7 +91,7 @@ def test_shared_tables_give_the_entries_of_rules_compiled_alone():
             assert "_seq_" not in compiled.sql
             cursor = con.execute(compiled.sql, {k: v for k, v in params.items() if f"${k}" in compiled.sql})
             names = [d[0] for d in cursor.description]
-            alone += engine._entries(compiled, names, cursor.fetchall(), data_end_local, [])
+            alone += entries_of(compiled, names, cursor.fetchall(), data_end_local, [])
     assert len(result.entries) > 1000
     assert sorted(result.entries, key=lambda e: e.id) == sorted(alone, key=lambda e: e.id)
 

@@ -189,14 +189,15 @@ def explain(
 ):
     """解释一笔明细为什么产生，或一个事件为什么被罚 / 没被罚 (why was I fined? why was she not?)。"""
     from ledger.review import explain as explain_mod
+    from ledger.review.explain_render import render_entry, render_event
 
     if (entry_id is None) == (event is None):
         raise LedgerError("请给出一个明细编号，或用 --event 给出事件编号 (give an entry id or --event ID)", exit_code=2)
     if event is not None:
-        typer.echo(explain_mod.render_event(explain_mod.explain_event(
+        typer.echo(render_event(explain_mod.explain_event(
             event, month=month, policy_paths=list(policy), events_root=events)))
     else:
-        typer.echo(explain_mod.render_entry(explain_mod.explain_entry(
+        typer.echo(render_entry(explain_mod.explain_entry(
             entry_id, month=month, policy_paths=list(policy), events_root=events)))
 
 

@@ -303,7 +303,7 @@ def _windows_of(reader) -> list:
 
 def condition_sql(policy: Policy, event: EventType, expr, *, alias: str | None, sequence: bool = False) -> str:
     """A condition about one event type as a SQL boolean that is never NULL."""
-    return _Context(policy, event, alias=alias, sequence=sequence).expr(expr)
+    return ExprCompiler(policy, event, alias=alias, sequence=sequence).expr(expr)
 
 
 def compile_rule(policy: Policy, rule: ast.Rule, shared: "dict[tuple, SequenceRelation] | None" = None) -> CompiledRule:
@@ -323,7 +323,7 @@ def compile_rule(policy: Policy, rule: ast.Rule, shared: "dict[tuple, SequenceRe
     for i, window in enumerate(rule.unless):
         column = relation.next_column(policy, rule.on, window) if relation is not None else None
         if column:  # the shared sequence holds the next match: 1 or 0, no join
-            found = f"(CASE WHEN t.{q(column)} <= t.ts + {_interval(window.d2)} THEN 1 ELSE 0 END)"
+            found = f"(CASE WHEN t.{q(column)} <= t.ts + {interval_sql(window.d2)} THEN 1 ELSE 0 END)"
         else:
             ctes.append(f"w{i} AS ({window_count_sql(policy, window, 'triggers')})")
             joins.append(f"LEFT JOIN w{i} ON w{i}.tseq = t.seq")
@@ -331,7 +331,7 @@ def compile_rule(policy: Policy, rule: ast.Rule, shared: "dict[tuple, SequenceRe
         found_cols.append(f"{found} AS _found_{i}")
         exempt.append(f"{found} >= {window.count}")
         if window.kind in ("within", "range"):
-            pending.append(f"t.ts + {_interval(window.d2)} > $data_end")
+            pending.append(f"t.ts + {interval_sql(window.d2)} > $data_end")
     where = f"WHERE NOT ({' OR '.join(exempt)})" if exempt else ""
     status = f"CASE WHEN {' OR '.join(pending)} THEN 'pending' ELSE 'applied' END" if pending else "'applied'"
 
@@ -386,13 +386,13 @@ def window_conditions(window: ast.Window) -> list[str]:
     after = "(e.ts > t.ts OR (e.ts = t.ts AND e.seq > t.seq))"
     before = "(e.ts < t.ts OR (e.ts = t.ts AND e.seq < t.seq))"
     if window.kind == "within":
-        conds += [after, f"e.ts <= t.ts + {_interval(window.d2)}"]
+        conds += [after, f"e.ts <= t.ts + {interval_sql(window.d2)}"]
     elif window.kind == "range":
-        conds += [after, f"e.ts >= t.ts + {_interval(window.d1)}", f"e.ts <= t.ts + {_interval(window.d2)}"]
+        conds += [after, f"e.ts >= t.ts + {interval_sql(window.d1)}", f"e.ts <= t.ts + {interval_sql(window.d2)}"]
     elif window.kind == "before":
         conds += [before]
     elif window.kind == "within_before":
-        conds += [before, f"e.ts >= t.ts - {_interval(window.d2)}"]
+        conds += [before, f"e.ts >= t.ts - {interval_sql(window.d2)}"]
     elif window.kind == "after":  # any time later (metrics)
         conds += [after]
     elif window.kind == "same_day":  # the same calendar day in the policy's zone (metrics)
@@ -410,7 +410,7 @@ def window_count_sql(policy: Policy, window: ast.Window, triggers: str) -> str:
             f"JOIN {view_name(other.name)} e ON {' AND '.join(conds)} GROUP BY t.seq")
 
 
-def _interval(d: timedelta) -> str:
+def interval_sql(d: timedelta) -> str:
     micros = (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds
     return f"to_microseconds({micros})"
 
@@ -424,7 +424,7 @@ def _literal(node: ast.Literal) -> str:
     if node.type in ("number", "money", "percent"):
         return f"CAST({lit(str(v))} AS DECIMAL(38,10))"
     if node.type == "duration":
-        return _interval(v)
+        return interval_sql(v)
     raise AssertionError(node.type)  # pragma: no cover
 
 
@@ -433,7 +433,7 @@ def _re_escape(word: str) -> str:
     return "".join("\\" + c if (not c.isalnum() and c != "_" and ord(c) < 128) else c for c in word)
 
 
-class _Context:
+class ExprCompiler:
     """Compiles expressions about one event type, reading columns through `alias`."""
 
     def __init__(self, policy: Policy, event: EventType, *, alias: str | None, sequence: bool):

@@ -26,6 +26,7 @@ from ledger.evaluate import caps, metrics, monthly
 from ledger.evaluate.compile import compile_rule, event_view_sql, q, shared_sequences
 from ledger.evaluate.evidence import entries_of
 from ledger.inputs import events as events_mod
+from ledger.inputs.contract import LoadResult
 from ledger.lang.load import PolicySource, checked_policy
 from ledger.lang.policy import Policy
 
@@ -37,7 +38,7 @@ class MonthResult:
     policy: Policy
     month: Month
     sources: tuple[PolicySource, ...]
-    load: events_mod.LoadResult
+    load: LoadResult
     entries: tuple[Entry, ...]
     agents: frozenset[str]  # accounts with any event in the month
     data_end: datetime | None  # local wall time of the last event read
@@ -108,7 +109,7 @@ def database() -> Iterator[duckdb.DuckDBPyConnection]:
 
 
 def load_month(con: duckdb.DuckDBPyConnection, policy: Policy, events_root: Path, *,
-               progress=None) -> events_mod.LoadResult:
+               progress=None) -> LoadResult:
     """Load the events into `con` and create one typed view per declared event type
     (`ev_<type>`, see compile.event_view_sql)."""
     tz = ZoneInfo(policy.timezone)

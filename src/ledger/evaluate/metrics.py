@@ -24,9 +24,9 @@ from decimal import ROUND_HALF_UP, Decimal
 from ledger.core.entries import APPLIED, FINE
 from ledger.core.money import Percent, round_line
 from ledger.evaluate.compile import (
-    _Context,
-    _interval,
+    ExprCompiler,
     condition_sql,
+    interval_sql,
     q,
     sequence_ctes,
     sequence_key,
@@ -94,7 +94,7 @@ def metrics_sql(policy: Policy, group: "list[ast.Metric]", picked: list[str], re
         for i, (kind, window) in enumerate(metric.windows):
             column = relation.next_column(policy, metric.on, window) if relation is not None else None
             if column:
-                found = (f"COALESCE(t.{q(column)} <= t.ts + {_interval(window.d2)}, FALSE)"
+                found = (f"COALESCE(t.{q(column)} <= t.ts + {interval_sql(window.d2)}, FALSE)"
                          if window.kind == "within" else f"(t.{q(column)} IS NOT NULL)")
             elif window.count == 1 and window.kind in ("within", "after", "same_day"):
                 # "is there one": the next matching event per key (a window function), no pair join
@@ -104,7 +104,7 @@ def metrics_sql(policy: Policy, group: "list[ast.Metric]", picked: list[str], re
                     found = f"COALESCE({n}.day_n - {n}.self_n > 0, FALSE)"
                 else:
                     n = joined(_next_sql(policy, window.event.value, window.filter, window.same))
-                    found = (f"COALESCE({n}.nxt <= t.ts + {_interval(window.d2)}, FALSE)"
+                    found = (f"COALESCE({n}.nxt <= t.ts + {interval_sql(window.d2)}, FALSE)"
                              if window.kind == "within" else f"({n}.nxt IS NOT NULL)")
             else:  # at least N (or fewer than N): count the matches
                 w = f"w{m_index}_{i}"
@@ -122,7 +122,7 @@ def metrics_sql(policy: Policy, group: "list[ast.Metric]", picked: list[str], re
                 cap = int(w.cap.total_seconds() * 1_000_000)
                 wait = f"LEAST(COALESCE({wait}, {cap}), {cap})"
             columns.append(f"{wait} AS _wait{m_index}")
-        mine = _aggregates(_Context(policy, event, alias="k", sequence=sequence), metric, m_index)
+        mine = _aggregates(ExprCompiler(policy, event, alias="k", sequence=sequence), metric, m_index)
         aggregates += mine
         widths.append(len(mine))
     ctes.append(f"kept AS (SELECT t.*, {', '.join(columns)} FROM picked t {' '.join(joins.values())})")
@@ -130,7 +130,7 @@ def metrics_sql(policy: Policy, group: "list[ast.Metric]", picked: list[str], re
     return f"WITH {', '.join(ctes)} SELECT k.agent, {cols} FROM kept k GROUP BY k.agent ORDER BY k.agent", widths
 
 
-def _aggregates(ctx: _Context, metric: ast.Metric, index: int) -> list[str]:
+def _aggregates(ctx: ExprCompiler, metric: ast.Metric, index: int) -> list[str]:
     """The aggregate columns of one metric of a group: over its kept rows only."""
     keep = f"k._keep{index}"
     values = [_value(ctx, v, index) for v in metric.values]
@@ -147,7 +147,7 @@ def _aggregates(ctx: _Context, metric: ast.Metric, index: int) -> list[str]:
     return [f"{metric.kind}({values[0]}) FILTER (WHERE {keep})"]
 
 
-def _value(ctx: _Context, expr, index: int) -> str:
+def _value(ctx: ExprCompiler, expr, index: int) -> str:
     if isinstance(expr, ast.Ref) and expr.scope is None and expr.name.value == "wait" \
             and "wait" not in ctx.event.fields:
         return f"k._wait{index}"

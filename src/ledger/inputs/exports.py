@@ -1,7 +1,7 @@
 """Platform exports as event input: `.xlsx` workbooks, `.zip` archives, and tables whose
 columns an export profile (profiles.py) maps to canonical events.
 
-Everything here feeds the Python reader (events._Loader) with the same `_Record`s a
+Everything here feeds the Python reader with the same `Record`s (rows.py) a
 canonical CSV gives, so checking, normalising, rejects and duplicate folding are the
 reader's own. The set-based CSV reader never sees these files: it takes only real
 `.csv` files whose header has `ts` and `type`.
@@ -13,6 +13,7 @@ reader's own. The set-based CSV reader never sees these files: it takes only rea
   fraction as integers, dates and times as `YYYY-MM-DD HH:MM:SS`, booleans true/false.
   The reader is python-calamine (≈12× faster than openpyxl read-only, BENCHMARKS.md);
   openpyxl read-only is the fallback when calamine is not installed, with the same text.
+  `reader="openpyxl"` (settings.py: LEDGER_XLSX_READER) chooses openpyxl.
 * `.zip`: every member with a known suffix (csv, jsonl, xlsx) is an input
   (`file.zip/member`); others are listed as ignored. Members named in GBK (Windows
   zip tools) are decoded as GB18030.
@@ -35,6 +36,13 @@ from typing import Iterator
 import attrs
 
 from ledger.inputs import profiles as profiles_mod
+from ledger.inputs.contract import CORE
+from ledger.inputs.rows import Record, check_header, clean_name, csv_row
+
+try:
+    from python_calamine import CalamineWorkbook
+except ImportError:  # pragma: no cover - depends on the environment
+    CalamineWorkbook = None
 
 CONTAINER_SUFFIXES = (".xlsx", ".zip")
 MEMBER_SUFFIXES = (".csv", ".jsonl", ".xlsx")
@@ -77,21 +85,23 @@ class Sheet:
         return self.book.read_bytes()
 
 
-def expand(rel: str, path) -> tuple[list[tuple[str, object]], list[str], list[tuple[str, str]]]:
-    """(inputs, ignored, problems) inside a container file; problems are (rel, reason)."""
+def expand(rel: str, path,
+           reader: str | None = None) -> tuple[list[tuple[str, object]], list[str], list[tuple[str, str]]]:
+    """(inputs, ignored, problems) inside a container file; problems are (rel, reason).
+    `reader` reads the workbooks (see `sheet_rows`)."""
     suffix = path.suffix.lower()
     if suffix == ".zip":
-        return _expand_zip(rel, path)
+        return _expand_zip(rel, path, reader)
     if suffix == ".xlsx":
         try:
-            names = sheet_names(path.read_bytes())
+            names = sheet_names(path.read_bytes(), reader)
         except Exception as e:  # a damaged or encrypted workbook: one reject for the file
             return [], [], [(rel, f"无法读取 xlsx 文件 (cannot read workbook): {e}")]
         return [(f"{rel}#{n}", Sheet(path, n)) for n in names], [], []
     return [(rel, path)], [], []
 
 
-def _expand_zip(rel: str, path) -> tuple[list, list, list]:
+def _expand_zip(rel: str, path, reader: str | None) -> tuple[list, list, list]:
     inputs, ignored, problems = [], [], []
     try:
         with zipfile.ZipFile(path) as zf:
@@ -107,7 +117,7 @@ def _expand_zip(rel: str, path) -> tuple[list, list, list]:
             ignored.append(shown)
             continue
         member = ZipMember(Path(path) if isinstance(path, Path) else path, info.filename)
-        more, more_ignored, more_problems = expand(shown, member)
+        more, more_ignored, more_problems = expand(shown, member, reader)
         inputs += more
         ignored += more_ignored
         problems += more_problems
@@ -131,20 +141,10 @@ def _member_name(info: zipfile.ZipInfo) -> str:
 
 # ------------------------------------------------------------------- workbooks
 
-def _calamine():
-    try:
-        from python_calamine import CalamineWorkbook
-        return CalamineWorkbook
-    except ImportError:  # pragma: no cover - depends on the environment
-        return None
-
-
 def sheet_names(data: bytes, reader: str | None = None) -> list[str]:
     if _use_calamine(reader):
-        return list(_calamine().from_filelike(io.BytesIO(data)).sheet_names)
-    import openpyxl
-
-    wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        return list(CalamineWorkbook.from_filelike(io.BytesIO(data)).sheet_names)
+    wb = _openpyxl_workbook(data)
     try:
         return list(wb.sheetnames)
     finally:
@@ -152,19 +152,26 @@ def sheet_names(data: bytes, reader: str | None = None) -> list[str]:
 
 
 def _use_calamine(reader: str | None) -> bool:
-    return (reader or "calamine") == "calamine" and _calamine() is not None
+    return (reader or "calamine") == "calamine" and CalamineWorkbook is not None
+
+
+def _openpyxl_workbook(data: bytes):
+    # Imported here, not with the module: openpyxl is only the fallback reader, and importing
+    # it costs every run about 0.17 s.
+    import openpyxl
+
+    return openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
 
 
 def sheet_rows(data: bytes, sheet: str, reader: str | None = None) -> Iterator[tuple[int, list[str]]]:
-    """(Excel row number, cell texts) of every non-empty row of a sheet."""
+    """(Excel row number, cell texts) of every non-empty row of a sheet: python-calamine
+    unless `reader` is "openpyxl" (or calamine is not installed)."""
     if _use_calamine(reader):
-        rows = _calamine().from_filelike(io.BytesIO(data)).get_sheet_by_name(sheet).to_python(skip_empty_area=False)
-        rows_iter = iter(rows)
+        book = CalamineWorkbook.from_filelike(io.BytesIO(data))
+        rows_iter = iter(book.get_sheet_by_name(sheet).to_python(skip_empty_area=False))
         close = None
     else:
-        import openpyxl
-
-        wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        wb = _openpyxl_workbook(data)
         rows_iter = wb[sheet].iter_rows(values_only=True)
         close = wb.close
     try:
@@ -210,9 +217,7 @@ def _raw(cells: list[str]) -> str:
 
 
 def sheet_records(rel: str, data: bytes, sheet: str, columns, profiles, reader: str | None = None):
-    """The `_Record`s of a sheet: first non-empty row is the header."""
-    from ledger.inputs import events as ev
-
+    """The `Record`s of a sheet: first non-empty row is the header."""
     rows = sheet_rows(data, sheet, reader)
     head = list(itertools.islice(rows, HEADER_SEARCH_ROWS))
     if not head:
@@ -221,7 +226,7 @@ def sheet_records(rel: str, data: bytes, sheet: str, columns, profiles, reader: 
     # of the first rows that is canonical or that a profile recognises, else the first row.
     at = next((i for i, (_, cells) in enumerate(head) if _looks_like_header(rel, cells, profiles)), 0)
     header_line, header = head[at]
-    names = [ev._clean_name(n) for n in header]
+    names = [clean_name(n) for n in header]
     rest = itertools.chain(head[at + 1:], rows)
     body = ((line, 1, _raw(cells), cells + [""] * (len(names) - len(cells)), None) for line, cells in rest)
     yield from table_records(rel, header_line, _raw(header), names, body, columns, profiles)
@@ -231,26 +236,22 @@ HEADER_SEARCH_ROWS = 10
 
 
 def _looks_like_header(rel: str, cells: list[str], profiles) -> bool:
-    from ledger.inputs import events as ev
-
-    names = [ev._clean_name(c) for c in cells]
+    names = [clean_name(c) for c in cells]
     return ("ts" in names and "type" in names) or profiles_mod.choose(list(profiles or []), rel, names) is not None
 
 
 def table_records(rel: str, header_line: int, header_raw: str, names: list[str], body, columns, profiles):
-    """Records of a table given its header; the canonical path is events' own."""
-    from ledger.inputs import events as ev
-
+    """Records of a table given its header; the canonical path is a CSV file's own (rows.py)."""
     canonical = "ts" in names or "type" in names
     profile = profiles_mod.choose(profiles or [], rel, names)
     if canonical and (profile is None or not profile.named(rel)):
-        header_error = ev._check_header(names, columns, rel)
+        header_error = check_header(names, columns, rel)
         if header_error:
             yield from _skip_all(rel, header_line, header_raw, header_error, body)
             return
         unnamed = [i for i, name in enumerate(names) if not name]
         for line, n_lines, raw, fields, problem in body:
-            yield ev._Record(line, raw, error=problem) if problem else ev._csv_row(names, unnamed, fields, line, n_lines, raw)
+            yield Record(line, raw, error=problem) if problem else csv_row(names, unnamed, fields, line, n_lines, raw)
         return
     if profile is None:
         yield from _skip_all(rel, header_line, header_raw, profiles_mod.unknown_layout(profiles or [], names), body)
@@ -259,20 +260,16 @@ def table_records(rel: str, header_line: int, header_raw: str, names: list[str],
 
 
 def _skip_all(rel, header_line, header_raw, reason, body):
-    from ledger.inputs import events as ev
-
-    yield ev._Record(header_line, header_raw, error=f"表头有误，整个文件跳过 (bad header, file skipped): {reason}",
-                     is_row=False)
+    yield Record(header_line, header_raw, error=f"表头有误，整个文件跳过 (bad header, file skipped): {reason}",
+                 is_row=False)
     skipped = f"文件已跳过，表头有误，见第 {header_line} 行 (file skipped: bad header, see line {header_line})"
     for line, _, raw, _, _ in body:
-        yield ev._Record(line, raw, error=skipped)
+        yield Record(line, raw, error=skipped)
 
 
 def _mapped(rel, header_line, header_raw, names, body, columns, profile):
-    from ledger.inputs import events as ev
-
     names = profiles_mod.dedupe_header(names)
-    produced = {f for e in profile.events for f, _ in e.fields} - set(ev.CORE)
+    produced = {f for e in profile.events for f, _ in e.fields} - set(CORE)
     if profile.session_key:
         produced |= {SESSION_KEY, SESSION_GAP}
     produced = sorted(produced)
@@ -296,16 +293,16 @@ def _mapped(rel, header_line, header_raw, names, body, columns, profile):
         if not events:
             pending.append((line, raw, row, None, f"导出格式 {profile.name}: 这一行没有产生事件 (row gives no event)"))
         for values in events:
-            when = _when(values.get("ts"))
+            when = parse_export_time(values.get("ts"))
             if when is not None:
-                values["ts"] = _canonical_ts(when)
+                values["ts"] = canonical_time(when)
             key = (row.get(profile.session_key) or "").strip() if profile.session_key else ""
             if key and not values.get("conversation"):
                 values[SESSION_KEY] = key
                 values[SESSION_GAP] = str(int(profile.session_gap.total_seconds()))
             pending.append((line, raw, row, values, None))
     for line, raw, _, values, error in pending:
-        yield ev._Record(line, raw, error=error) if error else ev._Record(line, raw, values)
+        yield Record(line, raw, error=error) if error else Record(line, raw, values)
 
 
 _EXCEL_TEXT = re.compile(r'^="(.*)"$', re.S)
@@ -322,7 +319,7 @@ def _export_cell(text: str) -> str:
 _LOOSE_TS = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2})(?:\.(\d{1,6}))?)?)?")
 
 
-def _when(text: str | None) -> datetime | None:
+def parse_export_time(text: str | None) -> datetime | None:
     """A local time without offset in the forms exports use; None for anything else
     (which the reader then checks, and rejects if it must)."""
     m = _LOOSE_TS.fullmatch((text or "").strip())
@@ -336,7 +333,8 @@ def _when(text: str | None) -> datetime | None:
         return None
 
 
-def _canonical_ts(when: datetime) -> str:
+def canonical_time(when: datetime) -> str:
+    """The text an event file holds for a wall time: 'YYYY-MM-DD HH:MM:SS[.ffffff]'."""
     text = when.strftime("%Y-%m-%d %H:%M:%S")
     return text + (f".{when.microsecond:06d}" if when.microsecond else "")
 

@@ -25,7 +25,7 @@ import attrs
 
 from ledger.core.errors import LedgerError
 from ledger.core.money import parse_yuan
-from ledger.inputs.events import Reject
+from ledger.inputs.contract import Reject
 
 COLUMNS = ("客服", "工号", "姓名", "部门", "基本工资", "绩效工资", "最低工资", "入职", "离职")
 _ALIASES = {"客服账号": "客服", "账号": "客服", "旺旺": "客服", "员工编号": "工号", "入职日期": "入职",

@@ -21,9 +21,10 @@ literals were spelt, where comments were), never by patching the original text:
   than WIDTH, or one with comments inside it, breaks before each top-level `and`/`or`
   with an 8-space continuation indent; deeper levels are never broken.
 * **Examples**: `example "title" on DATE:`, then `at …` and `expect …` lines, indent 4.
-* **Expressions**: one space around operators and after commas, none inside brackets;
-  parentheses only where precedence needs them (the AST does not keep redundant ones;
-  `and`/`or` chains are flat). `at least 1` is written as nothing (it is the default).
+* **Expressions** (written by `lang.unparse`, which `explain` shares): one space around
+  operators and after commas, none inside brackets; parentheses only where precedence
+  needs them (the AST does not keep redundant ones; `and`/`or` chains are flat).
+  `at least 1` is written as nothing (it is the default).
 * **Literals** as written: `5m`, `5分钟`, `10元`, `¥10`, `1.50`, `10:00` (whitespace
   inside an amount is removed: `3 元` → `3元`). Strings are re-escaped (`\\"`, `\\\\`,
   `\\n`, `\\t`); regexes are kept byte for byte.
@@ -39,7 +40,8 @@ literals were spelt, where comments were), never by patching the original text:
 `format_text` refuses a file with parse errors (it raises `PolicyError`) and checks its
 own output: the result must parse to the same AST, or it raises instead of returning.
 `fmt_command` is `ledger fmt [PATH…] [--check]`; it keeps a file's BOM and its line
-ending style (LF or CRLF), which are encoding, not layout.
+ending style (LF or CRLF), which are encoding, not layout. `lex(text)` returns a parsing
+file's code tokens and its `Comment`s, exactly as the parser reads them.
 """
 
 from __future__ import annotations
@@ -49,8 +51,7 @@ import functools
 import re
 import threading
 import unicodedata
-from datetime import date, timedelta
-from decimal import Decimal
+from datetime import date
 from pathlib import Path
 
 import attrs
@@ -61,20 +62,27 @@ from ledger.core.errors import LedgerError, PolicyError, Position
 from ledger.lang import ast
 from ledger.lang.load import policy_files
 from ledger.lang.syntax import (
-    _BLANK,
-    _chunks,
     grammar_text,
+    padded_chunks,
     parse,
     parse_duration,
     parse_money,
+    unquote,
+)
+from ledger.lang.unparse import (
+    duration_text,
+    expr_text,
+    literal_text,
+    money_text,
+    number_text,
+    quote,
+    strength,
 )
 
 WIDTH = 80
 INDENT = 4
 CONTINUATION = 8
 
-# Binding strength of an expression node: or < and < not < test < operand.
-_OR, _AND, _NOT, _TEST, _OPERAND = 1, 2, 3, 4, 5
 _CLAUSE_STARTS = {"EFFECTIVE", "ON", "WHEN", "UNLESS", "AMOUNT_KIND", "POINTS"}
 _OPEN, _CLOSE = {"LSQB", "LPAR"}, {"RSQB", "RPAR"}
 _LITERAL_TOKENS = {"number": "NUMBER", "money": "MONEY", "duration": "DURATION", "percent": "PERCENT"}
@@ -91,7 +99,7 @@ def format_text(text: str, filename: str = "<policy>") -> str:
     policy, diagnostics = parse(text, filename)
     if any(d.severity == "error" for d in diagnostics):
         raise PolicyError("policy has errors", diagnostics=diagnostics)
-    tokens, comments = _lex(text)
+    tokens, comments = lex(text)
     result = _Formatter(text, tokens, comments).format(policy)
     _check_meaning(policy, result, filename)
     return result
@@ -175,7 +183,9 @@ def _meaning(node):
 # ---------------------------------------------------------------- tokens and comments
 
 @attrs.frozen
-class _Comment:
+class Comment:
+    """A comment of the source, as `lex` finds it."""
+
     offset: int  # into the text
     line: int
     text: str  # from '#', trailing whitespace removed
@@ -207,21 +217,21 @@ def _lexer() -> tuple[Lark, _Recorder, list[Token]]:
 _LEX_LOCK = threading.Lock()
 
 
-def _lex(text: str) -> tuple[list[Token], list[_Comment]]:
+def lex(text: str) -> tuple[list[Token], list[Comment]]:
     """The code tokens and the comments of a file that parses, as `syntax.parse` reads it
     (chunk by chunk, so the contextual lexer sees exactly what the parser saw)."""
     parser, recorder, found = _lexer()
     with _LEX_LOCK:
         recorder.tokens.clear()
         found.clear()
-        for _, offset, chunk in _chunks(text):
-            parser.parse(_BLANK.sub(" ", text[:offset]) + chunk)
+        for _, padded in padded_chunks(text):
+            parser.parse(padded)
         tokens, raw = list(recorder.tokens), list(found)
     comments = []
     for token in raw:
         line_start = text.rfind("\n", 0, token.start_pos) + 1
         own_line = not text[line_start:token.start_pos].strip()
-        comments.append(_Comment(token.start_pos, token.line, str(token).rstrip(), own_line))
+        comments.append(Comment(token.start_pos, token.line, str(token).rstrip(), own_line))
     return tokens, comments
 
 
@@ -235,8 +245,8 @@ class _Line:
     text: str
     start: int
     comment_indent: int | None = None  # for comments above it, when not `indent`
-    leading: list[_Comment] = attrs.Factory(list)
-    trailing: list[_Comment] = attrs.Factory(list)
+    leading: list[Comment] = attrs.Factory(list)
+    trailing: list[Comment] = attrs.Factory(list)
 
     def render(self) -> str:
         tail = f"  {self.trailing[0].text}" if self.trailing else ""
@@ -285,7 +295,7 @@ def _fine_lines(unit) -> list[_Line]:
 # ---------------------------------------------------------------- the formatter
 
 class _Formatter:
-    def __init__(self, text: str, tokens: list[Token], comments: list[_Comment]):
+    def __init__(self, text: str, tokens: list[Token], comments: list[Comment]):
         self.source_lines = text.split("\n")
         self.tokens = tokens
         self.comments = comments
@@ -322,7 +332,7 @@ class _Formatter:
         return blocks
 
     # -- comments
-    def _attach_comments(self, blocks: list[_Block]) -> list[_Comment]:
+    def _attach_comments(self, blocks: list[_Block]) -> list[Comment]:
         """Give each comment to the line holding the token after it (own-line comments)
         or before it (trailing comments). Returns the comments after the last token."""
         lines = [line for block in blocks for unit in block.units for line in _fine_lines(unit)]
@@ -346,7 +356,7 @@ class _Formatter:
         return eof
 
     # -- output
-    def _render(self, blocks: list[_Block], eof: list[_Comment]) -> list[str]:
+    def _render(self, blocks: list[_Block], eof: list[Comment]) -> list[str]:
         out: list[str] = []
         previous: _Block | None = None
         for block in blocks:
@@ -394,10 +404,10 @@ class _Formatter:
 
     # -- declarations
     def _policy(self, setting: ast.Setting, first: int, last: int) -> list:
-        return [_Line(0, f"policy {_quote(setting.value)}", first)]
+        return [_Line(0, f"policy {quote(setting.value)}", first)]
 
     def _timezone(self, setting: ast.Setting, first: int, last: int) -> list:
-        return [_Line(0, f"timezone {_quote(setting.value)}", first)]
+        return [_Line(0, f"timezone {quote(setting.value)}", first)]
 
     def _effective(self, effective: ast.Effective, first: int, last: int) -> list:
         return [_Line(0, _effective_text(effective), first)]
@@ -452,11 +462,11 @@ class _Formatter:
     def _word(self, i: int) -> str:
         token = self.tokens[i]
         if token.type == "STRING":
-            return _quote(_unquote(str(token)))
+            return quote(unquote(str(token)))
         return str(token)
 
     def _rule(self, rule: ast.Rule, first: int, last: int) -> list:
-        header = f"rule {rule.id}" + (f" {_quote(rule.title)}" if rule.title else "") + ":"
+        header = f"rule {rule.id}" + (f" {quote(rule.title)}" if rule.title else "") + ":"
         starts = iter(self._clause_starts(first, last))
         units: list = [_Line(0, header, first)]
         if rule.effective is not None:
@@ -486,7 +496,7 @@ class _Formatter:
         return starts
 
     def _metric(self, m: ast.Metric, first: int, last: int) -> list:
-        head = f"metric {m.name}" + (f" {_quote(m.title)}" if m.title else "")
+        head = f"metric {m.name}" + (f" {quote(m.title)}" if m.title else "")
         if m.kind == "ratio":
             return [_Line(0, f"{head} = {m.ratio[0]} / {m.ratio[1]}", first)]
         if m.kind == "fines":
@@ -500,7 +510,7 @@ class _Formatter:
         if m.kind == "count":
             agg = "count"
         elif m.kind == "percentile":
-            agg = f"percentile {_plain(m.percentile)} {values}"
+            agg = f"percentile {number_text(m.percentile, normalize=False)} {values}"
         else:
             agg = f"{m.kind} {values}"
         units: list = [_Line(0, head + ":", first), _Line(INDENT, agg, agg_start),
@@ -521,13 +531,13 @@ class _Formatter:
                 text += " same " + ", ".join(map(str, w.same)) if w.same else ""
                 if w.cap is not None:
                     written = [str(self.tokens[i]) for i in range(start, end) if self.tokens[i].type == "DURATION"]
-                    cap = written[-1] if written and parse_duration(written[-1]) == w.cap else _duration_text(w.cap)
+                    cap = written[-1] if written and parse_duration(written[-1]) == w.cap else duration_text(w.cap)
                     text += f" capped {cap}"
                 units.append(_Line(INDENT, text, start))
         return units
 
     def _monthly(self, rule: ast.MonthlyRule, first: int, last: int) -> list:
-        header = f"rule {rule.id}" + (f" {_quote(rule.title)}" if rule.title else "") + ":"
+        header = f"rule {rule.id}" + (f" {quote(rule.title)}" if rule.title else "") + ":"
         monthly = self._keyword_starts(first, last, {"MONTHLY"})[0]
         units: list = [_Line(0, header, first)]
         if rule.effective is not None:
@@ -564,7 +574,7 @@ class _Formatter:
         joined = _Line(INDENT, "when " + self.expr(expr), start)
         if not isinstance(expr, ast.BoolOp):
             return joined
-        level = _AND if expr.op == "or" else _NOT
+        level = strength(expr) + 1  # as `expr_text` places the operands of an and/or
         lines = [_Line(INDENT, "when " + self.expr(expr.operands[0], level), start)]
         for operand in expr.operands[1:]:
             at = self._operator_before(operand)
@@ -600,13 +610,13 @@ class _Formatter:
                 written.append(str(self.tokens[i]))
         wanted = [d for d in (window.d1, window.d2) if d is not None]
         if len(written) != len(wanted) or any(parse_duration(w) != d for w, d in zip(written, wanted)):
-            written = [_duration_text(d) for d in wanted]
+            written = [duration_text(d) for d in wanted]
         if window.kind == "range":
             return written[0], written[1]
         return None, (written[0] if written else None)
 
     def _example(self, example: ast.Example, first: int, last: int) -> list:
-        header = f"example {_quote(example.title)}" + (f" on {example.day.isoformat()}" if example.day else "") + ":"
+        header = f"example {quote(example.title)}" + (f" on {example.day.isoformat()}" if example.day else "") + ":"
         lines = [_Line(0, header, first)]
         for event in example.events:
             fields = ", ".join(f"{name}: {self._literal(value)}" for name, value in event.fields)
@@ -625,12 +635,12 @@ class _Formatter:
         return event.at.isoformat(sep=" ")  # pragma: no cover - defensive
 
     def _expectation(self, expectation: ast.Expectation) -> str:
-        to = f" to {_quote(expectation.agent)}" if expectation.agent is not None else ""
+        to = f" to {quote(expectation.agent)}" if expectation.agent is not None else ""
         if expectation.kind == "entry":
             token = self.token(self.at(expectation.pos) + 2)
             money = _squeeze(str(token)) if token is not None and token.type == "MONEY" else ""
             if not money or parse_money(money) != expectation.amount:
-                money = f"{_plain(expectation.amount)}元"
+                money = money_text(expectation.amount, normalize=False)
             return f"expect {expectation.rule} {money}{to}"
         if expectation.kind == "pending":
             return f"expect {expectation.rule} pending{to}"
@@ -640,67 +650,22 @@ class _Formatter:
 
     # -- expressions
     def expr(self, node: ast.Expr, context: int = 0) -> str:
-        """`node` as text; parenthesised when it binds looser than its place needs."""
-        text, strength = self._expr(node)
-        return f"({text})" if strength < context else text
-
-    def _expr(self, node: ast.Expr) -> tuple[str, int]:
-        if isinstance(node, ast.BoolOp):
-            strength = _OR if node.op == "or" else _AND
-            return f" {node.op} ".join(self.expr(o, strength + 1) for o in node.operands), strength
-        if isinstance(node, ast.Not):
-            return "not " + self.expr(node.operand, _NOT), _NOT
-        if isinstance(node, ast.Compare):
-            return f"{self.expr(node.left, _OPERAND)} {node.op} {self.expr(node.right, _OPERAND)}", _TEST
-        if isinstance(node, ast.InList):
-            values = ", ".join(self._literal(v) for v in node.values)
-            return f"{self.expr(node.subject, _OPERAND)} in [{values}]", _TEST
-        if isinstance(node, ast.TextTest):
-            return f"{self.expr(node.subject, _OPERAND)} {self._text_test(node)}", _TEST
-        if isinstance(node, ast.Call):
-            return f"{node.function}({self.expr(node.arg)})", _OPERAND
-        if isinstance(node, ast.Ref):
-            return (f"{node.scope}.{node.name}" if node.scope is not None else str(node.name)), _OPERAND
-        return self._literal(node), _OPERAND
-
-    def _text_test(self, node: ast.TextTest) -> str:
-        if node.op == "contains":
-            return f"contains {_quote(node.operand)}"
-        if node.op == "matches":
-            return f"matches /{node.operand}/"
-        source = node.operand
-        words = str(source.name) if source.name is not None else \
-            "[" + ", ".join(_quote(w) for w in source.words) + "]"
-        return ("has any " if node.op == "has_any" else "only ") + words
+        """`node` as text (`unparse.expr_text`), its literals spelt as in the source."""
+        return expr_text(node, context, self._literal)
 
     def _literal(self, literal: ast.Literal) -> str:
-        if literal.type == "text":
-            return _quote(literal.value)
-        if literal.type == "bool":
-            return "true" if literal.value else "false"
+        """A number, amount, duration or percentage as written (whitespace removed: `3 元` →
+        `3元`); strings re-escaped; the canonical spelling if the token is not found."""
         token = self.token(self.index.get((literal.pos.line, literal.pos.column), -1))
         if token is not None and token.type == _LITERAL_TOKENS.get(literal.type):
             return _squeeze(str(token))
-        return _canonical_literal(literal)  # pragma: no cover - defensive
+        return literal_text(literal, normalize=False)
 
 
 # ---------------------------------------------------------------- text of values
 
-def _quote(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t")
-    return f'"{escaped}"'
-
-
-def _unquote(token: str) -> str:
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), token[1:-1])
-
-
 def _squeeze(text: str) -> str:
     return re.sub(r"\s+", "", text)
-
-
-def _plain(value: Decimal) -> str:
-    return format(value, "f")
 
 
 def _effective_text(effective: ast.Effective) -> str:
@@ -719,21 +684,6 @@ def _amount_words(amount: ast.Amount) -> str:
     if amount.points and not amount.money and not amount.steps:
         return text
     return f"{amount.kind} {text}"
-
-
-def _duration_text(d: timedelta) -> str:
-    seconds = Decimal(str(d.total_seconds()))
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds and seconds % size == 0:
-            return f"{seconds // size}{unit}"
-    return f"{_plain(seconds.normalize())}s"
-
-
-def _canonical_literal(literal: ast.Literal) -> str:  # pragma: no cover - defensive
-    if literal.type == "duration":
-        return _duration_text(literal.value)
-    suffix = {"money": "元", "percent": "%"}.get(literal.type, "")
-    return _plain(literal.value) + suffix
 
 
 def _first_pos(node: ast.Expr) -> Position:

@@ -73,10 +73,7 @@ def parse(text: str, filename: str = "<policy>") -> tuple[ast.PolicyFile, list[D
     lines = text.splitlines()
     diagnostics: list[Diagnostic] = []
     builder = _Builder(filename, text)
-    for start, offset, chunk in _chunks(text):
-        # Blank out what precedes the chunk (keeping newlines) so Lark's lines,
-        # columns and offsets are those of the whole file.
-        padded = _BLANK.sub(" ", text[:offset]) + chunk
+    for start, padded in padded_chunks(text):
         try:
             tree = _parser().parse(padded)
         except lark.exceptions.UnexpectedInput as exc:
@@ -90,8 +87,17 @@ def parse(text: str, filename: str = "<policy>") -> tuple[ast.PolicyFile, list[D
     return builder.result(), diagnostics
 
 
+def padded_chunks(text: str):
+    """What the parser reads: the file one declaration at a time. Yields (line index of the
+    chunk's first line, text); everything before the chunk is blanked out (newlines kept) so
+    that Lark's lines, columns and offsets are those of the whole file. `fmt` lexes exactly
+    these texts, so its tokens are the parser's."""
+    for start, offset, chunk in _chunks(text):
+        yield start, _BLANK.sub(" ", text[:offset]) + chunk
+
+
 def _chunks(text: str):
-    """Split the text at lines that start a declaration; yield (line offset, text)."""
+    """Split the text at lines that start a declaration; yield (line index, offset, text)."""
     starts = [m.start() for m in _DECLARATION_START.finditer(text)]
     if not starts or starts[0] != 0:
         starts.insert(0, 0)
@@ -195,7 +201,8 @@ def _fold(source: str) -> str:
     return " ".join("".join(kept).split())
 
 
-def _unquote(token: str) -> str:
+def unquote(token: str) -> str:
+    """The value of a STRING token (`"a\\"b"` -> `a"b`)."""
     body = token[1:-1]
     return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), body)
 
@@ -286,10 +293,10 @@ class _ToAst(Transformer):
 
     # -- declarations
     def policy_decl(self, meta, children):
-        return ("policy", ast.Setting(_unquote(children[0]), self._tpos(children[0])))
+        return ("policy", ast.Setting(unquote(children[0]), self._tpos(children[0])))
 
     def timezone_decl(self, meta, children):
-        return ("timezone", ast.Setting(_unquote(children[0]), self._tpos(children[0])))
+        return ("timezone", ast.Setting(unquote(children[0]), self._tpos(children[0])))
 
     def field_decl(self, meta, children):
         name, rest = self._name(children[0]), children[1:]
@@ -301,7 +308,7 @@ class _ToAst(Transformer):
         return ast.EventDecl(self._name(children[0]), tuple(children[1:]), self._pos(meta))
 
     def words_decl(self, meta, children):
-        words = tuple(_unquote(t) if t.type == "STRING" else str(t) for t in children[1:])
+        words = tuple(unquote(t) if t.type == "STRING" else str(t) for t in children[1:])
         return ast.WordList(self._name(children[0]), words, self._pos(meta),
                             tuple(self._tpos(t) for t in children[1:]))
 
@@ -320,7 +327,7 @@ class _ToAst(Transformer):
         rest = list(children[1:])
         title = ""
         if rest and isinstance(rest[0], Token) and rest[0].type == "STRING":
-            title = _unquote(rest.pop(0))
+            title = unquote(rest.pop(0))
         effective = rest.pop(0) if rest and isinstance(rest[0], ast.Effective) else None
         on = rest.pop(0)
         when, when_source = None, ""
@@ -335,7 +342,7 @@ class _ToAst(Transformer):
 
     # -- examples
     def example_decl(self, meta, children):
-        title = _unquote(children[0])
+        title = unquote(children[0])
         rest = list(children[1:])
         day = self._date(rest.pop(0)) if rest and isinstance(rest[0], Token) and rest[0].type == "DATE" else None
         events, expectations = [], []
@@ -373,11 +380,11 @@ class _ToAst(Transformer):
         return self._name(children[0]), children[1]
 
     def expect_entry(self, meta, children):
-        agent = _unquote(children[2]) if len(children) > 2 else None
+        agent = unquote(children[2]) if len(children) > 2 else None
         return ast.Expectation("entry", self._name(children[0]), parse_money(children[1]), agent, self._pos(meta))
 
     def expect_pending(self, meta, children):
-        agent = _unquote(children[1]) if len(children) > 1 else None
+        agent = unquote(children[1]) if len(children) > 1 else None
         return ast.Expectation("pending", self._name(children[0]), None, agent, self._pos(meta))
 
     def expect_none(self, meta, children):
@@ -481,7 +488,7 @@ class _ToAst(Transformer):
         rest = list(children[1:])
         title = ""
         if rest and isinstance(rest[0], Token) and rest[0].type == "STRING":
-            title = _unquote(rest.pop(0))
+            title = unquote(rest.pop(0))
         effective = rest.pop(0) if rest and isinstance(rest[0], ast.Effective) else None
         when = None
         if rest and isinstance(rest[0], tuple) and rest[0][0] == "when":
@@ -509,7 +516,7 @@ class _ToAst(Transformer):
     def metric_decl(self, meta, children):
         name = self._name(children[0])
         rest = list(children[1:])
-        title = _unquote(rest.pop(0)) if rest and isinstance(rest[0], Token) and rest[0].type == "STRING" else ""
+        title = unquote(rest.pop(0)) if rest and isinstance(rest[0], Token) and rest[0].type == "STRING" else ""
         body = rest.pop(0)
         return attrs.evolve(body, name=name, title=title, pos=self._pos(meta), source=self._source(meta))
 
@@ -615,7 +622,7 @@ class _ToAst(Transformer):
         return ast.TextTest("only", children[0], children[1], self._pos(meta))
 
     def contains(self, meta, children):
-        return ast.TextTest("contains", children[0], _unquote(children[1]), self._pos(meta))
+        return ast.TextTest("contains", children[0], unquote(children[1]), self._pos(meta))
 
     def matches(self, meta, children):
         return ast.TextTest("matches", children[0], str(children[1])[1:-1], self._pos(meta))
@@ -632,11 +639,11 @@ class _ToAst(Transformer):
         return ast.WordSource(self._name(children[0]), (), self._pos(meta))
 
     def word_list_inline(self, meta, children):
-        return ast.WordSource(None, tuple(_unquote(t) for t in children), self._pos(meta))
+        return ast.WordSource(None, tuple(unquote(t) for t in children), self._pos(meta))
 
     # -- literals
     def string(self, meta, children):
-        return ast.Literal(_unquote(children[0]), "text", self._pos(meta))
+        return ast.Literal(unquote(children[0]), "text", self._pos(meta))
 
     def number(self, meta, children):
         return ast.Literal(Decimal(children[0]), "number", self._pos(meta))

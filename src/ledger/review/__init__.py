@@ -1,0 +1,26 @@
+"""review: looking at a policy and its results before anyone is paid — why a line exists, what
+an edit would change, whether the policy's own examples hold.
+
+Each command is split into computing (data records, no text) and rendering (text, no
+computing), so tests and other front ends can use the records directly.
+
+* `explain`: `explain_entry(entry_id, month=, policy_paths=, events_root=)` ->
+  `EntryExplanation`, `explain_event(event_id, …)` -> `EventExplanation` (records in
+  `explain_records`); `explain_render.render_entry` / `render_event` -> the text of
+  `ledger explain`. An unknown id raises `LedgerError` (exit code 2).
+* `diff`: `diff_month(month, policy_paths=, events_root=, base="HEAD")` -> `PolicyDiff`
+  (the rule text diff and the money per agent, rule and entry, base against working
+  policy; `base` is a policy file or folder, or a git revision); `render_text` /
+  `render_markdown` -> a terminal report / a review comment. Reads the base through
+  `git` when it is a revision.
+* `examples`: `run_examples(policy, sources)` -> `[ExampleResult]` for the policy's
+  `example` blocks, `uncovered_rules(policy)`, `render_results(results, uncovered)` -> text,
+  `exit_code(results)`; `test_command(paths)` -> (text, exit code) is `ledger test`.
+
+All of them only read (the policy files, the events, git) and return data or text; the
+only files they write are temporary (the engine's database, an example's events).
+Printing and exiting are the CLI's.
+
+Imports: review may import core, lang, inputs, evaluate, outputs and period (the wings
+below it); only the CLI imports review.
+"""

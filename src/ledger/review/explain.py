@@ -1,27 +1,32 @@
 """`ledger explain`: why an entry was charged, and why an event was (or was not).
 
-`explain_entry` takes an entry id from the statement and reports the rule (file:line
-and its text), the trigger event, every condition with its value on that event, every
-window with the exact span searched and what was (not) found there, and the
-conversation around the trigger. `explain_event` takes an event id and reports, for
-every rule that reads events of its type, whether and why that rule charged it; and
-for every rule whose `unless` windows search its type, which triggers it excused.
+* `explain_entry(entry_id, month=, policy_paths=, events_root=) -> EntryExplanation`:
+  the rule (file:line and its text), the trigger event, every condition with its value
+  on that event, every window with the exact span searched and what was (not) found
+  there, and the conversation around the trigger.
+* `explain_event(event_id, month=, policy_paths=, events_root=) -> EventExplanation`:
+  for every rule that reads events of the type, whether and why it charged this one;
+  for every rule whose `unless` windows search the type, which triggers it excused.
+* An unknown id raises `LedgerError` (exit code 2) saying where the id belongs (a
+  monthly rule's line, another month, a charge the policy no longer makes) or which id
+  was probably meant.
+
+Both only read (the policy, the month's events) and return the records of
+`review.explain_records`; `review.explain_render` turns them into the printed text.
 
 Everything is computed in DuckDB with the compiler's own pieces (`sequence_ctes`,
 `condition_sql`, `window_count_sql`), restricted to the event in question, so the
 explanation and the statement cannot disagree on the meaning of a condition. The
-entries themselves are computed exactly as the engine computes them
-(`compile_rule` + `engine._entries`) on the same connection, so the events are read
-only once.
+entries are computed exactly as the engine computes them (`compile_rule`,
+`evidence.entries_of`, `monthly.escalate`) on the same connection, so the events
+are read only once. Conditions are quoted as `lang.unparse` writes them.
 """
 
 from __future__ import annotations
 
 import contextlib
 import difflib
-import json
-from datetime import datetime, timedelta
-from decimal import Decimal
+from datetime import datetime
 from pathlib import Path
 from typing import Iterator, Sequence
 from zoneinfo import ZoneInfo
@@ -29,16 +34,17 @@ from zoneinfo import ZoneInfo
 import attrs
 import duckdb
 
-from ledger.core.entries import BONUS, PENDING, Entry
+from ledger.core.entries import NO_AGENT, PENDING, Entry, entry_id
 from ledger.core.errors import LedgerError
+from ledger.core.month import Month, format_ts
 from ledger.evaluate import engine
 from ledger.evaluate.compile import (
     EXCERPT_FIELDS,
-    _Context,
-    _interval,
+    ExprCompiler,
     compile_rule,
     condition_sql,
     effective_sql,
+    interval_sql,
     lit,
     q,
     sequence_ctes,
@@ -46,199 +52,47 @@ from ledger.evaluate.compile import (
     window_conditions,
     window_count_sql,
 )
-from ledger.evaluate.engine import Month, _fmt, checked_policy, entry_id, load_month
+from ledger.evaluate.engine import load_month
+from ledger.evaluate.evidence import entries_of
+from ledger.evaluate.monthly import escalate
 from ledger.lang import ast
-from ledger.lang.check import Policy
+from ledger.lang.load import checked_policy
+from ledger.lang.policy import Policy
+from ledger.lang.unparse import expr_text, number_text
+from ledger.review.explain_records import (
+    CHARGED,
+    EXCUSED,
+    INCONSISTENT,
+    NOT_APPLICABLE,
+    NOT_IN_FORCE,
+    NOT_IN_MONTH,
+    PENDING_VERDICT,
+    ConditionCheck,
+    ConditionNode,
+    EntryExplanation,
+    EventBrief,
+    EventExplanation,
+    EventInfo,
+    EvidenceUse,
+    Operand,
+    RuleCheck,
+    RuleInfo,
+    Transcript,
+    TranscriptLine,
+    TriggerUse,
+    WindowCheck,
+    clip,
+    value_text,
+    verdict_label,
+    yes_no,
+)
 
 TRANSCRIPT_CONTEXT = 10  # events shown before and after the trigger
 LISTED_EVENTS = 5  # events listed per window (found), the rest are counted
 LISTED_OTHERS = 3  # events listed per window (in the span but failing the filter)
 
-# Verdicts of one rule on one event.
-CHARGED = "charged"  # fined or paid a bonus (the entries say which)
-PENDING_VERDICT = "pending"  # a deadline lies beyond the data end
-EXCUSED = "excused"  # an `unless` window found enough events
-NOT_APPLICABLE = "not_applicable"  # the filter or the `when` is false
-NOT_IN_MONTH = "not_in_month"  # the event belongs to another month
-NOT_IN_FORCE = "not_in_force"  # this version of the rule is not in force at the event's time
-INCONSISTENT = "inconsistent"  # the conditions and the engine disagree (a bug)
-
 _RAW_HIDDEN = ("seq", "ts", "ts_local", "src_file", "src_line", "id", "type")
 _CORE_ORDER = ("agent", "conversation", "buyer", "order")
-
-
-# ================================================================ records
-
-@attrs.frozen
-class RuleInfo:
-    id: str
-    title: str
-    location: str  # "policy/house-rules.rules:55", as on the statement
-    source: str  # the whole rule as written
-    kind: str  # fine | bonus
-    amount: str  # as written: "20元"
-
-
-@attrs.frozen
-class EventInfo:
-    id: str
-    type: str
-    ts: datetime  # local wall time
-    month: str  # "2024-05", the month the event belongs to
-    source: str  # "events.jsonl:3"
-    fields: tuple[tuple[str, str], ...]  # non-empty fields; defaults marked
-    seq: int
-
-
-@attrs.frozen
-class Operand:
-    """A value a test reads, e.g. `length(text)` = 2."""
-
-    text: str
-    value: object
-
-
-@attrs.frozen
-class ConditionNode:
-    """One node of a condition: `and`/`or`/`not`, or a leaf test."""
-
-    text: str  # the sub-expression, written as in the policy language
-    value: bool
-    depth: int
-    kind: str  # and | or | not | test
-    operands: tuple[Operand, ...] = ()
-    matched: tuple[str, ...] = ()  # `has any`: the words of the list found in the text
-    decisive: bool = False  # this test decides the result of the whole condition
-
-    @property
-    def leaf(self) -> bool:
-        return self.kind == "test"
-
-
-@attrs.frozen
-class ConditionCheck:
-    clause: str  # "filter" | "when"
-    source: str  # the clause as written; "" when the rule has none
-    value: bool | None  # None: not evaluated (the event is not a member)
-    nodes: tuple[ConditionNode, ...] = ()
-
-    @property
-    def decisive(self) -> tuple[ConditionNode, ...]:
-        return tuple(n for n in self.nodes if n.decisive)
-
-
-@attrs.frozen
-class EventBrief:
-    id: str
-    ts: datetime  # local
-    summary: str  # "agent · text · 「亲，在的」"
-    seq: int
-
-
-@attrs.frozen
-class WindowCheck:
-    number: int  # 1-based, in the rule's order
-    source: str  # the `unless` clause as written
-    kind: str  # within | range | before | within_before
-    span_from: datetime | None  # local; None: no lower bound
-    span_to: datetime | None  # local; None: no upper bound
-    span_text: str
-    keys: tuple[tuple[str, str | None], ...]  # `same` keys and the trigger's values
-    required: int
-    found: int
-    events: tuple[EventBrief, ...]  # the first found events
-    others: int  # events in the span with the same keys that fail the window's filter
-    other_events: tuple[EventBrief, ...]
-    filter_text: str
-    next_after: EventBrief | None  # the first matching event after the span
-    deadline: datetime | None  # local; within/range windows only
-    beyond_data_end: bool  # the deadline is after the last event read
-
-    @property
-    def excused(self) -> bool:
-        return self.found >= self.required
-
-
-@attrs.frozen
-class RuleCheck:
-    """One rule's view of one event: membership, conditions, windows, verdict."""
-
-    rule: RuleInfo
-    in_month: bool
-    filter: ConditionCheck
-    when: ConditionCheck
-    sequence: str | None  # "同一 conversation 中第 2/5 条" for `per` rules
-    windows: tuple[WindowCheck, ...]
-    entries: tuple[Entry, ...]  # the entries the engine made for this rule and event
-    verdict: str  # CHARGED | PENDING_VERDICT | EXCUSED | NOT_APPLICABLE | NOT_IN_MONTH | INCONSISTENT
-    reason: str
-
-    @property
-    def verdict_label(self) -> str:
-        return verdict_label(self.verdict, self.rule.kind)
-
-
-@attrs.frozen
-class TranscriptLine:
-    id: str
-    ts: datetime
-    type: str
-    sender: str | None
-    kind: str | None
-    text: str | None
-    trigger: bool
-    tags: tuple[str, ...] = ()  # "窗口1找到": found by that window
-    detail: str = ""  # other event types: their key fields ("order=… amount=…")
-
-
-@attrs.frozen
-class Transcript:
-    key: str  # conversation | buyer | order | agent
-    value: str
-    lines: tuple[TranscriptLine, ...]
-    omitted_before: int
-    omitted_after: int
-
-
-@attrs.frozen
-class TriggerUse:
-    id: str
-    ts: datetime
-    outcome: str  # e.g. "免罚 (excused)", "罚款 (fine) E…"
-
-
-@attrs.frozen
-class EvidenceUse:
-    """A rule window that searched the event's type and looked at this event."""
-
-    rule: RuleInfo
-    window: int
-    source: str
-    counted: tuple[TriggerUse, ...]  # triggers (in the month) whose window counted it
-    counted_total: int
-    not_counted: int  # triggers whose span held it but whose filter rejected it
-    filter_text: str
-
-
-@attrs.frozen
-class EntryExplanation:
-    entry: Entry
-    month: str
-    event: EventInfo
-    check: RuleCheck
-    data_end: datetime | None
-    transcript: Transcript | None
-
-
-@attrs.frozen
-class EventExplanation:
-    month: str
-    event: EventInfo
-    declared: bool  # the policy declares the event's type
-    checks: tuple[RuleCheck, ...]
-    evidence: tuple[EvidenceUse, ...]
-    data_end: datetime | None
-    transcript: Transcript | None
 
 
 # ================================================================ public API
@@ -270,19 +124,6 @@ def explain_event(event_id: str, *, month: str, policy_paths: Sequence[Path],
         evidence = tuple(_evidence_uses(s, event))
         return EventExplanation(s.month.text, event, event.type in s.policy.events, checks, evidence,
                                 s.data_end_local, _transcript(s, event, {}, rules))
-
-
-def verdict_label(verdict: str, kind: str) -> str:
-    bonus = kind == BONUS
-    return {
-        CHARGED: "奖励 (bonus)" if bonus else "罚款 (fine)",
-        PENDING_VERDICT: "待定 (pending)",
-        EXCUSED: "不发奖励 (excused)" if bonus else "免罚 (excused)",
-        NOT_APPLICABLE: "不适用 (does not apply)",
-        NOT_IN_MONTH: "不在本月 (not in this month)",
-        NOT_IN_FORCE: "不在生效期间 (not in force)",
-        INCONSISTENT: "不一致 (inconsistent)",
-    }[verdict]
 
 
 # ================================================================ session
@@ -320,11 +161,8 @@ class _Session:
             compiled = compile_rule(self.policy, rule)
             result = self.con.execute(compiled.sql, self.params(compiled.sql))
             names = [d[0] for d in result.description]
-            from ledger.evaluate.monthly import (
-                escalate,  # `then` amounts by occurrence, as the run applies them
-            )
-
-            self._entries[key] = tuple(escalate(self.policy, engine._entries(
+            # `then` amounts by occurrence, as the run applies them
+            self._entries[key] = tuple(escalate(self.policy, entries_of(
                 compiled, names, result.fetchall(), self.data_end_local, [])))
         return self._entries[key]
 
@@ -378,7 +216,7 @@ def _locate_entry_id(s: _Session, wanted: str) -> tuple[str, str, str] | None:
         cols = ", ".join(q(f) for f in fields)
         sql = f"SELECT id, strftime(ts_local, '%Y-%m') AS month, {cols} FROM {view_name(rule.on.event.value)}"
         for row in s.con.execute(sql).fetchall():
-            for who in {*(v for v in row[2:] if v), engine.NO_AGENT}:
+            for who in {*(v for v in row[2:] if v), NO_AGENT}:
                 if entry_id(rule.id.value, row[0], who) == wanted:
                     return rule.id.value, row[0], row[1]
     return None
@@ -455,10 +293,10 @@ def _in_force(s: _Session, rule: ast.Rule, seq: int) -> bool:
 def _verdict(s: _Session, rule: ast.Rule, event: EventInfo, in_month: bool, flt: ConditionCheck,
              when: ConditionCheck, windows: tuple[WindowCheck, ...], entries: tuple[Entry, ...]) -> tuple[str, str]:
     if not in_month:
-        return NOT_IN_MONTH, (f"事件时间 {_fmt(event.ts)} 属于 {event.month}，不在 {s.month.text} "
+        return NOT_IN_MONTH, (f"事件时间 {format_ts(event.ts)} 属于 {event.month}，不在 {s.month.text} "
                               f"(use --month {event.month})")
     if not _in_force(s, rule, event.seq):
-        return NOT_IN_FORCE, (f"这一版本的生效期间是 {rule.effective}，事件时间 {_fmt(event.ts)} 不在其中 "
+        return NOT_IN_FORCE, (f"这一版本的生效期间是 {rule.effective}，事件时间 {format_ts(event.ts)} 不在其中 "
                               f"(this version is not in force then)")
     excusing = [w for w in windows if w.excused]
     if not flt.value:
@@ -475,8 +313,8 @@ def _verdict(s: _Session, rule: ast.Rule, event: EventInfo, in_month: bool, flt:
         late = [w for w in windows if w.beyond_data_end]
         deadline = max(w.deadline for w in late) if late else None
         verdict = PENDING_VERDICT
-        reason = (f"期限 {_fmt(deadline) if deadline else '?'} 晚于数据截止 "
-                  f"{_fmt(s.data_end_local) if s.data_end_local else '?'}，结果还不知道 (deadline after the data end)")
+        reason = (f"期限 {format_ts(deadline) if deadline else '?'} 晚于数据截止 "
+                  f"{format_ts(s.data_end_local) if s.data_end_local else '?'}，结果还不知道 (deadline after the data end)")
     else:
         return CHARGED, "明细 (entry) " + "，".join(f"{e.id}（{e.agent} {e.amount}元）" for e in entries)
     if verdict == PENDING_VERDICT:
@@ -489,8 +327,8 @@ def _verdict(s: _Session, rule: ast.Rule, event: EventInfo, in_month: bool, flt:
 def _blame(check: ConditionCheck) -> str:
     parts = []
     for node in check.decisive:
-        extra = ", ".join(f"{o.text} = {_show(o.value)}" for o in node.operands)
-        parts.append(f"`{node.text}` = {_yes(node.value)}" + (f"（{extra}）" if extra else ""))
+        extra = ", ".join(f"{o.text} = {value_text(o.value)}" for o in node.operands)
+        parts.append(f"`{node.text}` = {yes_no(node.value)}" + (f"（{extra}）" if extra else ""))
     return "；".join(parts) or "?"
 
 
@@ -500,7 +338,7 @@ def _filter_check(s: _Session, rule: ast.Rule, seq: int) -> ConditionCheck:
     if rule.on.filter is None:
         return ConditionCheck("filter", "", True)
     event = s.policy.events[rule.on.event.value]
-    ctx = _Context(s.policy, event, alias=None, sequence=False)
+    ctx = ExprCompiler(s.policy, event, alias=None, sequence=False)
     source = f"[{expr_text(rule.on.filter)}]"
     value, nodes, _ = _evaluate(s, ctx, rule.on.filter, [], view_name(event.name), seq, [])
     return ConditionCheck("filter", source, value, nodes)
@@ -516,7 +354,7 @@ def _when_check(s: _Session, rule: ast.Rule, seq: int) -> tuple[ConditionCheck, 
         value, nodes, facts = _evaluate(s, None, None, ctes, relation, seq, extra)
         return ConditionCheck("when", "", True), _sequence_text(keys, facts)
     event = s.policy.events[rule.on.event.value]
-    ctx = _Context(s.policy, event, alias=None, sequence=bool(keys))
+    ctx = ExprCompiler(s.policy, event, alias=None, sequence=bool(keys))
     value, nodes, facts = _evaluate(s, ctx, rule.when, ctes, relation, seq, extra)
     return ConditionCheck("when", rule.when_source, value, nodes), _sequence_text(keys, facts)
 
@@ -551,7 +389,7 @@ def _flatten(expr) -> list[_Node]:
     return nodes
 
 
-def _evaluate(s: _Session, ctx: _Context | None, expr, ctes: list[str], relation: str, seq: int,
+def _evaluate(s: _Session, ctx: ExprCompiler | None, expr, ctes: list[str], relation: str, seq: int,
               extra: list[str]) -> tuple[bool | None, tuple[ConditionNode, ...], dict | None]:
     """Evaluate every node of `expr` (and the operands of its tests) on the row `seq` of
     `relation`. Returns (value, nodes, extra columns); value None when the row is absent."""
@@ -615,7 +453,7 @@ def _operands(e) -> list:
     return out
 
 
-def _matched_sql(policy: Policy, ctx: _Context | None, e) -> str | None:
+def _matched_sql(policy: Policy, ctx: ExprCompiler | None, e) -> str | None:
     """For `has any`: the list words the text contains, joined by \\x1f."""
     if not isinstance(e, ast.TextTest) or e.op != "has_any":
         return None
@@ -687,14 +525,14 @@ def _by_time(rows: list[dict]) -> list[dict]:
 
 def _span(window: ast.Window, ts: datetime) -> tuple[datetime | None, datetime | None, str]:
     if window.kind == "within":
-        return ts, ts + window.d2, f"{_fmt(ts)} – {_fmt(ts + window.d2)}（触发事件之后，含结束时刻 (after the trigger, end included)）"
+        return ts, ts + window.d2, f"{format_ts(ts)} – {format_ts(ts + window.d2)}（触发事件之后，含结束时刻 (after the trigger, end included)）"
     if window.kind == "range":
         a, b = ts + window.d1, ts + window.d2
-        return a, b, f"{_fmt(a)} – {_fmt(b)}（含两端 (both ends included)）"
+        return a, b, f"{format_ts(a)} – {format_ts(b)}（含两端 (both ends included)）"
     if window.kind == "before":
-        return None, ts, f"{_fmt(ts)} 之前的任何时间 (any time before the trigger)"
+        return None, ts, f"{format_ts(ts)} 之前的任何时间 (any time before the trigger)"
     a = ts - window.d2
-    return a, ts, f"{_fmt(a)} – {_fmt(ts)}（触发事件之前 (before the trigger)）"
+    return a, ts, f"{format_ts(a)} – {format_ts(ts)}（触发事件之前 (before the trigger)）"
 
 
 def _next_after(s: _Session, window: ast.Window, t_cte: str, flt: str, seq: int) -> EventBrief | None:
@@ -702,7 +540,7 @@ def _next_after(s: _Session, window: ast.Window, t_cte: str, flt: str, seq: int)
     if window.kind not in ("within", "range"):
         return None
     conds = [f"e.{q(k.value)} = t.{q(k.value)}" for k in window.same]
-    conds += [f"e.ts > t.ts + {_interval(window.d2)}", flt]
+    conds += [f"e.ts > t.ts + {interval_sql(window.d2)}", flt]
     rows = s.rows(f"WITH {t_cte} SELECT e.* FROM t0 t JOIN {view_name(window.event.value)} e ON "
                   f"{' AND '.join(conds)} ORDER BY e.ts, e.seq LIMIT 1", seq=seq)
     return _brief(s.policy, rows[0]) if rows else None
@@ -720,10 +558,10 @@ def _brief(policy: Policy, row: dict) -> EventBrief:
         parts.insert(0, values["type"])
     shown = [name for name in ("order", "category", "reason", "amount", "handover")
              if values.get(name) is not None and values.get("type") != "message"]
-    parts += [f"{name}={_plain(values[name])}" for name in shown]
+    parts += [f"{name}={number_text(values[name])}" for name in shown]
     excerpt = next((values[f] for f in EXCERPT_FIELDS if values.get(f) is not None and f not in shown), None)
     if excerpt is not None:
-        parts.append(f"「{_clip(str(excerpt))}」")
+        parts.append(f"「{clip(str(excerpt))}」")
     return EventBrief(values["id"], values["ts_local"], " · ".join(parts), values["seq"])
 
 
@@ -807,303 +645,3 @@ def _transcript(s: _Session, event: EventInfo, tags: dict[int, tuple[str, ...]],
                                     tags.get(row["seq"], ()), detail))
     total = rows[0]["_n"]
     return Transcript(key, value, tuple(lines), rows[0]["_rn"] - 1, total - rows[-1]["_rn"])
-
-
-# ================================================================ expressions as text
-
-_PRECEDENCE = {"or": 1, "and": 2}
-
-
-def expr_text(e, min_prec: int = 0) -> str:
-    """An expression written in the policy language (canonical spacing), with
-    parentheses only where precedence needs them."""
-    if isinstance(e, ast.BoolOp):
-        prec = _PRECEDENCE[e.op]
-        text = f" {e.op} ".join(expr_text(x, prec + 1) for x in e.operands)
-    elif isinstance(e, ast.Not):
-        prec, text = 3, "not " + expr_text(e.operand, 3)
-    elif isinstance(e, ast.Compare):
-        prec, text = 4, f"{expr_text(e.left, 5)} {e.op} {expr_text(e.right, 5)}"
-    elif isinstance(e, ast.InList):
-        prec, text = 4, f"{expr_text(e.subject, 5)} in [{', '.join(expr_text(v) for v in e.values)}]"
-    elif isinstance(e, ast.TextTest):
-        prec, text = 4, _text_test_text(e)
-    else:
-        prec, text = 5, _operand_text(e)
-    return f"({text})" if prec < min_prec else text
-
-
-def _text_test_text(e: ast.TextTest) -> str:
-    subject = expr_text(e.subject, 5)
-    if e.op == "contains":
-        return f"{subject} contains {_quote(e.operand)}"
-    if e.op == "matches":
-        return f"{subject} matches /{e.operand}/"
-    source = e.operand
-    words = source.name.value if source.name is not None else "[" + ", ".join(_quote(w) for w in source.words) + "]"
-    return f"{subject} {'has any' if e.op == 'has_any' else 'only'} {words}"
-
-
-def _operand_text(e) -> str:
-    if isinstance(e, ast.Ref):
-        return f"{e.scope.value}.{e.name.value}" if e.scope is not None else e.name.value
-    if isinstance(e, ast.Call):
-        return f"{e.function.value}({expr_text(e.arg)})"
-    if isinstance(e, ast.Literal):
-        return _literal_text(e)
-    return "?"  # pragma: no cover - the AST has no other nodes
-
-
-def _literal_text(e: ast.Literal) -> str:
-    v = e.value
-    if e.type == "text":
-        return _quote(v)
-    if e.type == "bool":
-        return "true" if v else "false"
-    if e.type == "money":
-        return f"{_plain(v)}元"
-    if e.type == "percent":
-        return f"{_plain(v)}%"
-    if e.type == "duration":
-        return _duration_text(v)
-    return _plain(v)
-
-
-def _duration_text(d: timedelta) -> str:
-    seconds = d.total_seconds()
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
-        if seconds and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{_plain(Decimal(str(seconds)))}s"
-
-
-def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n").replace("\t", "\\t") + '"'
-
-
-# ================================================================ values as text
-
-def _plain(v) -> str:
-    if isinstance(v, Decimal):
-        return format(v.normalize(), "f")
-    return str(v)
-
-
-def _yes(value: bool | None) -> str:
-    return "（未计算）" if value is None else ("是" if value else "否")
-
-
-def _show(v) -> str:
-    if v is None:
-        return "（无）"
-    if isinstance(v, bool):
-        return _yes(v)
-    if isinstance(v, str):
-        return json.dumps(v, ensure_ascii=False)
-    if isinstance(v, datetime):
-        return _fmt(v)
-    if isinstance(v, timedelta):
-        return _duration_words(v)
-    return _plain(v)
-
-
-def _duration_words(d: timedelta) -> str:
-    seconds = int(d.total_seconds())
-    h, rest = divmod(abs(seconds), 3600)
-    m, sec = divmod(rest, 60)
-    return f"{'-' if seconds < 0 else ''}{h}:{m:02d}:{sec:02d}"
-
-
-def _clip(text: str, width: int = 40) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-# ================================================================ rendering
-
-def _finish(lines: list[str]) -> str:
-    """Join, without runs of blank lines."""
-    out: list[str] = []
-    for line in lines:
-        if line.strip() or (out and out[-1].strip()):
-            out.append(line if line.strip() else "")
-    return "\n".join(out).rstrip() + "\n"
-
-
-def render_entry(x: EntryExplanation) -> str:
-    e, check = x.entry, x.check
-    amount = f"{e.amount}元" if e.amount is not None else "（待定，无金额）"
-    status = "待定 (pending)" if e.status == PENDING else "已确认 (applied)"
-    out = [f"明细 {e.id} · {x.month} · {verdict_label(CHARGED, e.kind)} {amount} · {e.agent} · {status}",
-           f"结论 (verdict): {check.verdict_label}：{check.reason}", ""]
-    out += _rule_section(check.rule)
-    out += _event_section(x.event)
-    out += _conditions_section(check)
-    out += _windows_section(check, x.data_end)
-    out += _transcript_section(x.transcript)
-    return _finish(out)
-
-
-def render_event(x: EventExplanation) -> str:
-    out = [f"事件 {x.event.id} · {x.event.type} · {_fmt(x.event.ts)} · 查看月份 {x.month}", ""]
-    out += _event_section(x.event, title="触发事件 (event)")
-    out.append("规则 (rules)")
-    if not x.declared:
-        out.append(f"  规则文件没有声明 {x.event.type} 事件，没有规则读取它 (the policy does not declare this type)")
-    elif not x.checks:
-        out.append(f"  没有规则以 {x.event.type} 事件触发 (no rule is triggered by this type)")
-    for check in x.checks:
-        r = check.rule
-        out.append(f"── {r.id}「{r.title}」 {r.location} · {verdict_label(CHARGED, r.kind)} {r.amount}")
-        out.append(f"   结论 (verdict): {check.verdict_label}：{check.reason}")
-        out += _indent(_conditions_section(check), "   ")
-        if check.windows and check.verdict == NOT_APPLICABLE:
-            out += _indent(_windows_brief(check), "   ")
-        elif check.windows:
-            out += _indent(_windows_section(check, None), "   ")
-    if x.evidence:
-        out += _evidence_section(x.evidence)
-    if x.data_end is not None:
-        out += [f"数据截止 (data end): {_fmt(x.data_end)}", ""]
-    out += _transcript_section(x.transcript)
-    return _finish(out)
-
-
-def _indent(lines: list[str], pad: str) -> list[str]:
-    return [pad + line if line else line for line in lines]
-
-
-def _rule_section(rule: RuleInfo) -> list[str]:
-    out = ["规则 (rule)",
-           f"  {rule.id}「{rule.title}」 · {verdict_label(CHARGED, rule.kind)} {rule.amount}",
-           f"  位置 (location): {rule.location}"]
-    out += [f"  │ {line}" for line in rule.source.rstrip().splitlines()]
-    return out + [""]
-
-
-def _event_section(event: EventInfo, title: str = "触发事件 (trigger event)") -> list[str]:
-    out = [title,
-           f"  编号 (id): {event.id}",
-           f"  时间 (time): {_fmt(event.ts)}（{event.month}）",
-           f"  类型 (type): {event.type}",
-           f"  来源 (source): {event.source}"]
-    out += [f"  {name} = {value}" for name, value in event.fields]
-    return out + [""]
-
-
-def _conditions_section(check: RuleCheck) -> list[str]:
-    out = ["条件 (conditions)"]
-    if check.filter.source:
-        out.append(f"  成员筛选 (filter) {check.filter.source} → {_yes(check.filter.value)}")
-        out += _nodes(check.filter.nodes)
-    else:
-        out.append("  成员筛选 (filter)：无，这类事件都是成员 (every event of the type is a member)")
-    if check.sequence:
-        out.append(f"  序列 (sequence): {check.sequence}")
-    if check.when.source:
-        out.append(f"  {check.when.source} → {_yes(check.when.value)}")
-        if check.when.value is None:
-            out.append("    不是成员，不计算 when (not a member: when is not evaluated)")
-        out += _nodes(check.when.nodes)
-    else:
-        out.append("  when：无，每个成员都触发 (every member triggers)")
-    if any(n.decisive for n in check.filter.nodes + check.when.nodes):
-        out.append("  ◀ = 决定结果的条件 (decides the result)")
-    if not check.in_month:
-        out.append("  （该事件不在本月，以上只供参考 (the event is outside the month)）")
-    return out + [""]
-
-
-def _nodes(nodes: tuple[ConditionNode, ...]) -> list[str]:
-    """The condition tree under its clause line; an `and`/`or` root is that line itself."""
-    if nodes and nodes[0].kind in ("and", "or"):
-        nodes, base = nodes[1:], 1
-    else:
-        base = 0
-    out = []
-    for node in nodes:
-        pad = "    " + "  " * (node.depth - base)
-        line = f"{pad}{_yes(node.value)}  {node.text}"
-        details = [f"{o.text} = {_show(_clip(o.value) if isinstance(o.value, str) else o.value)}"
-                   for o in node.operands]
-        if node.matched:
-            details.append("命中 (matched): " + " ".join(node.matched))
-        if details:
-            line += f"    [{'; '.join(details)}]"
-        if node.decisive:
-            line += "  ◀"
-        out.append(line)
-    return out
-
-
-def _windows_section(check: RuleCheck, data_end: datetime | None) -> list[str]:
-    out = ["时间窗口 (windows)"]
-    if not check.windows:
-        out.append("  无 (none)：规则没有 unless 窗口")
-    for w in check.windows:
-        out.append(f"  窗口 {w.number} (window): {w.source}")
-        out.append(f"    查找范围 (span): {w.span_text}")
-        for key, value in w.keys:
-            shown = value if value is not None else "（缺失，找不到任何事件 (missing key never matches)）"
-            out.append(f"    同一 (same): {key} = {shown}")
-        outcome = "免除 (excused)" if w.excused else "未免除 (not excused)"
-        out.append(f"    找到 {w.found} 条，需要 {w.required} 条 (found {w.found}, required {w.required}) → {outcome}")
-        out += [f"      ✓ {b.id} {_fmt(b.ts)} {b.summary}" for b in w.events]
-        if w.found > len(w.events):
-            out.append(f"      … 共 {w.found} 条，只列出 {len(w.events)} 条 (more not shown)")
-        if w.others:
-            listed = f"，列出 {len(w.other_events)} 条" if w.others > len(w.other_events) else ""
-            out.append(f"    范围内不符合 {w.filter_text} 的事件 {w.others} 条{listed} (in the span but not matching):")
-            out += [f"      ✗ {b.id} {_fmt(b.ts)} {b.summary}" for b in w.other_events]
-        if w.next_after is not None and not w.excused:
-            b = w.next_after
-            out.append(f"    范围之后第一条符合的事件 (first match after the span): {b.id} {_fmt(b.ts)} {b.summary}")
-        if w.beyond_data_end and not w.excused:
-            out.append(f"    期限 {_fmt(w.deadline)} 晚于数据截止，结果待定 (deadline after the data end: pending)")
-    if data_end is not None:
-        out.append(f"  数据截止 (data end): {_fmt(data_end)}")
-    return out + [""]
-
-
-def _windows_brief(check: RuleCheck) -> list[str]:
-    out = ["时间窗口 (windows)：规则不适用，仅列数目 (rule does not apply; counts only)"]
-    for w in check.windows:
-        out.append(f"  窗口 {w.number}: 找到 {w.found} 条，需要 {w.required} 条 — {w.source}")
-    return out + [""]
-
-
-def _evidence_section(uses: tuple[EvidenceUse, ...]) -> list[str]:
-    out = ["作为其他规则的证据 (looked at as possible evidence)"]
-    for use in uses:
-        out.append(f"  规则 {use.rule.id} 窗口 {use.window}: {use.source}  ({use.rule.location})")
-        if use.counted_total:
-            out.append(f"    计入 {use.counted_total} 个触发事件的窗口 (counted for):")
-            out += [f"      {t.id} {_fmt(t.ts)} → {t.outcome}" for t in use.counted]
-            if use.counted_total > len(use.counted):
-                out.append(f"      … 另有 {use.counted_total - len(use.counted)} 个")
-        if use.not_counted:
-            out.append(f"    {use.not_counted} 个触发事件的查找范围包含它，但它不符合 {use.filter_text}，不计入 "
-                       f"(in the span, but the window's filter is false)")
-    return out + [""]
-
-
-def _transcript_section(t: Transcript | None) -> list[str]:
-    if t is None:
-        return ["会话记录 (transcript)", "  无：事件没有会话、买家、订单或客服可以关联 (nothing to relate it to)", ""]
-    title = "会话记录 (transcript)" if t.key == "conversation" else "相关事件 (related events)"
-    out = [f"{title} · {t.key} = {t.value}"]
-    if t.omitted_before:
-        out.append(f"     … 之前还有 {t.omitted_before} 条 (earlier events omitted)")
-    for line in t.lines:
-        mark = "▶" if line.trigger else " "
-        who = line.sender or (line.type if line.type != "message" else "")
-        kind = line.kind or ""
-        what = f"「{_clip(line.text, 60)}」" if line.text is not None else ""
-        notes = (["◀ 触发事件 (trigger)"] if line.trigger else []) + list(line.tags)
-        parts = [f"  {mark} {_fmt(line.ts)}", line.id, line.detail or who,
-                 kind if line.type == "message" else "", what]
-        text = " ".join(p for p in parts if p)
-        out.append(text + (f"   {' '.join(notes)}" if notes else ""))
-    if t.omitted_after:
-        out.append(f"     … 之后还有 {t.omitted_after} 条 (later events omitted)")
-    return out + [""]

@@ -41,7 +41,6 @@ from pathlib import Path
 from ledger.core.atomic import atomic_path
 from ledger.core.errors import LedgerError
 from ledger.core.month import Month
-from ledger.sample.sink import FILES, Sink
 from ledger.sample.phrases import (
     AFTER_SALES,
     ASK,
@@ -96,9 +95,7 @@ from ledger.sample.phrases import (
     TOPIC_WEIGHTS,
     VAGUE_REPLIES,
 )
-
-
-
+from ledger.sample.sink import FILES, Sink
 
 # --------------------------------------------------------------------------------------
 # Public entry point

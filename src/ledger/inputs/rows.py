@@ -1,0 +1,172 @@
+"""Rows as read from a table, before they are checked: shared by every kind of input.
+
+A `Record` is one row (its values, or the reason it cannot be read) with its line and
+raw text. `physical_records` splits CSV text into records the way the csv module does
+(strictly), telling the lines each record took; `check_header` vets a header and
+registers its names in the `Columns` registry (the table's column set: reserved names,
+names differing only in case); `csv_row` makes a record of a CSV or sheet row.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from typing import NamedTuple
+
+from ledger.inputs.contract import CORE, RESERVED
+from ledger.inputs.encodings import SURROGATE
+
+
+class Record(NamedTuple):
+    """One row as read from a file: values, or an error; `is_row=False` for file notes.
+
+    In `values`, "" and None both mean missing (an empty cell, a JSON null).
+    """
+
+    line: int
+    raw: str
+    values: dict[str, str | None] | None = None
+    error: str | None = None
+    is_row: bool = True
+
+
+def clean_name(name: str) -> str:
+    return name.strip().strip("\ufeff").strip()
+
+
+def is_blank(raw: str, delimiter: str) -> bool:
+    # Whitespace and delimiters only: empty lines and Excel's trailing ",,,," rows.
+    return not raw.strip(" \t\r\n" + delimiter)
+
+
+def strip_newline(text: str) -> str:
+    return text.rstrip("\r\n")
+
+
+def physical_records(lines: Iterator[str], delimiter: str, undecodable: str | None):
+    """(first line number, number of lines, raw text, fields, problem) of each non-blank record.
+
+    csv.reader pulls physical lines one at a time and never reads ahead, so the
+    lines taken since the last record are exactly this record's lines.
+    """
+    taken: list[str] = []
+
+    def feed():
+        for text in lines:
+            taken.append(text)
+            yield text
+
+    # strict: a quote left open at the end of the file is an error, not a field that
+    # silently swallowed every row after it.
+    reader = csv.reader(feed(), delimiter=delimiter, strict=True)
+    consumed = 0
+    while True:
+        problem = None
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            fields, problem = [], f"CSV 格式错误 (malformed CSV): {e}" + _spans_hint(len(taken))
+        first, n_lines = consumed + 1, len(taken)
+        consumed += n_lines
+        raw = strip_newline(taken[0] if n_lines == 1 else "".join(taken))
+        taken.clear()
+        if is_blank(raw, delimiter):
+            continue
+        if "\x00" in raw:
+            problem = "含有 NUL 字符 (NUL character)"
+        if undecodable and SURROGATE.search(raw):
+            problem = undecodable
+        yield first, n_lines, raw, fields, problem
+
+
+def check_header(names: list[str], columns: "Columns", rel: str) -> str | None:
+    """Reason the header is unusable, or None after registering its columns."""
+    named = [n for n in names if n]
+    dups = sorted({n for n in named if named.count(n) > 1})
+    if dups:
+        return "重复的列名 (duplicate column names): " + ", ".join(dups)
+    folded: dict[str, str] = {}
+    for name in named:
+        other = folded.setdefault(_fold(name), name)
+        if other != name:
+            return f"列名 {name} 与 {other} 只差大小写 (column names differ only in case)"
+    for name in named:
+        problem = columns.problem(name)
+        if problem:
+            return problem
+    columns.register(named, rel)
+    return None
+
+
+def _spans_hint(n_lines: int) -> str:
+    if n_lines < 2:
+        return ""
+    return f"；记录跨 {n_lines} 行，引号未闭合？(record spans {n_lines} lines: unclosed quote?)"
+
+
+def csv_row(names: list[str], unnamed: list[int], fields: list[str], line: int, n_lines: int,
+            raw: str) -> Record:
+    if len(fields) != len(names):
+        reason = f"列数不对 (wrong column count): 期望 {len(names)} 列，实际 {len(fields)} 列"
+        return Record(line, raw, error=reason + _spans_hint(n_lines))
+    for i in unnamed:
+        if fields[i]:
+            reason = f"第 {i + 1} 列没有列名却有值 (value in a column without a header): {fields[i]!r}"
+            return Record(line, raw, error=reason)
+    values = dict(zip(names, fields))  # empty cells stay "": missing, like None
+    if unnamed:
+        del values[""]
+    return Record(line, raw, values)
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def _fold(name: str) -> str:
+    # DuckDB compares identifiers ignoring ASCII case only.
+    return name.translate(_ASCII_LOWER)
+
+
+class Columns:
+    """Column registry: position of every column in the temporary file."""
+
+    FIXED = ("seq", "id", "ts", "ts_local", "src_file", "src_line")
+    STORED_CORE = ("type", "agent", "conversation", "buyer", "order")
+
+    def __init__(self):
+        self.order: list[str] = []  # stored columns in temporary-file order
+        self.index: dict[str, int] = {}  # name -> position in the temporary file
+        self.known: set[str] = set(CORE)  # names accepted as they are: core and registered
+        self._by_fold: dict[str, tuple[str, str]] = {}
+        for name in self.FIXED + self.STORED_CORE:
+            self._by_fold[_fold(name)] = (name, "")
+        self._add(self.STORED_CORE)
+
+    def problem(self, name: str) -> str | None:
+        if name in RESERVED:
+            return f"列名 {name} 是保留名 (reserved column name)"
+        if name in CORE:
+            return None
+        known = self._by_fold.get(_fold(name))
+        if known and known[0] != name:
+            where = f"（见 {known[1]}）" if known[1] else ""
+            return f"列名 {name} 与 {known[0]}{where} 只差大小写 (column names are case-sensitive)"
+        return None
+
+    def register(self, names: list[str], where: str) -> None:
+        new = [n for n in dict.fromkeys(names) if n not in self.index and n not in CORE]
+        for name in new:
+            self._by_fold[_fold(name)] = (name, where)
+        self._add(new)
+
+    def _add(self, names) -> None:
+        for name in names:
+            self.index[name] = len(self.FIXED) + len(self.order)
+            self.order.append(name)
+            self.known.add(name)
+
+    @property
+    def extras(self) -> list[str]:
+        return sorted(n for n in self.index if n not in CORE)

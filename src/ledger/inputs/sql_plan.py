@@ -1,0 +1,268 @@
+"""The SQL that reads one planned UTF-8 CSV file into `events` (for sql_reader.py).
+
+A `CsvPlan` is a file whose one-line header was checked; `FileSql(plan, ...).sql()` is
+its INSERT: DuckDB reads the file as numbered raw lines (`raw_lines_sql`), splits the
+lines the csv module would split at the delimiter, and checks and normalises in SQL only
+the forms whose reading is certain (see `FileSql`); every other line goes to the Python
+UDF. The SQL gives exactly what contract.check_row gives: same ts, ids and values.
+"""
+
+from __future__ import annotations
+
+import functools
+import zoneinfo
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import attrs
+
+from ledger.inputs.contract import Schema, steady_offset
+from ledger.inputs.rows import Columns
+from ledger.inputs.table import quote_name, sql_string
+
+_FIELD_LIMIT = 131072  # csv.field_size_limit(): longer lines are left to the csv module
+
+
+@attrs.define
+class CsvPlan:
+    """A UTF-8 CSV file whose header (a single line) is good: read set-based."""
+
+    rel: str
+    path: Path
+    encoding: str
+    delimiter: str
+    names: list[str]  # cleaned header names, "" for a column without one
+    header_line: int
+    window: tuple[datetime, datetime]  # wall times whose zone offsets are tabled
+    size: int
+    line_bytes: float  # average line length at the start of the file
+    scan: object = None  # Future of what sql_reader scans in the file
+
+
+def raw_lines_sql(path: Path) -> str:
+    """A file as its physical lines (without line ends), one VARCHAR column `l`; empty
+    lines are NULL. Quotes, escapes and comments mean nothing here."""
+    return (f"read_csv({sql_string(str(path))}, header=false, auto_detect=false, delim='\\x01', quote='', "
+            f"escape='', comment='', new_line='\\r\\n', strict_mode=false, max_line_size=16777216, "
+            f"columns={{'l': 'VARCHAR'}})")
+
+
+_DECIMAL_RE = r"-?[0-9]{1,30}(\.[0-9]{1,30})?"  # within plain_decimal's range; no sign '+', no exponent
+_MONEY_RE = r"[¥￥]?" + _DECIMAL_RE + "元?"  # after parse_yuan's removal of thousands separators
+# A single-line CSV record as the csv module reads it (strict, doubled quotes), and its fields:
+RECORD_RE = r'(?:"(?:[^"]|"")*"|[^"{d}][^{d}]*|)(?:{d}(?:"(?:[^"]|"")*"|[^"{d}][^{d}]*|))*'
+_FIELD_RE = r'{d}("(?:[^"]|"")*"|[^"{d}][^{d}]*|)'
+_REST_RE = r"(\.[0-9]{1,9})?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)?"  # after 'YYYY-MM-DD HH:MM:SS'
+_BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
+
+
+class FileSql:
+    """The INSERT that reads one planned CSV file into `events`.
+
+    A line is taken by the SQL only when the csv module would split it at the
+    delimiter (no quote character), it has the header's column count, and every value
+    is in a form whose reading is certain: `ts` as 'YYYY-MM-DD HH:MM:SS' (or with T,
+    fractional seconds, an offset) inside the tabled time zone window, and declared
+    money/number/yes-no values in plain forms. Everything else goes to the UDF.
+    """
+
+    def __init__(self, plan: CsvPlan, columns: Columns, schema: Schema, tz: zoneinfo.ZoneInfo, udf: str,
+                 base: int, spans_table: str | None = None, first: int | None = None, last: int | None = None):
+        self.spans_table = spans_table
+        self.first = plan.header_line + 1 if first is None else first
+        self.last = last
+        self.plan = plan
+        self.columns = columns
+        self.schema = schema
+        self.tz = tz
+        self.udf = udf
+        self.base = base
+        self.pos = {name: i + 1 for i, name in enumerate(plan.names) if name}  # 1-based field index
+
+    def v(self, name: str) -> str:
+        return f"v{self.pos[name]}"
+
+    def sql(self) -> str:
+        plan = self.plan
+        names = plan.names
+        unnamed_ok = " AND ".join(f"f[{i + 1}] = ''" for i, n in enumerate(names) if not n) or "true"
+        values = ", ".join(f"nullif(f[{i}], '') AS v{i}" for i in self.pos.values())
+        ts, type_ = self.v("ts"), self.v("type")
+        wall_spans, utc_spans = _zone_spans(self.tz, *plan.window)
+        declared = {name: self._declared(name) for name in self.pos if name not in ("id", "ts", "type")}
+        norm = ", ".join(f"{expr} AS n{self.pos[name]}" for name, (expr, _) in declared.items())
+        checks = " AND ".join(f"({ok})" for _, ok in declared.values()) or "true"
+        in_span = f"line IN (SELECT line FROM {self.spans_table})" if self.spans_table else "false"
+        fast = (f"NOT in_span AND NOT contains(l, chr(0)) AND strlen(l) <= {_FIELD_LIMIT} "
+                f"AND nf = {len(names)} AND unnamed_ok AND {type_} IS NOT NULL AND CAST(w0 AS VARCHAR) = t19 "
+                f"AND okrest AND okoff AND utc IS NOT NULL AND loc IS NOT NULL AND {checks}")
+        named = [n for n in names if n]
+        out = {"seq": f"{int(self.base)} + row_number() OVER () - 1",
+               "id": f"CASE WHEN fast THEN {self._id()} ELSE py[1] END",
+               "ts": "CASE WHEN fast THEN utc ELSE CAST(py[2] AS TIMESTAMP) END",
+               "ts_local": "CASE WHEN fast THEN loc ELSE CAST(py[3] AS TIMESTAMP) END",
+               "src_file": sql_string(plan.rel),
+               # The UDF and a multi-line record's lookup must not have changed the order of the
+               # lines: a line after a later one stops the INSERT (the file is read in Python).
+               "src_line": "CASE WHEN max(line) OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) = line "
+                           "THEN CAST(line AS INTEGER) ELSE error('ledger: lines out of order') END"}
+        for k, name in enumerate(named):
+            if name not in ("id", "ts"):
+                value = self.v(name) if name == "type" else f"n{self.pos[name]}"
+                out[name] = f"CASE WHEN fast THEN {value} ELSE py[{k + 4}] END"
+        targets = ["seq", "id", "ts", "ts_local", *Columns.STORED_CORE, "src_file", "src_line", *self.columns.extras]
+        select = ", ".join(out.get(name, "NULL") for name in targets)
+        return f"""
+            INSERT INTO events ({', '.join(quote_name(n) for n in targets)})
+            WITH src AS (SELECT ordinality AS line, l FROM {raw_lines_sql(plan.path)} WITH ORDINALITY
+                         {f"LIMIT {int(self.last)}" if self.last is not None else ""}),
+            a AS (SELECT line, l, {self._fields()} AS f FROM src WHERE line >= {int(self.first)}),
+            b AS (SELECT line, l, len(f) AS nf, {unnamed_ok} AS unnamed_ok, {in_span} AS in_span, {values} FROM a),
+            c AS (SELECT *, replace(left({ts}, 19), 'T', ' ') AS t19, substr({ts}, 20) AS rest FROM b),
+            d AS (SELECT *, try_cast(t19 AS TIMESTAMP) AS w0,
+                         CASE WHEN rest = '' THEN true ELSE regexp_full_match(rest, '{_REST_RE}') END AS okrest,
+                         CASE WHEN rest = '' THEN NULL
+                              ELSE regexp_extract(rest, '^{_REST_RE}$', ['fr', 'off', 'mm']) END AS rx
+                  FROM c),
+            e AS (SELECT *, coalesce(rx.fr, '') AS fr, coalesce(rx.off, '') AS off FROM d),
+            g AS (SELECT *,
+                         w0 + to_microseconds(CASE WHEN fr = '' THEN 0
+                                                   ELSE CAST(rpad(substr(fr, 2, 6), 6, '0') AS BIGINT) END) AS wall,
+                         CASE WHEN off IN ('', 'Z', 'z') THEN 0
+                              ELSE (CASE WHEN off[1] = '-' THEN -1 ELSE 1 END)
+                                   * (TRY_CAST(substr(off, 2, 2) AS BIGINT) * 3600
+                                      + (CASE WHEN strlen(off) > 3 THEN TRY_CAST(right(off, 2) AS BIGINT) ELSE 0 END)
+                                        * 60) END AS osec,
+                         CASE WHEN off IN ('', 'Z', 'z') THEN true
+                              ELSE TRY_CAST(substr(off, 2, 2) AS BIGINT) <= 23
+                                   AND (strlen(off) <= 3 OR TRY_CAST(right(off, 2) AS BIGINT) <= 59) END AS okoff
+                  FROM e),
+            h AS (SELECT *, CASE WHEN off = '' THEN {_span_case('wall', wall_spans, '-')}
+                                 ELSE wall - to_seconds(osec) END AS utc FROM g),
+            i AS (SELECT *, CASE WHEN off = '' THEN wall ELSE {_span_case('utc', utc_spans, '+')} END AS loc FROM h),
+            j AS (SELECT *{', ' + norm if norm else ''} FROM i),
+            k AS (SELECT *, coalesce({fast}, false) AS fast FROM j),
+            m AS (SELECT *, CASE WHEN fast THEN NULL ELSE {self.udf}(line, l) END AS py FROM k),
+            r AS (SELECT * FROM m WHERE fast OR py IS NOT NULL)
+            SELECT {select} FROM r"""
+
+    def _fields(self) -> str:
+        """The fields of line `l` as the csv module splits a one-line record; NULL for a line
+        that is not one (a quoted field left open, text after a closing quote, ...)."""
+        d = self.plan.delimiter
+        record = RECORD_RE.replace("{d}", d)
+        field = _FIELD_RE.replace("{d}", d)
+        unquote = "CASE WHEN starts_with(x, '\"') THEN replace(substr(x, 2, length(x) - 2), '\"\"', '\"') ELSE x END"
+        # Every field quoted and no quote inside one ("a","b,c"; exports that quote
+        # everything): exactly 2 quotes per field, so the '","' between them are the
+        # field ends and splitting at them is what the csv module reads. Saves the regex.
+        between = sql_string(f'"{d}"')
+        quotes = "strlen(l) - strlen(replace(l, '\"', ''))"  # bytes: the quote and delimiter are ASCII
+        seps = f"(strlen(l) - strlen(replace(l, {between}, ''))) // 3"
+        all_quoted = (f"starts_with(l, '\"') AND ends_with(l, '\"') AND strlen(l) >= 2 "
+                      f"AND NOT contains(l, '\"\"') AND {quotes} = 2 * ({seps} + 1)")
+        return (f"CASE WHEN NOT contains(l, '\"') THEN string_split(l, {sql_string(d)}) "
+                f"WHEN {all_quoted} THEN string_split(substr(l, 2, length(l) - 2), {between}) "
+                f"WHEN regexp_full_match(l, {sql_string(record)}) "
+                f"THEN list_transform(regexp_extract_all({sql_string(d)} || l, {sql_string(field)}, 1), "
+                f"lambda x: {unquote}) END")
+
+    def _declared(self, name: str) -> tuple[str, str]:
+        """(normalised value, check) of one column, by the kind each event type declares for it."""
+        v, type_ = self.v(name), self.v("type")
+        kinds: dict[str, list[str]] = {}
+        for event_type, fields in self.schema.items():
+            kind = fields.get(name)
+            if kind and kind != "text":
+                kinds.setdefault(kind, []).append(event_type)
+        if not kinds:
+            return v, "true"
+
+        def of(*wanted):
+            types = [t for k in wanted for t in kinds.get(k, ())]
+            return f"{type_} IN ({', '.join(sql_string(t) for t in types)})" if types else "false"
+
+        def decimal(text: str) -> str:  # plain_decimal of a text matching _DECIMAL_RE
+            body = f"ltrim({text}, '-')"
+            whole, frac = f"ltrim(split_part({body}, '.', 1), '0')", f"rtrim(split_part({body}, '.', 2), '0')"
+            return (f"CASE WHEN {whole} = '' AND {frac} = '' THEN '0' ELSE concat("
+                    f"CASE WHEN starts_with({text}, '-') THEN '-' ELSE '' END, "
+                    f"CASE WHEN {whole} = '' THEN '0' ELSE {whole} END, "
+                    f"CASE WHEN {frac} = '' THEN '' ELSE '.' || {frac} END) END")
+
+        bare = f"replace(replace({v}, ',', ''), '，', '')"  # parse_yuan drops thousands separators
+        amount = f"regexp_replace({bare}, '^[¥￥]|元$', '', 'g')"
+        true_words = ", ".join(sql_string(w) for w, flag in _BOOL_WORDS.items() if flag)
+        words = ", ".join(sql_string(w) for w in _BOOL_WORDS)
+        flag = f"CASE WHEN {v} = '是' OR lower({v}) IN ({true_words}) THEN 'true' ELSE 'false' END"
+        value = (f"CASE WHEN {v} IS NULL THEN NULL WHEN {of('money')} THEN {decimal(amount)} "
+                 f"WHEN {of('number')} THEN {decimal(v)} WHEN {of('bool')} THEN {flag} ELSE {v} END")
+        check = (f"{v} IS NULL OR CASE WHEN {of('money')} THEN regexp_full_match({bare}, '{_MONEY_RE}') "
+                 f"WHEN {of('number')} THEN regexp_full_match({v}, '{_DECIMAL_RE}') "
+                 f"WHEN {of('bool')} THEN {v} IN ('是', '否') "
+                 f"OR (strlen({v}) = length({v}) AND lower({v}) IN ({words})) "
+                 f"WHEN {of('time')} THEN false ELSE true END")
+        return value, check
+
+    def _id(self) -> str:
+        """The event id: the `id` column, else 'h' + sha256 of the canonical content (`canonical_content`)."""
+        iso = ("strftime(utc, '%Y-%m-%dT%H:%M:%S') || CASE WHEN microsecond(utc) % 1000000 = 0 THEN '' "
+               "ELSE '.' || strftime(utc, '%f') END")
+        parts = [self.v("type"), "chr(0)", iso]
+        for name in sorted(self.pos):
+            if name not in ("id", "ts", "type"):
+                n = f"n{self.pos[name]}"
+                parts.append(f"CASE WHEN {n} IS NULL THEN '' ELSE chr(0) || {sql_string(name)} || chr(0) || {n} END")
+        derived = f"'h' || left(sha256(concat({', '.join(parts)})), 16)"
+        if "id" in self.pos:
+            return f"CASE WHEN {self.v('id')} IS NOT NULL THEN {self.v('id')} ELSE {derived} END"
+        return derived
+
+
+def stored_canonical(columns: Columns) -> str:
+    """`canonical_content` of an `events` row, from its stored columns (missing values are NULL)."""
+    iso = ("strftime(ts, '%Y-%m-%dT%H:%M:%S') || CASE WHEN microsecond(ts) % 1000000 = 0 THEN '' "
+           "ELSE '.' || strftime(ts, '%f') END")
+    parts = ["type", "chr(0)", iso]
+    for name in sorted(set(Columns.STORED_CORE) - {"type"} | set(columns.extras)):
+        q = quote_name(name)
+        parts.append(f"CASE WHEN {q} IS NULL THEN '' ELSE chr(0) || {sql_string(name)} || chr(0) || {q} END")
+    return f"concat({', '.join(parts)})"
+
+
+def _span_case(expr: str, spans, sign: str) -> str:
+    """`expr` moved by the zone offset of the span it falls in; NULL outside all spans."""
+    if not spans:
+        return "NULL::TIMESTAMP"
+    whens = " ".join(
+        f"WHEN {expr} >= TIMESTAMP '{start.isoformat(' ')}' AND {expr} < TIMESTAMP '{end.isoformat(' ')}' "
+        f"THEN {expr} {sign} to_microseconds({offset // timedelta(microseconds=1)})"
+        for start, end, offset in spans)
+    return f"CASE {whens} ELSE NULL END"
+
+
+@functools.lru_cache(maxsize=32)
+def _zone_spans(tz: zoneinfo.ZoneInfo, start: datetime, end: datetime):
+    """Hour-aligned spans of [start, end) with a steady zone offset, as (from, to, offset):
+    for wall times exactly where `parse_ts` uses `steady_offset`, and for UTC times
+    where `tz.fromutc` adds the same offset all hour. Other hours are left to Python."""
+    wall: list[tuple[datetime, datetime, timedelta]] = []
+    utc: list[tuple[datetime, datetime, timedelta]] = []
+    hour, last = timedelta(hours=1), timedelta(minutes=59, seconds=59, microseconds=999999)
+    t = start
+    while t < end:
+        _extend(wall, t, t + hour, steady_offset.__wrapped__(tz, t.year, t.month, t.day, t.hour))
+        at_start = tz.fromutc(t.replace(tzinfo=tz)).replace(tzinfo=None) - t
+        at_end = tz.fromutc((t + last).replace(tzinfo=tz)).replace(tzinfo=None) - (t + last)
+        _extend(utc, t, t + hour, at_start if at_start == at_end else None)
+        t += hour
+    return tuple(wall), tuple(utc)
+
+
+def _extend(spans: list, start: datetime, end: datetime, offset: timedelta | None) -> None:
+    if offset is None:
+        return
+    if spans and spans[-1][1] == start and spans[-1][2] == offset:
+        spans[-1] = (spans[-1][0], end, offset)
+    else:
+        spans.append((start, end, offset))

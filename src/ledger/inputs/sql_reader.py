@@ -1,0 +1,615 @@
+"""The set-based reader: big UTF-8 CSV files read and checked by DuckDB SQL, with exactly
+the Python reader's results.
+
+`SqlReader(...).run(files, ignored)` gives the `LoadResult` of all files and fills
+`events`. A UTF-8 CSV file with a good one-line header is read by the SQL of
+sql_plan.py: the lines it can vouch for are checked and normalised in SQL, every other
+line goes through a UDF that runs the Python reader's own code on it, and a file DuckDB
+cannot read exactly the way Python does (invalid UTF-8, a lone CR, mixed line ends in
+multi-line records, ...) is read in Python after all. Every other file is read by
+`PythonReader`. Duplicate ids are folded in SQL over all files at the end.
+`readers` tells how each file was read ("sql" or "python").
+"""
+
+from __future__ import annotations
+
+import codecs
+import contextlib
+import csv
+import functools
+import hashlib
+import io
+import itertools
+import os
+import tempfile
+import zoneinfo
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import NamedTuple
+
+import attrs
+import duckdb
+
+from ledger.inputs.contract import (
+    FileReport,
+    LoadResult,
+    Reject,
+    Schema,
+    check_row,
+    parse_ts,
+)
+from ledger.inputs.encodings import printable, utf16_without_bom
+from ledger.inputs.python_reader import PythonReader
+from ledger.inputs.records import file_records
+from ledger.inputs.rows import (
+    Columns,
+    Record,
+    check_header,
+    clean_name,
+    csv_row,
+    is_blank,
+    physical_records,
+)
+from ledger.inputs.settings import ReaderSettings
+from ledger.inputs.sql_plan import (
+    RECORD_RE,
+    CsvPlan,
+    FileSql,
+    raw_lines_sql,
+    stored_canonical,
+)
+from ledger.inputs.table import create_empty, insert_written, sql_string
+
+_HEAD_BYTES = 1 << 16  # the header and the first rows, read in Python to plan the SQL
+_SCAN_CHUNK = 1 << 22
+_RAW_DELIM = "\x01"  # the raw-line scan's column delimiter: a file containing it goes to Python
+_ZONE_MARGIN = timedelta(days=120)  # time zone offsets are tabled this far around a file's first rows
+_MAX_SPAN_LINES = 1_000_000  # more lines in multi-line records than this: the file is read in Python
+_SPAN_LOOKAHEAD = 4096  # a multi-line record longer than this: the file is read in Python
+_udf_numbers = itertools.count()
+
+
+def _sql_types():
+    """(BIGINT, VARCHAR, VARCHAR[]) as DuckDB Python types, or None."""
+    try:
+        return duckdb.sqltype("BIGINT"), duckdb.sqltype("VARCHAR"), duckdb.sqltype("VARCHAR[]")
+    except (AttributeError, duckdb.Error):
+        return None
+
+
+_UDF_TYPES = _sql_types()
+if _UDF_TYPES is None:  # before DuckDB 1.4: duckdb.typing (only then: it is deprecated after)
+    try:
+        from duckdb.typing import BIGINT, VARCHAR
+        _UDF_TYPES = BIGINT, VARCHAR, duckdb.list_type(VARCHAR)
+    except (ImportError, AttributeError, duckdb.Error):
+        pass
+
+
+@functools.lru_cache(maxsize=1)
+def udf_types():
+    """(BIGINT, VARCHAR, VARCHAR[]) as DuckDB Python types, or None when this DuckDB
+    cannot run the reader's Python UDF (its types are missing, or numpy is)."""
+    types = _UDF_TYPES
+    if types is None:
+        return None
+    con = duckdb.connect()
+    try:  # one call, so a missing piece shows here and not as a fallback for every file
+        con.create_function("ledger_probe", lambda n, s: [s], list(types[:2]), types[2],
+                            null_handling="special", side_effects=True)
+        con.execute("SELECT ledger_probe(1, 'x')").fetchall()
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+    return types
+
+
+class _Scan(NamedTuple):
+    """What one pass over a file's bytes tells: checked against what DuckDB read."""
+
+    sha256: str
+    lines: int  # physical lines, as Python's universal newlines count them
+    bare_cr: bool  # a CR not followed by LF: a line break to Python, not to the raw-line scan
+    raw_delim: bool
+    newline: str | None  # "\n" or "\r\n" when every line ends so, None when they are mixed
+    final_newline: bool  # the last line has a line end
+
+
+def _scan_file(path: Path) -> _Scan:
+    digest = hashlib.sha256()
+    lf = cr = crlf = 0
+    delim = False
+    last = b""
+    with open(path, "rb") as fh:
+        while block := fh.read(_SCAN_CHUNK):
+            digest.update(block)
+            lf += block.count(b"\n")
+            n_cr = block.count(b"\r")
+            if n_cr or last == b"\r":
+                cr += n_cr
+                crlf += block.count(b"\r\n") + (last == b"\r" and block[:1] == b"\n")
+            delim = delim or _RAW_DELIM.encode() in block
+            last = block[-1:]
+    newline = "\n" if not crlf else "\r\n" if crlf == lf else None
+    return _Scan(digest.hexdigest(), lf + (last not in (b"", b"\n")), cr != crlf, delim, newline, last == b"\n")
+
+
+@attrs.define
+class _Done:
+    """A file read (either way): its rows are in `events` from seq `base` on."""
+
+    rel: str
+    path: Path
+    reader: str  # "sql" or "python"
+    report: FileReport
+    rejects: list[Reject]
+    tmp: str | None = None  # Python reader: the rows written, not yet in `events`
+    n_written: int = 0
+    spans: dict | None = None  # SQL reader: the multi-line records (see `_multi_line_records`)
+
+
+class SqlReader:
+    """Load events set-based where possible, with exactly the Python reader's results.
+
+    Phase 1 goes through the files in order: a UTF-8 CSV file with a good one-line
+    header is planned for SQL (its header is checked and registered here, as the
+    Python reader would); every other file is read in Python, rows written to a
+    temporary CSV without folding duplicates. The column set is then final, so phase 2
+    creates `events` and appends each file's rows in order, seq counting on. Phase 3
+    folds duplicate ids over all files in SQL (first occurrence wins, as in Python).
+
+    The SQL for a file reads it as raw lines numbered by DuckDB (`WITH ORDINALITY`),
+    splits lines without quotes at the delimiter (what the csv module does with them)
+    and checks and normalises the common forms in SQL. A row the SQL cannot vouch for
+    (quotes, a NUL, unusual time or amount forms, anything to reject, blank lines) is
+    handed to a Python UDF that runs the Python reader's own code on it. If a line opens
+    a quoted field that continues on the next line, or DuckDB's lines do not add up to
+    the file's, the file's rows are taken out again and the file is read in Python.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, tz: zoneinfo.ZoneInfo, schema: Schema, *,
+                 settings: ReaderSettings, profiles: tuple = (), progress=lambda rel, path: None):
+        self.progress = progress
+        self.con = con
+        self.tz = tz
+        self.schema = schema
+        self.settings = settings
+        self.force = settings.reader == "fast"
+        self.columns = Columns()
+        self.loader = PythonReader(tz, schema, None, columns=self.columns, dedup=False, profiles=profiles,
+                                   xlsx_reader=settings.xlsx_reader)
+        self.temps: list[str] = []
+        self.n_rows = 0  # rows appended to `events` so far (the next seq)
+        self.readers: dict[str, str] = {}  # rel path -> "sql" or "python", once `run` is done
+
+    def run(self, files: list[tuple[str, Path]], ignored: list[str]) -> LoadResult:
+        pool = ThreadPoolExecutor(max_workers=1)  # hashes and counts files while DuckDB reads them
+        try:
+            plans = [self._plan(rel, path, pool) for rel, path in files]
+            create_empty(self.con, self.columns)
+            done = [self._append(plan) for plan in plans]
+            self._fold_duplicates(done)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            for tmp in self.temps:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+        order = {d.rel: i for i, d in enumerate(done)}
+        rejects = sorted((r for d in done for r in d.rejects), key=lambda r: (order[r.file], r.line))
+        for d in done:
+            self.readers[d.rel] = d.reader
+        reports = tuple(d.report for d in done)
+        return LoadResult(
+            files=reports,
+            ignored=tuple(ignored),
+            rejects=tuple(rejects),
+            columns=tuple(self.columns.extras),
+            n_events=self.n_rows,
+            duplicates_folded=sum(r.duplicates for r in reports),
+        )
+
+    # -- phase 1 ------------------------------------------------------------
+
+    def _plan(self, rel: str, path: Path, pool: ThreadPoolExecutor):
+        plan = self._csv_plan(rel, path)
+        if plan is None:
+            return self._python(rel, path)
+        plan.scan = pool.submit(_scan_file, path)
+        return plan
+
+    def _csv_plan(self, rel: str, path: Path) -> CsvPlan | None:
+        if not isinstance(path, Path) or path.suffix.lower() != ".csv":
+            return None  # zip members and workbook sheets (exports.py) are read in Python
+        try:
+            size = path.stat().st_size
+            if size < (1 if self.force else self.settings.sql_min_bytes):
+                return None
+            with open(path, "rb") as fh:
+                head = fh.read(_HEAD_BYTES)
+        except OSError:
+            return None  # the Python reader reports it
+        if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            return None
+        bom = len(codecs.BOM_UTF8) if head.startswith(codecs.BOM_UTF8) else 0
+        if not bom and utf16_without_bom(head[:4096]):
+            return None
+        body = head[bom:]
+        if len(head) == _HEAD_BYTES:  # keep whole lines only
+            body = body[:body.rfind(b"\n") + 1]
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+        stream = io.StringIO(text, newline="")
+        first = stream.readline()
+        stream.seek(0)
+        delimiter = "\t" if "\t" in first and "," not in first else ","
+        records = physical_records(stream, delimiter, None)
+        header = next(records, None)
+        if header is None:
+            return None
+        line, n_lines, _, fields, problem = header
+        if problem or n_lines != 1:
+            return None
+        names = [clean_name(n) for n in fields]
+        if "ts" not in names or "type" not in names:
+            return None  # every row is rejected, or an export profile maps it: the Python reader does it
+        if any(p.named(rel) for p in self.loader.profiles):
+            return None  # named for an export profile
+        if check_header(names, self.columns, rel):
+            return None  # the Python reader rejects the header and every row
+        window = self._window(records, names.index("ts"), len(names))
+        line_bytes = max(1.0, len(body) / max(1, body.count(b"\n")))
+        return CsvPlan(rel, path, "utf-8-sig" if bom else "utf-8", delimiter, names, line, window, size, line_bytes)
+
+    def _window(self, records, ts_index: int, width: int) -> tuple[datetime, datetime]:
+        """Wall times around the file's first rows, whole months: the zone is tabled there."""
+        seen = []
+        for _, _, _, fields, problem in itertools.islice(records, 64):
+            if not problem and len(fields) == width:
+                with contextlib.suppress(ValueError):
+                    seen.append(parse_ts(fields[ts_index], self.tz)[1])
+        if not seen:
+            seen = [datetime.now(self.tz).replace(tzinfo=None)]
+        low = max(min(seen) - _ZONE_MARGIN, datetime(1900, 1, 1))
+        high = min(max(seen) + _ZONE_MARGIN, datetime(2200, 1, 1))
+        # Half years, so that the files of a month share one table (sql_plan caches the tables).
+        return datetime(low.year, 1 if low.month < 7 else 7, 1), datetime(high.year + (high.month >= 7),
+                                                                           7 if high.month < 7 else 1, 1)
+
+    def _python(self, rel: str, path: Path) -> _Done:
+        """Read one file in Python into a temporary CSV (appended to `events` in phase 2)."""
+        self.progress(rel, path)
+        fd, tmp = tempfile.mkstemp(prefix="ledger-events-", suffix=".csv")
+        self.temps.append(tmp)
+        first_reject = len(self.loader.rejects)
+        with open(fd, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
+            self.loader.set_output(out)
+            report = self.loader.load_file(rel, path)
+            written = self.loader.n_events
+            self.loader.set_output(None)
+        return _Done(rel, path, "python", report, self.loader.rejects[first_reject:], tmp, written)
+
+    # -- phase 2 ------------------------------------------------------------
+
+    def _append(self, plan) -> _Done:
+        if isinstance(plan, CsvPlan):
+            done = self._append_sql(plan)
+            if done is not None:
+                return done
+            plan = self._python(plan.rel, plan.path)
+        if plan.n_written:
+            insert_written(self.con, self.columns, plan.tmp, self.n_rows)
+            self.n_rows += plan.n_written
+        os.unlink(plan.tmp)
+        self.temps.remove(plan.tmp)
+        return plan
+
+    def _append_sql(self, plan: CsvPlan) -> _Done | None:
+        self.progress(plan.rel, plan.path)
+        spans = None
+        parts = self._parts(plan)
+        while True:
+            rows = [_PythonRows(plan, self.tz, self.schema, spans) for _ in parts]
+            counts = self._insert_sql(plan, parts, rows)
+            try:
+                scan = plan.scan.result()
+            except OSError:
+                scan = None
+            good = scan is not None and not scan.bare_cr and not scan.raw_delim
+            opened = any(r.opened for r in rows)
+            if good and opened and spans is None:
+                # A quoted field runs on to the next line: find such records, then read again
+                # (other parts may have finished: their rows go too).
+                self.con.execute(f"DELETE FROM events WHERE seq >= {self.n_rows}")
+                spans = self._multi_line_records(plan, scan)
+                if spans is not None:
+                    continue
+            break
+        rejects = sorted((r for part in rows for r in part.rejects), key=lambda r: r.line)
+        inserted = sum(counts) if counts is not None else None
+        ok = (good and inserted is not None and not opened
+              and scan.lines - plan.header_line == inserted + len(rejects) + sum(r.skipped for r in rows))
+        if not ok:
+            self.con.execute(f"DELETE FROM events WHERE seq >= {self.n_rows}")
+            return None
+        # Each part numbered its rows from its first line's position: close up the gaps.
+        done = 0
+        for (first, _), count in zip(parts, counts):
+            provisional = self.n_rows + first - plan.header_line - 1
+            if count and provisional != self.n_rows + done:
+                self.con.execute(f"UPDATE events SET seq = seq - {provisional - self.n_rows - done} "
+                                 f"WHERE seq >= {provisional} AND seq < {provisional + count}")
+            done += count
+        self.n_rows += inserted
+        read = inserted + len(rejects)
+        report = FileReport(plan.rel, plan.encoding, scan.sha256, read, inserted, len(rejects), 0)
+        return _Done(plan.rel, plan.path, "sql", report, rejects, spans=spans)
+
+    def _parts(self, plan: CsvPlan) -> list[tuple[int, int | None]]:
+        """Line ranges (first, last; None: to the end) read by concurrent INSERTs.
+
+        Numbering lines keeps each INSERT on one thread, so a big file is cut in parts,
+        one per core, at estimated line numbers (every part reads the file from its start
+        up to its last line; the rows are exact whatever the cut)."""
+        s = self.settings
+        n = min(s.cores, s.max_parts) if plan.size >= s.part_min_bytes else 1
+        estimate = plan.size / plan.line_bytes
+        step = max(1, int((estimate - plan.header_line) / n))
+        firsts = [plan.header_line + 1 + k * step for k in range(n)]
+        return [(first, firsts[k + 1] - 1 if k + 1 < n else None) for k, first in enumerate(firsts)]
+
+    def _insert_sql(self, plan: CsvPlan, parts: list, rows: list["_PythonRows"]) -> list[int] | None:
+        """Run the file's INSERTs, one per part, concurrently; the rows each appended, or
+        None if DuckDB gave up on one (invalid UTF-8, an over-long line, a line the UDF
+        refused: the caller decides)."""
+        spans_table = None
+        counts: list[int | None] = [None] * len(parts)
+        cursors = [self.con] if len(parts) == 1 else [self.con.cursor() for _ in parts]
+
+        def run(k: int) -> None:
+            udf = f"ledger_event_row_{os.getpid()}_{next(_udf_numbers)}"
+            cursor = cursors[k]
+            try:
+                bigint, varchar, varchars = udf_types()
+                cursor.create_function(udf, rows[k], [bigint, varchar], varchars,
+                                       null_handling="special", side_effects=True)
+                try:
+                    first, last = parts[k]
+                    seq = self.n_rows + first - plan.header_line - 1
+                    sql = FileSql(plan, self.columns, self.schema, self.tz, udf, seq, spans_table, first, last).sql()
+                    counts[k] = cursor.execute(sql).fetchone()[0]
+                finally:
+                    cursor.remove_function(udf)
+            except duckdb.Error:
+                if rows[k].opened:  # the whole file is read again: stop the other parts
+                    for other in cursors:
+                        if other is not cursor:
+                            with contextlib.suppress(duckdb.Error):
+                                other.interrupt()
+
+        try:
+            if rows[0].spans:
+                # Not TEMP: the other parts' connections must see it.
+                spans_table = f"ledger_span_lines_{os.getpid()}_{next(_udf_numbers)}"
+                self.con.execute(f"CREATE TABLE {spans_table} AS SELECT unnest(?::BIGINT[]) AS line",
+                                 [sorted(rows[0].spans.keys() | rows[0].members)])
+            if len(parts) == 1:
+                run(0)
+            else:
+                with ThreadPoolExecutor(max_workers=len(parts)) as pool:
+                    list(pool.map(run, range(len(parts))))
+        finally:
+            if spans_table:
+                self.con.execute(f"DROP TABLE IF EXISTS {spans_table}")
+            for cursor in cursors:
+                if cursor is not self.con:
+                    cursor.close()
+        return None if None in counts else counts
+
+    def _multi_line_records(self, plan: CsvPlan, scan: _Scan) -> dict | None:
+        """Records whose quoted fields run over line ends, read by the csv module:
+        first line -> (n_lines, raw, fields, problem). None if the file is better read in Python.
+
+        Such a record starts on a line with a quote that is not a one-line record (the
+        SQL finds those), and ends on the first later line with a quote that closes the
+        field (the csv module decides, on the lines that follow, up to _SPAN_LOOKAHEAD
+        of them). Each record is then read whole and must take exactly those lines.
+        """
+        if scan.newline is None:
+            return None  # mixed line ends: the raw-line scan cannot give a field's line breaks back
+        source, d = raw_lines_sql(plan.path), plan.delimiter
+        record = RECORD_RE.replace("{d}", d)
+        odd = [n for (n,) in self.con.execute(
+            f"SELECT ordinality FROM {source} WITH ORDINALITY WHERE ordinality > {int(plan.header_line)} "
+            f"AND CASE WHEN contains(l, '\"') THEN NOT regexp_full_match(l, {sql_string(record)}) ELSE false END "
+            f"ORDER BY ordinality").fetchall()]
+        text: dict[int, str] = {}
+
+        def fetch(ranges) -> None:
+            wanted = sorted({n for a, b in ranges for n in range(a, min(b, scan.lines) + 1)} - text.keys())
+            if wanted:
+                text.update(self.con.execute(
+                    f"SELECT ordinality, coalesce(l, '') FROM {source} WITH ORDINALITY "
+                    f"WHERE ordinality IN (SELECT unnest(?::BIGINT[]))", [wanted]).fetchall())
+
+        fetch((n, n + 64) for n in odd)  # most records take a few lines: one scan fetches them
+        spans, after = [], 0
+        for first in odd:
+            if first <= after or _quote_state(text[first], d, False) != "open":
+                continue  # inside an earlier record, or a one-line record the csv module rejects
+            stop = first + 1
+            while stop <= scan.lines:
+                if stop not in text:
+                    if stop > first + _SPAN_LOOKAHEAD:
+                        return None  # a very long record (or a quote never closed): Python reads it
+                    fetch([(stop, first + _SPAN_LOOKAHEAD)])  # one more scan, for a long record
+                if '"' in text[stop] and _quote_state(text[stop], d, True) == "closed":
+                    break
+                stop += 1
+            stop = min(stop, scan.lines)
+            spans.append((first, stop))
+            after = stop
+        if sum(stop - first + 1 for first, stop in spans) > _MAX_SPAN_LINES:
+            return None
+        fetch(spans)
+        records = {}
+        for first, stop in spans:
+            lines = [text[n] + (scan.newline if n < scan.lines or scan.final_newline else "")
+                     for n in range(first, stop + 1)]
+            found = list(physical_records(iter(lines), d, None))
+            if len(found) != 1 or found[0][:2] != (1, stop - first + 1):
+                return None  # e.g. a field over the csv module's size limit ended the record early
+            _, n_lines, raw, fields, problem = found[0]
+            if problem and "unexpected end of data" in problem and stop < scan.lines:
+                return None  # the record would run on: never so if the lines above are right
+            records[first] = (n_lines, raw, fields, problem)
+        return records
+
+    # -- phase 3 ------------------------------------------------------------
+
+    def _fold_duplicates(self, done: list[_Done]) -> None:
+        """Duplicate ids over all files: the first row (by seq) stays; a later row with the
+        same content is folded, one with other content rejected; seq is closed up again."""
+        con = self.con
+        con.execute("CREATE OR REPLACE TEMP TABLE ledger_dup_ids AS "
+                    "SELECT id FROM events GROUP BY id HAVING count(*) > 1")
+        try:
+            if not con.execute("SELECT count(*) FROM ledger_dup_ids").fetchone()[0]:
+                return
+            con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE ledger_dups AS
+                WITH d AS (
+                    SELECT seq, id, src_file, src_line,
+                           substr(sha256({stored_canonical(self.columns)}), 17, 16) AS mark
+                    FROM events WHERE id IN (SELECT id FROM ledger_dup_ids)),
+                w AS (
+                    SELECT *, row_number() OVER w AS k, first_value(mark) OVER w AS first_mark,
+                           first_value(src_file) OVER w AS first_file, first_value(src_line) OVER w AS first_line
+                    FROM d WINDOW w AS (PARTITION BY id ORDER BY seq))
+                SELECT seq, src_file, src_line, mark = first_mark AS folded, first_file, first_line
+                FROM w WHERE k > 1""")
+            by_file = {d.rel: d for d in done}
+            counts = con.execute("SELECT src_file, count(*) FILTER (WHERE folded), count(*) FILTER (WHERE NOT folded) "
+                                 "FROM ledger_dups GROUP BY src_file").fetchall()
+            for rel, folded, conflicts in counts:
+                r = by_file[rel].report
+                by_file[rel].report = attrs.evolve(r, accepted=r.accepted - conflicts, rejected=r.rejected + conflicts,
+                                                   duplicates=r.duplicates + folded)
+            conflicts = con.execute("SELECT src_file, src_line, first_file, first_line FROM ledger_dups "
+                                    "WHERE NOT folded ORDER BY seq").fetchall()
+            wanted: dict[str, set[int]] = {}
+            for rel, line, _, _ in conflicts:
+                wanted.setdefault(rel, set()).add(line)
+            raws = {rel: self._raw_lines(by_file[rel], lines) for rel, lines in wanted.items()}
+            for rel, line, first_file, first_line in conflicts:
+                reason = (f"重复 id 但内容不同 (duplicate id with different content), "
+                          f"first seen at {first_file}:{first_line}")
+                by_file[rel].rejects.append(Reject(rel, line, reason, printable(raws[rel].get(line, ""))))
+            dropped = con.execute("SELECT count(*) FROM ledger_dups").fetchone()[0]
+            con.execute("DELETE FROM events WHERE seq IN (SELECT seq FROM ledger_dups)")
+            # Close up seq: every row moves down by the number of dropped rows before it.
+            con.execute("""
+                UPDATE events SET seq = events.seq - s.shift FROM (
+                    SELECT e.seq AS old, d.n AS shift FROM events e
+                    ASOF JOIN (SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM ledger_dups) d
+                    ON e.seq > d.seq) s
+                WHERE events.seq = s.old""")
+            self.n_rows -= dropped
+        finally:
+            con.execute("DROP TABLE IF EXISTS ledger_dup_ids")
+            con.execute("DROP TABLE IF EXISTS ledger_dups")
+
+    def _raw_lines(self, done: _Done, lines: set[int]) -> dict[int, str]:
+        """The raw text of some records of a file (for rejects found after loading)."""
+        if done.reader == "sql":
+            spans = done.spans or {}
+            listed = ", ".join(str(int(n)) for n in sorted(lines))
+            found = dict(self.con.execute(
+                f"SELECT ordinality, coalesce(l, '') FROM {raw_lines_sql(done.path)} WITH ORDINALITY "
+                f"WHERE ordinality IN ({listed})").fetchall())
+            return {n: spans[n][1] if n in spans else text for n, text in found.items()}
+        data = done.path.read_bytes()
+        scratch = Columns()  # only the raw text is wanted: the header was checked before
+        _, records = file_records(done.rel, done.path, data, scratch, self.loader.profiles, self.loader.xlsx_reader)
+        return {r.line: r.raw for r in records if r.is_row and r.line in lines}
+
+
+class _OpenQuote(Exception):
+    """A line ends inside a quoted field: the INSERT is abandoned (see `_multi_line_records`)."""
+
+
+class _PythonRows:
+    """The UDF for rows the SQL leaves to Python: one physical line of a planned file,
+    read exactly as the Python reader reads it. Returns [id, UTC, local, value per named
+    column] for a good row; None for a blank or rejected row (kept in `rejects`) and for
+    the later lines of a multi-line record (counted in `skipped`, as blank lines are)."""
+
+    def __init__(self, plan: CsvPlan, tz: zoneinfo.ZoneInfo, schema: Schema, spans: dict | None = None):
+        self.rel = plan.rel
+        self.delimiter = plan.delimiter
+        self.names = plan.names
+        self.named = [n for n in plan.names if n]
+        self.unnamed = [i for i, n in enumerate(plan.names) if not n]
+        self.tz = tz
+        self.schema = schema
+        self.spans = spans or {}  # first line of a multi-line record -> (n_lines, raw, fields, problem)
+        self.members = {first + k for first, (n, *_) in self.spans.items() for k in range(1, n)}
+        self.rejects: list[Reject] = []
+        self.not_rows: list[int] = []  # list.append is atomic: DuckDB may call from two threads
+        self.opened = False
+
+    @property
+    def skipped(self) -> int:
+        return len(self.not_rows)
+
+    def __call__(self, line: int, text: str | None) -> list[str | None] | None:
+        if line in self.members:
+            self.not_rows.append(line)
+            return None
+        span = self.spans.get(line)
+        if span is not None:
+            n_lines, raw, fields, problem = span
+        else:
+            n_lines, raw = 1, text or ""
+            if is_blank(raw, self.delimiter):
+                self.not_rows.append(line)
+                return None
+            problem = None
+            try:
+                fields = next(csv.reader((raw + "\n",), delimiter=self.delimiter, strict=True))
+            except csv.Error as e:
+                if str(e) == "unexpected end of data":
+                    self.opened = True
+                    raise _OpenQuote(line) from None
+                fields, problem = [], f"CSV 格式错误 (malformed CSV): {e}"
+            if "\x00" in raw:
+                problem = "含有 NUL 字符 (NUL character)"
+        record = (Record(line, raw, error=problem) if problem
+                  else csv_row(self.names, self.unnamed, fields, line, n_lines, raw))
+        if record.error:
+            return self._reject(line, record.error, raw)
+        values = record.values
+        problem, checked = check_row(values, self.tz, self.schema)
+        if problem:
+            return self._reject(line, problem, raw)
+        digest, utc, local = checked
+        event_id = values.get("id") or "h" + digest[:8].hex()
+        return [event_id, utc.isoformat(" "), local.isoformat(" ")] + [values.get(n) or None for n in self.named]
+
+    def _reject(self, line: int, reason: str, raw: str) -> None:
+        self.rejects.append(Reject(self.rel, line, reason, printable(raw)))
+        return None
+
+
+def _quote_state(text: str, delimiter: str, inside: bool) -> str:
+    """'open' if the csv module, starting this line inside a quoted field (or not), ends
+    it still inside one; else 'closed' (the record ends on this line, well-formed or not)."""
+    feed = ('"\n', text + "\n") if inside else (text + "\n",)
+    try:
+        next(csv.reader(feed, delimiter=delimiter, strict=True))
+    except csv.Error as e:
+        return "open" if str(e) == "unexpected end of data" else "closed"
+    return "closed"
