@@ -68,6 +68,9 @@ class CompiledRule:
     excerpt_field: str | None
     recipients: tuple[str, ...]
     neighbours: tuple[tuple[str, str], ...] = ()  # (previous|next, field) the rule reads
+    # `has any` tests of the `when` on the excerpt field: (list name, words, exceptions), so the
+    # evidence can say which words matched (lang/wordmatch.py)
+    word_tests: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()
 
 
 def sequence_ctes(policy: Policy, rule: ast.Rule, shared: "dict[tuple, SequenceRelation] | None" = None, *,
@@ -349,7 +352,31 @@ def compile_rule(policy: Policy, rule: ast.Rule, shared: "dict[tuple, SequenceRe
         cols.append(f"t.{q(rule.amount.of.value)} AS _base")
     sql = (f"WITH {', '.join(ctes)} SELECT {', '.join(cols)} FROM triggers t "
            f"{' '.join(joins)} {where} ORDER BY t.ts, t.seq")
-    return CompiledRule(rule, sql, excerpt, recipients, neighbours)
+    return CompiledRule(rule, sql, excerpt, recipients, neighbours, word_tests(policy, rule.when, excerpt))
+
+
+def word_tests(policy: Policy, expr, field: str | None) -> tuple:
+    """The `FIELD has any LIST` tests in an expression (field: the event's own, not a neighbour's)."""
+    found: list = []
+
+    def walk(e) -> None:
+        if isinstance(e, ast.BoolOp):
+            for x in e.operands:
+                walk(x)
+        elif isinstance(e, ast.Not):
+            walk(e.operand)
+        elif (isinstance(e, ast.TextTest) and e.op == "has_any" and isinstance(e.subject, ast.Ref)
+              and e.subject.scope is None and e.subject.name.value == field):
+            name = e.operand.name.value if e.operand.name is not None else None
+            words = policy.words.get(name, ()) if name is not None else e.operand.words
+            label = name if name is not None else " ".join(words)
+            entry = (label, tuple(words), tuple(policy.word_exceptions.get(name, ())) if name else ())
+            if entry not in found:
+                found.append(entry)
+
+    if expr is not None and field is not None:
+        walk(expr)
+    return tuple(found)
 
 
 def effective_sql(effective: ast.Effective | None, alias: str) -> str:
@@ -504,6 +531,10 @@ class ExprCompiler:
         if not words:
             return "FALSE"
         if e.op == "has_any":
+            exceptions = self._exceptions(e.operand)
+            if exceptions:  # the text an exception covers is not searched (lang/wordmatch.py)
+                pattern = "|".join(_re_escape(x) for x in sorted(set(exceptions), key=lambda x: (-len(x), x)))
+                s = f"regexp_replace({s}, {lit(pattern)}, chr(31), 'g')"
             return "COALESCE(" + " OR ".join(f"contains({s}, {lit(w)})" for w in words) + ", FALSE)"
         # only: the text, without whitespace, punctuation and symbols (～, emoji), is
         # made of list words.
@@ -516,6 +547,11 @@ class ExprCompiler:
         chars = "".join(f"\\x{{{ord(c):x}}}" for c in sorted({c for w in words for c in w}))
         alphabet = f"COALESCE(regexp_full_match({s}, '(?:{_WS}|\\pP|\\pS|[{chars}])+'), FALSE)"
         return f"(CASE WHEN {alphabet} THEN {full} ELSE FALSE END)"
+
+    def _exceptions(self, source: ast.WordSource) -> tuple[str, ...]:
+        if source.name is None:
+            return ()
+        return tuple(x for x in self.policy.word_exceptions.get(source.name.value, ()) if x)
 
     def _words(self, source: ast.WordSource) -> tuple[str, ...]:
         if source.name is not None:

@@ -15,6 +15,7 @@ from ledger.core.entries import APPLIED, NO_AGENT, PENDING, TO_CONFIRM, Entry, e
 from ledger.core.money import round_line
 from ledger.core.month import format_ts
 from ledger.evaluate.compile import CompiledRule
+from ledger.lang.wordmatch import find
 
 
 def entries_of(compiled: CompiledRule, names, rows, data_end_local, warnings) -> list[Entry]:
@@ -81,12 +82,20 @@ def evidence_writer(compiled: CompiledRule, idx, data_end_local):
     position = (idx["_position"], idx["_count"]) if "_position" in idx else None
     neighbours = [(f"{scope}.{field}", idx[f"_{scope}_{field}"]) for scope, field in compiled.neighbours]
     windows = [(w, idx[f"_found_{i}"]) for i, w in enumerate(rule.unless)]
+    tests = compiled.word_tests
+    i_text = idx["_excerpt"]
     ending = (f"数据截止 {format_ts(data_end_local)}，期限未到，结果待定 (pending)"
               if data_end_local is not None else None)
 
     def evidence(row, status) -> str:
         ts = row[i_ts]
         parts = [head]
+        for label, words, exceptions in tests:
+            match = find(row[i_text], words, exceptions)
+            said = f"命中 {label}：{' '.join(match.matched)}" if match.matched else f"不含 {label} 的词"
+            if match.cancelled:
+                said += "（" + "，".join(f"{w} 在例外“{x}”里，不算" for w, x in match.cancelled) + "）"
+            parts.append(said)
         if position is not None:
             facts = [f"同一 {keys} 序列中的第 {row[position[0]]}/{row[position[1]]} 条"]
             for name, i in neighbours:

@@ -125,6 +125,8 @@ class WordList:
     words: tuple[str, ...]
     pos: Position
     word_positions: tuple[Position, ...] = ()
+    exceptions: tuple[str, ...] = ()  # `except …`: phrases inside which the words do not count
+    exception_positions: tuple[Position, ...] = ()
 
 
 @attrs.frozen

@@ -42,6 +42,7 @@ class _Checker(MetricChecks):
         self.sources = {f.filename: f.text.splitlines() for f in files}
         self.events: dict[str, EventType] = {}
         self.words: dict[str, tuple[str, ...]] = {}
+        self.word_exceptions: dict[str, tuple[str, ...]] = {}
         
     # -- reporting
     def error(self, pos: Position, message: str, hint: str | None = None, severity="error"):
@@ -82,7 +83,8 @@ class _Checker(MetricChecks):
         floors = [x for f in self.files for x in f.floors]
         self._check_caps(caps, floors)
         policy = Policy(name, timezone, tuple(self.files), self.events, self.words, tuple(rules), examples,
-                        tuple(metrics), metric_types, tuple(monthly), tuple(caps), tuple(floors))
+                        tuple(metrics), metric_types, tuple(monthly), tuple(caps), tuple(floors),
+                        dict(self.word_exceptions))
         return policy, self.diagnostics
 
     def _versions_ok(self, rule: ast.Rule, earlier: list[ast.Rule]) -> bool:
@@ -181,6 +183,14 @@ class _Checker(MetricChecks):
             return
         self.words[wl.name.value] = wl.words
         self._check_words(wl.words, wl.word_positions or [wl.pos] * len(wl.words))
+        if wl.exceptions:
+            self.word_exceptions[wl.name.value] = wl.exceptions
+            positions = wl.exception_positions or [wl.pos] * len(wl.exceptions)
+            self._check_words(wl.exceptions, positions)
+            for phrase, pos in zip(wl.exceptions, positions):
+                if phrase and not any(w and w in phrase for w in wl.words):
+                    self.error(pos, f"例外 {phrase!r} 里没有这个词表的任何词，它不会取消任何匹配 "
+                                    f"(exception contains no word of the list)", severity="warning")
 
     def _check_words(self, words, positions) -> None:
         for word, pos in zip(words, positions):

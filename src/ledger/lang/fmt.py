@@ -83,7 +83,7 @@ WIDTH = 80
 INDENT = 4
 CONTINUATION = 8
 
-_CLAUSE_STARTS = {"EFFECTIVE", "ON", "WHEN", "UNLESS", "AMOUNT_KIND", "POINTS"}
+_CLAUSE_STARTS = {"EFFECTIVE", "ON", "WHEN", "UNLESS", "CONFIRM", "AMOUNT_KIND", "POINTS"}
 _OPEN, _CLOSE = {"LSQB", "LPAR"}, {"RSQB", "RPAR"}
 _LITERAL_TOKENS = {"number": "NUMBER", "money": "MONEY", "duration": "DURATION", "percent": "PERCENT"}
 _GROUPS = {"policy": "header", "timezone": "header", "effective": "header", "event": "event", "words": "words",
@@ -164,7 +164,7 @@ def _check_meaning(before: ast.PolicyFile, formatted: str, filename: str) -> Non
                           f"this is a bug in ledger fmt): {filename}")
 
 
-_SNIPPETS = {"pos", "source", "when_source", "word_positions", "text", "filename"}
+_SNIPPETS = {"pos", "source", "when_source", "word_positions", "exception_positions", "text", "filename"}
 
 
 def _meaning(node):
@@ -443,6 +443,9 @@ class _Formatter:
             lines = [_Line(0, head, first)]
         for group in groups:
             lines += self._wrap(INDENT, "", group[0], group)
+        if words.exceptions:  # `except` always starts its own line, indented like a continuation
+            positions = [self.at(p) for p in words.exception_positions]
+            lines += self._wrap(INDENT, "except", positions[0] - 1, positions)
         return lines
 
     def _wrap(self, indent: int, head: str, start: int, group: list[int]) -> list[_Line]:
@@ -475,9 +478,13 @@ class _Formatter:
         if rule.when is not None:
             units.append(self._when(rule.when, next(starts)))
         clause_starts = [next(starts) for _ in rule.unless]
+        confirm_start = next(starts) if rule.confirm else None
         amount_start = next(starts)
-        for window, start, end in zip(rule.unless, clause_starts, clause_starts[1:] + [amount_start]):
+        ends = clause_starts[1:] + [confirm_start if confirm_start is not None else amount_start]
+        for window, start, end in zip(rule.unless, clause_starts, ends):
             units.append(_Line(INDENT, "unless " + self._window(window, start, end), start))
+        if confirm_start is not None:
+            units.append(_Line(INDENT, "confirm", confirm_start))
         units.append(_Line(INDENT, _amount_text(rule), amount_start))
         return units
 

@@ -64,6 +64,7 @@ class Policy:
     monthly: tuple[ast.MonthlyRule, ...] = ()
     caps: tuple[ast.Cap, ...] = ()
     floors: tuple[ast.Floor, ...] = ()
+    word_exceptions: dict = attrs.Factory(dict)  # list name -> its `except` phrases
 
     def schema(self) -> dict[str, dict[str, str]]:
         """Declared field types per event type, for validating input rows."""

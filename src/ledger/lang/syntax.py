@@ -27,7 +27,7 @@ KEYWORDS = TOP_LEVEL + ("on", "per", "when", "unless", "at", "least", "same", "w
                         "any", "only", "contains", "matches", "true", "false", "until", "expect",
                         "no", "nothing", "pending", "then", "of", "points", "monthly", "first",
                         "matching", "count", "distinct", "percentile", "with", "wait", "for",
-                        "capped", "after", "fines", "day")
+                        "capped", "after", "fines", "day", "except", "confirm")
 # Error recovery resumes at these; `effective` is left out because a rule's own
 # `effective` clause may also stand at the start of a line.
 _DECLARATION_START = re.compile(r"^(?:%s)\b" % "|".join(k for k in TOP_LEVEL if k != "effective"), re.M)
@@ -308,9 +308,18 @@ class _ToAst(Transformer):
         return ast.EventDecl(self._name(children[0]), tuple(children[1:]), self._pos(meta))
 
     def words_decl(self, meta, children):
-        words = tuple(unquote(t) if t.type == "STRING" else str(t) for t in children[1:])
+        tokens = [c for c in children[1:] if isinstance(c, Token)]
+        exceptions = next((c for c in children[1:] if isinstance(c, tuple)), ((), ()))
+        words = tuple(unquote(t) if t.type == "STRING" else str(t) for t in tokens)
         return ast.WordList(self._name(children[0]), words, self._pos(meta),
-                            tuple(self._tpos(t) for t in children[1:]))
+                            tuple(self._tpos(t) for t in tokens), exceptions[0], exceptions[1])
+
+    def word_exceptions(self, meta, children):
+        return (tuple(unquote(t) if t.type == "STRING" else str(t) for t in children),
+                tuple(self._tpos(t) for t in children))
+
+    def confirm_clause(self, meta, children):
+        return ("confirm",)
 
     def effective_decl(self, meta, children):
         return children[0]
@@ -336,9 +345,12 @@ class _ToAst(Transformer):
         unless = []
         while rest and isinstance(rest[0], ast.Window):
             unless.append(rest.pop(0))
+        confirm = bool(rest) and rest[0] == ("confirm",)
+        if confirm:
+            rest.pop(0)
         amount, recipients = rest.pop(0)
         return ast.Rule(rule_id, title, on, when, tuple(unless), amount, recipients,
-                        self._pos(meta), self._source(meta), when_source, effective)
+                        self._pos(meta), self._source(meta), when_source, effective, confirm)
 
     # -- examples
     def example_decl(self, meta, children):

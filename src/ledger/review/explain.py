@@ -59,6 +59,7 @@ from ledger.lang import ast
 from ledger.lang.load import checked_policy
 from ledger.lang.policy import Policy
 from ledger.lang.unparse import expr_text, number_text
+from ledger.lang.wordmatch import WordMatch, find
 from ledger.review.explain_records import (
     CHARGED,
     EXCUSED,
@@ -415,11 +416,13 @@ def _evaluate(s: _Session, ctx: ExprCompiler | None, expr, ctes: list[str], rela
     decisive = _decisive(nodes, values, 0) if nodes else set()
     out = []
     for i, (node, (operands, has_matched)) in enumerate(zip(nodes, plans)):
+        found = _word_match(s.policy, node.expr, row[f"v{i}_0"] if operands else None) if has_matched else None
         out.append(ConditionNode(
             text=expr_text(node.expr), value=values[i], depth=node.depth, kind=_node_kind(node.expr),
             operands=tuple(Operand(expr_text(o), row[f"v{i}_{j}"]) for j, o in enumerate(operands)
                            if not _obvious(node.expr, values[i])),
-            matched=tuple(w for w in (row[f"m{i}"] or "").split("\x1f") if w) if has_matched else (),
+            matched=found.matched if found else (),
+            cancelled=found.cancelled if found else (),
             decisive=i in decisive))
     return (values[0] if nodes else True), tuple(out), row
 
@@ -463,6 +466,13 @@ def _matched_sql(policy: Policy, ctx: ExprCompiler | None, e) -> str | None:
     subject = ctx.value(e.subject)
     cases = ", ".join(f"CASE WHEN contains({subject}, {lit(w)}) THEN {lit(w)} END" for w in words)
     return f"concat_ws(chr(31), {cases})"
+
+
+def _word_match(policy: Policy, e, text) -> WordMatch:
+    """Which words of the list the text holds, and which were cancelled by an exception
+    (the meaning the compiled SQL has: lang/wordmatch.py)."""
+    exceptions = policy.word_exceptions.get(e.operand.name.value, ()) if e.operand.name is not None else ()
+    return find(text if isinstance(text, str) else None, _words(policy, e.operand), exceptions)
 
 
 def _words(policy: Policy, source: ast.WordSource) -> tuple[str, ...]:

@@ -91,6 +91,7 @@ class ConditionNode:
     kind: str  # and | or | not | test
     operands: tuple[Operand, ...] = ()
     matched: tuple[str, ...] = ()  # `has any`: the words of the list found in the text
+    cancelled: tuple[tuple[str, str], ...] = ()  # `has any`: (word, exception) found only inside an exception
     decisive: bool = False  # this test decides the result of the whole condition
 
     @property

@@ -139,6 +139,9 @@ def _nodes(nodes: tuple[ConditionNode, ...]) -> list[str]:
                    for o in node.operands]
         if node.matched:
             details.append("命中 (matched): " + " ".join(node.matched))
+        if node.cancelled:
+            details.append("例外取消 (cancelled by an exception): "
+                           + " ".join(f"{w}（在“{x}”里）" for w, x in node.cancelled))
         if details:
             line += f"    [{'; '.join(details)}]"
         if node.decisive:
