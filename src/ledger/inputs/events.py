@@ -32,7 +32,7 @@ import duckdb
 
 from ledger.core.atomic import write_bytes
 from ledger.core.errors import LedgerError
-from ledger.inputs import exports
+from ledger.inputs import exports, message_kinds
 from ledger.inputs import profiles as profiles_mod
 from ledger.inputs.contract import (
     EVENT_SUFFIXES,
@@ -139,6 +139,7 @@ def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.Zone
         result = fast.run(files, ignored)
         last_readers.update(fast.readers)
         exports.cut_sessions(con)
+        message_kinds.derive(con)
         return _with_first_rows(result, files, profiles, settings.xlsx_reader)
     last_readers.update((rel, "python") for rel, _ in files)
     fd, tmp = tempfile.mkstemp(prefix="ledger-events-", suffix=".csv")
@@ -153,6 +154,7 @@ def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.Zone
     finally:
         os.unlink(tmp)
     exports.cut_sessions(con)
+    message_kinds.derive(con)
     return _with_first_rows(LoadResult(
         files=tuple(reports),
         ignored=tuple(ignored),

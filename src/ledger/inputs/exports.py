@@ -346,8 +346,9 @@ SESSION_GAP = "session_gap"  # ... and the idle gap in seconds
 def cut_sessions(con) -> None:
     """Give rows the export left without a conversation one: per session key, in time
     order (ties: input order), a new conversation after an idle gap longer than the
-    row's gap; id `key@first local time`. Rows without agent then get the first agent
-    of their conversation. Runs on the whole `events` table after loading and folding
+    row's gap; id `key@first local time`. Rows without agent (the buyer's) then get the
+    agent holding the conversation at the time: the last agent before them, else the first
+    after (a transfer hands the buyer's next turns to the new agent). Runs on the whole `events` table after loading and folding
     duplicates, so overlapping downloads cut the same way as one download."""
     columns = {r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE events)").fetchall()}
     if SESSION_KEY not in columns:
@@ -368,11 +369,15 @@ def cut_sessions(con) -> None:
     try:
         con.execute("UPDATE events SET conversation = s.conv FROM ledger_sessions s WHERE events.seq = s.seq")
         con.execute("""
-            UPDATE events SET agent = f.first_agent FROM (
-                SELECT seq, first_value(agent IGNORE NULLS) OVER (
-                    PARTITION BY conversation ORDER BY ts_local, seq
-                    ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS first_agent
+            UPDATE events SET agent = f.holder FROM (
+                SELECT seq, coalesce(
+                    last_value(agent IGNORE NULLS) OVER (
+                        PARTITION BY conversation ORDER BY ts_local, seq
+                        ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW),
+                    first_value(agent IGNORE NULLS) OVER (
+                        PARTITION BY conversation ORDER BY ts_local, seq
+                        ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING)) AS holder
                 FROM events WHERE conversation IN (SELECT DISTINCT conv FROM ledger_sessions)) f
-            WHERE events.seq = f.seq AND events.agent IS NULL AND f.first_agent IS NOT NULL""")
+            WHERE events.seq = f.seq AND events.agent IS NULL AND f.holder IS NOT NULL""")
     finally:
         con.execute("DROP TABLE IF EXISTS ledger_sessions")

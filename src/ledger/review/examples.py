@@ -27,7 +27,7 @@ from pathlib import Path
 
 import attrs
 
-from ledger.core.entries import PENDING, Entry
+from ledger.core.entries import APPLIED, PENDING, TO_CONFIRM, Entry
 from ledger.core.errors import LedgerError
 from ledger.core.month import Month
 from ledger.evaluate import engine
@@ -174,14 +174,16 @@ def _compared_rules(policy: Policy, example: ast.Example) -> set[str]:
 
 
 def _key(entry: Entry) -> tuple:
+    """A line of a `confirm` rule (待复核) meets `expect R 100元`: the example shows what the rule
+    flags; confirming it is a person's step."""
     amount = None if entry.status == PENDING else entry.amount
-    return entry.rule_id, entry.status, amount
+    return entry.rule_id, APPLIED if entry.status == TO_CONFIRM else entry.status, amount
 
 
 def _expected_key(exp: ast.Expectation) -> tuple:
     if exp.kind == "pending":
         return exp.rule.value, PENDING, None
-    return exp.rule.value, "applied", exp.amount
+    return exp.rule.value, APPLIED, exp.amount
 
 
 def _match(expected: list[ast.Expectation], got: list[Entry]) -> tuple[set[int], set[int]]:
@@ -254,6 +256,8 @@ def describe_expectation(policy: Policy, exp: ast.Expectation) -> str:
 def describe_entry(entry: Entry) -> str:
     kind = "罚" if entry.kind == "fine" else "奖"
     amount = "待定 (pending)" if entry.status == PENDING else f"{kind} {_yuan(entry.amount)}"
+    if entry.status == TO_CONFIRM:
+        amount += "（待复核）"
     return f"{entry.rule_id} → {entry.agent} {amount} · 触发事件 {entry.event_id} {format_time(entry.ts)}"
 
 
