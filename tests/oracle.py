@@ -13,23 +13,65 @@ list is the input order, the tie-breaker of equal timestamps.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 ZONE = ZoneInfo("Asia/Shanghai")  # the shipped policy's time zone
 APPLIED = "applied"
 PENDING = "pending"
+TO_CONFIRM = "to_confirm"
 NO_AGENT = "（未指定客服）"
 
-# Word lists exactly as in house-rules.md.
-HONORIFICS = ["您", "亲", "请", "谢谢", "感谢", "欢迎", "抱歉", "不好意思"]  # rule 1
-INTERJECTIONS = ["哦", "哦哦", "啊", "嗯", "嗯嗯", "嗯啊", "不是", "不知道", "不清楚"]  # rule 2
-OUT_OF_STOCK = ["没有货", "没货", "缺货", "没有这款", "卖完了"]  # rule 5
-INSULTS = ["有病", "滚", "爱买不买", "神经病", "笨蛋"]  # rule 7
-CLOSINGS = ["感谢您的支持", "再见", "祝您", "欢迎下次光临", "感谢光临"]  # rule 8
-REFUND_REASONS = ["拍错", "重拍", "多拍", "不想买", "不想要"]  # rule 9
+POLICY_FILE = Path(__file__).resolve().parents[1] / "policy" / "house-rules.rules"
+
+
+def word_lists(path: Path = POLICY_FILE) -> dict[str, tuple[list[str], list[str]]]:
+    """The shipped policy's `words` declarations: name -> (words, exceptions). Read line by
+    line here, not with ledger's parser: the oracle shares no code with what it checks."""
+    lists: dict[str, tuple[list[str], list[str]]] = {}
+    current = None
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.split("#", 1)[0].rstrip()
+        if not line.strip():
+            current = None if not raw.startswith(" ") else current
+            continue
+        if line.startswith("words "):
+            name, rest = line[len("words "):].split("=", 1)
+            current = lists.setdefault(name.strip(), ([], []))
+            target = current[0]
+            tokens = rest.split()
+        elif line.startswith(" ") and current is not None:
+            tokens = line.split()
+        else:
+            current = None
+            continue
+        for token in tokens:
+            if token == "except":
+                target = current[1]
+            else:
+                target.append(token.strip('"'))
+    return lists
+
+
+WORDS = word_lists()
+HONORIFICS, FILLERS, POLITE = WORDS["敬语"][0], WORDS["语气词"][0], WORDS["礼貌回应"][0]
+BUYER_CLOSING, BUYER_STANCE = WORDS["买家收尾"][0], WORDS["买家表态"][0]
+OUT_OF_STOCK, OUT_OF_STOCK_EXCEPT = WORDS["缺货说法"]
+POST_SALE, ALTERNATIVE, HYPOTHETICAL = WORDS["售后说法"][0], WORDS["替代说法"][0], WORDS["假设说法"][0]
+PRODUCT_LINK = WORDS["商品链接"][0]
+INSULTS, INSULTS_EXCEPT = WORDS["辱骂用语"]
+CLOSINGS = WORDS["结束语"][0]
+REFUND_REASONS = WORDS["常规退款"][0]
+
+# Kinds a chat export writes into the text (docs/events.md): the whole text, spaces aside.
+PLACEHOLDER_KINDS = {"图片": "image", "照片": "image", "视频": "video", "语音": "voice", "文件": "file",
+                     "商品": "product_card", "商品卡片": "product_card", "宝贝": "product_card",
+                     "链接": "product_card", "订单": "order_card", "订单卡片": "order_card"}
+LINK_HOSTS = ("item.taobao.com", "detail.tmall.com", "detail.tmall.hk", "item.jd.com", "m.tb.cn")
 
 FIVE_MINUTES = timedelta(minutes=5)
 TEN_MINUTES = timedelta(minutes=10)
@@ -48,8 +90,59 @@ def get(event: dict, field: str) -> str | None:
 
 
 def kind(event: dict) -> str:
-    """A message's kind; the contract says an empty kind means "text"."""
-    return get(event, "kind") or "text"
+    """A message's kind; the contract says an empty kind means "text", and a `text` message
+    whose whole text is a placeholder, stickers only or a product link gets that kind."""
+    given = get(event, "kind") or "text"
+    if given != "text" or event.get("type") != "message" or get(event, "text") is None:
+        return given
+    return derived_kind(event["text"]) or "text"
+
+
+def derived_kind(text: str) -> str | None:
+    s = text.strip()
+    if len(s) >= 3 and s[0] in "[【" and s[-1] in "]】" and s[1:-1] in PLACEHOLDER_KINDS:
+        return PLACEHOLDER_KINDS[s[1:-1]]
+    if any(host in s for host in LINK_HOSTS) and _link_only(s):
+        return "product_card"
+    if s and _stickers_only(s):
+        return "emoji"
+    return None
+
+
+def _link_only(s: str) -> bool:
+    """[【title】] [one word] URL [¥price]: nothing else (the words of an answer are text)."""
+    m = re.fullmatch(r"(【[^】]{0,60}】\s*)?(\S{0,30}\s*)?(https?://\S*)\s*([¥￥]\s*[0-9.]+\s*元?)?", s)
+    if not m:
+        return False
+    host = m.group(3).split("://", 1)[1].split("/", 1)[0].split("?", 1)[0]
+    return host in LINK_HOSTS or host.endswith(("taobao.com", "tmall.com"))
+
+
+def _is_sticker_char(ch: str) -> bool:
+    return (unicodedata.category(ch) == "So" or ch in "\u200d\ufe0f"
+            or 0x1F3FB <= ord(ch) <= 0x1F3FF)
+
+
+def _stickers_only(s: str) -> bool:
+    """Every piece is [微笑]-like (1–4 CJK characters in brackets), a /: code, or an emoji;
+    tried every way, so it needs no cleverness to be right."""
+    s = s.lstrip()
+    if s == "":
+        return True
+    if _is_sticker_char(s[0]) and _stickers_only(s[1:]):
+        return True
+    if s[0] in "[【":
+        for n in range(1, 5):
+            body, close = s[1:1 + n], s[1 + n:2 + n]
+            if (len(body) == n and all("\u4e00" <= c <= "\u9fff" for c in body) and close in ("]", "】")
+                    and _stickers_only(s[2 + n:])):
+                return True
+    if s.startswith("/:"):
+        for n in range(1, 7):
+            body = s[2:2 + n]
+            if len(body) == n and not any(c.isspace() or c == "/" for c in body) and _stickers_only(s[2 + n:]):
+                return True
+    return False
 
 
 def ts(event: dict) -> datetime:
@@ -65,14 +158,33 @@ def charged_agent(event: dict) -> str:
     return get(event, "agent") or NO_AGENT
 
 
-def has_any(text: str | None, words: list[str]) -> bool:
-    """`has any`: some word of the list is a substring. A missing text has no words."""
+def has_any(text: str | None, words: list[str], exceptions: list[str] = ()) -> bool:
+    """`has any`: some word of the list is a substring of the text once every exception
+    phrase is taken out (longest first, leftmost). A missing text has no words."""
     if text is None:
         return False
+    rest = without_exceptions(text, exceptions)
     for word in words:
-        if word in text:
+        if word in rest:
             return True
     return False
+
+
+def without_exceptions(text: str, exceptions) -> str:
+    """Scan left to right; where an exception starts (the longest that fits), put a mark in
+    its place and jump past it."""
+    ordered = sorted(set(exceptions), key=lambda e: (-len(e), e))
+    out, i = [], 0
+    while i < len(text):
+        for e in ordered:
+            if e and text.startswith(e, i):
+                out.append("\x1f")
+                i += len(e)
+                break
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
 
 
 def is_only(text: str | None, words: list[str]) -> bool:
@@ -222,16 +334,28 @@ def oracle(events: list[dict], month: str = "2024-05") -> set[tuple]:
     out: set[tuple] = set()
 
     def charge(rule_id: str, agent: str, event: dict, status: str = APPLIED) -> None:
-        amount = AMOUNT[rule_id] if status == APPLIED else None
+        amount = AMOUNT[rule_id] if status in (APPLIED, TO_CONFIRM) else None
         out.add((rule_id, agent, event["id"], status, amount))
 
+    def human(o: dict) -> bool:
+        return is_message(o) and kind(o) != "auto_reply"
+
+    def previous_human(item):
+        """The message before `item` in its conversation, auto replies left out."""
+        sequence = conversation_sequence(item, human)
+        position = sequence.index(item)
+        return sequence[position - 1][1] if position > 0 else None
+
     def is_answer(item) -> bool:
-        """An agent `text` message whose previous message in the conversation is the buyer's."""
+        """An agent `text` message whose previous (human) message in the conversation is the buyer's."""
         event = item[1]
         if not is_agent_text(event):
             return False
-        previous = previous_message(item)
+        previous = previous_human(item)
         return previous is not None and get(previous, "sender") == "buyer"
+
+    def buyer_needed_no_answer(previous: dict | None) -> bool:
+        return previous is not None and is_only(get(previous, "text"), BUYER_CLOSING)
 
     for item in evs:
         i, e = item
@@ -245,14 +369,20 @@ def oracle(events: list[dict], month: str = "2024-05") -> set[tuple]:
             if first_or_last and not has_any(get(e, "text"), HONORIFICS):
                 charge("敬语", charged_agent(e), e)
 
-        # 2 短语回复: an answer shorter than 5 characters, or only interjections.
-        if is_answer(item):
-            text = get(e, "text")
-            if length(text) < 5 or is_only(text, INTERJECTIONS):
-                charge("短语回复", charged_agent(e), e)
+        # 2 短语回复: an answer (text or stickers) shorter than 5 characters, only fillers, or
+        #   only stickers; not a courtesy reply or a hold, not after the buyer's closing or stance.
+        if is_agent_message(e) and kind(e) in ("text", "emoji") and human(e):
+            previous = previous_human(item)
+            if previous is not None and get(previous, "sender") == "buyer":
+                text = get(e, "text")
+                short = kind(e) == "emoji" or length(text) < 5 or is_only(text, FILLERS)
+                if (short and not has_any(text, POLITE) and not buyer_needed_no_answer(previous)
+                        and not has_any(get(previous, "text"), BUYER_STANCE)):
+                    charge("短语回复", charged_agent(e), e)
 
-        # 3 回复超时: a buyer turn with no non-auto_reply agent message within 5 minutes.
-        if is_buyer_message(e):
+        # 3 回复超时: a buyer turn with no non-auto_reply agent message within 5 minutes, unless
+        #   the buyer only closed (没有了，谢谢) or sent stickers.
+        if is_buyer_message(e) and kind(e) != "emoji" and not is_only(get(e, "text"), BUYER_CLOSING):
             previous = previous_message(item)
             if previous is None or get(previous, "sender") != "buyer":
                 found = window(
@@ -268,16 +398,21 @@ def oracle(events: list[dict], month: str = "2024-05") -> set[tuple]:
         if e.get("type") == "qa_flag" and get(e, "category") == "未挂离开":
             charge("未挂离开", charged_agent(e), e)
 
-        # 5 缺货直答: "out of stock" with fewer than 2 agent product cards earlier.
-        if is_agent_message(e) and has_any(get(e, "text"), OUT_OF_STOCK):
+        # 5 缺货直答: an agent text saying "out of stock" before the sale (not post-sale talk,
+        #   no alternative offered, not a hypothetical) with fewer than 2 earlier agent product
+        #   cards or links; a judgement call: it waits for confirmation.
+        text = get(e, "text")
+        if (is_agent_text(e) and has_any(text, OUT_OF_STOCK, OUT_OF_STOCK_EXCEPT)
+                and not has_any(text, POST_SALE) and not has_any(text, ALTERNATIVE)
+                and not has_any(text, HYPOTHETICAL)):
             cards = 0
             for other in evs:
                 o = other[1]
-                if (is_agent_message(o) and kind(o) == "product_card"
+                if (is_agent_message(o) and (kind(o) == "product_card" or has_any(get(o, "text"), PRODUCT_LINK))
                         and same(o, e, "conversation") and is_after(item, other)):
                     cards += 1
             if cards < 2:
-                charge("缺货直答", charged_agent(e), e)
+                charge("缺货直答", charged_agent(e), e, TO_CONFIRM)
 
         # 6 核对订单: an order with no agent order_card to the same buyer within 10 minutes.
         if e.get("type") == "order_placed":
@@ -289,15 +424,17 @@ def oracle(events: list[dict], month: str = "2024-05") -> set[tuple]:
             if found != "found":
                 charge("核对订单", charged_agent(e), e, found)
 
-        # 7 顶撞买家: an insulting agent message; 顶撞买家_质检: a QA finding of 顶撞买家.
-        if is_agent_message(e) and has_any(get(e, "text"), INSULTS):
-            charge("顶撞买家", charged_agent(e), e)
+        # 7 顶撞买家: an insulting agent message (exceptions aside), to be confirmed by a person;
+        #   顶撞买家_质检: a QA finding of 顶撞买家.
+        if is_agent_message(e) and has_any(get(e, "text"), INSULTS, INSULTS_EXCEPT):
+            charge("顶撞买家", charged_agent(e), e, TO_CONFIRM)
         if e.get("type") == "qa_flag" and get(e, "category") == "顶撞买家":
             charge("顶撞买家_质检", charged_agent(e), e)
 
-        # 8 未再次询问: a non-closing answer followed by no buyer message within 20 minutes
-        #   and no agent message between 10 and 20 minutes after it.
-        if is_answer(item) and not has_any(get(e, "text"), CLOSINGS):
+        # 8 未再次询问: a non-closing answer (not to the buyer's own closing) followed by no buyer
+        #   message within 20 minutes and no agent message between 10 and 20 minutes after it.
+        if (is_answer(item) and not has_any(get(e, "text"), CLOSINGS)
+                and not buyer_needed_no_answer(previous_human(item))):
             buyer_came_back = window(
                 item,
                 lambda o: is_buyer_message(o) and same(o, e, "conversation"),

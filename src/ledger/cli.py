@@ -51,14 +51,18 @@ def close_(
     out: Path = typer.Option(Path("reports"), "--out", help="输出目录"),
     adjustments: Path = typer.Option(Path("adjustments"), "--adjustments", help="申诉与调整目录"),
     roster: Optional[Path] = typer.Option(None, "--roster", help="花名册 CSV，默认当前目录的 roster.csv"),
+    leave_unconfirmed: bool = typer.Option(False, "--leave-unconfirmed",
+                                           help="还有待复核的明细也结账：它们永不扣款 (close with lines still unconfirmed)"),
 ):
     """月结：出账并封存 reports/<月份>/CLOSED；已结账的月份只核对，永不覆盖。"""
     if (month is None) == (month_option is None):
         raise LedgerError("请给出一个月份：ledger close 2024-05 (give one month)", exit_code=2)
-    _run_period(month or month_option, policy, events, out, False, adjustments, roster, seal=True)
+    _run_period(month or month_option, policy, events, out, False, adjustments, roster, seal=True,
+                leave_unconfirmed=leave_unconfirmed)
 
 
-def _run_period(month, policy, events, out, strict, adjustments, roster, *, seal: bool) -> None:
+def _run_period(month, policy, events, out, strict, adjustments, roster, *, seal: bool,
+                leave_unconfirmed: bool = False) -> None:
     from ledger.inputs import roster as roster_mod
     from ledger.outputs import report
     from ledger.period import close
@@ -83,6 +87,12 @@ def _run_period(month, policy, events, out, strict, adjustments, roster, *, seal
             f"{result.month.text} 已结账 (closed month)，不会覆盖；上面是重新计算会带来的变化。更正会作为“上月更正”"
             f"记入下一个未结账的月份：ledger run --month {period.next_open_month(out, result.month.text)}",
             exit_code=close.EXIT_CLOSED_CHANGED)
+    if seal and statement.to_confirm and not leave_unconfirmed:
+        raise LedgerError(
+            f"{result.month.text} 还有 {statement.to_confirm} 条待复核的明细没有确认，不能结账 (lines await confirmation)。"
+            f"查看：ledger review --month {result.month.text}；在 {adjustments}/ 里写 confirm 或 waive；"
+            f"或者用 --leave-unconfirmed 结账：这些明细不扣款，结账后也不会再扣",
+            exit_code=close.EXIT_UNCONFIRMED)
     if progress:
         progress("写入账单 (writing statement)")
     started = time.perf_counter()
@@ -224,6 +234,25 @@ def test_(paths: Optional[List[Path]] = typer.Argument(None, help="规则文件�
     typer.echo(text)
     if code:
         raise LedgerError(f"有例子没有通过 (some examples failed)", exit_code=code)
+
+
+@app.command("review")
+def review_(
+    month: str = typer.Option(..., "--month", help="月份 YYYY-MM"),
+    policy: List[Path] = typer.Option([Path("policy")], "--policy", help="规则文件或目录"),
+    events: Path = typer.Option(Path("events"), "--events", help="事件目录"),
+    out: Path = typer.Option(Path("reports"), "--out", help="输出目录（找已结账的月份）"),
+    adjustments: Path = typer.Option(Path("adjustments"), "--adjustments", help="申诉与调整目录"),
+    roster: Optional[Path] = typer.Option(None, "--roster", help="花名册 CSV，默认当前目录的 roster.csv"),
+):
+    """列出待复核的明细和它们前后的聊天记录，以及确认/免除要写的那一行 (the confirmation queue)。"""
+    from ledger.inputs import roster as roster_mod
+    from ledger.review import queue
+
+    found = roster_mod.find(Path("."), roster, events)
+    month_text, items = queue.waiting(policy, events, month, out_dir=out, adjustments_root=adjustments,
+                                      roster=roster_mod.read(found) if found is not None else None)
+    typer.echo(queue.render(month_text, items))
 
 
 @app.command()

@@ -90,12 +90,17 @@ def evidence_writer(compiled: CompiledRule, idx, data_end_local):
     def evidence(row, status) -> str:
         ts = row[i_ts]
         parts = [head]
-        for label, words, exceptions in tests:
-            match = find(row[i_text], words, exceptions)
-            said = f"命中 {label}：{' '.join(match.matched)}" if match.matched else f"不含 {label} 的词"
-            if match.cancelled:
-                said += "（" + "，".join(f"{w} 在例外“{x}”里，不算" for w, x in match.cancelled) + "）"
-            parts.append(said)
+        if tests:  # the words that matched; a list that found nothing is named only when none matched
+            said, absent = [], []
+            for label, words, exceptions in tests:
+                match = find(row[i_text], words, exceptions)
+                cancelled = "（" + "，".join(f"{w} 在例外“{x}”里，不算" for w, x in match.cancelled) + "）" \
+                    if match.cancelled else ""
+                if match.matched:
+                    said.append(f"命中 {label}：{' '.join(match.matched)}{cancelled}")
+                else:
+                    absent.append(f"不含 {label} 的词{cancelled}")
+            parts += said or absent
         if position is not None:
             facts = [f"同一 {keys} 序列中的第 {row[position[0]]}/{row[position[1]]} 条"]
             for name, i in neighbours:

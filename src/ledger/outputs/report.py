@@ -107,6 +107,10 @@ def summary_lines(result: MonthResult, statement: Statement, paths: dict[str, Pa
                          + (f" · HR导入 {len(p.employees)} 名员工" if p.has_roster else ""))
     if pending:
         lines.append(f"注意：{pending} 条结果待定 (pending)：期限在数据截止之后，补充后续数据后重新运行即可确定。")
+    if statement.to_confirm:
+        waiting = total(a.to_confirm_amount for a in statement.agents)
+        lines.append(f"待复核 (awaiting confirmation): {statement.to_confirm} 条，确认后共扣 {waiting:,.2f}元；"
+                     f"未确认前不扣款。查看：ledger review --month {result.month.text}")
     if result.roster is not None:
         r = result.roster
         lines.append(f"花名册 (roster): {r.path} · {r.lines} 行，{len(r.employees)} 名员工，拒收 {len(r.rejects)} 行")

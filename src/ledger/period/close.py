@@ -39,6 +39,7 @@ from ledger.core.errors import LedgerError
 CLOSED = "CLOSED"
 SNAPSHOT = "closed-entries.tsv"
 EXIT_CLOSED_CHANGED = 6
+EXIT_UNCONFIRMED = 7  # closing refused: lines of `confirm` rules still await a person
 CORRECTION = "上月更正"
 SNAPSHOT_HEADER = ("id", "agent", "rule_id", "rule_title", "rule_location", "kind", "status", "amount",
                    "event_id", "origin")
