@@ -5,10 +5,26 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Property tests run with sizes chosen so the whole suite stays under 5 minutes on the
+# 2-core CI machine. HYPOTHESIS_PROFILE=thorough (a nightly-style run) gives every test
+# five times as many examples: `n_examples(n)` for tests that name their count, the profile's
+# default for the others.
+THOROUGH = os.environ.get("HYPOTHESIS_PROFILE", "") == "thorough"
+settings.register_profile("ci", deadline=None)
+settings.register_profile("thorough", deadline=None, max_examples=500)
+settings.load_profile("thorough" if THOROUGH else "ci")
+
+
+def n_examples(n: int) -> int:
+    """`n` examples in CI, five times as many in the thorough profile."""
+    return n * 5 if THOROUGH else n
 
 REPO = Path(__file__).resolve().parents[1]
 POLICY = REPO / "policy"

@@ -581,7 +581,7 @@ def _first_buyer_message(events: list[dict], i: int) -> bool:
 
 
 def tier_oracle(rate: Decimal | None) -> Decimal | None:
-    """The conversion tiers of tests/test_oracle_property.py: ≥40% 300元, ≥30% 150元."""
+    """The conversion tiers of tests/evaluate/test_oracle_property.py: ≥40% 300元, ≥30% 150元."""
     if rate is None:
         return None
     if rate >= Decimal("0.4"):

@@ -10,7 +10,7 @@ Two readers, one meaning. The reference is the row-by-row Python reader
 (python_reader.py): every row decoded, checked and normalised in Python, then
 bulk-loaded. UTF-8 CSV files of 256 KB or more (the bulk of a big month) are read
 set-based instead (sql_reader.py, SQL in sql_plan.py), with exactly the same table,
-rejects and file reports; tests/test_events.py checks it on random folders.
+rejects and file reports; tests/inputs/test_events.py checks it on random folders.
 Which reader reads what is set by `ReaderSettings` (settings.py): LEDGER_EVENTS_READER=python
 forces the Python reader for every file, =fast the set-based one for every UTF-8 CSV file
 whatever its size.

@@ -14,7 +14,7 @@ SPILL = HOUR  # data may run up to an hour past the month end (conversations, re
 # --------------------------------------------------------------------------------------
 # Phrase tables. Agent phrases marked "good" must contain an honorific (您 亲 请 谢谢 感谢
 # 欢迎 抱歉 不好意思), be at least 5 characters, and never contain an unavailability word
-# (没货 缺货 卖完了 …) or an insult: tests/test_sample.py checks this.
+# (没货 缺货 卖完了 …) or an insult: tests/sample/test_sample.py checks this.
 # --------------------------------------------------------------------------------------
 
 NICKNAMES = (

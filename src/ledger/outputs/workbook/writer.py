@@ -16,7 +16,7 @@ The statement as a whole is laid out in sheets.py:
   openpyxl and LibreOffice; the markup follows what Excel itself writes, but no
   Excel was at hand to open it.
 
-Guarantees (tests/test_xlsx.py holds a test for each):
+Guarantees (tests/outputs/test_xlsx.py holds a test for each):
 
 * **Text is never a formula.** Every str is written as an inline string
   (`t="inlineStr"`); the writer never writes `<f>`. A buyer's "=HYPERLINK(...)"

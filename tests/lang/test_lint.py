@@ -7,7 +7,7 @@ from ledger.cli import main
 from ledger.lang.lint import lint
 from ledger.lang.syntax import parse
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 HOUSE = (REPO / "policy" / "house-rules.rules").read_text("utf-8")
 
 

@@ -12,12 +12,12 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from conftest import write_events
+from conftest import n_examples, write_events
 from ledger.cli import main
 from ledger.outputs.privacy import mask_text
 from ledger.outputs.workbook.cells import decode_text
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WANG, LI, MEI = "初晴旗舰店:小王", "初晴旗舰店:小李", "初晴旗舰店:小美"
 PHONE, ID_NO, STREET = "13812345678", "110101199003071234", "文三路123号"
 
@@ -202,7 +202,7 @@ from hypothesis import given, settings, strategies as st
 _NO_DIGITS = st.text(st.characters(blacklist_categories=("Nd", "Cs")), max_size=30)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=n_examples(200), deadline=None)
 @given(prefix=_NO_DIGITS, suffix=_NO_DIGITS,
        phone=st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True),
        sep=st.sampled_from(["", " ", "-"]))
@@ -213,7 +213,7 @@ def test_no_mobile_number_survives_masking(prefix, suffix, phone, sep):
     assert f"{phone[:3]}****{phone[7:]}" in masked
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=n_examples(300), deadline=None)
 @given(names=st.sets(st.text(alphabet="ab店:小王tb1.*", min_size=1, max_size=5), min_size=1, max_size=8),
        text=st.text(alphabet="ab店:小王tb1.*x，", max_size=30))
 def test_name_finder_finds_what_the_longest_first_alternation_finds(names, text):
@@ -247,7 +247,7 @@ def test_agent_files_written_by_forked_workers_are_the_same_bytes(tmp_path, monk
 
 
 @given(st.text(alphabet="0123456789０１２ -+Xx:年月号路室楼abc", max_size=40))
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=n_examples(300), deadline=None)
 def test_number_prefilter_never_changes_the_masking(text):
     """_mask skips the three number substitutions when _NUMBER_LIKE finds nothing:
     applying them anyway must give the same text."""

@@ -15,6 +15,8 @@ from ledger.core.entries import APPLIED, BONUS, FINE, Entry, sort_key
 from ledger.inputs.roster import parse as parse_roster
 from ledger.lang.syntax import parse
 
+from conftest import n_examples
+
 ROSTER = parse_roster("客服,工号,姓名,基本工资,绩效工资,最低工资\n"
                       "a1,E1,甲,2000,500,2200\na2,E1,甲,2000,500,2200\nb1,E2,乙,3000.33,0,1000\n")
 ACCOUNTS = ["a1", "a2", "b1", "x9"]  # x9 is not in the roster
@@ -42,7 +44,7 @@ def entries(draw):
     return out
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=n_examples(300), deadline=None)
 @given(es=entries(), chosen=st.lists(st.sampled_from(CAPS), min_size=1, max_size=4, unique=True))
 def test_caps_are_never_exceeded_and_lines_add_up(es, chosen):
     p = policy(chosen)

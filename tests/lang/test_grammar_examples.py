@@ -1,4 +1,4 @@
-"""The example policies under tests/fixtures/ are part of the language's specification.
+"""The example policies under tests/lang/fixtures/ are part of the language's specification.
 
 * `fixtures/policy/*.rules`: small valid policies, one construct each. Every one must
   parse and check with no diagnostic at all.

@@ -21,6 +21,8 @@ from hypothesis import strategies as st
 from oracle import APPLIED, PENDING, oracle
 from oracle import ts as local_ts
 
+from conftest import n_examples
+
 MISSING = None  # a drawn None leaves the field out (or writes "", see `missing_as`)
 
 AGENTS = ["店:小王", "店:小李", "店:小张"]
@@ -122,7 +124,7 @@ def show(events: list[dict]) -> str:
     return "\n".join(json.dumps(e, ensure_ascii=False) for e in events)
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=n_examples(30), deadline=None)
 @given(events=events_streams(missing_as="mixed"))
 def test_engine_matches_oracle_jsonl(events, run_engine, assert_same_entries):
     note(show(events))
@@ -130,7 +132,7 @@ def test_engine_matches_oracle_jsonl(events, run_engine, assert_same_entries):
                         "the engine (jsonl) vs the oracle")
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=n_examples(30), deadline=None)
 @given(events=events_streams(missing_as="empty"))
 def test_engine_matches_oracle_csv(events, run_engine, assert_same_entries):
     note(show(events))
@@ -138,7 +140,7 @@ def test_engine_matches_oracle_csv(events, run_engine, assert_same_entries):
                         "the engine (csv) vs the oracle")
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=n_examples(15), deadline=None)
 @given(events=events_streams(missing_as="mixed"))
 def test_engine_matches_oracle_split_across_files(events, run_engine, assert_same_entries):
     """Input order across files is the code-point order of their paths."""
@@ -149,7 +151,7 @@ def test_engine_matches_oracle_split_across_files(events, run_engine, assert_sam
 
 # ---------------------------------------------------------------- the oracle alone
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=n_examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events=events_streams(), seed=st.integers(0, 2**32 - 1))
 def test_oracle_ignores_input_order_when_times_differ(events, seed):
     """Input order only breaks ties: with distinct timestamps, shuffling changes nothing."""
@@ -162,7 +164,7 @@ def test_oracle_ignores_input_order_when_times_differ(events, seed):
     assert oracle(shuffled) == oracle(distinct)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=n_examples(100), deadline=None)
 @given(events=events_streams())
 def test_oracle_pending_resolves_when_data_goes_on(events):
     """Data that goes on past every deadline (with nothing relevant in it) turns every
@@ -198,7 +200,7 @@ def _paid_orders(draw, events):
     return [{k: v for k, v in e.items() if v is not None} for e in events + extra]
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=n_examples(20), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(events=events_streams(missing_as="mixed"), data=st.data())
 def test_engine_metrics_and_tiers_match_the_oracle(events, data, tmp_path_factory):
     import tempfile

@@ -12,6 +12,8 @@ from ledger.lang.check import check
 from ledger.evaluate.compile import compile_rule, event_view_sql
 from ledger.lang.syntax import KEYWORDS, parse
 
+from conftest import n_examples
+
 POLICY = """\
 policy "测试"
 event message(conversation, sender, kind = "text", text)
@@ -100,7 +102,7 @@ _ALPHABET = st.sampled_from(list(KEYWORDS) + ['"', "[", "]", "(", ")", ":", ",",
                                               "message", "text", "敬语", "“", "分", "1", "_"])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=n_examples(300), deadline=None)
 @given(st.lists(_ALPHABET, max_size=40).map(" ".join) | st.text(max_size=200))
 def test_parser_only_reports_our_diagnostics(text):
     # Random text never raises: problems come back as positioned diagnostics,
@@ -126,7 +128,7 @@ _RULE_PARTS = st.tuples(
 )
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=n_examples(200), deadline=None)
 @given(_RULE_PARTS)
 def test_checker_reports_and_never_raises(parts):
     event, flt, per, when, unless, amount = parts

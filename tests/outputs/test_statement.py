@@ -11,6 +11,8 @@ from ledger.core.entries import APPLIED, BONUS, FINE, PENDING, Entry
 from ledger.core.money import round_line
 from ledger.outputs.statement import RunInfo, build
 
+from conftest import n_examples
+
 INFO = RunInfo(month="2024-05", timezone="Asia/Shanghai", policy_name="p", policy_files=(),
                event_files=(), ignored_files=(), data_end="", duplicates_folded=0, version="t")
 RULES = [("r1", "罚一", "p.rules:1", FINE, "10元"), ("r2", "奖一", "p.rules:5", BONUS, "5元")]
@@ -47,7 +49,7 @@ def make_entries(rows):
     return out
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=n_examples(60), deadline=None)
 @given(entries_strategy, st.sets(st.sampled_from(["店:甲", "店:丁"])))
 def test_totals_equal_the_sum_of_lines(rows, idle_agents):
     entries = make_entries(rows)
@@ -66,7 +68,7 @@ def test_totals_equal_the_sum_of_lines(rows, idle_agents):
     assert sum(r.total for r in statement.rules) == statement.total_fines + statement.total_bonuses
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=n_examples(15), deadline=None)
 @given(entries_strategy)
 def test_workbook_summary_equals_sum_of_detail_lines(tmp_path_factory, rows):
     statement = build(INFO, make_entries(rows), set(), RULES)

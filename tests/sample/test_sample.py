@@ -15,7 +15,7 @@ from ledger.sample import generator as sample
 from ledger.sample.generator import generate
 from ledger.sample.sink import FILES
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MONTH_START = datetime(2024, 5, 1)
 MONTH_END = datetime(2024, 6, 1)
 SPILL_END = MONTH_END + timedelta(hours=1)  # documented: data may run a little past the month

@@ -22,8 +22,10 @@ from ledger.core.errors import PolicyError
 from ledger.lang.fmt import fmt_command, format_text
 from ledger.lang.syntax import parse
 
-REPO = Path(__file__).resolve().parents[1]
-FILES = sorted((REPO / "tests" / "fixtures" / "policy").glob("*.rules")) + [REPO / "policy" / "house-rules.rules"]
+from conftest import n_examples
+
+REPO = Path(__file__).resolve().parents[2]
+FILES = sorted((REPO / "tests" / "lang" / "fixtures" / "policy").glob("*.rules")) + [REPO / "policy" / "house-rules.rules"]
 
 
 # ---------------------------------------------------------------- AST equality
@@ -87,12 +89,12 @@ def comments_of(text: str) -> list[str]:
 
 def test_already_canonical_fixtures_are_unchanged():
     for name in ("defaults", "durations", "names", "recipients", "sequence", "text-tests", "windows"):
-        path = REPO / "tests" / "fixtures" / "policy" / f"{name}.rules"
+        path = REPO / "tests" / "lang" / "fixtures" / "policy" / f"{name}.rules"
         assert format_text(read(path)) == read(path), name
 
 
 def test_comments_and_layout_fixture():
-    path = REPO / "tests" / "fixtures" / "policy" / "comments-and-layout.rules"
+    path = REPO / "tests" / "lang" / "fixtures" / "policy" / "comments-and-layout.rules"
     assert format_text(read(path)) == COMMENTS_AND_LAYOUT
 
 
@@ -614,7 +616,7 @@ def policies(draw):
     return text, comments
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=n_examples(100), deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(policies())
 def test_generated_policies_format_to_the_same_ast_and_a_fixed_point(generated):
     text, comments = generated

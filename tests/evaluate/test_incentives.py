@@ -17,7 +17,7 @@ from ledger.outputs import report
 from ledger.inputs import roster as roster_mod
 from ledger.core.entries import APPLIED
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 D = Decimal
 
 HEAD = '''

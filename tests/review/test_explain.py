@@ -16,7 +16,7 @@ from ledger.core.entries import entry_id
 from ledger.evaluate.engine import run_month
 from ledger.core.errors import LedgerError
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 POLICY = [Path("policy")]  # relative, as the CLI passes it: locations read "policy/…"
 WANG = "店:小王"
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from ledger.evaluate.engine import run_month
 from oracle import oracle
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def last_day_of_sample() -> list[dict]:

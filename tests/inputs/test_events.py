@@ -21,6 +21,8 @@ from ledger.inputs.contract import Reject, parse_bool, parse_ts
 from ledger.inputs.events import load_events, write_rejects
 from ledger.inputs.settings import READER_ENV, ReaderSettings
 
+from conftest import n_examples
+
 TZ = ZoneInfo("Asia/Shanghai")
 CHINESE = "亲，您好！请问有什么可以帮您？「核对订单」￥12.50 多拍/拍错/不想要"
 SCHEMA = {
@@ -361,7 +363,7 @@ def test_nul_and_lone_surrogates_reject_the_row(tmp_path):
         ("c.jsonl", "含有无效的 Unicode 代理字符 (lone surrogate escape)")]
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=n_examples(40), deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text().filter(lambda t: "\x00" not in t))
 def test_any_text_arrives_unchanged(text):
     with tempfile.TemporaryDirectory() as tmp:
@@ -539,9 +541,9 @@ def assert_same_reading(root: Path, tz: ZoneInfo, schema, parts: int = 1) -> dic
     return readers
 
 
-# 100 random folders per run (each needs two full reads: about a minute on the CI
-# machine); every run draws new ones.
-@settings(max_examples=100, deadline=None,
+# 20 random folders per run in CI (100 with HYPOTHESIS_PROFILE=thorough): each needs two
+# full reads, about a second each on the CI machine; every run draws new ones.
+@settings(max_examples=n_examples(20), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
 @given(files=st.lists(csv_files(), min_size=1, max_size=3), jsonl_rows=st.lists(

@@ -14,7 +14,7 @@ from ledger.core.month import Month
 from ledger.evaluate.evidence import entries_of
 from ledger.lang import load as policy_load
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 HEADER = """
 event message(conversation, buyer, agent, sender, kind = "text", text)

@@ -13,7 +13,7 @@ from ledger.core.errors import PolicyError
 from ledger.review.examples import (event_rows, exit_code, render_results, run_examples, test_command,
                              uncovered_rules)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 HOUSE = REPO / "policy" / "house-rules.rules"
 
 HEADER = """\

@@ -30,6 +30,8 @@ from ledger.outputs.workbook.cells import MAX_CELL_CHARS, TRUNCATED, decode_text
 from ledger.outputs.workbook.sheets import DETAIL_HEADER, SUMMARY_HEADER, write_statement
 from ledger.outputs.workbook.writer import FIXED_ZIP_TIME
 
+from conftest import n_examples
+
 HOSTILE = ["=1+1", '=HYPERLINK("http://x")', "+SUM(A1)", "-2+3", "@A1", "=", "==",
            "\t=1+1", "=cmd|' /C calc'!A0"]
 
@@ -318,7 +320,7 @@ def test_tricky_text_round_trips(tmp_path, text):
     assert read_excerpt(path) == text
 
 
-@settings(max_examples=150, deadline=None,
+@settings(max_examples=n_examples(150), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(text=st.text())
 def test_any_text_round_trips(tmp_path, text):
@@ -331,7 +333,7 @@ TEXT_COLUMNS = {"agent": "客服", "buyer": "买家", "excerpt": "摘录", "evid
                 "conversation": "会话", "order": "订单", "rule_title": "说明"}
 
 
-@settings(max_examples=60, deadline=None,
+@settings(max_examples=n_examples(60), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(texts=st.lists(st.tuples(*[st.text()] * len(TEXT_COLUMNS)), min_size=1, max_size=4))
 def test_any_text_in_any_column_round_trips(tmp_path, texts):
@@ -366,7 +368,7 @@ def test_markup_characters_are_escaped(tmp_path):
 
 
 
-@settings(max_examples=2000)
+@settings(max_examples=n_examples(2000))
 @given(text=st.text(alphabet=st.sampled_from("_x05F0Aa1g\x01\r\n \ufffe")) | st.text())
 def test_encode_decode_inverse(text):
     encoded = encode_text(text)
@@ -624,7 +626,7 @@ def test_numbers_read_back_as_numbers_and_add_up(tmp_path):
     assert Decimal(str(total[2].value)) == sum(bonuses.values())
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=n_examples(40), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(amounts=st.lists(st.decimals(min_value=0, max_value=Decimal("9999999999999.99"), places=2),
                         min_size=1, max_size=5))
@@ -640,7 +642,7 @@ def test_any_amount_reads_back_as_the_same_number(tmp_path, amounts):
         assert f'"><v>{amount:f}</v>' in xml
 
 
-@settings(max_examples=40, deadline=None,
+@settings(max_examples=n_examples(40), deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(ts=st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59)))
 def test_any_time_reads_back_as_the_same_time(tmp_path, ts):

@@ -20,7 +20,7 @@ from ledger.inputs import profiles
 from ledger.inputs.settings import READER_ENV, XLSX_READER_ENV
 from ledger.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 POLICY = [REPO / "policy"]
 WANG, LI = "初晴旗舰店:小王", "初晴旗舰店:小李"
 

@@ -20,6 +20,8 @@ from ledger.core.errors import LedgerError, PolicyError
 from ledger.core.display import width as _width
 from ledger.core.entries import entry_id
 
+from conftest import n_examples
+
 MONTH = "2024-05"
 
 POLICY = """\
@@ -316,7 +318,7 @@ def test_markdown_caps_entry_lists(no_repo, events):
 amounts = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("9999.99"), places=2)
 
 
-@settings(max_examples=8, deadline=None)
+@settings(max_examples=n_examples(8), deadline=None)
 @given(a=amounts, b=amounts)
 def test_total_change_is_amount_change_times_applied_entries(a, b):
     with tempfile.TemporaryDirectory() as tmp:

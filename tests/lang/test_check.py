@@ -5,7 +5,7 @@ from pathlib import Path
 from ledger.lang.check import check
 from ledger.lang.syntax import parse
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 HOUSE = (REPO / "policy" / "house-rules.rules").read_text("utf-8")
 
 

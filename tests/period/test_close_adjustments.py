@@ -15,7 +15,7 @@ from conftest import write_events
 from ledger.period import adjustments as adj
 from ledger.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 WANG, LI = "初晴旗舰店:小王", "初晴旗舰店:小李"
 
 
