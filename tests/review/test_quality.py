@@ -7,6 +7,8 @@ from pathlib import Path
 
 from hypothesis import given, settings, strategies as st
 
+from conftest import n_examples
+
 from ledger.cli import main
 from ledger.lang.load import checked_policy
 from ledger.review import labelled, quality
@@ -122,7 +124,7 @@ def test_score_command_fails_under_the_minimum_and_lists_disagreements(tmp_path,
 
 
 @given(st.text(alphabet="对话罚买家客服转接()商品卡片 \n:0123456789-#TX店亲", max_size=200))
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=n_examples(200), deadline=None)
 def test_the_reader_never_raises_on_any_text(text):
     conversations, problems = labelled.parse(text, "any.chat")
     for c in conversations:
