@@ -87,8 +87,13 @@ def around(x: dict, extra_before: list[dict] = ()) -> list[dict]:
 
 # ---------------------------------------------------------------- expected entries
 
+# Rules marked `confirm` in the shipped policy: their lines wait for a person (待复核), with
+# the amount they will charge once confirmed.
+CONFIRM_RULES = {"缺货直答", "顶撞买家"}
+
+
 def fine(rule: str, agent: str, event_id: str, amount: str) -> tuple:
-    return (rule, agent, event_id, "applied", Decimal(amount))
+    return (rule, agent, event_id, "to_confirm" if rule in CONFIRM_RULES else "applied", Decimal(amount))
 
 
 def pending(rule: str, agent: str, event_id: str) -> tuple:
@@ -180,14 +185,19 @@ def short(name: str, text: str | None, fined: bool) -> None:
 
 short("r2_two_chars_fined", "嗯嗯", True)
 short("r2_four_chars_fined", "好的好的", True)
-short("r2_five_chars_not_fined", "好的呢亲亲", False)
+short("r2_five_chars_not_fined", "有货的亲亲", False)
+short("r2_five_chars_of_fillers_only_fined", "好的呢亲亲", True)
 short("r2_only_interjections_five_chars_fined", "嗯嗯嗯嗯嗯", True)
 short("r2_only_interjections_with_punctuation_fined", "不知道啊！！", True)
 short("r2_only_interjections_with_inner_spaces_fined", "嗯 嗯 嗯", True)
-short("r2_interjection_plus_other_words_not_fined", "嗯嗯，好的呢", False)
+short("r2_interjection_plus_other_words_not_fined", "嗯嗯，有货的", False)
+short("r2_fillers_and_particles_only_fined", "嗯嗯，好的呢", True)
+short("r2_stickers_only_fined", "[微笑][微笑]", True)
+short("r2_a_picture_is_not_a_short_answer", "[图片]", False)
+short("r2_a_polite_hold_is_not_a_short_answer", "请您稍等", False)
 short("r2_surrounding_spaces_stripped_fined", "  好的好的  ", True)
 short("r2_ideographic_spaces_stripped_fined", "\u3000好的好的\u3000", True)
-short("r2_inner_spaces_count_not_fined", "好 的 好 的", False)
+short("r2_inner_spaces_count_not_fined", "有 货 的 亲", False)
 short("r2_missing_text_has_length_0_fined", None, True)
 
 case("r2_auto_reply_is_not_an_answer",
@@ -196,12 +206,28 @@ case("r2_auto_reply_is_not_an_answer",
 case("r2_product_card_is_not_an_answer",
      around(A("x", "10:00:30", "嗯", kind="product_card")))
 
-case("r2_agent_text_after_auto_reply_is_not_an_answer", [
+case("r2_an_auto_reply_in_between_does_not_hide_the_answer", [
     A("a0", "09:59:00", GREET),
     B("b1", "10:00:00", "这款有货吗"),
     A("au", "10:00:05", "您好，客服马上就来", kind="auto_reply"),
-    A("x", "10:00:30", "嗯嗯"),  # previous message is the auto reply, not the buyer's
+    A("x", "10:00:30", "嗯嗯"),  # answers the buyer: the robot's line is not part of the talk
     B("b2", "10:01:00", "还在吗"),
+    A("a2", "10:01:30", BYE),
+    END,
+], fine("短语回复", WANG, "x", "10"))
+
+case("r2_courtesy_reply_to_thanks_not_fined", [
+    A("a0", "09:59:00", GREET),
+    B("b1", "10:00:00", "好的，谢谢"),
+    A("x", "10:00:30", "不客气哦"),
+    END,
+])
+
+case("r2_short_ack_when_the_buyer_asked_nothing_not_fined", [
+    A("a0", "09:59:00", GREET),
+    B("b1", "10:00:00", "我再考虑一下"),
+    A("x", "10:00:30", "好的呢"),
+    B("b2", "10:01:00", "嗯"),
     A("a2", "10:01:30", BYE),
     END,
 ])
@@ -444,12 +470,31 @@ case("r5_buyer_saying_out_of_stock_is_not_fined", [
     END,
 ])
 
-case("r5_auto_reply_saying_out_of_stock_is_fined", [
+case("r5_auto_reply_saying_out_of_stock_is_not_an_answer", [
     A("a0", "09:59:00", GREET),
     A("au", "09:59:30", "亲，该商品缺货", kind="auto_reply"),
     A("a9", "09:59:40", "亲，还需要别的吗"),
     END,
-], fine("缺货直答", WANG, "au", "10"))
+])
+
+for number, text in enumerate(["亲，您的订单缺货了，给您退款", "有货的，不会没货", "亲，没有这款使用的优惠券哦",
+                               "如果没货会第一时间通知您", "暂时缺货，可以选择黑檀木的",
+                               "亲，这款卖完了 https://item.taobao.com/item.htm?id=1"]):
+    case(f"r5_not_a_direct_no_{number}", [  # post-sale, negation, other meaning, hypothetical, alternatives
+        A("a0", "09:59:00", GREET),
+        A("x", "09:59:30", text),
+        A("a9", "09:59:40", "亲，还需要别的吗"),
+        END,
+    ])
+
+case("r5_two_links_count_as_two_recommendations", [
+    A("a0", "09:59:00", GREET),
+    A("l1", "09:59:10", "https://item.taobao.com/item.htm?id=1"),
+    A("l2", "09:59:20", "亲看看这个 https://detail.tmall.com/item.htm?id=2"),
+    A("x", "09:59:30", "亲，原款售罄了"),
+    A("a9", "09:59:40", "亲，还需要别的吗"),
+    END,
+])
 
 
 # ---------------------------------------------------------------- 6 核对订单 (10元)
@@ -516,8 +561,9 @@ for number, text in enumerate(["你是不是有病啊", "爱买不买，随便�
     case(f"r7_insult_word_{number}", around(A("x", "10:00:30", text)),
          fine("顶撞买家", WANG, "x", "100"))
 
-# has any = substring, so 滚 inside 滚动 counts (the word list is the supervisors' to edit).
-case("r7_insult_word_as_substring", around(A("x", "10:00:30", "亲，滚动页面看详情")),
+# 滚 inside 滚动 / 财源滚滚 is cancelled by the list's exceptions; a 滚 outside them still counts.
+case("r7_word_inside_an_exception_not_fined", around(A("x", "10:00:30", "亲，滚动页面看详情，祝您财源滚滚")))
+case("r7_word_outside_the_exceptions_fined", around(A("x", "10:00:30", "财源滚滚个屁，滚")),
      fine("顶撞买家", WANG, "x", "100"))
 
 case("r7_insult_in_auto_reply_counts",
