@@ -50,7 +50,9 @@ Schema = dict[str, dict[str, str]]  # event type -> field name -> kind
 KINDS = ("text", "money", "number", "bool", "time")
 CORE = ("id", "ts", "type", "agent", "conversation", "buyer", "order")
 RESERVED = ("seq", "ts_local", "src_file", "src_line")
-EVENT_SUFFIXES = (".csv", ".jsonl", ".xlsx", ".zip")  # xlsx, zip: exports.py
+EVENT_SUFFIXES = (".csv", ".jsonl", ".xlsx", ".zip", ".txt", ".xls")  # xlsx, zip: exports.py; txt: transcripts.py
+XLS_REASON = ("旧版 Excel 文件 (.xls) 无法读取：请在 Excel 或 WPS 里另存为 .xlsx 后放回 events/ "
+              "(legacy .xls workbooks cannot be read: save as .xlsx)")
 
 
 @attrs.frozen

@@ -15,8 +15,8 @@ import json
 from collections.abc import Iterator
 from decimal import Decimal
 
-from ledger.inputs import exports
-from ledger.inputs.contract import plain_decimal
+from ledger.inputs import exports, transcripts
+from ledger.inputs.contract import XLS_REASON, plain_decimal
 from ledger.inputs.encodings import ESCAPE_ERRORS, SURROGATE, decodes, detect_encoding
 from ledger.inputs.rows import (
     Columns,
@@ -166,7 +166,8 @@ def _json_cell(value) -> str | None:
 def file_records(rel: str, path, data: bytes, columns: "Columns", profiles,
                  xlsx_reader: str | None = None) -> tuple[str, Iterator[Record]]:
     """(encoding, records) of one input: JSONL, CSV, a workbook sheet (exports.py, read
-    with `xlsx_reader`)."""
+    with `xlsx_reader`), a message-manager transcript (transcripts.py); a legacy .xls is
+    one file note telling the user to save it as .xlsx."""
     suffix = path.suffix.lower()
     if isinstance(path, exports.Sheet):
         return "xlsx", exports.sheet_records(rel, data, path.sheet, columns, profiles, xlsx_reader)
@@ -174,6 +175,11 @@ def file_records(rel: str, path, data: bytes, columns: "Columns", profiles,
         _, _, problems = exports.expand(rel, path, xlsx_reader)
         reason = problems[0][1] if problems else "无法读取文件 (cannot read file)"
         return suffix[1:], iter([Record(0, "", error=reason, is_row=False)])
+    if suffix == ".xls":  # never read silently wrong or skipped: the user is told what to do
+        return "xls", iter([Record(0, "", error=XLS_REASON, is_row=False)])
+    if suffix == ".txt":  # a Wangwang / Qianniu message-manager export (transcripts.py)
+        encoding, bom = detect_encoding(data)
+        return encoding, transcripts.records(rel, data, encoding, bom, columns)
     if suffix == ".jsonl":
         return ("utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8"), _jsonl_records(data, columns, rel)
     encoding, bom = detect_encoding(data)
