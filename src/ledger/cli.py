@@ -117,7 +117,8 @@ def check(
     out: Path = typer.Option(Path("reports"), "--out", help="输出目录，用来找已结账的月份 (to find closed months)"),
 ):
     """检查规则文件：一次列出全部错误和警告 (all errors and warnings in one pass)。"""
-    from ledger.evaluate import engine
+    from ledger.evaluate import caps, engine
+    from ledger.inputs import roster as roster_mod
     from ledger.lang.lint import double_fines, lint
     from ledger.period import lifecycle as period
 
@@ -141,6 +142,11 @@ def check(
     if errors:
         raise LedgerError(f"规则文件有 {errors} 个错误 (policy has {errors} error{'s' if errors != 1 else ''})", exit_code=1)
     warnings = [d for d in diagnostics if d.severity == "warning"]
+    found = roster_mod.find(Path("."), None, events)
+    unprotected = caps.unprotected_pay(policy, roster_mod.read(found)) if found is not None else None
+    if unprotected:
+        typer.echo(f"{found}: 警告: {unprotected}", err=True)
+        warnings.append(unprotected)
     if month:
         result = engine.run_policy(policy, sources, events, Month.parse(month))
         for line in double_fines(result.entries):

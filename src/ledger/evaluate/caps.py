@@ -111,6 +111,18 @@ def apply(policy: Policy, entries: list[Entry], by_account: dict, warnings: list
     return out, found
 
 
+def unprotected_pay(policy: Policy, roster) -> str | None:
+    """A warning when the roster gives wages but the policy declares no cap and no floor: the
+    law limits deductions to 20% of the month's wage and keeps pay above the minimum wage,
+    and without `cap`/`floor` the ledger cannot keep to that."""
+    if roster is None or policy.caps or policy.floors:
+        return None
+    if not any(e.wage > 0 for e in roster.employees):
+        return None
+    return ("花名册里有工资，但规则没有声明扣款上限和最低工资保障 (no cap or floor declared)：每月扣款可能超过工资的20%"
+            "或让工资低于最低工资。建议在规则里写 cap fines 20% of 基本工资 + 绩效工资 和 floor 最低工资")
+
+
 def owed(e: Entry) -> Decimal | None:
     """What the line charged before any cap."""
     return e.owed if e.owed is not None else e.amount

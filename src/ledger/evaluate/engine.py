@@ -192,6 +192,9 @@ def _evaluate(con, policy, sources, load, month, tz, say, roster=None, adjust=No
     if adjust is not None:
         entries = adjust(month, entries)
         agents.update(e.agent for e in entries)
+    unprotected = caps.unprotected_pay(policy, roster)
+    if unprotected:
+        warnings.append(unprotected)
     entries, limits = caps.apply(policy, entries, by_account, warnings)
     entries = [attrs.evolve(e, evidence=f"{e.evidence}；记平台扣分 {e.points}分 (platform points, not money)")
                if e.points else e for e in entries]

@@ -97,16 +97,24 @@ from ledger.sample.phrases import (
 )
 from ledger.sample.sink import FILES, Sink
 
+# How often things go wrong, against the fine-dense benchmark month (1.0): at this rate an
+# agent is fined a handful of times a month, a sloppy one more, as in a shop that works.
+FAULT_RATE = 0.08
+
 # --------------------------------------------------------------------------------------
 # Public entry point
 # --------------------------------------------------------------------------------------
 
 def generate(out: Path, month: str = "2024-05", *, agents: int = 10, conversations_per_day: int | None = None,
-             seed: int = 20240501, shop: str = "初晴旗舰店", bad_rows: int = 3) -> dict[str, int]:
+             seed: int = 20240501, shop: str = "初晴旗舰店", bad_rows: int = 3,
+             fault_rate: float = FAULT_RATE) -> dict[str, int]:
     """Write a month of events for `shop` into the folder `out`; return rows written per file.
 
     `conversations_per_day` is the weekday baseline for the whole team (default 15 per
-    agent); weekends and promotion days get more. Files are replaced atomically.
+    agent); weekends and promotion days get more. `fault_rate` scales how often things go
+    wrong: the default gives a shop as it really is (a handful of fines per agent a month,
+    a sloppy agent more); 1.0 is the fine-dense month the benchmarks use. Files are
+    replaced atomically.
     """
     if agents < 1:
         raise ValueError("agents must be at least 1")
@@ -116,9 +124,11 @@ def generate(out: Path, month: str = "2024-05", *, agents: int = 10, conversatio
     per_day = 15 * agents if conversations_per_day is None else conversations_per_day
     if per_day < 0:
         raise ValueError("conversations_per_day must be 0 or more")
+    if not 0 <= fault_rate <= 1:
+        raise ValueError("fault_rate must be between 0 and 1")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    return _Generator(out, year, mon, agents, per_day, seed, shop, bad_rows).run()
+    return _Generator(out, year, mon, agents, per_day, seed, shop, bad_rows, fault_rate).run()
 
 
 def parse_month(month: str) -> tuple[int, int]:
@@ -146,18 +156,18 @@ class _Agent:
         self.load = load  # share of the conversations routed to this agent
 
 
-def _make_team(rng: random.Random, n: int, shop: str) -> list[_Agent]:
+def _make_team(rng: random.Random, n: int, shop: str, fault_rate: float = 1.0) -> list[_Agent]:
     sloppy: list[int] = rng.sample(range(n), max(1, round(n * 0.2))) if n >= 3 else []
     rest = [i for i in range(n) if i not in sloppy]
     star = rng.choice(rest) if n >= 4 else -1
     team = []
     for i in range(n):
         if i in sloppy:
-            team.append(_Agent(i, shop, care=3.0, speed=1.5, load=0.9))
+            team.append(_Agent(i, shop, care=3.0 * fault_rate, speed=1.5, load=0.9))
         elif i == star:
-            team.append(_Agent(i, shop, care=0.3, speed=0.7, load=1.2))
+            team.append(_Agent(i, shop, care=0.3 * fault_rate, speed=0.7, load=1.2))
         else:
-            team.append(_Agent(i, shop, care=1.0, speed=1.0, load=1.0))
+            team.append(_Agent(i, shop, care=1.0 * fault_rate, speed=1.0, load=1.0))
     return team
 
 
@@ -295,7 +305,7 @@ class _Talk:
 
 class _Generator:
     def __init__(self, out: Path, year: int, mon: int, n_agents: int, per_day: int, seed: int, shop: str,
-                 bad_rows: int):
+                 bad_rows: int, fault_rate: float = 1.0):
         self.out = out
         self.rng = random.Random(seed)
         self.shop = shop
@@ -306,7 +316,7 @@ class _Generator:
         self.month_end = self.n_days * DAY
         self.limit = self.month_end + SPILL  # nothing is written at or after this
         self.promo = PROMO_DAYS.get(mon, {})
-        self.team = _make_team(self.rng, n_agents, shop)
+        self.team = _make_team(self.rng, n_agents, shop, fault_rate)
         self.roster = _make_roster(n_agents, self.n_days, self.promo)
         self.counts = self._daily_counts(per_day)
         self.scenarios = self._plan_rare(sum(self.counts))
