@@ -58,14 +58,17 @@ def word_lists(path: Path = POLICY_FILE) -> dict[str, tuple[list[str], list[str]
 
 
 WORDS = word_lists()
-HONORIFICS, FILLERS, POLITE = WORDS["敬语"][0], WORDS["语气词"][0], WORDS["礼貌回应"][0]
-BUYER_CLOSING, BUYER_STANCE = WORDS["买家收尾"][0], WORDS["买家表态"][0]
-OUT_OF_STOCK, OUT_OF_STOCK_EXCEPT = WORDS["缺货说法"]
-POST_SALE, ALTERNATIVE, HYPOTHETICAL = WORDS["售后说法"][0], WORDS["替代说法"][0], WORDS["假设说法"][0]
-PRODUCT_LINK = WORDS["商品链接"][0]
-INSULTS, INSULTS_EXCEPT = WORDS["辱骂用语"]
-CLOSINGS = WORDS["结束语"][0]
-REFUND_REASONS = WORDS["常规退款"][0]
+
+
+def has(text: str | None, name: str) -> bool:
+    """`text has any NAME`: the shipped list's words, its exceptions taken out first."""
+    words, exceptions = WORDS[name]
+    return has_any(text, words, exceptions)
+
+
+def only(text: str | None, name: str) -> bool:
+    """`text only NAME`: the list's words alone (exceptions do not apply to `only`)."""
+    return is_only(text, WORDS[name][0])
 
 # Kinds a chat export writes into the text (docs/events.md): the whole text, spaces aside.
 PLACEHOLDER_KINDS = {"图片": "image", "照片": "image", "视频": "video", "语音": "voice", "文件": "file",
@@ -354,8 +357,18 @@ def oracle(events: list[dict], month: str = "2024-05") -> set[tuple]:
         previous = previous_human(item)
         return previous is not None and get(previous, "sender") == "buyer"
 
+    def previous_kind_ok(previous: dict | None) -> bool:
+        """`previous.kind != "emoji"` (a missing previous: != holds)."""
+        return previous is None or kind(previous) != "emoji"
+
+    def closing_phrase(text: str | None) -> bool:
+        """The 未再次询问 rule's `matches`: thanks for support, or welcome back."""
+        if text is None:
+            return False
+        return bool(re.search(r"(谢谢|感谢|多谢).{0,6}(支持|关注|光临|理解|耐心|惠顾)|欢迎.{0,6}(再来|光临|回来)", text))
+
     def buyer_needed_no_answer(previous: dict | None) -> bool:
-        return previous is not None and is_only(get(previous, "text"), BUYER_CLOSING)
+        return previous is not None and only(get(previous, "text"), "买家收尾")
 
     for item in evs:
         i, e = item
@@ -366,7 +379,7 @@ def oracle(events: list[dict], month: str = "2024-05") -> set[tuple]:
         if is_agent_text(e):
             sequence = conversation_sequence(item, is_agent_text)
             first_or_last = sequence[0] == item or sequence[-1] == item
-            if first_or_last and not has_any(get(e, "text"), HONORIFICS):
+            if first_or_last and not has(get(e, "text"), "敬语"):
                 charge("敬语", charged_agent(e), e)
 
         # 2 短语回复: an answer (text or stickers) shorter than 5 characters, only fillers, or
@@ -375,14 +388,14 @@ def oracle(events: list[dict], month: str = "2024-05") -> set[tuple]:
             previous = previous_human(item)
             if previous is not None and get(previous, "sender") == "buyer":
                 text = get(e, "text")
-                short = kind(e) == "emoji" or length(text) < 5 or is_only(text, FILLERS)
-                if (short and not has_any(text, POLITE) and not buyer_needed_no_answer(previous)
-                        and not has_any(get(previous, "text"), BUYER_STANCE)):
+                short = kind(e) == "emoji" or length(text) < 5 or only(text, "语气词")
+                if (short and not has(text, "礼貌回应") and not buyer_needed_no_answer(previous)
+                        and previous_kind_ok(previous) and not has(get(previous, "text"), "买家表态")):
                     charge("短语回复", charged_agent(e), e)
 
         # 3 回复超时: a buyer turn with no non-auto_reply agent message within 5 minutes, unless
         #   the buyer only closed (没有了，谢谢) or sent stickers.
-        if is_buyer_message(e) and kind(e) != "emoji" and not is_only(get(e, "text"), BUYER_CLOSING):
+        if is_buyer_message(e) and kind(e) != "emoji" and not only(get(e, "text"), "买家收尾"):
             previous = previous_message(item)
             if previous is None or get(previous, "sender") != "buyer":
                 found = window(
@@ -402,13 +415,12 @@ def oracle(events: list[dict], month: str = "2024-05") -> set[tuple]:
         #   no alternative offered, not a hypothetical) with fewer than 2 earlier agent product
         #   cards or links; a judgement call: it waits for confirmation.
         text = get(e, "text")
-        if (is_agent_text(e) and has_any(text, OUT_OF_STOCK, OUT_OF_STOCK_EXCEPT)
-                and not has_any(text, POST_SALE) and not has_any(text, ALTERNATIVE)
-                and not has_any(text, HYPOTHETICAL)):
+        if (is_agent_text(e) and has(text, "缺货说法") and not has(text, "售后说法")
+                and not has(text, "替代说法") and not has(text, "假设说法")):
             cards = 0
             for other in evs:
                 o = other[1]
-                if (is_agent_message(o) and (kind(o) == "product_card" or has_any(get(o, "text"), PRODUCT_LINK))
+                if (is_agent_message(o) and (kind(o) == "product_card" or has(get(o, "text"), "商品链接"))
                         and same(o, e, "conversation") and is_after(item, other)):
                     cards += 1
             if cards < 2:
@@ -426,15 +438,17 @@ def oracle(events: list[dict], month: str = "2024-05") -> set[tuple]:
 
         # 7 顶撞买家: an insulting agent message (exceptions aside), to be confirmed by a person;
         #   顶撞买家_质检: a QA finding of 顶撞买家.
-        if is_agent_message(e) and has_any(get(e, "text"), INSULTS, INSULTS_EXCEPT):
+        if is_agent_message(e) and has(get(e, "text"), "辱骂用语"):
             charge("顶撞买家", charged_agent(e), e, TO_CONFIRM)
         if e.get("type") == "qa_flag" and get(e, "category") == "顶撞买家":
             charge("顶撞买家_质检", charged_agent(e), e)
 
         # 8 未再次询问: a non-closing answer (not to the buyer's own closing) followed by no buyer
         #   message within 20 minutes and no agent message between 10 and 20 minutes after it.
-        if (is_answer(item) and not has_any(get(e, "text"), CLOSINGS)
-                and not buyer_needed_no_answer(previous_human(item))):
+        if (is_answer(item) and not has(get(e, "text"), "结束语") and not closing_phrase(get(e, "text"))
+                and previous_kind_ok(previous_human(item))
+                and not buyer_needed_no_answer(previous_human(item))
+                and not has(get(previous_human(item), "text"), "买家致谢")):
             buyer_came_back = window(
                 item,
                 lambda o: is_buyer_message(o) and same(o, e, "conversation"),
@@ -450,7 +464,7 @@ def oracle(events: list[dict], month: str = "2024-05") -> set[tuple]:
                 charge("未再次询问", charged_agent(e), e, buyer_came_back)
 
         # 9 退款超时: a refund for a fined reason not handled for the same order within 30 minutes.
-        if e.get("type") == "refund_requested" and has_any(get(e, "reason"), REFUND_REASONS):
+        if e.get("type") == "refund_requested" and has(get(e, "reason"), "常规退款"):
             found = window(
                 item,
                 lambda o: o.get("type") == "refund_handled" and same(o, e, "order"),

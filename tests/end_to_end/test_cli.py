@@ -171,10 +171,11 @@ def test_run_on_a_terminal_shows_progress_for_every_phase(tmp_path):
     import sys
 
     leader, follower = pty.openpty()
-    proc = subprocess.run([sys.executable, "-m", "ledger.cli", "run", "--month", "2024-05",
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-m", "ledger", "run", "--month", "2024-05",
                            "--policy", str(REPO / "policy"), "--events", str(REPO / "events"),
                            "--out", str(tmp_path)], stdout=subprocess.PIPE, stderr=follower, text=True,
-                          timeout=300)
+                          timeout=300, env=env)  # the source tree under test, not an installed copy
     os.close(follower)
     chunks = []
     while True:

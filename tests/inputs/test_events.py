@@ -303,14 +303,14 @@ def test_nested_folders_hidden_and_ignored_files(tmp_path):
     for name in ["a/b/c.csv", "a-z.jsonl", "a.csv", "Z.CSV", ".hidden.csv", ".git/x.csv", "a/.cache/y.jsonl"]:
         put(tmp_path, name, jsonl({"ts": "2024-05-01 10:00:00", "type": name}) if name.endswith("jsonl")
             else f"ts,type\n2024-05-01 10:00:00,{name}\n")
-    put(tmp_path, "notes.txt", "hi")
+    put(tmp_path, "notes.txt", "hi")  # a .txt is read as a chat transcript: this one is none, and says so
     put(tmp_path, "a/report.pdf", b"%PDF")
     put(tmp_path, "a/report.xlsx", b"PK")  # read since issue 5 (exports.py): a broken workbook is rejected
     result, con = load(tmp_path)
-    assert [f.path for f in result.files] == ["Z.CSV", "a-z.jsonl", "a.csv", "a/b/c.csv", "a/report.xlsx"]
-    assert result.ignored == ("a/report.pdf", "notes.txt")
-    assert [(r.file, r.line) for r in result.rejects] == [("a/report.xlsx", 0)]
-    assert "xlsx" in result.rejects[0].reason
+    assert [f.path for f in result.files] == ["Z.CSV", "a-z.jsonl", "a.csv", "a/b/c.csv", "a/report.xlsx", "notes.txt"]
+    assert result.ignored == ("a/report.pdf",)
+    assert [(r.file, r.line) for r in result.rejects] == [("a/report.xlsx", 0), ("notes.txt", 0)]
+    assert "xlsx" in result.rejects[0].reason and "not a chat transcript" in result.rejects[1].reason
     assert [(r["seq"], r["src_file"]) for r in table(con, "seq, src_file")] == [
         (0, "Z.CSV"), (1, "a-z.jsonl"), (2, "a.csv"), (3, "a/b/c.csv")]
 

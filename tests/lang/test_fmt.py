@@ -146,9 +146,9 @@ rule 制表符 "Tab":
 def test_house_rules_long_conditions_break_one_operand_per_line():
     out = format_text(read(REPO / "policy" / "house-rules.rules"))
     assert ('    when sender = "agent"\n'
-            '        and kind = "text"\n'
+            '        and kind in ["text", "emoji"]\n'
             '        and previous.sender = "buyer"\n'
-            '        and (length(text) < 5 or text only 语气词)\n') in out
+            '        and (kind = "emoji" or length(text) < 5 or text only 语气词)\n') in out
 
 
 # ---------------------------------------------------------------- messy policies (golden)

@@ -106,7 +106,7 @@ def test_late_reply_names_the_rule_line_the_window_span_and_nothing_found(tmp_pa
 def test_short_reply_shows_the_length_and_the_leaf_that_fired(tmp_path):
     root = folder(tmp_path, [
         msg("m1", "10:00:00", "buyer", "这款有货吗"),
-        msg("a1", "10:00:30", "agent", " 好的 "),
+        msg("a1", "10:00:30", "agent", " 有货 "),
         END,
     ])
     x = entry("短语回复", "a1", root)

@@ -287,17 +287,18 @@ def test_shifts_hand_over_to_the_next_shift(clean):
 # ---- the committed sample exercises every house rule ---------------------------------
 
 def test_sample_month_has_faults_for_the_house_rules():
-    """Cheap proxies on the committed sample: each rule has something to find."""
+    """Cheap proxies on the committed sample (faults at the realistic default rate): each rule
+    has something to find, and not much."""
     folder = REPO / "events" / "2024-05"
     msgs = good_rows(folder, "messages.csv")
     agent_text = [r["text"] for r in msgs if r["sender"] == "agent" and r["kind"] == "text"]
-    assert sum(t.strip() in sample.SHORT_REPLIES for t in agent_text) > 20  # rule 2
-    assert 2 <= sum(any(w in t for w in ("有病", "爱买不买", "神经病")) for t in agent_text) <= 4  # rule 7
+    assert 5 <= sum(t.strip() in sample.SHORT_REPLIES for t in agent_text) <= 40  # rule 2
+    assert 1 <= sum(any(w in t for w in ("有病", "爱买不买", "神经病")) for t in agent_text) <= 4  # rule 7
     assert any(w in t for t in agent_text for w in UNAVAILABLE)  # rule 5
     qa = [r["category"] for r in good_rows(folder, "qa.csv")]
     assert 3 <= qa.count("未挂离开") <= 8 and 1 <= qa.count("顶撞买家") <= 2  # rules 4 and 7
     ends = [r for r in good_rows(folder, "shifts.csv") if r["type"] == "shift_end"]
-    assert 0.01 <= sum(r["handover"] == "false" for r in ends) / len(ends) <= 0.06  # rule 10
+    assert 0 < sum(r["handover"] == "false" for r in ends) / len(ends) <= 0.02  # rule 10
     conversations = {r["conversation"] for r in msgs}
     assert 4000 <= len(conversations) <= 7000
     assert len({r["agent"] for r in msgs}) == 10
