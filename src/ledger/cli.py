@@ -219,8 +219,12 @@ def explain(
     event: Optional[str] = typer.Option(None, "--event", help="改为解释一个事件：每条规则为什么罚或不罚 (event id)"),
     policy: List[Path] = typer.Option([Path("policy")], "--policy", help="规则文件或目录"),
     events: Path = typer.Option(Path("events"), "--events", help="事件目录"),
+    roster: Optional[Path] = typer.Option(None, "--roster", help="花名册 CSV，默认当前目录的 roster.csv"),
+    adjustments: Path = typer.Option(Path("adjustments"), "--adjustments", help="申诉与调整目录"),
+    out: Path = typer.Option(Path("reports"), "--out", help="输出目录（找已结账的月份）"),
 ):
-    """解释一笔明细为什么产生，或一个事件为什么被罚 / 没被罚 (why was I fined? why was she not?)。"""
+    """解释一笔明细为什么产生、账单上实扣多少（上限、最低工资、调整之后），或一个事件为什么被罚 / 没被罚。"""
+    from ledger.inputs import roster as roster_mod
     from ledger.review import explain as explain_mod
     from ledger.review.explain_render import render_entry, render_event
 
@@ -230,8 +234,11 @@ def explain(
         typer.echo(render_event(explain_mod.explain_event(
             event, month=month, policy_paths=list(policy), events_root=events)))
     else:
+        found = roster_mod.find(Path("."), roster, events)
         typer.echo(render_entry(explain_mod.explain_entry(
-            entry_id, month=month, policy_paths=list(policy), events_root=events)))
+            entry_id, month=month, policy_paths=list(policy), events_root=events,
+            roster=roster_mod.read(found) if found is not None else None, adjustments_root=adjustments,
+            out_dir=out)))
 
 
 @app.command()
