@@ -263,6 +263,7 @@ def test_explain_shows_what_the_statement_deducts(shop):
             assert x.check.verdict == CHARGED and "（新）" in x.rule.title and "2024-05-15" in x.rule.source
         if wanted is monthly:
             assert x.check is None and "monthly" in x.rule.source and "依据" in text
+            assert "条件成立" in wanted.evidence and "档位" not in wanted.evidence  # no tiers: no "first tier"
         if wanted.id == WAIVED:
             assert "已免除" in x.money.adjusted
         if wanted.id == CONFIRMED:
