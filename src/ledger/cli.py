@@ -180,19 +180,42 @@ def sample(
 
 @app.command()
 def diff(
-    month: str = typer.Option(..., "--month", help="用哪个月的数据比较 (month of events to compare on)"),
+    month: Optional[str] = typer.Option(None, "--month", help="用哪个月的数据比较 (month of events to compare on)"),
+    months: Optional[str] = typer.Option(None, "--months", help="几个月一起比较，例如 2024-03..2024-05"),
     base: str = typer.Option("HEAD", "--base", help="基准：git 版本 (REV) 或规则文件/目录 (FILE)"),
     policy: List[Path] = typer.Option([Path("policy")], "--policy", help="工作区的规则文件或目录"),
     events: Path = typer.Option(Path("events"), "--events", help="事件目录"),
-    format: str = typer.Option("text", "--format", help="text（终端）或 markdown（贴到评审里）"),
+    format: str = typer.Option("text", "--format", help="text（终端）、markdown（贴到评审里）或 json（CI）"),
+    roster: Optional[Path] = typer.Option(None, "--roster", help="花名册 CSV，默认当前目录的 roster.csv"),
+    adjustments: Path = typer.Option(Path("adjustments"), "--adjustments", help="申诉与调整目录"),
+    out: Path = typer.Option(Path("reports"), "--out", help="输出目录（找已结账的月份）"),
+    fail_over: Optional[float] = typer.Option(None, "--fail-over", help="金额变化（各员工净额变化的绝对值之和）"
+                                              "超过这么多元时退出码 8 (for CI)"),
 ):
-    """比较规则修改前后：规则文本的变化和每位客服、每条规则的金额变化。"""
-    from ledger.review.diff import diff_month, render_markdown, render_text
+    """比较规则修改前后：规则文本的变化，和账单上每位员工、每个账号、每条规则的金额变化
+    （与 ledger run 走同一条路：版本、花名册、上限、最低工资、调整、上月更正）。"""
+    from decimal import Decimal
 
-    if format not in ("text", "markdown"):
-        raise LedgerError(f"--format 只能是 text 或 markdown (got {format!r})", exit_code=2)
-    result = diff_month(month, policy_paths=list(policy), events_root=events, base=base)
-    typer.echo(render_markdown(result) if format == "markdown" else render_text(result))
+    from ledger.inputs import roster as roster_mod
+    from ledger.review.diff import diff_months, parse_months
+    from ledger.review.diff_render import render_json, render_markdown, render_text
+
+    if format not in ("text", "markdown", "json"):
+        raise LedgerError(f"--format 只能是 text、markdown 或 json (got {format!r})", exit_code=2)
+    if (month is None) == (months is None):
+        raise LedgerError("请给出 --month 2024-05 或 --months 2024-03..2024-05 之一 (give one)", exit_code=2)
+    found = roster_mod.find(Path("."), roster, events)
+    result = diff_months(parse_months(months) if months else [month], policy_paths=list(policy), events_root=events,
+                         base=base, roster=roster_mod.read(found) if found is not None else None,
+                         adjustments_root=adjustments, out_dir=out)
+    render = {"text": render_text, "markdown": render_markdown, "json": render_json}[format]
+    typer.echo(render(result), nl=False)
+    if format != "json":
+        for w in result.warnings:
+            typer.echo(f"警告 (warning): {w}", err=True)
+    if fail_over is not None and result.moved > Decimal(str(fail_over)):
+        raise LedgerError(f"--fail-over {fail_over}: 金额变化 {result.moved:,.2f}元 超过上限 "
+                          f"(money moved over the limit)", exit_code=8)
 
 
 @app.command()
@@ -202,8 +225,12 @@ def explain(
     event: Optional[str] = typer.Option(None, "--event", help="改为解释一个事件：每条规则为什么罚或不罚 (event id)"),
     policy: List[Path] = typer.Option([Path("policy")], "--policy", help="规则文件或目录"),
     events: Path = typer.Option(Path("events"), "--events", help="事件目录"),
+    roster: Optional[Path] = typer.Option(None, "--roster", help="花名册 CSV，默认当前目录的 roster.csv"),
+    adjustments: Path = typer.Option(Path("adjustments"), "--adjustments", help="申诉与调整目录"),
+    out: Path = typer.Option(Path("reports"), "--out", help="输出目录（找已结账的月份）"),
 ):
-    """解释一笔明细为什么产生，或一个事件为什么被罚 / 没被罚 (why was I fined? why was she not?)。"""
+    """解释一笔明细为什么产生、账单上实扣多少（上限、最低工资、调整之后），或一个事件为什么被罚 / 没被罚。"""
+    from ledger.inputs import roster as roster_mod
     from ledger.review import explain as explain_mod
     from ledger.review.explain_render import render_entry, render_event
 
@@ -213,8 +240,11 @@ def explain(
         typer.echo(render_event(explain_mod.explain_event(
             event, month=month, policy_paths=list(policy), events_root=events)))
     else:
+        found = roster_mod.find(Path("."), roster, events)
         typer.echo(render_entry(explain_mod.explain_entry(
-            entry_id, month=month, policy_paths=list(policy), events_root=events)))
+            entry_id, month=month, policy_paths=list(policy), events_root=events,
+            roster=roster_mod.read(found) if found is not None else None, adjustments_root=adjustments,
+            out_dir=out)))
 
 
 @app.command()

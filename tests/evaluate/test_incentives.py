@@ -512,3 +512,12 @@ def test_events_outside_the_employment_dates_are_warned_about(tmp_path):
     r = run(tmp_path, fines_policy(""), rows, roster)
     (w,) = [w for w in r.warnings if "employment dates" in w]
     assert A in w and B not in w  # 小李 left on 05-10 but was employed in May
+
+
+def test_a_long_list_of_accounts_in_a_warning_shows_a_count_and_the_first_few():
+    from ledger.evaluate.caps import first_few
+
+    names = [f"店:客服{i:03d}" for i in range(120)]
+    text = first_few(names)
+    assert text.startswith("店:客服000, 店:客服001") and "等 120 个" in text and "店:客服005" not in text
+    assert first_few(names[:3]) == "店:客服000, 店:客服001, 店:客服002"

@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 from ledger.evaluate import engine
-from ledger.review.diff import diff_month, render_markdown, render_text
+from ledger.review.diff import diff_month
+from ledger.review.diff_render import render_markdown, render_text
 from ledger.core.entries import APPLIED, FINE
 from ledger.core.errors import LedgerError, PolicyError
 from ledger.core.display import width as _width
@@ -159,20 +160,20 @@ def test_new_exemption_makes_entries_disappear(no_repo, events):
     assert r1 in text and "消失的条目" in text and "-10.00" in text
 
 
-def test_renamed_rule_is_removed_and_added(no_repo, events):
+def test_renamed_rule_is_shown_as_a_rename(no_repo, events):
     d, _, _ = diff_files(no_repo, events, POLICY, POLICY.replace("rule 退款超时", "rule 退款处理超时"))
-    rules = [(r.rule_id, r.status) for r in d.rules]
-    assert rules == [("退款超时", "removed"), ("退款处理超时", "added"), ("好评", "kept")]
-    old = {entry_id("退款超时", e, who) for e, who in [("r1", "张三"), ("r3", "李四"), ("r4", "李四"), ("r5", "李四")]}
-    new = {entry_id("退款处理超时", e, who) for e, who in [("r1", "张三"), ("r3", "李四"), ("r4", "李四"), ("r5", "李四")]}
-    assert {e.id for e in d.disappeared} == old
-    assert {e.id for e in d.appeared} == new
-    # Nobody's pay moves: the fines only change rule.
+    rules = [(r.rule_id, r.status, r.old_id) for r in d.rules]
+    assert rules == [("退款处理超时", "renamed", "退款超时"), ("好评", "kept", None)]
+    pairs = {(a.id, b.id) for a, b in d.renamed}
+    assert pairs == {(entry_id("退款超时", e, who), entry_id("退款处理超时", e, who))
+                     for e, who in [("r1", "张三"), ("r3", "李四"), ("r4", "李四"), ("r5", "李四")]}
+    assert not d.appeared and not d.disappeared
+    # Nobody's pay moves: the fines only change name.
     assert not d.money_changed
-    assert "金额没有变化 (no change in money)" in render_text(d)
-    removed, added = d.rules[0], d.rules[1]
-    assert removed.total.before == added.total.after == Decimal("30.00")
-    assert removed.total.after == added.total.before == 0
+    text = render_text(d)
+    assert "金额没有变化 (no change in money)" in text and "改名自 退款超时" in text
+    renamed = d.rules[0]
+    assert renamed.total.before == renamed.total.after == Decimal("30.00")
 
 
 def test_identical_policies_say_no_change(no_repo, events):
@@ -286,13 +287,13 @@ def test_text_tables_align_with_chinese_names(no_repo, events):
     d, _, _ = diff_files(no_repo, events, POLICY, POLICY.replace("fine 10元", "fine 15元"))
     text = render_text(d)
     lines = text.splitlines()
-    start = lines.index("每位客服 (per agent), 元:") + 1
+    start = lines.index("每个账号 (per account), 元:") + 1
     table = lines[start:start + 1 + len(d.agents)]
     assert len({_width(line) for line in table}) == 1
     assert any(line.startswith("  张三") and "+5.00" in line for line in table)
     assert "10元 → 15元" in text
     assert "+    fine 15元" in text
-    assert "合计 (total): 罚款 30.00 → 45.00（+15.00）" in text
+    assert "合计 (total): 实扣 30.00 → 45.00（+15.00）" in text
 
 
 def test_markdown_has_diff_block_and_tables(no_repo, events):
@@ -305,12 +306,14 @@ def test_markdown_has_diff_block_and_tables(no_repo, events):
     assert "| 退款超时 | 罚款 | 10元 → 15元 |" in md
 
 
-def test_markdown_caps_entry_lists(no_repo, events):
-    d, _, _ = diff_files(no_repo, events, POLICY, POLICY.replace("rule 退款超时", "rule 退款处理超时"))
+def test_markdown_caps_entry_lists_and_keeps_the_full_list_collapsed(no_repo, events):
+    d, _, _ = diff_files(no_repo, events, POLICY, POLICY.replace("fine 10元", "fine 15元"))
     md = render_markdown(d, limit=1)
-    assert "…及另外 3 条" in md
-    assert md.count(f"- `{d.appeared[0].id}`") == 1
-    assert "待定 (pending)" in render_markdown(d)
+    assert "…及另外 2 条" in md
+    assert "<details><summary>全部 (all) 3 条</summary>" in md and "</details>" in md
+    assert md.count(f"- `{d.changed[0].id}`") == 2  # shown, and in the full list
+    assert all(f"- `{c.id}`" in md for c in d.changed)
+
 
 
 # ---------------------------------------------------------------- property

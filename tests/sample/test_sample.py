@@ -330,3 +330,21 @@ def test_fault_phrases_break_exactly_their_rule():
     for _, insults, sarcasm in sample.CONFRONTATIONS:
         assert all(any(w in p for w in INSULTS) for p in insults)
         assert not any(w in p for p in sarcasm for w in INSULTS)  # only a QA finding catches these
+
+
+def _ids(folder: Path) -> set[str]:
+    out = set()
+    for path in folder.iterdir():
+        if path.suffix == ".jsonl":
+            out |= {json.loads(line)["id"] for line in path.read_text("utf-8").splitlines() if line.strip()}
+        elif path.suffix == ".csv":
+            with path.open(encoding="utf-8-sig", newline="") as f:
+                out |= {row[0] for row in list(csv.reader(f))[1:] if row}
+    return out
+
+
+def test_two_sample_months_never_share_an_event_id(tmp_path):
+    generate(tmp_path / "2024-05", "2024-05", agents=2, conversations_per_day=3, seed=1, bad_rows=0)
+    generate(tmp_path / "2024-06", "2024-06", agents=2, conversations_per_day=3, seed=1, bad_rows=0)
+    may, june = _ids(tmp_path / "2024-05"), _ids(tmp_path / "2024-06")
+    assert may and june and not (may & june)

@@ -80,8 +80,18 @@ def limits(policy: Policy, entries: list[Entry], by_account: dict, warnings: lis
             out[key] = Limit(key, None, "")
     if missing:
         warnings.append(f"{len(set(missing))} 个账号没有花名册记录，按工资计算的上限和最低工资保障无法计算，只用固定上限 "
-                        f"(no roster line: share caps and floor skipped): {', '.join(sorted(set(missing)))}")
+                        f"(no roster line: share caps and floor skipped): {first_few(sorted(set(missing)))}")
     return out
+
+
+SHOWN = 5  # accounts named in a warning; the statement lists them all
+
+
+def first_few(names: list[str]) -> str:
+    """'a, b, c, d, e 等 120 个（全部见账单）' — a warning stays one short line in a 120-agent shop."""
+    if len(names) <= SHOWN:
+        return ", ".join(names)
+    return f"{', '.join(names[:SHOWN])} 等 {len(names)} 个（全部见账单 汇总/说明，see the statement）"
 
 
 def apply(policy: Policy, entries: list[Entry], by_account: dict, warnings: list[str]) -> tuple[list[Entry], dict[str, Limit]]:

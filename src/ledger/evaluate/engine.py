@@ -183,12 +183,12 @@ def _evaluate(con, policy, sources, load, month, tz, say, roster=None, adjust=No
     if roster is not None:
         unknown = sorted(a for a in agents if a not in by_account and a != NO_AGENT)
         if unknown:
-            warnings.append(f"{len(unknown)} 个客服账号不在花名册 (accounts not in roster): {', '.join(unknown)}")
+            warnings.append(f"{len(unknown)} 个客服账号不在花名册 (accounts not in roster): {caps.first_few(unknown)}")
         first_day, last_day = month.start_local.date(), (month.end_local - timedelta(days=1)).date()
         outside = sorted(a for a in agents if a in by_account and not by_account[a].active(first_day, last_day))
         if outside:
             warnings.append(f"{len(outside)} 个账号本月有事件，但花名册上的员工本月不在职（入职/离职日期）"
-                            f"(events outside employment dates): {', '.join(outside)}")
+                            f"(events outside employment dates): {caps.first_few(outside)}")
     if adjust is not None:
         entries = adjust(month, entries)
         agents.update(e.agent for e in entries)

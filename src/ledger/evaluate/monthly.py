@@ -80,7 +80,8 @@ def evaluate(policy: Policy, month, metrics: dict, agents, pending_fines: dict |
             tier = rule.tiers[n - 1]
             shown = "；".join(f"{name} = {describe(values.get(name), policy.metric_types.get(name))}"
                              for name in _metric_names(rule))
-            which = f"第 {n} 档 [{_tier_source(rule, tier)}]" if rule.tiered else "条件成立"
+            which = (f"第 {n} 档 [{_tier_source(rule, tier)}]（按顺序第一个成立的档位）" if rule.tiered
+                     else "条件成立 (the condition holds)")
             note = (f"；有 {extra} 条罚款待定，结果要等它们确定 (pending)" if status == PENDING else "")
             out.append(Entry(
                 id=entry_id(rule.id.value, f"month:{month.text}", agent),
@@ -88,7 +89,7 @@ def evaluate(policy: Policy, month, metrics: dict, agents, pending_fines: dict |
                 kind=tier.amount.kind, agent=agent, ts=month.start_local,
                 amount=round_line(tier.amount.value) if status == APPLIED else None, status=status,
                 event_id=f"month:{month.text}", event_seq=-1,
-                evidence=f"{month.text} 月度：{shown}；{which}（按顺序第一个成立的档位）{note}"))
+                evidence=f"{month.text} 月度：{shown}；{which}{note}"))
     return out
 
 

@@ -17,6 +17,7 @@ from ledger.core.entries import sort_key
 from ledger.core.errors import Diagnostic, LedgerError, Position
 from ledger.core.month import Month
 from ledger.evaluate import engine
+from ledger.lang.load import checked_policy
 from ledger.outputs import report
 from ledger.outputs.statement import Statement
 from ledger.outputs.workbook import sheets
@@ -84,9 +85,21 @@ def _source_lines(actions) -> dict[tuple[str, int], str]:
 def prepare(policy_paths: Sequence[Path], events_root: Path, month: str, *, out_dir: Path,
             adjustments_root: Path, progress=None, roster=None) -> Period:
     """Run the month and apply adjustments and corrections of closed months."""
-    files = load_adjustments(adjustments_root)
+    Month.parse(month)  # a bad month is reported before the policy is read
+    policy, sources = checked_policy(policy_paths)
+    return prepare_policy(policy, sources, events_root, month, out_dir=out_dir, adjustments_root=adjustments_root,
+                          progress=progress, roster=roster)
+
+
+def prepare_policy(policy, sources, events_root: Path, month: str, *, out_dir: Path | None,
+                   adjustments_root: Path | None, progress=None, roster=None) -> Period:
+    """`prepare` for a policy already checked (the review tools run a git revision's policy
+    through exactly the statement's path with this). `out_dir` None: no closed months;
+    `adjustments_root` None: no adjustments."""
+    files = load_adjustments(adjustments_root) if adjustments_root is not None else []
     adjust = adjuster(files)
-    result = engine.run_month(policy_paths, events_root, month, progress=progress, roster=roster, adjust=adjust)
+    result = engine.run_policy(policy, sources, events_root, Month.parse(month), progress=progress, roster=roster,
+                               adjust=adjust)
     if progress:
         progress("整理账单 (building statement)")
     started = time.perf_counter()  # the "statement" phase: corrections, masking
@@ -98,7 +111,7 @@ def prepare(policy_paths: Sequence[Path], events_root: Path, month: str, *, out_
                                     adjust=adjust)
         return list(earlier.entries)
 
-    fixes = close.corrections(result.month.text, result.month.start_local, out_dir, current_of)
+    fixes = close.corrections(result.month.text, result.month.start_local, out_dir, current_of) if out_dir else []
     entries = sorted(entries + fixes, key=sort_key)
     result = attrs.evolve(result, entries=tuple(entries),
                           agents=result.agents | {e.agent for e in entries})

@@ -4,15 +4,18 @@ an edit would change, whether the policy's own examples hold.
 Each command is split into computing (data records, no text) and rendering (text, no
 computing), so tests and other front ends can use the records directly.
 
-* `explain`: `explain_entry(entry_id, month=, policy_paths=, events_root=)` ->
-  `EntryExplanation`, `explain_event(event_id, …)` -> `EventExplanation` (records in
+* `explain`: `explain_entry(entry_id, month=, policy_paths=, events_root=, roster=,
+  adjustments_root=, out_dir=)` -> `EntryExplanation` (the line as the statement has it,
+  found through `period.lifecycle.prepare_policy`, with its 应扣 / 减免 / 实扣), `explain_event(event_id, …)` -> `EventExplanation` (records in
   `explain_records`); `explain_render.render_entry` / `render_event` -> the text of
   `ledger explain`. An unknown id raises `LedgerError` (exit code 2).
-* `diff`: `diff_month(month, policy_paths=, events_root=, base="HEAD")` -> `PolicyDiff`
-  (the rule text diff and the money per agent, rule and entry, base against working
-  policy; `base` is a policy file or folder, or a git revision); `render_text` /
-  `render_markdown` -> a terminal report / a review comment. Reads the base through
-  `git` when it is a revision.
+* `diff`: `diff_month(month, policy_paths=, events_root=, base="HEAD", roster=,
+  adjustments_root=, out_dir=)` -> `PolicyDiff`, `diff_months([...], …)` -> `MonthsDiff`
+  (the rule text diff and the statement's money per employee, account, rule version and
+  entry, base against working policy, both through `period.lifecycle.prepare_policy`;
+  `base` is a policy file or folder, or a git revision); `diff_render.render_text` /
+  `render_markdown` / `render_json` -> a terminal report / a review comment / CI data.
+  Reads the base through `git` when it is a revision.
 * `examples`: `run_examples(policy, sources)` -> `[ExampleResult]` for the policy's
   `example` blocks, `uncovered_rules(policy)`, `render_results(results, uncovered)` -> text,
   `exit_code(results)`; `test_command(paths)` -> (text, exit code) is `ledger test`.

@@ -3,11 +3,16 @@
 The working policy (the files under `--policy`) is compared with a base: another
 policy file or folder, or the same files at a git revision (default `HEAD`). Both
 are evaluated on the same month of events; the result pairs the rule text diff with
-the money per agent, per rule and per entry. Entry ids are stable (rule id, trigger
-event id, recipient), so entries are matched by id exactly.
+the money per employee (应扣 / 减免 / 实扣 / 奖励 as HR sees them), per account, per rule
+version and per entry. Entry ids are stable (rule id, trigger event id, recipient), so
+entries are matched by id exactly; a renamed rule is paired with its old name.
 
-`diff_month` returns a `PolicyDiff` (data only); `render_text` and `render_markdown`
-turn it into a terminal report and a review comment.
+Both sides go through exactly the statement's path (`period.lifecycle.prepare_policy`:
+versions, escalation, monthly rules, roster, adjustments, caps, floors, corrections of
+closed months), so the money equals the difference of the two statements to the fen.
+
+`diff_month` returns a `PolicyDiff`, `diff_months` a `MonthsDiff` (data only);
+`review.diff_render` turns them into a terminal report, a review comment or JSON.
 """
 
 from __future__ import annotations
@@ -21,16 +26,16 @@ from typing import Iterable, Sequence
 
 import attrs
 
-from ledger.core.display import ljust, rjust, width
-from ledger.core.entries import APPLIED, BONUS, FINE, PENDING, Entry, sort_key
+from ledger.core.entries import APPLIED, BONUS, FINE, PENDING, TO_CONFIRM, Entry, sort_key
 from ledger.core.errors import LedgerError, PolicyError
 from ledger.core.money import ZERO, total
 from ledger.core.month import Month
-from ledger.evaluate import engine
+from ledger.evaluate.caps import employee_key, owed
 from ledger.lang import load as policy_load
 from ledger.lang.policy import Policy
-
-LIST_LIMIT = 50  # entries listed per section before "…及另外 N 条"
+from ledger.outputs import report
+from ledger.period import close
+from ledger.period import lifecycle
 
 
 # ---------------------------------------------------------------- records
@@ -70,8 +75,32 @@ class AgentChange:
 
 
 @attrs.frozen
+class EmployeeChange:
+    """One employee as HR sees the month (all accounts of one 工号 together; an account
+    not in the roster is its own employee): 应扣 before caps, 减免 by caps and floors,
+    实扣 = 应扣 − 减免, 奖励, 净额 = 奖励 − 实扣."""
+
+    employee: str  # 工号, or the account
+    name: str  # 姓名 from the roster, "" without one
+    accounts: tuple[str, ...]
+    owed: Delta
+    relieved: Delta
+    deducted: Delta
+    bonuses: Delta
+
+    @property
+    def net(self) -> Delta:
+        return Delta(self.bonuses.before - self.deducted.before, self.bonuses.after - self.deducted.after)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.owed.change or self.deducted.change or self.bonuses.change)
+
+
+@attrs.frozen
 class RuleChange:
-    """One rule id in either policy. `status`: kept | added | removed."""
+    """One version of a rule (rule id + effective) in either policy.
+    `status`: kept | added | removed | renamed (`old_id` then names it in the base)."""
 
     rule_id: str
     status: str
@@ -84,6 +113,8 @@ class RuleChange:
     pending_before: int
     pending_after: int
     total: Delta  # sum of applied amounts, positive for fines and bonuses alike
+    effective: str = ""  # the version's `effective` as written, "" when always in force
+    old_id: str | None = None  # a renamed rule's id in the base
 
     @property
     def changed(self) -> bool:
@@ -117,6 +148,15 @@ class PolicyDiff:
     bonuses: Delta
     net: Delta
     pending: tuple[int, int]  # pending entries before, after
+    employees: tuple[EmployeeChange, ...] = ()  # as HR sees them, by 工号 / account
+    owed: Delta = Delta(ZERO, ZERO)  # 应扣 before caps and floors
+    relieved: Delta = Delta(ZERO, ZERO)  # 减免 by caps and floors
+    to_confirm: tuple[int, int] = (0, 0)  # lines awaiting confirmation (待复核) before, after
+    renamed: tuple[tuple[Entry, Entry], ...] = ()  # (base, working) entries of a renamed rule, same money
+    events_in_month: int = 0
+    closed: bool = False  # the month is closed: the change lands as 上月更正 in `lands_in`
+    lands_in: str = ""
+    warnings: tuple[str, ...] = ()
 
     @property
     def text_changed(self) -> bool:
@@ -125,11 +165,43 @@ class PolicyDiff:
     @property
     def money_changed(self) -> bool:
         """Does anyone's pay change? (A renamed rule moves money between rules, not agents.)"""
-        return any(a.changed for a in self.agents)
+        return any(a.changed for a in self.agents) or any(e.changed for e in self.employees)
+
+    @property
+    def moved(self) -> Decimal:
+        """Money that changes hands: Σ over employees of |净额 change| (what `--fail-over` compares)."""
+        return total(abs(e.net.change) for e in self.employees)
 
     @property
     def rules_moved(self) -> bool:
         return any(r.total.change for r in self.rules)
+
+
+@attrs.frozen
+class MonthsDiff:
+    """`ledger diff --months A..B`: one PolicyDiff per month, the text diff once."""
+
+    months: tuple[PolicyDiff, ...]
+
+    @property
+    def fines(self) -> Delta:
+        return Delta(total(d.fines.before for d in self.months), total(d.fines.after for d in self.months))
+
+    @property
+    def bonuses(self) -> Delta:
+        return Delta(total(d.bonuses.before for d in self.months), total(d.bonuses.after for d in self.months))
+
+    @property
+    def net(self) -> Delta:
+        return Delta(self.bonuses.before - self.fines.before, self.bonuses.after - self.fines.after)
+
+    @property
+    def moved(self) -> Decimal:
+        return total(d.moved for d in self.months)
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        return tuple(w for d in self.months for w in d.warnings)
 
 
 # ---------------------------------------------------------------- sides
@@ -148,14 +220,25 @@ class _Base:
     files: tuple[PolicyFile, ...]
 
 
-def diff_month(month: str, *, policy_paths: list[Path], events_root: Path, base: str = "HEAD") -> PolicyDiff:
+def diff_month(month: str, *, policy_paths: list[Path], events_root: Path, base: str = "HEAD",
+               roster=None, adjustments_root: Path | None = None, out_dir: Path | None = None) -> PolicyDiff:
     """Evaluate the base and the working policy on the same month of events and compare.
 
     `base` is an existing policy file or folder, else a git revision of the files under
-    `policy_paths`. Raises LedgerError (exit 2) for a bad base, PolicyError when either
-    policy has errors, LedgerError (exit 3) when there are no events.
+    `policy_paths`. `roster` (inputs.roster.Roster), `adjustments_root` and `out_dir` (where
+    closed months are found) are those of `ledger run`: both sides go the statement's path.
+    Raises LedgerError (exit 2) for a bad base, PolicyError when either policy has errors,
+    LedgerError (exit 3) when there are no events, AdjustmentError when an adjustments line
+    names an entry one side does not make (that statement would fail the same way).
     """
-    month_ = Month.parse(month)
+    return diff_months([month], policy_paths=policy_paths, events_root=events_root, base=base, roster=roster,
+                       adjustments_root=adjustments_root, out_dir=out_dir).months[0]
+
+
+def diff_months(months: Sequence[str], *, policy_paths: list[Path], events_root: Path, base: str = "HEAD",
+                roster=None, adjustments_root: Path | None = None, out_dir: Path | None = None) -> MonthsDiff:
+    """`diff_month` for several months: both policies are read once."""
+    months_ = [Month.parse(m) for m in months]
     policy_paths = [Path(p) for p in policy_paths]
     policy_load.policy_files(policy_paths)  # a missing working path fails first, with its own message
     if Path(base).exists():
@@ -166,17 +249,54 @@ def diff_month(month: str, *, policy_paths: list[Path], events_root: Path, base:
         commit = _git_commit(top, base)
         base_side = _Base(base, commit, tuple(_git_files(top, commit, base, policy_paths)))
         working = _working_files(policy_paths, top=top)
-    before = _run(base_side.files, events_root, month_)
-    after = _run(working, events_root, month_)
-    if after.load.n_events == 0:
-        raise LedgerError(f"没有可用的事件 (no events): {events_root} 中没有可读取的事件行", exit_code=3)
-    return _compare(before, after, base_side, working, month_.text,
-                    ", ".join(p.as_posix() for p in policy_paths))
+    old_policy = _checked([(f.name, f.data) for f in base_side.files])
+    new_policy = _checked([(f.name, f.data) for f in working])
+    side = dict(roster=roster, adjustments_root=Path(adjustments_root) if adjustments_root else None,
+                out_dir=Path(out_dir) if out_dir else None)
+    files = tuple(_text_diff(base_side.files, working))
+    label = ", ".join(p.as_posix() for p in policy_paths)
+    out = []
+    for month_ in months_:
+        before = lifecycle.prepare_policy(*old_policy, Path(events_root), month_.text, **side)
+        after = lifecycle.prepare_policy(*new_policy, Path(events_root), month_.text, **side)
+        if after.result.load.n_events == 0:
+            raise LedgerError(f"没有可用的事件 (no events): {events_root} 中没有可读取的事件行", exit_code=3)
+        d = _compare(before, after, base_side, files, month_.text, label, roster)
+        out.append(_closed_month(d, side["out_dir"]) if side["out_dir"] else d)
+    return MonthsDiff(tuple(out))
 
 
-def _run(files: Sequence[PolicyFile], events_root: Path, month: Month) -> engine.MonthResult:
-    policy, sources = _checked([(f.name, f.data) for f in files])
-    return engine.run_policy(policy, sources, Path(events_root), month)
+def parse_months(text: str) -> list[str]:
+    """"2024-03..2024-05" → the three months; "2024-05" → one; "2024-03,2024-05" → two."""
+    out: list[str] = []
+    for part in text.split(","):
+        part = part.strip()
+        if ".." in part:
+            first, last = (Month.parse(x.strip()) for x in part.split("..", 1))
+            if last.text < first.text:
+                raise LedgerError(f"--months {part}: 结束月份早于开始月份 (the range ends before it starts)",
+                                  exit_code=2)
+            m = first
+            while m.text <= last.text:
+                out.append(m.text)
+                m = Month.parse(f"{m.end_local.year:04d}-{m.end_local.month:02d}")
+        elif part:
+            out.append(Month.parse(part).text)
+    if not out:
+        raise LedgerError("--months 需要月份，例如 2024-03..2024-05 (give months)", exit_code=2)
+    return sorted(set(out))
+
+
+def _closed_month(d: PolicyDiff, out_dir: Path) -> PolicyDiff:
+    if close.read_record(report.output_paths(out_dir, d.month)["folder"]) is None:
+        return d
+    lands = lifecycle.next_open_month(out_dir, d.month)
+    warnings = list(d.warnings)
+    if d.money_changed or d.appeared or d.disappeared or d.changed:
+        warnings.append(f"{d.month} 已结账 (closed month)：这个修改会改写已结账月份的明细（净额 {d.net.change:+,.2f}元），"
+                        f"已结账的账单不变，差额会作为“上月更正”记入 {lands} (the change rewrites a closed month; "
+                        f"it lands in {lands} as corrections)")
+    return attrs.evolve(d, closed=True, lands_in=lands, warnings=tuple(warnings))
 
 
 def _checked(named: list[tuple[str, bytes]]) -> tuple[Policy, tuple[policy_load.PolicySource, ...]]:
@@ -264,24 +384,46 @@ def _git_files(top: Path, commit: str, rev: str, paths: Sequence[Path]) -> list[
 
 # ---------------------------------------------------------------- comparing
 
-def _compare(before: engine.MonthResult, after: engine.MonthResult, base: _Base,
-             working: Sequence[PolicyFile], month: str, working_label: str) -> PolicyDiff:
-    old = {e.id: e for e in before.entries}
-    new = {e.id: e for e in after.entries}
-    fines, bonuses = _money(before.entries, FINE), _money(before.entries, BONUS)
-    fines_after, bonuses_after = _money(after.entries, FINE), _money(after.entries, BONUS)
+def _compare(before: lifecycle.Period, after: lifecycle.Period, base: _Base, files: tuple[FileDiff, ...],
+             month: str, working_label: str, roster) -> PolicyDiff:
+    b, a = before.result, after.result
+    old = {e.id: e for e in b.entries}
+    new = {e.id: e for e in a.entries}
+    fines, bonuses = _money(b.entries, FINE), _money(b.entries, BONUS)
+    fines_after, bonuses_after = _money(a.entries, FINE), _money(a.entries, BONUS)
+    rules, renames = _rules(b, a)
+    appeared = [e for i, e in new.items() if i not in old]
+    disappeared = [e for i, e in old.items() if i not in new]
+    renamed = []
+    for old_id, new_id in renames.items():  # the same line under the new name is no news
+        gone = {(e.event_id, e.agent, _money_key(e)): e for e in disappeared if e.rule_id == old_id}
+        for e in list(appeared):
+            match = gone.pop((e.event_id, e.agent, _money_key(e)), None) if e.rule_id == new_id else None
+            if match is not None:
+                renamed.append((match, e))
+                appeared.remove(e)
+                disappeared.remove(match)
+    owed_b, owed_a = _owed(b.entries), _owed(a.entries)
+    warnings = []
+    if a.events_in_month == 0:
+        warnings.append(f"{month} 没有事件 (no events in {month})：这个月的金额无从比较，请换一个有数据的月份 "
+                        f"(nothing to compare on)")
     return PolicyDiff(
         month=month, base_label=base.label, base_commit=base.commit, working_label=working_label,
-        files=tuple(_text_diff(base.files, working)),
-        agents=_agents(before, after),
-        rules=_rules(before, after),
-        appeared=tuple(sorted((e for i, e in new.items() if i not in old), key=sort_key)),
-        disappeared=tuple(sorted((e for i, e in old.items() if i not in new), key=sort_key)),
+        files=files,
+        agents=_agents(b, a),
+        rules=rules,
+        appeared=tuple(sorted(appeared, key=sort_key)),
+        disappeared=tuple(sorted(disappeared, key=sort_key)),
         changed=tuple(EntryChange(i, old[i], e) for i, e in sorted(new.items(), key=lambda kv: sort_key(kv[1]))
                       if i in old and _money_key(old[i]) != _money_key(e)),
         fines=Delta(fines, fines_after), bonuses=Delta(bonuses, bonuses_after),
         net=Delta(bonuses - fines, bonuses_after - fines_after),
-        pending=(_pending(before.entries), _pending(after.entries)),
+        pending=(_pending(b.entries), _pending(a.entries)),
+        employees=_employees(b, a, roster),
+        owed=Delta(owed_b, owed_a), relieved=Delta(owed_b - fines, owed_a - fines_after),
+        to_confirm=(_count(b.entries, TO_CONFIRM), _count(a.entries, TO_CONFIRM)),
+        renamed=tuple(renamed), events_in_month=a.events_in_month, warnings=tuple(warnings),
     )
 
 
@@ -289,21 +431,52 @@ def _money(entries: Iterable[Entry], kind: str) -> Decimal:
     return total(e.amount for e in entries if e.kind == kind and e.status == APPLIED)
 
 
+def _owed(entries: Iterable[Entry]) -> Decimal:
+    return total(owed(e) for e in entries if e.kind == FINE and e.status == APPLIED)
+
+
 def _pending(entries: Iterable[Entry]) -> int:
-    return sum(1 for e in entries if e.status == PENDING)
+    return _count(entries, PENDING)
+
+
+def _count(entries: Iterable[Entry], status: str) -> int:
+    return sum(1 for e in entries if e.status == status)
 
 
 def _money_key(e: Entry) -> tuple:
-    return (e.kind, e.status, e.amount)
+    return (e.kind, e.status, e.amount, e.owed)
 
 
-def _agents(before: engine.MonthResult, after: engine.MonthResult) -> tuple[AgentChange, ...]:
+def _agents(before, after) -> tuple[AgentChange, ...]:
     old, new = _by(before.entries, "agent"), _by(after.entries, "agent")
     out = []
     for agent in sorted(before.agents | after.agents | old.keys() | new.keys()):
         f = Delta(_money(old.get(agent, ()), FINE), _money(new.get(agent, ()), FINE))
         b = Delta(_money(old.get(agent, ()), BONUS), _money(new.get(agent, ()), BONUS))
         out.append(AgentChange(agent, f, b, Delta(b.before - f.before, b.after - f.after)))
+    return tuple(out)
+
+
+def _employees(before, after, roster) -> tuple[EmployeeChange, ...]:
+    by_account = roster.by_account() if roster is not None else {}
+    groups: dict[str, tuple[list[Entry], list[Entry], set[str]]] = {}
+    for side, result in ((0, before), (1, after)):
+        for agent in result.agents:
+            groups.setdefault(employee_key(agent, by_account), ([], [], set()))[2].add(agent)
+        for e in result.entries:
+            g = groups.setdefault(employee_key(e.agent, by_account), ([], [], set()))
+            g[side].append(e)
+            g[2].add(e.agent)
+    out = []
+    for key in sorted(groups):
+        old, new, accounts = groups[key]
+        emp = by_account.get(next(iter(accounts))) if accounts else None
+        owed_ = Delta(_owed(old), _owed(new))
+        deducted = Delta(_money(old, FINE), _money(new, FINE))
+        out.append(EmployeeChange(
+            key, emp.name if emp is not None else "", tuple(sorted(accounts)), owed_,
+            Delta(owed_.before - deducted.before, owed_.after - deducted.after), deducted,
+            Delta(_money(old, BONUS), _money(new, BONUS))))
     return tuple(out)
 
 
@@ -314,37 +487,119 @@ def _by(entries: Iterable[Entry], field: str) -> dict[str, list[Entry]]:
     return groups
 
 
-def _rules(before: engine.MonthResult, after: engine.MonthResult) -> tuple[RuleChange, ...]:
-    old_rules = {r.id.value: r for r in before.policy.rules}
-    new_rules = {r.id.value: r for r in after.policy.rules}
-    old, new = _by(before.entries, "rule_id"), _by(after.entries, "rule_id")
+def _versions(policy: Policy) -> dict[tuple[str, str], object]:
+    """(rule id, effective as written) → the rule or monthly rule; in policy order."""
+    out: dict[tuple[str, str], object] = {}
+    for r in list(policy.rules) + list(policy.monthly):
+        out.setdefault((r.id.value, str(r.effective) if r.effective else ""), r)
+    return out
+
+
+def _version_of(policy: Policy) -> dict[str, tuple[str, str]]:
+    """rule location (file:line) → its version key."""
+    return {f"{r.pos.filename}:{r.pos.line}": (r.id.value, str(r.effective) if r.effective else "")
+            for r in list(policy.rules) + list(policy.monthly)}
+
+
+def _amount_of(r) -> tuple[str, str]:
+    if hasattr(r, "tiers"):
+        return r.tiers[0].amount.kind, "月度 " + " / ".join(t.amount.text for t in r.tiers)
+    return r.amount.kind, r.amount.text
+
+
+def _rules(before, after) -> tuple[tuple[RuleChange, ...], dict[str, str]]:
+    """One row per rule version (and per group of lines from no rule: 人工调整, 上月更正);
+    and the renames found: base id → working id."""
+    old_rules, new_rules = _versions(before.policy), _versions(after.policy)
+    loc_old, loc_new = _version_of(before.policy), _version_of(after.policy)
+
+    def grouped(entries, locations) -> dict[tuple[str, str], list[Entry]]:
+        out: dict[tuple[str, str], list[Entry]] = {}
+        for e in entries:
+            out.setdefault(locations.get(e.rule_location, (e.rule_id, "")), []).append(e)
+        return out
+
+    old, new = grouped(before.entries, loc_old), grouped(after.entries, loc_new)
+    for key, es in old.items():  # lines from no rule keep a row
+        if key not in old_rules:
+            old_rules[key] = es[0]
+    for key, es in new.items():
+        if key not in new_rules:
+            new_rules[key] = es[0]
+    renames = _renames(before.policy, after.policy, old, new)
+    into = {v: k for k, v in renames.items()}
     out = []
-    for rid in _rule_order(list(old_rules), list(new_rules)):
-        rule = new_rules.get(rid) or old_rules[rid]
-        status = "kept" if rid in old_rules and rid in new_rules else ("added" if rid in new_rules else "removed")
-        es_old, es_new = old.get(rid, []), new.get(rid, [])
+    for key in _rule_order(list(old_rules), list(new_rules), renames):
+        rid, eff = key
+        in_old, in_new = key in old_rules, key in new_rules
+        old_key = key
+        if rid in into and not in_old:
+            old_key = (into[rid], eff)
+        elif rid in renames and (renames[rid], eff) in new_rules:
+            continue  # shown on the row of its new name
+        rule = new_rules.get(key) or old_rules[old_key]
+        present_old = old_key in old_rules
+        status = "kept" if present_old and in_new else ("added" if in_new else "removed")
+        if old_key != key and present_old:
+            status = "renamed"
+        es_old, es_new = old.get(old_key, []), new.get(key, [])
+        kind, _ = _amount_of(rule) if not isinstance(rule, Entry) else (rule.kind, "")
         out.append(RuleChange(
-            rule_id=rid, status=status, title=rule.title or rid, kind=rule.amount.kind,
-            amount_before=old_rules[rid].amount.text if rid in old_rules else None,
-            amount_after=new_rules[rid].amount.text if rid in new_rules else None,
-            count_before=sum(1 for e in es_old if e.status == APPLIED),
-            count_after=sum(1 for e in es_new if e.status == APPLIED),
+            rule_id=rid, status=status, title=(rule.rule_title if isinstance(rule, Entry) else rule.title) or rid,
+            kind=kind,
+            amount_before=_text_of(old_rules.get(old_key)), amount_after=_text_of(new_rules.get(key)),
+            count_before=_count(es_old, APPLIED), count_after=_count(es_new, APPLIED),
             pending_before=_pending(es_old), pending_after=_pending(es_new),
             total=Delta(total(e.amount for e in es_old if e.status == APPLIED),
                         total(e.amount for e in es_new if e.status == APPLIED)),
+            effective=eff, old_id=old_key[0] if status == "renamed" else None,
         ))
-    return tuple(out)
+    return tuple(out), renames
 
 
-def _rule_order(before: list[str], after: list[str]) -> list[str]:
-    """Working order; a removed rule goes right after the base rule it followed,
-    so a renamed rule reads as "removed, added" in one place."""
-    kept = set(after)
+def _text_of(rule) -> str | None:
+    if rule is None:
+        return None
+    return "" if isinstance(rule, Entry) else _amount_of(rule)[1]
+
+
+def _renames(old_policy: Policy, new_policy: Policy, old: dict, new: dict) -> dict[str, str]:
+    """A rule id only in the base and one only in the working policy are a rename when the
+    rules read the same apart from the name, or charge the same lines (event, agent, money)."""
+    old_ids = {r.id.value: r for r in old_policy.rules}
+    new_ids = {r.id.value: r for r in new_policy.rules}
+    gone = [i for i in old_ids if i not in new_ids]
+    came = [i for i in new_ids if i not in old_ids]
+
+    def lines(groups, rid) -> set:
+        return {(e.event_id, e.agent, _money_key(e)) for (r, _), es in groups.items() if r == rid for e in es}
+
+    out: dict[str, str] = {}
+    for a in gone:
+        for b in came:
+            if b in out.values():
+                continue
+            same_text = _body(old_ids[a].source, a) == _body(new_ids[b].source, b)
+            same_lines = lines(old, a) and lines(old, a) == lines(new, b)
+            if same_text or same_lines:
+                out[a] = b
+                break
+    return out
+
+
+def _body(source: str, rid: str) -> str:
+    return source.replace(rid, "\x00", 1)
+
+
+def _rule_order(before: list, after: list, renames: dict | None = None) -> list:
+    """Working order; a removed rule goes right after the base rule it followed."""
+    renames = renames or {}
+    kept = set(after) | {(renames[r], e) for r, e in before if r in renames}
     following: dict[str | None, list[str]] = {}
     anchor = None
     for rid in before:
-        if rid in kept:
-            anchor = rid
+        if rid in kept or (rid[0] in renames and (renames[rid[0]], rid[1]) in kept):
+            anchor = rid if rid in kept else (renames[rid[0]], rid[1])
         else:
             following.setdefault(anchor, []).append(rid)
     order = list(following.get(None, []))
@@ -379,195 +634,3 @@ def _lines(f: PolicyFile | None) -> list[str]:
     return [] if f is None else f.data.decode("utf-8-sig").splitlines()
 
 
-# ---------------------------------------------------------------- rendering helpers
-
-
-
-
-
-
-def _yuan(d: Decimal) -> str:
-    return f"{(d if d else ZERO):,.2f}"  # never "-0.00"
-
-
-def _signed(d: Decimal) -> str:
-    """A change: explicit + for increases, 0.00 for none."""
-    return f"{d:+,.2f}" if d else "0.00"
-
-
-def _kind(kind: str) -> str:
-    return "罚款" if kind == FINE else "奖励"
-
-
-def _base_title(d: PolicyDiff) -> str:
-    return f"{d.base_label} ({d.base_commit[:7]})" if d.base_commit else d.base_label
-
-
-def _entry_amount(e: Entry) -> str:
-    return "待定 (pending)" if e.status == PENDING else f"{_kind(e.kind)} {_yuan(e.amount)}元"
-
-
-def _entry_row(e: Entry) -> tuple[str, ...]:
-    return (e.id, e.rule_id, e.agent, f"{e.ts:%Y-%m-%d %H:%M:%S}", _entry_amount(e), f"事件 {e.event_id}")
-
-
-def _change_row(c: EntryChange) -> tuple[str, ...]:
-    e = c.after
-    return (c.id, e.rule_id, e.agent, f"{e.ts:%Y-%m-%d %H:%M:%S}",
-            f"{_entry_amount(c.before)} → {_entry_amount(c.after)}", f"事件 {e.event_id}")
-
-
-def _capped(items: Sequence, limit: int) -> tuple[Sequence, int]:
-    return items[:limit], max(len(items) - limit, 0)
-
-
-def _rule_name(r: RuleChange) -> str:
-    mark = {"added": "（新增 added）", "removed": "（删除 removed）"}.get(r.status, "")
-    return r.rule_id + mark
-
-
-def _amount_text(r: RuleChange) -> str:
-    if r.status != "kept" or r.amount_before == r.amount_after:
-        return r.amount_after or r.amount_before or ""
-    return f"{r.amount_before} → {r.amount_after}"
-
-
-def _no_change(d: PolicyDiff) -> str:
-    text = "金额没有变化 (no change in money)"
-    if d.rules_moved:
-        text += "：每位客服的金额不变，只是记到了不同的规则下 (amounts moved between rules)"
-    return text
-
-
-def _totals_line(d: PolicyDiff) -> str:
-    def part(name: str, x: Delta) -> str:
-        return f"{name} {_yuan(x.before)} → {_yuan(x.after)}（{_signed(x.change)}）"
-
-    return " · ".join([part("罚款", d.fines), part("奖励", d.bonuses), part("净额", d.net)]) + " 元"
-
-
-AGENT_HEADER = ("客服 (agent)", "罚款 之前", "罚款 之后", "罚款 变化", "奖励 之前", "奖励 之后", "奖励 变化",
-                "净额 之前", "净额 之后", "净额 变化")
-RULE_HEADER = ("规则 (rule)", "类型", "金额", "次数 之前", "次数 之后", "合计 之前", "合计 之后", "合计 变化")
-
-
-def _agent_row(a: AgentChange) -> tuple[str, ...]:
-    cells = [a.agent]
-    for x in (a.fines, a.bonuses, a.net):
-        cells += [_yuan(x.before), _yuan(x.after), _signed(x.change)]
-    return tuple(cells)
-
-
-def _rule_row(r: RuleChange) -> tuple[str, ...]:
-    def count(n: int, pending: int, present: bool) -> str:
-        return "—" if not present else (f"{n}（待定 {pending}）" if pending else str(n))
-
-    return (_rule_name(r), _kind(r.kind), _amount_text(r),
-            count(r.count_before, r.pending_before, r.status != "added"),
-            count(r.count_after, r.pending_after, r.status != "removed"),
-            _yuan(r.total.before), _yuan(r.total.after), _signed(r.total.change))
-
-
-# ---------------------------------------------------------------- text
-
-def render_text(d: PolicyDiff, *, limit: int = LIST_LIMIT) -> str:
-    """The diff for a terminal: rule text, then money per agent, per rule, per entry, total."""
-    out = [f"ledger diff {d.month} · 基准 (base) {_base_title(d)} → 工作区 (working) {d.working_label}", ""]
-    out += ["规则文本变化 (rule text):"]
-    if d.files:
-        for f in d.files:
-            out += list(f.lines) or [f"（{f.working_name or f.base_name}：空文件 empty file）"]
-    else:
-        out.append("  规则文本没有变化 (no change in rule text)")
-    out.append("")
-    if not d.money_changed:
-        out += [_no_change(d), ""]
-    out += ["每位客服 (per agent), 元:"]
-    out += _table(AGENT_HEADER, [_agent_row(a) for a in d.agents], left=1)
-    out += ["", "每条规则 (per rule), 元:"]
-    out += _table(RULE_HEADER, [_rule_row(r) for r in d.rules], left=3)
-    for title, rows in _entry_sections(d):
-        out += ["", title]
-        shown, more = _capped(rows, limit)
-        out += _table(None, shown, left=len(shown[0]))
-        if more:
-            out.append(f"  …及另外 {more} 条 (and {more} more)")
-    out += ["", f"合计 (total): {_totals_line(d)}"]
-    if d.pending[0] != d.pending[1]:
-        out.append(f"待定条目 (pending): {d.pending[0]} → {d.pending[1]}")
-    return "\n".join(out) + "\n"
-
-
-def _entry_sections(d: PolicyDiff) -> list[tuple[str, list[tuple[str, ...]]]]:
-    """(title, rows) for the non-empty entry lists: id, rule, agent, time, amount, event."""
-    sections = [
-        (f"新出现的条目 (entries that appear): {len(d.appeared)}", [_entry_row(e) for e in d.appeared]),
-        (f"消失的条目 (entries that disappear): {len(d.disappeared)}", [_entry_row(e) for e in d.disappeared]),
-        (f"金额或状态变化的条目 (entries changed): {len(d.changed)}", [_change_row(c) for c in d.changed]),
-    ]
-    return [(title, rows) for title, rows in sections if rows]
-
-
-def _table(header: Sequence[str] | None, rows: Sequence[Sequence[str]], *, left: int) -> list[str]:
-    """Aligned columns: the first `left` columns to the left, numbers to the right."""
-    everything = ([header] if header else []) + list(rows)
-    widths = [max(width(row[i]) for row in everything) for i in range(len(everything[0]))]
-
-    def line(row: Sequence[str]) -> str:
-        cells = [ljust(c, w) if i < left else rjust(c, w) for i, (c, w) in enumerate(zip(row, widths))]
-        return ("  " + "  ".join(cells)).rstrip()
-
-    return [line(row) for row in everything]
-
-
-# ---------------------------------------------------------------- markdown
-
-def render_markdown(d: PolicyDiff, *, limit: int = LIST_LIMIT) -> str:
-    """The diff as a review comment: a ```diff block, Markdown tables, capped entry lists."""
-    out = [f"### 规则修改的金额影响 (policy diff) · {d.month}", "",
-           f"基准 (base) `{_base_title(d)}` → 工作区 (working) `{d.working_label}`", ""]
-    out += ["#### 规则文本 (rule text)", ""]
-    if d.files:
-        body = "\n".join(line for f in d.files for line in f.lines)
-        fence = "`" * max(3, _longest_backtick_run(body) + 1)
-        out += [f"{fence}diff", body, fence, ""]
-    else:
-        out += ["规则文本没有变化 (no change in rule text)", ""]
-    out += ["#### 金额 (money)", ""]
-    out += [f"**合计 (total)**：{_totals_line(d)}", ""]
-    if not d.money_changed:
-        out += [_no_change(d), ""]
-    out += ["#### 每位客服 (per agent)，元", ""]
-    out += _md_table(AGENT_HEADER, [_agent_row(a) for a in d.agents], left=1) + [""]
-    out += ["#### 每条规则 (per rule)，元", ""]
-    out += _md_table(RULE_HEADER, [_rule_row(r) for r in d.rules], left=3) + [""]
-    for title, rows in _entry_sections(d):
-        out += [f"#### {title}", ""]
-        shown, more = _capped(rows, limit)
-        out += [f"- `{row[0]}` " + " · ".join(_md_cell(c) for c in row[1:]) for row in shown]
-        if more:
-            out.append(f"- …及另外 {more} 条 (and {more} more)")
-        out.append("")
-    if d.pending[0] != d.pending[1]:
-        out += [f"待定条目 (pending): {d.pending[0]} → {d.pending[1]}", ""]
-    return "\n".join(out).rstrip("\n") + "\n"
-
-
-def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]], *, left: int) -> list[str]:
-    def line(row: Sequence[str]) -> str:
-        return "| " + " | ".join(_md_cell(c) for c in row) + " |"
-
-    align = "| " + " | ".join("---" if i < left else "---:" for i in range(len(header))) + " |"
-    return [line(header), align] + [line(row) for row in rows]
-
-
-_MD_SPECIAL = re.compile(r"([\\|*_`<>\[\]])")
-
-
-def _md_cell(text: str) -> str:
-    """Text safe inside a Markdown table cell or list item."""
-    return _MD_SPECIAL.sub(r"\\\1", text.replace("\n", " "))
-
-
-def _longest_backtick_run(text: str) -> int:
-    return max((len(m) for m in re.findall(r"`+", text)), default=0)

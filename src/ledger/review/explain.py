@@ -36,8 +36,10 @@ import duckdb
 
 from ledger.core.entries import NO_AGENT, PENDING, Entry, entry_id
 from ledger.core.errors import LedgerError
+from ledger.core.money import ZERO
 from ledger.core.month import Month, format_ts
 from ledger.evaluate import engine
+from ledger.evaluate.caps import employee_key, owed
 from ledger.evaluate.compile import (
     EXCERPT_FIELDS,
     ExprCompiler,
@@ -60,6 +62,7 @@ from ledger.lang.load import checked_policy
 from ledger.lang.policy import Policy
 from ledger.lang.unparse import expr_text, number_text
 from ledger.lang.wordmatch import WordMatch, find
+from ledger.period import lifecycle
 from ledger.review.explain_records import (
     CHARGED,
     EXCUSED,
@@ -75,6 +78,7 @@ from ledger.review.explain_records import (
     EventExplanation,
     EventInfo,
     EvidenceUse,
+    Money,
     Operand,
     RuleCheck,
     RuleInfo,
@@ -88,6 +92,7 @@ from ledger.review.explain_records import (
     yes_no,
 )
 
+_ADJUSTED = ("已确认 (confirmed)", "已免除 (waived)", "申诉结果")  # notes period.adjustments puts first
 TRANSCRIPT_CONTEXT = 10  # events shown before and after the trigger
 LISTED_EVENTS = 5  # events listed per window (found), the rest are counted
 LISTED_OTHERS = 3  # events listed per window (in the span but failing the filter)
@@ -98,21 +103,47 @@ _CORE_ORDER = ("agent", "conversation", "buyer", "order")
 
 # ================================================================ public API
 
-def explain_entry(entry_id: str, *, month: str, policy_paths: Sequence[Path],
-                  events_root: Path) -> EntryExplanation:
-    """Why the statement line `entry_id` of `month` exists."""
+def explain_entry(entry_id: str, *, month: str, policy_paths: Sequence[Path], events_root: Path,
+                  roster=None, adjustments_root: Path | None = None, out_dir: Path | None = None) -> EntryExplanation:
+    """Why the statement line `entry_id` of `month` exists, and what the statement deducts
+    for it. The line is found exactly where the statement finds it
+    (`period.lifecycle.prepare_policy` with the same roster, adjustments and closed months),
+    so its money is the statement's; the rule version is the one that made it."""
     wanted = entry_id.strip().upper()
+    policy, sources = checked_policy(policy_paths)
+    period = lifecycle.prepare_policy(policy, sources, Path(events_root), month, roster=roster,
+                                      adjustments_root=adjustments_root, out_dir=out_dir)
+    entry = next((e for e in period.result.entries if e.id == wanted), None)
     with _session(month, policy_paths, events_root) as s:
-        entries = [e for rule in s.policy.rules for e in s.rule_entries(rule)]
-        entry = next((e for e in entries if e.id == wanted), None)
         if entry is None:
-            raise _no_such_entry(s, entry_id.strip(), wanted, [e.id for e in entries])
-        rule = s.rule(entry.rule_id)
+            entries = [e.id for e in period.result.entries]
+            raise _no_such_entry(s, entry_id.strip(), wanted, entries)
+        money = _money(period.result, entry, roster)
+        rule = next((r for r in s.policy.rules if f"{r.pos.filename}:{r.pos.line}" == entry.rule_location), None)
+        if rule is None or entry.origin:  # a monthly rule's line, 人工调整, 上月更正
+            monthly_ = next((r for r in s.policy.monthly if f"{r.pos.filename}:{r.pos.line}" == entry.rule_location),
+                            None)
+            info = _rule_info(monthly_) if monthly_ is not None else None
+            return EntryExplanation(entry, s.month.text, None, None, s.data_end_local, None, money, info)
         event = _event_info(s, entry.event_seq)
         check = _rule_check(s, rule, event)
         tags = _window_tags(check)
         return EntryExplanation(entry, s.month.text, event, check, s.data_end_local,
-                                _transcript(s, event, tags, [rule]))
+                                _transcript(s, event, tags, [rule]), money, _rule_info(rule))
+
+
+def _money(result, entry: Entry, roster) -> Money:
+    by_account = roster.by_account() if roster is not None else {}
+    key = employee_key(entry.agent, by_account)
+    emp = by_account.get(entry.agent)
+    limit = result.limits.get(key)
+    owed_ = owed(entry)
+    relieved = owed_ - entry.amount if entry.owed is not None and entry.amount is not None else ZERO
+    first = entry.evidence.split("；")[0]
+    adjusted = first if first.startswith(_ADJUSTED) else ""
+    return Money(owed_, relieved if owed_ is not None else None, entry.amount, entry.cap_note,
+                 limit.reason if limit is not None and limit.limit is not None else "",
+                 f"{emp.id}（{emp.name}）" if emp is not None else entry.agent, adjusted)
 
 
 def explain_event(event_id: str, *, month: str, policy_paths: Sequence[Path],
@@ -264,7 +295,10 @@ def _with_defaults(policy: Policy, row: dict) -> dict:
     return values
 
 
-def _rule_info(rule: ast.Rule) -> RuleInfo:
+def _rule_info(rule) -> RuleInfo:
+    if isinstance(rule, ast.MonthlyRule):
+        return RuleInfo(rule.id.value, rule.title, f"{rule.pos.filename}:{rule.pos.line}", rule.source,
+                        rule.tiers[0].amount.kind, "月度 " + " / ".join(t.amount.text for t in rule.tiers))
     return RuleInfo(rule.id.value, rule.title, f"{rule.pos.filename}:{rule.pos.line}", rule.source,
                     rule.amount.kind, rule.amount.text)
 

@@ -205,13 +205,29 @@ class EvidenceUse:
 
 
 @attrs.frozen
+class Money:
+    """What the statement does with the line: 应扣 (owed) − 减免 (relieved by a cap or floor)
+    = 实扣 (deducted); the employee's limit of the month when a cap or floor applies."""
+
+    owed: object  # Decimal | None (pending)
+    relieved: object
+    deducted: object
+    cap_note: str
+    limit: str  # "cap fines 500元" etc., "" when no cap or floor applies to the employee
+    employee: str  # 工号 (姓名), or the account
+    adjusted: str  # what an adjustments line did to it, "" when none
+
+
+@attrs.frozen
 class EntryExplanation:
-    entry: Entry
+    entry: Entry  # the line as the statement has it (versions, adjustments, caps, floors)
     month: str
-    event: EventInfo
-    check: RuleCheck
+    event: EventInfo | None  # None for a line of no event: a monthly rule's, 人工调整, 上月更正
+    check: RuleCheck | None
     data_end: datetime | None
     transcript: Transcript | None
+    money: Money | None = None
+    rule: RuleInfo | None = None  # the rule version that made the line (monthly rules too)
 
 
 @attrs.frozen

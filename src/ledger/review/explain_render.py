@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from ledger.core.entries import PENDING
+from ledger.core.entries import FINE, PENDING, TO_CONFIRM
 from ledger.core.month import format_ts
 from ledger.review.explain_records import (
     CHARGED,
@@ -44,15 +44,47 @@ def _finish(lines: list[str]) -> str:
 def render_entry(x: EntryExplanation) -> str:
     e, check = x.entry, x.check
     amount = f"{e.amount}元" if e.amount is not None else "（待定，无金额）"
-    status = "待定 (pending)" if e.status == PENDING else "已确认 (applied)"
-    out = [f"明细 {e.id} · {x.month} · {verdict_label(CHARGED, e.kind)} {amount} · {e.agent} · {status}",
-           f"结论 (verdict): {check.verdict_label}：{check.reason}", ""]
+    status = {PENDING: "待定 (pending)", TO_CONFIRM: "待复核 (to confirm: counted in no total)"}.get(
+        e.status, "已确认 (applied)")
+    out = [f"明细 {e.id} · {x.month} · {verdict_label(CHARGED, e.kind)} {amount} · {e.agent} · {status}"]
+    if check is not None:
+        out.append(f"结论 (verdict): {check.verdict_label}：{check.reason}")
+    out.append("")
+    out += _money_section(x)
+    if check is None:  # a line of no event: a monthly rule's, 人工调整, 上月更正
+        if x.rule is not None:
+            out += _rule_section(x.rule)
+        out += ["依据 (evidence)", f"  {e.evidence}" if e.evidence else "  （无）", ""]
+        return _finish(out)
     out += _rule_section(check.rule)
     out += _event_section(x.event)
     out += _conditions_section(check)
     out += _windows_section(check, x.data_end)
     out += _transcript_section(x.transcript)
     return _finish(out)
+
+
+def _money_section(x: EntryExplanation) -> list[str]:
+    m, e = x.money, x.entry
+    if m is None:
+        return []
+    out = ["账单金额 (on the statement)"]
+    if e.status == PENDING:
+        out.append("  待定：截止时间晚于数据截止，本月不计金额 (pending: no amount yet)")
+    elif e.status == TO_CONFIRM:
+        out.append(f"  待复核：确认前不计入任何合计，确认后应扣 {e.amount}元 (counted once confirmed)")
+    elif e.kind == FINE:
+        out.append(f"  应扣 {m.owed}元 · 减免 {m.relieved}元 · 实扣 {m.deducted}元 (owed · relieved · deducted)")
+    else:
+        out.append(f"  奖励 {m.deducted}元 (bonus)")
+    out.append(f"  员工 (employee): {m.employee}")
+    if m.adjusted:
+        out.append(f"  调整 (adjustment): {m.adjusted}")
+    if m.cap_note:
+        out.append(f"  {m.cap_note}")
+    elif m.limit and e.kind == FINE and e.status != PENDING:
+        out.append(f"  本月扣款上限 (the employee's limit): {m.limit}；这一条没有被减免 (not cut)")
+    return out + [""]
 
 
 def render_event(x: EventExplanation) -> str:

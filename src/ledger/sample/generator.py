@@ -310,6 +310,9 @@ class _Generator:
         self.rng = random.Random(seed)
         self.shop = shop
         self.n_days = calendar.monthrange(year, mon)[1]
+        # Event ids carry the month, so two sample months can sit in events/ together; 2024-05,
+        # the tutorial's month, keeps its plain ids (the docs quote them).
+        self.id_tag = "" if (year, mon) == (2024, 5) else f"{year % 100:02d}{mon:02d}"
         first = dt.date(year, mon, 1)
         self.first_weekday = first.weekday()
         self.day_str = [(first + dt.timedelta(days=d)).isoformat() for d in range(self.n_days + 2)]
@@ -376,7 +379,7 @@ class _Generator:
         with contextlib.ExitStack() as stack:  # every file appears complete, or not at all
             tmp = {name: stack.enter_context(atomic_path(self.out / name)) for name in FILES}
             stack.callback(lambda: [sink.file.close() for sink in self.sinks.values()])
-            self.sinks = {name: Sink(tmp[name], name, self.fmt_ts, bad[name]) for name in FILES}
+            self.sinks = {name: Sink(tmp[name], name, self.fmt_ts, bad[name], self.id_tag) for name in FILES}
             self._month()
             counts = {name: sink.close() for name, sink in self.sinks.items()}
         for name in FILES:  # temporary files are private; the exports are ordinary files

@@ -30,9 +30,10 @@ FILES = {  # file -> (columns, id prefix, type used for a synthetic row)
 class Sink:
     """Rows of one file, written in (ts, push order) once no earlier row can come."""
 
-    def __init__(self, path: Path, name: str, fmt_ts, bad: list[tuple[int, str, int]]):
+    def __init__(self, path: Path, name: str, fmt_ts, bad: list[tuple[int, str, int]], id_tag: str = ""):
         self.name = name
-        self.columns, self.prefix, self.default_type = FILES[name]
+        self.columns, prefix, self.default_type = FILES[name]
+        self.prefix = prefix + id_tag  # "m" + "2406": June's ids never collide with May's
         self.jsonl = name.endswith(".jsonl")
         self.fmt_ts = fmt_ts
         self.bad = bad  # (threshold ts, kind, global bad number), sorted by threshold
