@@ -702,3 +702,20 @@ def test_an_order_number_in_amount_does_not_stop_the_month(tmp_path):
     result, con = load(tmp_path, SCHEMA)
     assert con.execute("SELECT sum(CAST(amount AS DECIMAL(18,4))) FROM events").fetchone()[0] == 12.5
     assert [r.line for r in result.rejects] == [1]
+
+
+def test_a_quoted_field_over_the_size_limit_never_turns_its_lines_into_rows(tmp_path):
+    """A quoted note longer than 131,072 characters that spans lines: the lines inside it
+    look like event rows (they would invent fines); the record is one reject, and the rows
+    after it are read."""
+    inner = "\r\n".join(f"2024-05-01 10:00:0{i},order_paid,x{i},12," for i in range(3))
+    long = "x" * 140_000 + "\r\n" + inner + "\r\n" + 'y "" ' * 10
+    data = ('ts,type,id,amount,note\r\n2024-05-01 09:00:00,order_paid,a,1,"short"\r\n'
+            f'2024-05-01 09:30:00,order_paid,b,2,"{long}"\r\n2024-05-01 11:00:00,order_paid,c,3,\r\n')
+    put(tmp_path, "a.csv", data)
+    result, con = load(tmp_path, SCHEMA)
+    assert [row["id"] for row in table(con, "id")] == ["a", "c"]
+    (reject,) = result.rejects
+    assert reject.line == 3 and "field larger than field limit" in reject.reason
+    assert result.files[0].read == 3 and result.files[0].rejected == 1
+    assert len(reject.raw) < 2100 and "more characters not kept" in reject.raw  # the raw text kept is capped

@@ -53,12 +53,22 @@ RESERVED = ("seq", "ts_local", "src_file", "src_line")
 EVENT_SUFFIXES = (".csv", ".jsonl", ".xlsx", ".zip")  # xlsx, zip: exports.py
 
 
+RAW_KEPT = 2000  # characters of a rejected row's text kept (rejected-rows.csv, memory)
+
+
+def cap_raw(raw: str) -> str:
+    """A rejected row's text, cut to RAW_KEPT characters with a note of how much was left off."""
+    if len(raw) <= RAW_KEPT:
+        return raw
+    return raw[:RAW_KEPT] + f"…（另有 {len(raw) - RAW_KEPT} 个字符未保留 / {len(raw) - RAW_KEPT} more characters not kept）"
+
+
 @attrs.frozen
 class Reject:
     file: str
     line: int
     reason: str
-    raw: str
+    raw: str = attrs.field(converter=cap_raw)
 
 
 @attrs.frozen
