@@ -43,6 +43,7 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import attrs
 
+from ledger.core.entries import normalise_account
 from ledger.core.money import parse_yuan
 
 Schema = dict[str, dict[str, str]]  # event type -> field name -> kind
@@ -262,6 +263,8 @@ def check_row(values: dict, tz: zoneinfo.ZoneInfo, schema: Schema):
         problems.append("缺少 type (missing type)")
     else:
         _normalise(values, schema.get(type_, {}), tz, problems)
+    if values.get("agent"):
+        values["agent"] = normalise_account(values["agent"]) or None
     if problems:
         return "；".join(problems), None
     utc, local = times

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import attrs
 
+from ledger.core.entries import ACCOUNT_INVISIBLE, ACCOUNT_SPACES
 from ledger.inputs.contract import Schema, steady_offset
 from ledger.inputs.rows import Columns
 from ledger.inputs.table import quote_name, sql_string
@@ -178,6 +179,11 @@ class FileSql:
             kind = fields.get(name)
             if kind and kind != "text":
                 kinds.setdefault(kind, []).append(event_type)
+        if name == "agent":  # taken as it is only when normalise_account would not change it
+            edge = "".join(f"\\x{{{ord(c):04x}}}" for c in ACCOUNT_SPACES)
+            inner = "".join(f"\\x{{{ord(c):04x}}}" for c in ACCOUNT_INVISIBLE + "：")
+            bad = sql_string(f"^[{edge}]|[{edge}]$|[{inner}]")
+            return v, f"{v} IS NULL OR NOT regexp_matches({v}, {bad})"
         if not kinds:
             return v, "true"
 
