@@ -106,6 +106,10 @@ def _run_period(month, policy, events, out, strict, adjustments, roster, *, seal
         typer.echo(f"已结账 (closed): {period.seal(p, paths)}")
     if strict and (result.load.rejects or (result.roster is not None and result.roster.rejects)):
         raise LedgerError(f"--strict: 有 {len(result.load.rejects)} 行被拒收 (rows rejected)", exit_code=4)
+    missing = statement.payroll.missing_from_hr if statement.payroll is not None else ()
+    if strict and missing:
+        raise LedgerError(f"--strict: HR导入 缺少 {len(missing)} 个账号的钱 (money missing from HR导入): "
+                          + ", ".join(m[0] for m in missing), exit_code=4)
 
 
 @app.command()

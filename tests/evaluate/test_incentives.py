@@ -521,3 +521,36 @@ def test_a_long_list_of_accounts_in_a_warning_shows_a_count_and_the_first_few():
     text = first_few(names)
     assert text.startswith("店:客服000, 店:客服001") and "等 120 个" in text and "店:客服005" not in text
     assert first_few(names[:3]) == "店:客服000, 店:客服001, 店:客服002"
+
+
+# ---------------------------------------------------------------- issue 13: identifiers, roster lines
+
+def test_accounts_differing_only_by_invisible_characters_are_one_account(tmp_path):
+    """A trailing space, a U+200B or a full-width colon in the events never drop money from
+    HR导入: 汇总 and HR导入 carry the same money."""
+    rows = [flag("01 10:00:00", "店:小王 ", "未挂离开"), flag("02 10:00:00", "店\uff1a小王", "未挂离开"),
+            flag("03 10:00:00", "店:小王\u200b", "未挂离开"), flag("04 10:00:00", A, "未挂离开")]
+    r = run(tmp_path, fines_policy(""), rows, "客服,工号,姓名,基本工资\n店：小王\u200b ,E1,王一,3000\n")
+    assert {e.agent for e in r.entries} == {A}
+    assert not [w for w in r.warnings if "not in roster" in w]
+    st = report.statement_of(r)
+    assert st.payroll.missing_from_hr == ()
+    assert sum(x.deducted for x in st.payroll.employees) == st.total_fines == D("400.00")
+
+
+def test_a_stray_quote_in_the_roster_rejects_its_line_only():
+    text = ("客服,工号,姓名,基本工资\n店:小王,E1,\"王一,3000\n店:小李,E2,李二,3000\n店:小张,E3,张三,3000\n"
+            "店:小赵,E4,赵\x00四,3000\n店:小钱,E5," + "长" * 140_000 + ",3000\n")
+    r = roster_mod.parse(text, "roster.csv")
+    assert [e.id for e in r.employees] == ["E2", "E3"]
+    assert [x.line for x in r.rejects] == [2, 5, 6]
+    assert "NUL" in r.rejects[1].reason and "field larger" in r.rejects[2].reason
+
+
+def test_money_missing_from_hr_is_said_loudly_and_strict_fails(tmp_path):
+    rows = [flag("01 10:00:00", "店:陌生", "未挂离开"), flag("01 11:00:00", A, "未挂离开")]
+    r = run(tmp_path, fines_policy(""), rows, ROSTER)
+    st = report.statement_of(r)
+    assert st.payroll.missing_from_hr == (("店:陌生", D("100.00"), D("0.00"), "不在花名册 (not in roster)"),)
+    lines = report.summary_lines(r, st, None)
+    assert any("HR导入 缺少" in line and "店:陌生" in line and "100.00" in line for line in lines)

@@ -668,3 +668,54 @@ def test_sql_reader_reads_files_that_quote_every_field(tmp_path, reader):
     result, con = load(tmp_path, PROPERTY_SCHEMA)
     texts = [r["text"] for r in table(con, "text")]
     assert '他说"好的"' in texts and '","' in texts and "a,b" in texts and result.n_events == 200
+
+
+# -- issue 13: money never changes because of input shape -------------------------------
+
+def test_out_of_range_and_ambiguous_amounts_are_rejected_by_row(tmp_path):
+    """An order number in `amount`, a score past DECIMAL(38,10), loose amount forms and a
+    negative amount: each rejects its row (no DECIMAL overflow later); good rows stay."""
+    bad = ["3700000000019496799", "100000000000000", "99999999999999.99999", "12,5", "1.299,00", "1,2,3",
+           "\u0663", "1e3", "-5", "¥-5元"]
+    good = ["99999999999999.99", "1,299.00", "¥59", "59元", "12.50"]
+    rows = [["ts", "type", "id", "amount", "score"]]
+    rows += [["2024-05-01 10:00:00", "order_paid", f"b{i}", a, ""] for i, a in enumerate(bad)]
+    rows += [["2024-05-01 10:00:00", "order_paid", f"g{i}", a, ""] for i, a in enumerate(good)]
+    rows += [["2024-05-01 10:00:00", "rating", "r1", "", "1e28"], ["2024-05-01 10:00:00", "rating", "r2", "", "1_000"],
+             ["2024-05-01 10:00:00", "rating", "r3", "", "-" + "9" * 29],
+             ["2024-05-01 10:00:00", "rating", "r4", "", "4.5"]]
+    put(tmp_path, "a.csv", csv_bytes(rows))
+    result, con = load(tmp_path, SCHEMA)
+    got = {row["id"]: row["amount"] for row in table(con, "id, amount")}
+    assert got == {"g0": "99999999999999.99", "g1": "1299", "g2": "59", "g3": "59", "g4": "12.5", "r4": None}
+    why = [r.reason for r in result.rejects]
+    assert len(why) == len(bad) + 3
+    assert sum("超出范围 (out of range" in w for w in why) == 5
+    assert sum("金额不能为负 (negative amount)" in w for w in why) == 2
+
+
+def test_an_order_number_in_amount_does_not_stop_the_month(tmp_path):
+    """A sum of amounts (the 销售额 metric's DECIMAL cast) never sees an out-of-range value."""
+    put(tmp_path, "a.jsonl", jsonl(
+        {"ts": "2024-05-01 10:00:00", "type": "order_paid", "id": "o1", "amount": 3700000000019496799},
+        {"ts": "2024-05-01 10:00:00", "type": "order_paid", "id": "o2", "amount": "12.5"}))
+    result, con = load(tmp_path, SCHEMA)
+    assert con.execute("SELECT sum(CAST(amount AS DECIMAL(18,4))) FROM events").fetchone()[0] == 12.5
+    assert [r.line for r in result.rejects] == [1]
+
+
+def test_a_quoted_field_over_the_size_limit_never_turns_its_lines_into_rows(tmp_path):
+    """A quoted note longer than 131,072 characters that spans lines: the lines inside it
+    look like event rows (they would invent fines); the record is one reject, and the rows
+    after it are read."""
+    inner = "\r\n".join(f"2024-05-01 10:00:0{i},order_paid,x{i},12," for i in range(3))
+    long = "x" * 140_000 + "\r\n" + inner + "\r\n" + 'y "" ' * 10
+    data = ('ts,type,id,amount,note\r\n2024-05-01 09:00:00,order_paid,a,1,"short"\r\n'
+            f'2024-05-01 09:30:00,order_paid,b,2,"{long}"\r\n2024-05-01 11:00:00,order_paid,c,3,\r\n')
+    put(tmp_path, "a.csv", data)
+    result, con = load(tmp_path, SCHEMA)
+    assert [row["id"] for row in table(con, "id")] == ["a", "c"]
+    (reject,) = result.rejects
+    assert reject.line == 3 and "field larger than field limit" in reject.reason
+    assert result.files[0].read == 3 and result.files[0].rejected == 1
+    assert len(reject.raw) < 2100 and "more characters not kept" in reject.raw  # the raw text kept is capped

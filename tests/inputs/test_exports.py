@@ -140,7 +140,7 @@ def test_both_xlsx_readers_give_the_same_cells(tmp_path):
     a = list(exports.sheet_rows(data, "s", "calamine"))
     b = list(exports.sheet_rows(data, "s", "openpyxl"))
     assert a == b
-    assert a[1] == (3, ["1", "2.5", "2024-05-01 10:00:00.500000", "true", "", "文字"])
+    assert a[1] == (3, ["1", "2.5", "2024-05-01 10:00:00.500000", "true", "", "文字"], None)
 
 
 class _GbkName(zipfile.ZipInfo):
@@ -369,3 +369,61 @@ def test_overlapping_chat_downloads_cut_and_fold_as_one(tmp_path, monkeypatch, r
     _with_end(two)
     assert fines(two) == expected
     assert load(two).duplicates_folded == 3
+
+
+# ------------------------------------------------------ issue 13: hostile workbooks
+
+def test_order_numbers_in_numeric_cells_never_become_floats(tmp_path, canonical_refunds):
+    """A 19-digit order number stored as a number (a CSV saved as xlsx in Excel) is not
+    read as 3.7e18 (two refunds would merge and a fine disappear): the row is rejected."""
+    pytest.importorskip("python_calamine")
+    rows = [r[:] for r in REFUND_ROWS]
+    rows[1][1] = 3700000000037418001  # R2, late: its fine must not be merged away silently
+    rows[4][1] = 3700000000037418002
+    rows[0][1] = 123456789012345  # 15 digits: exact in Excel, kept
+    path = tmp_path / "e" / "退款.xlsx"
+    write_xlsx(path, {"Sheet1": [REFUND_HEADER, *rows]})
+    data = path.read_bytes()
+    for reader in ("calamine", "openpyxl"):
+        got = list(exports.sheet_rows(data, "Sheet1", reader))
+        assert got[1][1][1] == "123456789012345" and got[1][2] is None
+        assert got[2][2] is not None and "15-digit" in got[2][2] and "B 列" in got[2][2]
+    loaded = load(tmp_path / "e")
+    why = {r.line: r.reason for r in loaded.rejects}
+    assert set(why) == {3, 6} and all("15-digit" in w for w in why.values())
+    assert not any("e+" in str(v) for v in why.values())
+
+
+def _patched_xlsx(path: Path, old: bytes, new: bytes) -> None:
+    """Replace bytes inside the workbook's XML parts (openpyxl refuses to write some values)."""
+    src = zipfile.ZipFile(io.BytesIO(path.read_bytes()))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as out:
+        for info in src.infolist():
+            out.writestr(info, src.read(info).replace(old, new))
+    path.write_bytes(buf.getvalue())
+
+
+def test_nul_in_a_workbook_cell_rejects_the_row(tmp_path):
+    """Excel's `_x0000_` escape gives a NUL in python-calamine: the row is rejected, as in CSV."""
+    pytest.importorskip("python_calamine")
+    path = tmp_path / "e" / "x.xlsx"
+    write_xlsx(path, {"s": [["id", "ts", "type", "note"], ["a", "2024-05-01 10:00:00", "note", "ok"],
+                            ["b", "2024-05-01 10:00:00", "note", "x"]]})
+    _patched_xlsx(path, b">x<", b">x_x0000_y<")
+    rows = list(exports.sheet_rows(path.read_bytes(), "s", "calamine"))
+    assert rows[2][2] == "含有 NUL 字符 (NUL character)"
+    loaded = load(tmp_path / "e")
+    assert [(r.line, r.reason) for r in loaded.rejects] == [(3, "含有 NUL 字符 (NUL character)")]
+    assert loaded.n_events == 1
+
+
+def test_a_sheet_whose_xml_cannot_be_read_is_one_reject_not_a_traceback(tmp_path):
+    path = tmp_path / "e" / "x.xlsx"
+    write_xlsx(path, {"s": [["id", "ts", "type", "note"], ["b", "2024-05-01 10:00:00", "note", "x"]]})
+    _patched_xlsx(path, b">x<", b">x&#0;y<")  # a character XML forbids
+    write_csv(tmp_path / "e" / "ok.csv", [["id", "ts", "type"], ["a", "2024-05-01 10:00:00", "note"]])
+    loaded = load(tmp_path / "e")
+    (reject,) = loaded.rejects
+    assert reject.file == "x.xlsx#s" and "无法读取工作表 (cannot read sheet)" in reject.reason
+    assert loaded.n_events == 1

@@ -66,3 +66,18 @@ def entry_id(rule_id: str, event_id: str, recipient: str) -> str:
     """A stable id: the same rule, event and recipient always give the same id."""
     digest = hashlib.sha256(f"{rule_id}\x1f{event_id}\x1f{recipient}".encode()).hexdigest()
     return "E" + digest[:12].upper()
+
+
+# Account names are compared as normalised text everywhere (events, roster, adjust lines):
+# the spaces around them, zero-width characters inside them and a full-width colon
+# (店：小王) are what copying between Excel, chat tools and IMEs adds.
+ACCOUNT_SPACES = " \t\r\n\x0b\x0c\u00a0\u3000"
+ACCOUNT_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
+
+
+def normalise_account(text: str) -> str:
+    """'店：小王\u200b ' → '店:小王': the one form an account is compared in."""
+    for ch in ACCOUNT_INVISIBLE:
+        if ch in text:
+            text = text.replace(ch, "")
+    return text.strip(ACCOUNT_SPACES).replace("：", ":")

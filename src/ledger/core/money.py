@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+import re
+from decimal import ROUND_HALF_UP, Decimal
 
 CENT = Decimal("0.01")
 ZERO = Decimal("0.00")
@@ -13,20 +14,23 @@ def round_line(amount: Decimal) -> Decimal:
     return amount.quantize(CENT, rounding=ROUND_HALF_UP)
 
 
+_AMOUNT = re.compile(r"([+-]?)[¥￥]?([+-]?)[ ]?((?:\d{1,3}(?:,\d{3})+|\d{1,3}(?:，\d{3})+|\d+)(?:\.\d+)?)元?",
+                     re.ASCII)
+
+
 def parse_yuan(text: str) -> Decimal:
     """Parse an amount as exports write it: '12', '12.5', '-3.20', '1,299.00', '¥59', '59元'.
 
-    Raise ValueError otherwise. Never goes through float.
+    Only unambiguous forms: ASCII digits, a '.' decimal point, thousands separators
+    (',' or '，') in groups of exactly three ('12,5', '1.299,00', '1,2,3' are not
+    amounts), no exponent, at most one sign. Raise ValueError otherwise. Never goes
+    through float.
     """
-    s = text.strip().replace(",", "").replace("，", "")
-    s = s.removeprefix("¥").removeprefix("￥").removesuffix("元").strip()
-    try:
-        value = Decimal(s)
-    except InvalidOperation:
-        raise ValueError(f"不是金额 (not an amount): {text!r}") from None
-    if not value.is_finite():
+    m = _AMOUNT.fullmatch(text.strip())
+    if not m or (m.group(1) and m.group(2)):
         raise ValueError(f"不是金额 (not an amount): {text!r}")
-    return value
+    sign = "-" if "-" in (m.group(1) + m.group(2)) else ""
+    return Decimal(sign + m.group(3).replace(",", "").replace("，", ""))
 
 
 def total(amounts) -> Decimal:

@@ -11,7 +11,7 @@ import os
 import shutil
 import tempfile
 import time
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator, Sequence
 from zoneinfo import ZoneInfo
@@ -21,7 +21,7 @@ import duckdb
 
 from ledger.core.entries import NO_AGENT, PENDING, TO_CONFIRM, Entry, sort_key
 from ledger.core.errors import LedgerError
-from ledger.core.month import Month
+from ledger.core.month import Month, format_ts
 from ledger.evaluate import caps, metrics, monthly
 from ledger.evaluate.compile import compile_rule, event_view_sql, q, shared_sequences
 from ledger.evaluate.evidence import entries_of
@@ -120,9 +120,29 @@ def load_month(con: duckdb.DuckDBPyConnection, policy: Policy, events_root: Path
     return load
 
 
+# An event dated later than this after the month's end (or later than a day from now) is
+# implausible (a typo year: 2204): it never moves the data end, which decides what is pending.
+DATA_END_HORIZON = timedelta(days=92)
+
+
+def data_end(con, end_utc: datetime, warnings: list[str] | None = None) -> tuple[datetime | None, datetime | None]:
+    """(UTC, local) time of the last plausible event: not later than the month's end plus
+    DATA_END_HORIZON, nor than a day from now. Later events are named in `warnings`."""
+    limit = min(end_utc + DATA_END_HORIZON, datetime.now(timezone.utc).replace(tzinfo=None) + timedelta(days=1))
+    utc, local = con.execute("SELECT max(ts), max(ts_local) FROM events WHERE ts <= ?", [limit]).fetchone()
+    late = con.execute("SELECT count(*), max(ts_local), arg_max(src_file || ':' || src_line, ts) FROM events "
+                       "WHERE ts > ?", [limit]).fetchone()
+    if late[0] and warnings is not None:
+        warnings.append(f"{late[0]} 个事件的时间晚于 {format_ts(limit)} (UTC)，不用于判断待定 "
+                        f"(events dated implausibly late do not decide what is pending): "
+                        f"最晚 {format_ts(late[1])}，{late[2]}")
+    return utc, local
+
+
 def _evaluate(con, policy, sources, load, month, tz, say, roster=None, adjust=None) -> MonthResult:
     start, end = month.bounds_utc(tz)
-    data_end_utc, data_end_local = con.execute("SELECT max(ts), max(ts_local) FROM events").fetchone()
+    warnings: list[str] = []
+    data_end_utc, data_end_local = data_end(con, end, warnings)
     agents = {a for (a,) in con.execute(
         "SELECT DISTINCT agent FROM events WHERE ts >= ? AND ts < ? AND agent IS NOT NULL",
         [start, end]).fetchall()}
@@ -132,7 +152,6 @@ def _evaluate(con, policy, sources, load, month, tz, say, roster=None, adjust=No
     in_month = sum(n for _, n in type_counts)
 
     entries: list[Entry] = []
-    warnings: list[str] = []
     params = {"start": start, "end": end, "data_end": data_end_utc or start}
     # Rules, then metrics that select events: readers of sequences shared between them.
     readers = list(policy.rules) + [m for m in policy.metrics if m.on is not None]

@@ -39,10 +39,11 @@ import hashlib
 import re
 import zoneinfo
 from datetime import datetime, timedelta, timezone
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 import attrs
 
+from ledger.core.entries import normalise_account
 from ledger.core.money import parse_yuan
 
 Schema = dict[str, dict[str, str]]  # event type -> field name -> kind
@@ -55,12 +56,22 @@ XLS_REASON = ("旧版 Excel 文件 (.xls) 无法读取：请在 Excel 或 WPS �
               "(legacy .xls workbooks cannot be read: save as .xlsx)")
 
 
+RAW_KEPT = 2000  # characters of a rejected row's text kept (rejected-rows.csv, memory)
+
+
+def cap_raw(raw: str) -> str:
+    """A rejected row's text, cut to RAW_KEPT characters with a note of how much was left off."""
+    if len(raw) <= RAW_KEPT:
+        return raw
+    return raw[:RAW_KEPT] + f"…（另有 {len(raw) - RAW_KEPT} 个字符未保留 / {len(raw) - RAW_KEPT} more characters not kept）"
+
+
 @attrs.frozen
 class Reject:
     file: str
     line: int
     reason: str
-    raw: str
+    raw: str = attrs.field(converter=cap_raw)
 
 
 @attrs.frozen
@@ -184,11 +195,31 @@ def plain_decimal(value: Decimal) -> str:
     return text
 
 
+_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d{1,4})?", re.ASCII)
+# The SQL types the rules compute in (evaluate/compile.py): money DECIMAL(18,4), number
+# DECIMAL(38,10). A value that would overflow its cast is rejected by row.
+MONEY_LIMIT = Decimal(10) ** 14
+NUMBER_LIMIT = Decimal(10) ** 28
+
+
 def _parse_number(text: str) -> Decimal:
+    """ASCII digits only ('٣' and '1_000' are not numbers); an exponent is allowed."""
+    if not _NUMBER.fullmatch(text.strip()):
+        raise ValueError(text)
     try:
-        value = Decimal(text.strip())
+        return Decimal(text.strip())
     except InvalidOperation:
         raise ValueError(text) from None
+
+
+class _Unusable(ValueError):
+    """A value of the right kind that cannot be used: its message is the reason."""
+
+
+def _in_range(value: Decimal, limit: Decimal, what: str, scale: Decimal) -> Decimal:
+    """`value` if it fits its SQL type once rounded to the type's scale; else _Unusable."""
+    if abs(value) >= limit or abs(value.quantize(scale, ROUND_HALF_UP)) >= limit:
+        raise _Unusable(f"{what}超出范围 (out of range, must be below {limit:.0E})")
     return value
 
 
@@ -203,9 +234,12 @@ _FIELD_ERRORS = {
 def _normalise_field(kind: str, text: str, tz: zoneinfo.ZoneInfo) -> str:
     """Canonical text of a declared field; ValueError if it is not of that kind."""
     if kind == "money":
-        return plain_decimal(parse_yuan(text))
+        value = _in_range(parse_yuan(text), MONEY_LIMIT, "金额", Decimal("1E-4"))
+        if value < 0:
+            raise _Unusable("金额不能为负 (negative amount)")
+        return plain_decimal(value)
     if kind == "number":
-        return plain_decimal(_parse_number(text))
+        return plain_decimal(_in_range(_parse_number(text), NUMBER_LIMIT, "数字", Decimal("1E-10")))
     if kind == "bool":
         flag = parse_bool(text)
         if flag is None:
@@ -231,6 +265,8 @@ def check_row(values: dict, tz: zoneinfo.ZoneInfo, schema: Schema):
         problems.append("缺少 type (missing type)")
     else:
         _normalise(values, schema.get(type_, {}), tz, problems)
+    if values.get("agent"):
+        values["agent"] = normalise_account(values["agent"]) or None
     if problems:
         return "；".join(problems), None
     utc, local = times
@@ -255,8 +291,9 @@ def _normalise(values: dict, declared: dict[str, str], tz: zoneinfo.ZoneInfo, pr
             continue
         try:
             values[name] = _normalise_field(kind, text, tz)
-        except ValueError:
-            problems.append(f"字段 {name} {_FIELD_ERRORS[kind]}: {text!r}")
+        except ValueError as e:
+            detail = str(e) if isinstance(e, _Unusable) else _FIELD_ERRORS[kind]
+            problems.append(f"字段 {name} {detail}: {text!r}")
 
 
 def canonical_content(type_: str, utc: datetime, values: dict[str, str | None]) -> bytes:

@@ -27,9 +27,11 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import math
 import re
 import zipfile
 from datetime import date, datetime, time, timedelta
+from decimal import Decimal
 from pathlib import Path, PurePosixPath
 from typing import Iterator
 
@@ -163,9 +165,9 @@ def _openpyxl_workbook(data: bytes):
     return openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
 
 
-def sheet_rows(data: bytes, sheet: str, reader: str | None = None) -> Iterator[tuple[int, list[str]]]:
-    """(Excel row number, cell texts) of every non-empty row of a sheet: python-calamine
-    unless `reader` is "openpyxl" (or calamine is not installed)."""
+def sheet_rows(data: bytes, sheet: str, reader: str | None = None) -> Iterator[tuple[int, list[str], str | None]]:
+    """(Excel row number, cell texts, problem or None) of every non-empty row of a sheet:
+    python-calamine unless `reader` is "openpyxl" (or calamine is not installed)."""
     if _use_calamine(reader):
         book = CalamineWorkbook.from_filelike(io.BytesIO(data))
         rows_iter = iter(book.get_sheet_by_name(sheet).to_python(skip_empty_area=False))
@@ -180,10 +182,35 @@ def sheet_rows(data: bytes, sheet: str, reader: str | None = None) -> Iterator[t
             while cells and not cells[-1]:
                 cells.pop()
             if any(cells):
-                yield number, cells
+                yield number, cells, _cells_problem(row, cells)
     finally:
         if close:
             close()
+
+
+# Excel keeps 15 significant digits of a number: a numeric cell at or above 1e15 (an order
+# or ID number stored as a number) has already lost digits, or loses them in a reader that
+# reads numbers as floats. Such a cell rejects its row; an identifier never becomes a float.
+EXCEL_DIGITS_LIMIT = 10**15
+
+
+def _cells_problem(row, cells: list[str]) -> str | None:
+    for i, value in enumerate(row):
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) >= EXCEL_DIGITS_LIMIT:
+            return (f"第 {_column_letter(i)} 列是超过 15 位的数字单元格，号码可能已被 Excel 改动；请把该列设为文本再导出 "
+                    f"(numeric cell beyond Excel's 15-digit precision): {cells[i]}")
+    if any("\x00" in c for c in cells):
+        return "含有 NUL 字符 (NUL character)"
+    return None
+
+
+def _column_letter(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
 
 
 def cell_text(value) -> str:
@@ -197,7 +224,10 @@ def cell_text(value) -> str:
     if isinstance(value, float):
         if value.is_integer() and abs(value) < 2**53:
             return str(int(value))
-        return repr(value)
+        if not math.isfinite(value):
+            return repr(value)
+        text = format(Decimal(repr(value)), "f")  # never an exponent: 1e-05 → 0.00001
+        return text.rstrip("0").rstrip(".") if "." in text else text
     if isinstance(value, datetime):
         text = value.strftime("%Y-%m-%d %H:%M:%S")
         return text + (f".{value.microsecond:06d}" if value.microsecond else "")
@@ -217,19 +247,31 @@ def _raw(cells: list[str]) -> str:
 
 
 def sheet_records(rel: str, data: bytes, sheet: str, columns, profiles, reader: str | None = None):
-    """The `Record`s of a sheet: first non-empty row is the header."""
-    rows = sheet_rows(data, sheet, reader)
+    """The `Record`s of a sheet: first non-empty row is the header. A sheet whose XML cannot
+    be read (a damaged part, a forbidden character) gives one reject, after its good rows."""
+    failed: list[str] = []
+    rows = _guarded(sheet_rows(data, sheet, reader), failed)
     head = list(itertools.islice(rows, HEADER_SEARCH_ROWS))
-    if not head:
-        return
-    # Exports often put a title or a date line above the header: the header is the first
-    # of the first rows that is canonical or that a profile recognises, else the first row.
-    at = next((i for i, (_, cells) in enumerate(head) if _looks_like_header(rel, cells, profiles)), 0)
-    header_line, header = head[at]
-    names = [clean_name(n) for n in header]
-    rest = itertools.chain(head[at + 1:], rows)
-    body = ((line, 1, _raw(cells), cells + [""] * (len(names) - len(cells)), None) for line, cells in rest)
-    yield from table_records(rel, header_line, _raw(header), names, body, columns, profiles)
+    if head:
+        # Exports often put a title or a date line above the header: the header is the first
+        # of the first rows that is canonical or that a profile recognises, else the first row.
+        at = next((i for i, (_, cells, _) in enumerate(head) if _looks_like_header(rel, cells, profiles)), 0)
+        header_line, header, _ = head[at]
+        names = [clean_name(n) for n in header]
+        rest = itertools.chain(head[at + 1:], rows)
+        body = ((line, 1, _raw(cells), cells + [""] * (len(names) - len(cells)), problem)
+                for line, cells, problem in rest)
+        yield from table_records(rel, header_line, _raw(header), names, body, columns, profiles)
+    if failed:
+        yield Record(0, "", error=f"无法读取工作表 (cannot read sheet): {failed[0]}", is_row=False)
+
+
+def _guarded(rows, failed: list[str]):
+    """`rows` until the reader fails; the failure is put in `failed`."""
+    try:
+        yield from rows
+    except Exception as e:  # noqa: BLE001 - any reader error of a damaged workbook is one reject
+        failed.append(f"{type(e).__name__}: {e}"[:300])
 
 
 HEADER_SEARCH_ROWS = 10

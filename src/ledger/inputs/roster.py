@@ -23,6 +23,7 @@ from pathlib import Path
 
 import attrs
 
+from ledger.core.entries import normalise_account
 from ledger.core.errors import LedgerError
 from ledger.core.money import parse_yuan
 from ledger.inputs.contract import Reject
@@ -92,11 +93,30 @@ def read(path: Path) -> Roster:
     return parse(text, Path(path).as_posix())
 
 
+def _lines(text: str):
+    """(line number, fields or None, raw, problem) of each line. A roster line is one
+    physical line: a stray quote, a NUL or a field over the csv module's limit rejects its
+    own line and never takes the lines after it in."""
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        raw = raw.removesuffix("\r")
+        if "\x00" in raw:
+            yield lineno, None, raw, "含有 NUL 字符 (NUL character)"
+            continue
+        try:
+            yield lineno, next(csv.reader([raw], strict=True), []), raw, None
+        except csv.Error as e:
+            yield lineno, None, raw, f"CSV 格式错误 (malformed CSV): {e}"
+
+
 def parse(text: str, name: str = "roster.csv") -> Roster:
-    rows = list(csv.reader(io.StringIO(text)))
+    lines_ = list(_lines(text))
+    rows = [(n, row, raw, problem) for n, row, raw, problem in lines_ if problem or any(c.strip() for c in row)]
     if not rows:
         raise LedgerError(f"花名册是空的 (empty roster): {name}", exit_code=2)
-    header = [_ALIASES.get(h.strip().lower(), h.strip()) for h in rows[0]]
+    if rows[0][3]:
+        raise LedgerError(f"花名册表头无法读取 (cannot read the roster header): {name}:{rows[0][0]}：{rows[0][3]}",
+                          exit_code=2)
+    header = [_ALIASES.get(h.strip().lower(), h.strip()) for h in rows[0][1]]
     missing = [c for c in ("客服", "工号") if c not in header]
     if missing:
         raise LedgerError(f"花名册缺少列 (roster lacks columns) {', '.join(missing)}: {name}；"
@@ -106,19 +126,21 @@ def parse(text: str, name: str = "roster.csv") -> Roster:
     people: dict[str, dict] = {}
     seen_accounts: dict[str, int] = {}
     lines = 0
-    for lineno, row in enumerate(rows[1:], 2):
-        if not any(cell.strip() for cell in row):
-            continue
+    for lineno, row, raw, problem in rows[1:]:
         lines += 1
-        raw = ",".join(row)
 
         def reject(reason: str):
             rejects.append(Reject(name, lineno, reason, raw))
 
+        if problem:
+            reject(problem)
+            continue
         if len(row) != len(header):
             reject(f"列数不对 (wrong column count): {len(row)}，应为 {len(header)}")
             continue
         cell = {h: row[i].strip() for h, i in col.items()}
+        if "客服" in cell:
+            cell["客服"] = normalise_account(cell["客服"])
         account, emp = cell.get("客服", ""), cell.get("工号", "")
         if not account or not emp:
             reject("缺少 客服 或 工号 (account and employee id are required)")

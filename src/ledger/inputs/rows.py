@@ -67,7 +67,11 @@ def physical_records(lines: Iterator[str], delimiter: str, undecodable: str | No
         except StopIteration:
             return
         except csv.Error as e:
-            fields, problem = [], f"CSV 格式错误 (malformed CSV): {e}" + _spans_hint(len(taken))
+            too_long = "field larger than field limit" in str(e)
+            if too_long:
+                _finish_quoted_field(lines, taken)
+            hint = f"；字段过长，整条记录（{len(taken)} 行）跳过 (record of {len(taken)} lines)" if too_long else _spans_hint(len(taken))
+            fields, problem = [], f"CSV 格式错误 (malformed CSV): {e}" + hint
         first, n_lines = consumed + 1, len(taken)
         consumed += n_lines
         raw = strip_newline(taken[0] if n_lines == 1 else "".join(taken))
@@ -79,6 +83,20 @@ def physical_records(lines: Iterator[str], delimiter: str, undecodable: str | No
         if undecodable and SURROGATE.search(raw):
             problem = undecodable
         yield first, n_lines, raw, fields, problem
+
+
+def _finish_quoted_field(lines: Iterator[str], taken: list[str]) -> None:
+    """After the csv module gave up on an over-long field: if the record is inside a quoted
+    field (an odd number of quotes so far; doubled quotes count two), take the lines up to
+    the one that closes it, so that the lines inside the field are never read as rows."""
+    quotes = sum(text.count('"') for text in taken)
+    if quotes % 2 == 0:
+        return
+    for text in lines:
+        taken.append(text)
+        quotes += text.count('"')
+        if quotes % 2 == 0:
+            return
 
 
 def check_header(names: list[str], columns: "Columns", rel: str) -> str | None:

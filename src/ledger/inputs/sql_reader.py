@@ -581,7 +581,7 @@ class _PythonRows:
             try:
                 fields = next(csv.reader((raw + "\n",), delimiter=self.delimiter, strict=True))
             except csv.Error as e:
-                if str(e) == "unexpected end of data":
+                if _quote_state(raw, self.delimiter, False) == "open":  # also past the field size limit
                     self.opened = True
                     raise _OpenQuote(line) from None
                 fields, problem = [], f"CSV 格式错误 (malformed CSV): {e}"
@@ -611,5 +611,7 @@ def _quote_state(text: str, delimiter: str, inside: bool) -> str:
     try:
         next(csv.reader(feed, delimiter=delimiter, strict=True))
     except csv.Error as e:
+        if "field larger than field limit" in str(e):  # as rows.physical_records: by the quotes' parity
+            return "open" if (text.count('"') + inside) % 2 else "closed"
         return "open" if str(e) == "unexpected end of data" else "closed"
     return "closed"

@@ -62,6 +62,8 @@ class Payroll:
     metric_columns: tuple[MetricColumn, ...]
     metric_rows: tuple[tuple, ...]  # (agent, value shown, …) sorted by agent
     has_roster: bool
+    # Money on 汇总 that HR导入 does not carry: (account, 实扣, 奖金, reason). Empty without a roster.
+    missing_from_hr: tuple[tuple[str, Decimal, Decimal, str], ...] = ()
 
 
 def build(result, agents: list[str]) -> Payroll:
@@ -101,4 +103,12 @@ def build(result, agents: list[str]) -> Payroll:
                     for m in result.policy.metrics if m.name.value in types)
     rows = tuple((a,) + tuple(display(result.metrics.get(c.name, {}).get(a), c.type) for c in columns)
                  for a in agents)
-    return Payroll(tuple(accounts), tuple(employees), columns, rows, roster is not None)
+    missing = []
+    if roster is not None:
+        for a in agents:
+            mine = of_agent.get(a, [])
+            fines, bonuses = (total(e.amount for e in mine if e.kind == FINE),
+                              total(e.amount for e in mine if e.kind == BONUS))
+            if a not in by_account and (fines or bonuses):
+                missing.append((a, fines, bonuses, "不在花名册 (not in roster)"))
+    return Payroll(tuple(accounts), tuple(employees), columns, rows, roster is not None, tuple(missing))

@@ -105,6 +105,9 @@ def summary_lines(result: MonthResult, statement: Statement, paths: dict[str, Pa
             lines.append(f"应扣 {total(a.owed for a in p.accounts):,.2f}元 · 上限减免 {relieved:,.2f}元 · "
                          f"实扣 {total(a.deducted for a in p.accounts):,.2f}元 · 平台扣分 {points} 分"
                          + (f" · HR导入 {len(p.employees)} 名员工" if p.has_roster else ""))
+    for account, fines_, bonuses_, why in (statement.payroll.missing_from_hr if statement.payroll else ()):
+        lines.append(f"！！HR导入 缺少 (missing from HR导入) {account}：扣款 {fines_:,.2f}元 · 奖金 {bonuses_:,.2f}元，"
+                     f"{why}；汇总 有这笔钱，HR导入 没有。请在花名册补上这个账号后重新运行")
     if pending:
         lines.append(f"注意：{pending} 条结果待定 (pending)：期限在数据截止之后，补充后续数据后重新运行即可确定。")
     if statement.to_confirm:

@@ -207,7 +207,7 @@ def _session(month: str, policy_paths: Sequence[Path], events_root: Path) -> Ite
     with engine.database() as con:
         load_month(con, policy, Path(events_root))
         start, end = month_.bounds_utc(tz)
-        data_end_utc, data_end_local = con.execute("SELECT max(ts), max(ts_local) FROM events").fetchone()
+        data_end_utc, data_end_local = engine.data_end(con, end)
         columns = frozenset(r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE events)").fetchall())
         yield _Session(con, policy, month_, start, end, data_end_utc, data_end_local, columns)
 
