@@ -16,7 +16,6 @@ name, department, base_pay, performance_pay, minimum_wage, start, end).
 from __future__ import annotations
 
 import csv
-import io
 from datetime import date
 from decimal import Decimal
 from pathlib import Path

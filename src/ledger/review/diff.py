@@ -18,7 +18,6 @@ closed months), so the money equals the difference of the two statements to the 
 from __future__ import annotations
 
 import difflib
-import re
 import subprocess
 from decimal import Decimal
 from pathlib import Path
