@@ -335,3 +335,6 @@ class PolicyFile:
     monthly: tuple[MonthlyRule, ...] = ()
     caps: tuple[Cap, ...] = ()
     floors: tuple[Floor, ...] = ()
+    # names of declarations that failed to parse (`rule X …` with a syntax error): the
+    # checker does not report them as unknown, so one mistake gives one error
+    unparsed: tuple[str, ...] = ()
