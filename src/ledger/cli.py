@@ -124,8 +124,8 @@ def check(
 
     policy, diagnostics, sources = policy_load.load_policy(paths or [Path("policy")])
     errors = sum(1 for d in diagnostics if d.severity == "error")
+    diagnostics = diagnostics + lint(policy)  # warnings beside errors: lint reads what did check
     if not errors:
-        diagnostics = diagnostics + lint(policy)
         from ledger.inputs import profiles as profiles_mod
 
         profiles_mod.load([events, Path("profiles")])  # export profiles: errors end the check (exit 1)
@@ -140,7 +140,9 @@ def check(
     for d in diagnostics:
         typer.echo(d.render(), err=True)
     if errors:
-        raise LedgerError(f"规则文件有 {errors} 个错误 (policy has {errors} error{'s' if errors != 1 else ''})", exit_code=1)
+        n_warnings = len(diagnostics) - errors
+        raise LedgerError(f"规则文件有 {errors} 个错误 (policy has {errors} error{'s' if errors != 1 else ''})"
+                          + (f"，警告 {n_warnings} 个" if n_warnings else ""), exit_code=1)
     warnings = [d for d in diagnostics if d.severity == "warning"]
     found = roster_mod.find(Path("."), None, events)
     unprotected = caps.unprotected_pay(policy, roster_mod.read(found)) if found is not None else None
