@@ -200,7 +200,7 @@ def _digit_name_hint(value: str, expected: list[str], source: str | None, column
     either at `3` (where a name was expected) or at `回复率` (after the duration `3分钟`)."""
     if source is None:
         return None
-    start = column - 1
+    start = min(column - 1, len(source))
     while start > 0 and (source[start - 1].isalnum() or source[start - 1] == "_"):
         start -= 1
     m = re.match(r"\d+[^\W\d]\w*", source[start:])
