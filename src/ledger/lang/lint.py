@@ -164,3 +164,15 @@ def _month_ends(first: date, last: date) -> list[date]:
             ends.append(end)
         d = nxt
     return ends
+
+
+def diagnostics_json(diagnostics, notes=()) -> dict:
+    """`ledger check --format json`: every diagnostic with its place; `notes` are
+    (where, text) warnings about the data (the roster, a month) without a policy line."""
+    items = [{"file": d.position.filename, "line": d.position.line, "column": d.position.column,
+              "end_column": d.position.end_column, "severity": d.severity, "message": d.message,
+              "hint": d.hint} for d in diagnostics]
+    items += [{"file": where, "line": None, "column": None, "end_column": None, "severity": "warning",
+               "message": text, "hint": None} for where, text in notes]
+    errors = sum(1 for i in items if i["severity"] == "error")
+    return {"ok": errors == 0, "errors": errors, "warnings": len(items) - errors, "diagnostics": items}
