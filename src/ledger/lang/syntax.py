@@ -27,7 +27,7 @@ KEYWORDS = TOP_LEVEL + ("on", "per", "when", "unless", "at", "least", "same", "w
                         "any", "only", "contains", "matches", "true", "false", "until", "expect",
                         "no", "nothing", "pending", "then", "of", "points", "monthly", "first",
                         "matching", "count", "distinct", "percentile", "with", "wait", "for",
-                        "capped", "after", "fines", "day", "except", "confirm")
+                        "capped", "after", "fines", "day", "except", "confirm", "without", "bonuses")
 # Error recovery resumes at these; `effective` is left out because a rule's own
 # `effective` clause may also stand at the start of a line.
 _DECLARATION_START = re.compile(r"^(?:%s)\b" % "|".join(k for k in TOP_LEVEL if k != "effective"), re.M)
@@ -631,7 +631,14 @@ class _ToAst(Transformer):
         return ast.Cap(None, Decimal(str(first)[:-1]), fields, text, self._pos(meta))
 
     def floor_decl(self, meta, children):
-        return ast.Floor(self._name(children[0]), self._pos(meta))
+        bonuses = children[1] if len(children) > 1 else None
+        return ast.Floor(self._name(children[0]), self._pos(meta), bonuses)
+
+    def floor_with_bonuses(self, meta, children):
+        return True
+
+    def floor_without_bonuses(self, meta, children):
+        return False
 
     def recipients(self, meta, children):
         return tuple(self._name(t) for t in children)
