@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from pathlib import Path
@@ -119,47 +120,61 @@ def check(
     events: Path = typer.Option(Path("events"), "--events", help="事件目录 (with --month)"),
     adjustments: Path = typer.Option(Path("adjustments"), "--adjustments", help="申诉与调整目录 (adjustments folder)"),
     out: Path = typer.Option(Path("reports"), "--out", help="输出目录，用来找已结账的月份 (to find closed months)"),
+    format: str = typer.Option("text", "--format", help="text 或 json (for CI; shape in docs/cli.md)"),
 ):
     """检查规则文件：一次列出全部错误和警告 (all errors and warnings in one pass)。"""
     from ledger.evaluate import caps, engine
     from ledger.inputs import roster as roster_mod
-    from ledger.lang.lint import double_fines, lint
+    from ledger.lang.lint import diagnostics_json, double_fines, lint
     from ledger.period import lifecycle as period
+
+    if format not in ("text", "json"):
+        raise LedgerError(f"--format 只能是 text 或 json (unknown format): {format}", exit_code=2)
+    as_json = format == "json"
+
+    def show(diagnostics, notes, error: str | None) -> None:
+        """Print everything found: text to stderr, or one JSON document to stdout."""
+        if as_json:
+            typer.echo(json.dumps(diagnostics_json(diagnostics, notes), ensure_ascii=False, indent=2))
+        else:
+            for d in diagnostics:
+                typer.echo(d.render(), err=True)
+            for where, note in notes:
+                typer.echo(f"{where}: 警告: {note}", err=True)
+        if error is not None:
+            raise LedgerError(error, exit_code=1)
 
     policy, diagnostics, sources = policy_load.load_policy(paths or [Path("policy")])
     errors = sum(1 for d in diagnostics if d.severity == "error")
-    if not errors:
-        diagnostics = diagnostics + lint(policy)
-        from ledger.inputs import profiles as profiles_mod
-
-        profiles_mod.load([events, Path("profiles")])  # export profiles: errors end the check (exit 1)
-        adjustment_diags = period.check_adjustments(policy, sources, events, out, adjustments)
-        adjustment_errors = sum(1 for d in adjustment_diags if d.severity == "error")
-        if adjustment_errors:
-            for d in diagnostics + adjustment_diags:
-                typer.echo(d.render(), err=True)
-            raise LedgerError(f"调整文件有 {adjustment_errors} 个错误 (adjustments have {adjustment_errors} "
-                              f"error{'s' if adjustment_errors != 1 else ''})", exit_code=1)
-        diagnostics = diagnostics + [d for d in adjustment_diags if d.severity == "warning"]
-    for d in diagnostics:
-        typer.echo(d.render(), err=True)
+    diagnostics = diagnostics + lint(policy)  # warnings beside errors: lint reads what did check
     if errors:
-        raise LedgerError(f"规则文件有 {errors} 个错误 (policy has {errors} error{'s' if errors != 1 else ''})", exit_code=1)
-    warnings = [d for d in diagnostics if d.severity == "warning"]
+        n_warnings = len(diagnostics) - errors
+        show(diagnostics, [], f"规则文件有 {errors} 个错误 (policy has {errors} error{'s' if errors != 1 else ''})"
+             + (f"，警告 {n_warnings} 个" if n_warnings else ""))
+    from ledger.inputs import profiles as profiles_mod
+
+    profiles_mod.load([events, Path("profiles")])  # export profiles: errors end the check (exit 1)
+    adjustment_diags = period.check_adjustments(policy, sources, events, out, adjustments)
+    adjustment_errors = sum(1 for d in adjustment_diags if d.severity == "error")
+    if adjustment_errors:
+        show(diagnostics + adjustment_diags, [],
+             f"调整文件有 {adjustment_errors} 个错误 (adjustments have {adjustment_errors} "
+             f"error{'s' if adjustment_errors != 1 else ''})")
+    diagnostics = diagnostics + adjustment_diags
+    notes: list[tuple[str, str]] = []  # warnings about the data, without a place in a policy file
     found = roster_mod.find(Path("."), None, events)
     unprotected = caps.unprotected_pay(policy, roster_mod.read(found)) if found is not None else None
     if unprotected:
-        typer.echo(f"{found}: 警告: {unprotected}", err=True)
-        warnings.append(unprotected)
+        notes.append((str(found), unprotected))
     if month:
         result = engine.run_policy(policy, sources, events, Month.parse(month))
-        for line in double_fines(result.entries):
-            typer.echo(f"{month}: 警告: {line}", err=True)
-            warnings.append(line)
-    typer.echo(f"规则文件没有错误 (policy OK): {len(sources)} 个文件，{len(policy.rules)} 条规则，"
-               f"{len(policy.events)} 种事件，{len(policy.words)} 个词表，{len(policy.examples)} 个例子，"
-               f"{len(policy.metrics)} 个指标，{len(policy.monthly)} 条月度规则；"
-               f"警告 {len(warnings)} 个")
+        notes.extend((month, line) for line in double_fines(result.entries))
+    show(diagnostics, notes, None)
+    if not as_json:
+        typer.echo(f"规则文件没有错误 (policy OK): {len(sources)} 个文件，{len(policy.rules)} 条规则，"
+                   f"{len(policy.events)} 种事件，{len(policy.words)} 个词表，{len(policy.examples)} 个例子，"
+                   f"{len(policy.metrics)} 个指标，{len(policy.monthly)} 条月度规则；"
+                   f"警告 {len(diagnostics) + len(notes)} 个")
 
 
 @app.command()
@@ -266,14 +281,19 @@ def fmt(
 
 
 @app.command("test")
-def test_(paths: Optional[List[Path]] = typer.Argument(None, help="规则文件或目录，默认 policy/")):
-    """运行规则文件里的 example 例子；列出没有例子的规则 (run the policy's examples)。"""
+def test_(
+    paths: Optional[List[Path]] = typer.Argument(None, help="规则文件或目录，默认 policy/"),
+    strict: bool = typer.Option(False, "--strict", help="有规则版本（或月度规则）没有例子时也退出码 1 (uncovered rules fail)"),
+    format: str = typer.Option("text", "--format", help="text 或 json (for CI)"),
+):
+    """运行规则文件里的 example 例子；列出没有例子的规则版本 (run the policy's examples)。"""
     from ledger.review.examples import test_command
 
-    text, code = test_command(list(paths or [Path("policy")]))
+    text, code = test_command(list(paths or [Path("policy")]), strict=strict, format=format)
     typer.echo(text)
     if code:
-        raise LedgerError(f"有例子没有通过 (some examples failed)", exit_code=code)
+        raise LedgerError("有例子没有通过，或 --strict 下有规则没有例子 (examples failed or rules uncovered)",
+                          exit_code=code)
 
 
 @app.command("review")

@@ -554,3 +554,30 @@ def test_money_missing_from_hr_is_said_loudly_and_strict_fails(tmp_path):
     assert st.payroll.missing_from_hr == (("店:陌生", D("100.00"), D("0.00"), "不在花名册 (not in roster)"),)
     lines = report.summary_lines(r, st, None)
     assert any("HR导入 缺少" in line and "店:陌生" in line and "100.00" in line for line in lines)
+
+
+def test_floor_without_bonuses_leaves_the_bonus_out_to_the_fen(tmp_path):
+    # E1: wage 2500, bonus 30 → without bonuses may deduct at most 2500 − 2200 = 300元
+    # (with bonuses: 330元, the test above). Fines 100元 × 5 on 小王.
+    rows = [flag(f"0{d} 10:00:00", A, "未挂离开") for d in range(1, 6)]
+    rows.append({"ts": "2024-05-09 10:00:00", "type": "rating", "agent": A, "buyer": "b", "score": "5"})
+    r = run(tmp_path, fines_policy("floor 最低工资 without bonuses\ncap fines 1000元\n"), rows, ROSTER)
+    fines = [e.amount for e in r.entries if e.kind == "fine"]
+    assert fines == [D("100.00")] * 3 + [D("0.00")] * 2
+    assert sum(fines, D(0)) == D("300.00")
+    assert "floor 最低工资 without bonuses：" in r.entries[3].cap_note and "最多扣 300" in r.entries[3].cap_note
+    st = report.statement_of(r)
+    assert st.info.floors == ("最低工资（奖金不计入工资）",)
+    paths = report.write_outputs(r, st, tmp_path / "out")
+    info = dict(openpyxl.load_workbook(paths["statement"])["说明"].iter_rows(values_only=True))
+    assert info["最低工资保障"] == "最低工资（奖金不计入工资）"
+
+
+def test_floor_with_bonuses_said_explicitly_is_todays_reading(tmp_path):
+    rows = [flag(f"0{d} 10:00:00", A, "未挂离开") for d in range(1, 6)]
+    rows.append({"ts": "2024-05-09 10:00:00", "type": "rating", "agent": A, "buyer": "b", "score": "5"})
+    r = run(tmp_path, fines_policy("floor 最低工资 with bonuses\ncap fines 1000元\n"), rows, ROSTER)
+    fines = [e.amount for e in r.entries if e.kind == "fine"]
+    assert fines == [D("100.00")] * 3 + [D("30.00"), D("0.00")]
+    st = report.statement_of(r)
+    assert st.info.floors == ("最低工资（奖金计入工资）",)

@@ -722,3 +722,12 @@ def test_canonical_durations_read_back_the_same(seconds, text):
 
     assert duration_text(timedelta(seconds=seconds)) == text
     assert parse_duration(text) == timedelta(seconds=seconds)
+
+
+def test_floor_keeps_how_it_treats_bonuses():
+    from ledger.lang.fmt import format_text
+
+    for line in ("floor 最低工资", "floor 最低工资 with bonuses", "floor 最低工资 without bonuses"):
+        text = f"{line}\n"
+        assert format_text(text, "p.rules") == text
+    assert format_text("floor   最低工资   without   bonuses\n", "p.rules") == "floor 最低工资 without bonuses\n"

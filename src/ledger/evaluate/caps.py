@@ -8,7 +8,8 @@ is its own "employee" — the limit is the smallest of:
   rounded DOWN to 0.01元 (so the deduction never exceeds the share);
 * `floor 最低工资`: 基本工资 + 绩效工资 + 奖励 − 扣款 ≥ 最低工资, i.e. at most
   基本工资 + 绩效工资 + 奖励 − 最低工资 (never below 0), 奖励 being the employee's
-  applied bonus lines of the month.
+  applied bonus lines of the month; with `floor 最低工资 without bonuses` 奖励 is left out
+  (基本工资 + 绩效工资 − 扣款 ≥ 最低工资).
 
 Roster-based limits need a roster line; without one they cannot be computed and the
 account keeps only the fixed caps (the run warns). The employee's applied fine lines
@@ -67,10 +68,16 @@ def limits(policy: Policy, entries: list[Entry], by_account: dict, warnings: lis
                 missing.append(key)
         for floor in policy.floors:
             if emp is not None:
-                bonus = bonuses.get(key, ZERO)
-                room = max(emp.wage + bonus - emp.pay[floor.field.value], ZERO)
-                candidates.append((room, f"floor {floor.field.value}：基本工资+绩效工资 {emp.wage}元 + 奖励 {bonus}元 − "
-                                         f"{floor.field.value} {emp.pay[floor.field.value]}元 = 最多扣 {room}元"))
+                minimum = emp.pay[floor.field.value]
+                if floor.counts_bonuses:
+                    bonus = bonuses.get(key, ZERO)
+                    room = max(emp.wage + bonus - minimum, ZERO)
+                    candidates.append((room, f"{floor.text}：基本工资+绩效工资 {emp.wage}元 + 奖励 {bonus}元 − "
+                                             f"{floor.field.value} {minimum}元 = 最多扣 {room}元"))
+                else:
+                    room = max(emp.wage - minimum, ZERO)
+                    candidates.append((room, f"{floor.text}：基本工资+绩效工资 {emp.wage}元（奖励不计入）− "
+                                             f"{floor.field.value} {minimum}元 = 最多扣 {room}元"))
             else:
                 missing.append(key)
         if candidates:

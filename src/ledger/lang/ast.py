@@ -280,10 +280,21 @@ class Cap:
 
 @attrs.frozen
 class Floor:
-    """`floor 最低工资`: pay after deductions never below this roster field."""
+    """`floor 最低工资 [with bonuses | without bonuses]`: pay after deductions never below
+    this roster field; bonuses count as pay unless `without bonuses`."""
 
     field: Name
     pos: Position
+    bonuses: bool | None = None  # None: not said (counts bonuses); True/False: with/without
+
+    @property
+    def counts_bonuses(self) -> bool:
+        return self.bonuses is not False
+
+    @property
+    def text(self) -> str:
+        said = {None: "", True: " with bonuses", False: " without bonuses"}[self.bonuses]
+        return f"floor {self.field.value}{said}"
 
 
 @attrs.frozen
@@ -335,3 +346,6 @@ class PolicyFile:
     monthly: tuple[MonthlyRule, ...] = ()
     caps: tuple[Cap, ...] = ()
     floors: tuple[Floor, ...] = ()
+    # names of declarations that failed to parse (`rule X …` with a syntax error): the
+    # checker does not report them as unknown, so one mistake gives one error
+    unparsed: tuple[str, ...] = ()

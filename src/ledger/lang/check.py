@@ -43,7 +43,9 @@ class _Checker(MetricChecks):
         self.events: dict[str, EventType] = {}
         self.words: dict[str, tuple[str, ...]] = {}
         self.word_exceptions: dict[str, tuple[str, ...]] = {}
-        
+        # declared in a declaration that failed to parse: already reported, never "unknown"
+        self.unparsed = {n for f in files for n in f.unparsed}
+
     # -- reporting
     def error(self, pos: Position, message: str, hint: str | None = None, severity="error"):
         lines = self.sources.get(pos.filename, [])
@@ -119,6 +121,8 @@ class _Checker(MetricChecks):
         expected = {e.rule.value for e in example.expectations if e.kind in ("entry", "pending")}
         for exp in example.expectations:
             if exp.rule is not None and exp.rule.value not in rules:
+                if exp.rule.value in self.unparsed:
+                    continue
                 self.error(exp.rule.pos, f"未知规则 (unknown rule) {exp.rule.value!r}", suggest(exp.rule.value, rules))
             elif exp.kind == "none" and exp.rule.value in expected:
                 self.error(exp.rule.pos, f"expect no {exp.rule.value} 与同一例子里期望它产生的明细矛盾 (contradicts another expectation)")
@@ -243,6 +247,8 @@ class _Checker(MetricChecks):
     def _event_type(self, name: ast.Name) -> EventType | None:
         if name.value in self.events:
             return self.events[name.value]
+        if name.value in self.unparsed:
+            return None
         self.error(name.pos, f"未知事件类型 (unknown event type) {name.value!r}",
                    suggest(name.value, self.events) or f"请先声明 (declare it first): event {name.value}(…)")
         return None
@@ -299,7 +305,7 @@ class _Checker(MetricChecks):
                 self._check_words(e.operand.words, [e.operand.pos] * len(e.operand.words))
             if isinstance(e.operand, ast.WordSource) and e.operand.name is not None:
                 wl = e.operand.name
-                if wl.value not in self.words:
+                if wl.value not in self.words and wl.value not in self.unparsed:
                     self.error(wl.pos, f"未知词表 (unknown word list) {wl.value!r}",
                                suggest(wl.value, self.words) or f"请先声明 (declare it): words {wl.value} = …")
             if e.op == "matches":

@@ -77,6 +77,8 @@ class MetricChecks:
                 num, den = m.ratio
                 missing = [n for n in (num, den) if n.value not in declared]
                 for n in missing:
+                    if n.value in self.unparsed:
+                        continue
                     self.error(n.pos, f"未知指标 (unknown metric) {n.value!r}", suggest(n.value, declared))
                 if missing:
                     pending.remove(m)
@@ -139,6 +141,8 @@ class MetricChecks:
             return expr.type
         if isinstance(expr, ast.Ref):
             if expr.scope is not None or expr.name.value not in types:
+                if expr.scope is None and expr.name.value in self.unparsed:
+                    return None
                 self.error(expr.pos, f"未知指标 (unknown metric) {expr.name.value!r}；月度规则的条件只能用指标 (monthly conditions read metrics)",
                            suggest(expr.name.value, types))
                 return None
@@ -146,7 +150,8 @@ class MetricChecks:
         if isinstance(expr, ast.Compare):
             a, b = self._metric_condition(expr.left, types), self._metric_condition(expr.right, types)
             if a is not None and b is not None and (a, b) not in COMPARABLE:
-                self.error(expr.pos, f"类型不匹配 (type mismatch): 不能比较 {TYPE_NAMES[a]} 和 {TYPE_NAMES[b]}")
+                self.error(expr.pos, f"类型不匹配 (type mismatch): 不能比较 {TYPE_NAMES[a]} 和 {TYPE_NAMES[b]}",
+                           percent_hint(expr, a, b))
             return "bool"
         if isinstance(expr, ast.Not):
             self._metric_bool(expr.operand, types)
@@ -199,3 +204,14 @@ class MetricChecks:
         for window in rule.unless:
             if window.kind in ("after", "same_day"):
                 self.error(window.pos, "after 和 same day 只能用在 metric 里；规则请写 within 时长 (only in metrics)")
+
+
+def percent_hint(expr, a: str, b: str) -> str | None:
+    """`>= 0.9` against a percentage: suggest `90%`."""
+    number = expr.right if (a, b) == ("percent", "number") else expr.left if (a, b) == ("number", "percent") else None
+    if not isinstance(number, ast.Literal):
+        return None
+    shown = format(number.value * 100, "f")
+    if "." in shown:
+        shown = shown.rstrip("0").rstrip(".")
+    return f"提示：百分比指标要和百分比比较，请写 {shown}% (compare a percentage with a percentage: {shown}%)"

@@ -568,7 +568,7 @@ class _Formatter:
         return [_Line(0, f"cap fines {cap.text}", first)]
 
     def _floor(self, floor: ast.Floor, first: int, last: int) -> list:
-        return [_Line(0, f"floor {floor.field}", first)]
+        return [_Line(0, floor.text, first)]
 
     def _on(self, on: ast.On) -> str:
         text = str(on.event) + self._filter(on.filter)

@@ -5,7 +5,7 @@ Warnings never stop a run; `ledger check` prints them with file:line like errors
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 import attrs
 
@@ -20,7 +20,8 @@ LOOKAHEAD = timedelta(days=1)
 
 def lint(policy: Policy) -> list[Diagnostic]:
     """All warnings for a checked policy, in source order."""
-    found = _unused_word_lists(policy) + _long_windows(policy) + _certain_double_fines(policy)
+    found = (_unused_word_lists(policy) + _long_windows(policy) + _certain_double_fines(policy)
+             + version_gaps(policy))
     return sorted(found, key=lambda d: (d.position.filename, d.position.line, d.position.column))
 
 
@@ -116,3 +117,62 @@ def double_fines(entries) -> list[str]:
             groups.setdefault(tuple(sorted(rules)), []).append(event_id)
     return [f"{len(ids)} 个事件同时被 {'、'.join(rules)} 罚款（例如 {', '.join(sorted(set(ids))[:3])}）"
             f" (one event fined by several rules)" for rules, ids in sorted(groups.items())]
+
+
+def version_gaps(policy: Policy) -> list[Diagnostic]:
+    """Days (event rules) or month ends (monthly rules) that no version of a rule split
+    with `effective` covers: `until 05-14` then `effective 05-16` loses 05-15's fines.
+    Overlapping versions are errors (the checker); a gap is allowed (a rule may pause) but
+    rarely meant, so it is a warning."""
+    out = []
+    for rules, monthly in ((policy.rules, False), (policy.monthly, True)):
+        versions: dict[str, list] = {}
+        for rule in rules:
+            if rule.effective is not None:
+                versions.setdefault(rule.id.value, []).append(rule)
+        for name, vs in versions.items():
+            vs = sorted(vs, key=lambda r: r.effective.start)
+            for old, new in zip(vs, vs[1:]):
+                until, start = old.effective.until, new.effective.start
+                if until is None or start <= until + timedelta(days=1):
+                    continue
+                first, last = until + timedelta(days=1), start - timedelta(days=1)
+                if monthly:
+                    ends = _month_ends(first, last)
+                    if not ends:
+                        continue
+                    missing = "、".join(d.strftime("%Y-%m") for d in ends)
+                    message = (f"规则 {name} 在 {missing} 没有生效的版本（{old.pos} 的版本到 {until} 止，"
+                               f"下一版本 {start} 起）：这些月份不计算 (no version covers these months)")
+                else:
+                    days = first.isoformat() if first == last else f"{first} 至 {last}"
+                    message = (f"规则 {name} 在 {days} 没有生效的版本（{old.pos} 的版本到 {until} 止，"
+                               f"下一版本 {start} 起）：这些天的事件不处罚 (no version covers these days)")
+                out.append(_warning(policy, new.effective.pos, message,
+                                    f"提示：如果是想接上，请写 effective {first} (to continue without a gap)"))
+    return out
+
+
+def _month_ends(first: date, last: date) -> list[date]:
+    """The last days of months within first..last."""
+    ends = []
+    d = first
+    while d <= last:
+        nxt = date(d.year + (d.month == 12), d.month % 12 + 1, 1)
+        end = nxt - timedelta(days=1)
+        if end <= last:
+            ends.append(end)
+        d = nxt
+    return ends
+
+
+def diagnostics_json(diagnostics, notes=()) -> dict:
+    """`ledger check --format json`: every diagnostic with its place; `notes` are
+    (where, text) warnings about the data (the roster, a month) without a policy line."""
+    items = [{"file": d.position.filename, "line": d.position.line, "column": d.position.column,
+              "end_column": d.position.end_column, "severity": d.severity, "message": d.message,
+              "hint": d.hint} for d in diagnostics]
+    items += [{"file": where, "line": None, "column": None, "end_column": None, "severity": "warning",
+               "message": text, "hint": None} for where, text in notes]
+    errors = sum(1 for i in items if i["severity"] == "error")
+    return {"ok": errors == 0, "errors": errors, "warnings": len(items) - errors, "diagnostics": items}

@@ -27,7 +27,7 @@ KEYWORDS = TOP_LEVEL + ("on", "per", "when", "unless", "at", "least", "same", "w
                         "any", "only", "contains", "matches", "true", "false", "until", "expect",
                         "no", "nothing", "pending", "then", "of", "points", "monthly", "first",
                         "matching", "count", "distinct", "percentile", "with", "wait", "for",
-                        "capped", "after", "fines", "day", "except", "confirm")
+                        "capped", "after", "fines", "day", "except", "confirm", "without", "bonuses")
 # Error recovery resumes at these; `effective` is left out because a rule's own
 # `effective` clause may also stand at the start of a line.
 _DECLARATION_START = re.compile(r"^(?:%s)\b" % "|".join(k for k in TOP_LEVEL if k != "effective"), re.M)
@@ -78,6 +78,7 @@ def parse(text: str, filename: str = "<policy>") -> tuple[ast.PolicyFile, list[D
             tree = _parser().parse(padded)
         except lark.exceptions.UnexpectedInput as exc:
             diagnostics.append(_syntax_diagnostic(exc, filename, lines))
+            builder.unparsed.extend(_DECLARED_NAME.findall(padded))
             continue
         except lark.exceptions.LarkError as exc:  # pragma: no cover - defensive
             diagnostics.append(Diagnostic(Position(filename, start + 1, 1), f"无法解析 (cannot parse): {exc}",
@@ -108,6 +109,8 @@ def _chunks(text: str):
 
 
 _BLANK = re.compile(r"[^\n]")
+# The name a declaration gives, read without the parser (for declarations that failed to parse).
+_DECLARED_NAME = re.compile(r'^(?:rule|metric|words|event)[ \t]+([^\s(:="\[]+)', re.M)
 
 
 def _line(lines: list[str], lineno: int) -> str | None:
@@ -150,7 +153,8 @@ def _syntax_diagnostic(exc: lark.exceptions.UnexpectedInput, filename: str,
             value = str(token.value)
             message = f"这里不能出现 {value!r} (unexpected token)"
             end = column + len(value)
-            hint = _keyword_hint(value, expected) or _punctuation_hint(value)
+            hint = (_digit_name_hint(value, expected, source, column) or _keyword_hint(value, expected)
+                    or _punctuation_hint(value))
             if (token.type in ("NUMBER", "INT", "FEN") and "FEN" not in expected and source
                     and re.match(r"\d+(\.\d+)?\s*分(?!钟)", source[column - 1:])):
                 hint = "提示：“分”是平台扣分单位；时长请写 分钟 或 m，如 5分钟、5m"
@@ -171,15 +175,42 @@ def _punctuation_hint(value: str) -> str | None:
 
 
 def _keyword_hint(value: str, expected: list[str]) -> str | None:
+    """A misspelt keyword: the closest keyword the parser expected here (`fien` → fine),
+    else the closest keyword of the language (`unles` → unless)."""
     words = []
     for t in expected:
         d = _describe(t)
         if d.startswith("'") and d[1:-1].isalpha():
             words.append(d[1:-1])
-    match = difflib.get_close_matches(value, words, n=1, cutoff=0.6)
-    if match:
-        return f"是不是想写 {match[0]}？(did you mean '{match[0]}'?)"
+        elif t == "AMOUNT_KIND":
+            words.extend(("fine", "bonus"))
+    if value.isascii() and value.isalpha():
+        match = (difflib.get_close_matches(value, words, n=1, cutoff=0.6)
+                 or difflib.get_close_matches(value, KEYWORDS, n=1, cutoff=0.7))
+        if match and match[0] != value:
+            return f"是不是想写 {match[0]}？(did you mean '{match[0]}'?)"
     return None
+
+
+_CHINESE_DIGITS = "零一二三四五六七八九"
+
+
+def _digit_name_hint(value: str, expected: list[str], source: str | None, column: int) -> str | None:
+    """`3分钟回复率` where a name goes: names cannot start with a digit. The parser stops
+    either at `3` (where a name was expected) or at `回复率` (after the duration `3分钟`)."""
+    if source is None:
+        return None
+    start = min(column - 1, len(source))
+    while start > 0 and (source[start - 1].isalnum() or source[start - 1] == "_"):
+        start -= 1
+    m = re.match(r"\d+[^\W\d]\w*", source[start:])
+    if m is None or start + len(m.group(0)) < column or not (value[:1].isdigit() and "NAME" in expected or start < column - 1):
+        return None
+    word = m.group(0)
+    digits = re.match(r"\d+", word).group(0)
+    example = ("".join(_CHINESE_DIGITS[int(c)] for c in digits) + word[len(digits):]
+               if len(digits) == 1 else "三分钟回复率")
+    return f"提示：名称不能以数字开头，如 {example} (names cannot start with a digit)"
 
 
 def parse_duration(text: str) -> timedelta:
@@ -229,6 +260,7 @@ class _Builder:
         self.monthly: list[ast.MonthlyRule] = []
         self.caps: list[ast.Cap] = []
         self.floors: list[ast.Floor] = []
+        self.unparsed: list[str] = []
 
     def add(self, tree: lark.Tree, diagnostics: list[Diagnostic]) -> None:
         nodes = _ToAst(self.filename, self.text, diagnostics).transform(tree)
@@ -255,7 +287,8 @@ class _Builder:
         return ast.PolicyFile(self.filename, self.text, self.name, self.timezone,
                               tuple(self.events), tuple(self.words), tuple(self.rules),
                               self.effective, tuple(self.examples), tuple(self.metrics),
-                              tuple(self.monthly), tuple(self.caps), tuple(self.floors))
+                              tuple(self.monthly), tuple(self.caps), tuple(self.floors),
+                              tuple(self.unparsed))
 
 
 @v_args(meta=True)
@@ -598,7 +631,14 @@ class _ToAst(Transformer):
         return ast.Cap(None, Decimal(str(first)[:-1]), fields, text, self._pos(meta))
 
     def floor_decl(self, meta, children):
-        return ast.Floor(self._name(children[0]), self._pos(meta))
+        bonuses = children[1] if len(children) > 1 else None
+        return ast.Floor(self._name(children[0]), self._pos(meta), bonuses)
+
+    def floor_with_bonuses(self, meta, children):
+        return True
+
+    def floor_without_bonuses(self, meta, children):
+        return False
 
     def recipients(self, meta, children):
         return tuple(self._name(t) for t in children)

@@ -34,6 +34,8 @@ def statement_of(result: MonthResult) -> Statement:
         version=__version__,
         event_types=result.event_types,
         warnings=result.warnings,
+        floors=tuple(f"{f.field.value}（奖金{'计入' if f.counts_bonuses else '不计入'}工资）"
+                     for f in result.policy.floors),
     )
     rules = [(r.id.value, r.title or r.id.value, f"{r.pos.filename}:{r.pos.line}", r.amount.kind,
               r.amount.text, str(r.effective) if r.effective else "") for r in result.policy.rules]

@@ -63,6 +63,8 @@ class RunInfo:
     # Events in the month per type, and whether any rule reads that type.
     event_types: tuple[tuple[str, int, bool], ...] = ()
     warnings: tuple[str, ...] = ()
+    # The policy's `floor`s as the 说明 sheet shows them: "最低工资（奖金计入工资）".
+    floors: tuple[str, ...] = ()
 
 
 @attrs.frozen

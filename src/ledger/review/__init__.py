@@ -17,8 +17,10 @@ computing), so tests and other front ends can use the records directly.
   `render_markdown` / `render_json` -> a terminal report / a review comment / CI data.
   Reads the base through `git` when it is a revision.
 * `examples`: `run_examples(policy, sources)` -> `[ExampleResult]` for the policy's
-  `example` blocks, `uncovered_rules(policy)`, `render_results(results, uncovered)` -> text,
-  `exit_code(results)`; `test_command(paths)` -> (text, exit code) is `ledger test`.
+  `example` blocks, `uncovered_versions(policy)` -> `[Uncovered]` (rule versions and monthly
+  rules no example covers; `uncovered_rules` their ids), `render_results(results, uncovered)`
+  -> text, `results_json` -> the JSON of `--format json`, `exit_code(results)`;
+  `test_command(paths, strict=, format=)` -> (text, exit code) is `ledger test`.
 
 All of them only read (the policy files, the events, git) and return data or text; the
 only files they write are temporary (the engine's database, an example's events).

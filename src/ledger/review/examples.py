@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import tempfile
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -263,22 +263,85 @@ def describe_entry(entry: Entry) -> str:
 
 # ---------------------------------------------------------------- coverage and output
 
+@attrs.frozen
+class Uncovered:
+    """A rule version (or monthly rule) that no example covers: no example names the rule
+    in an `expect` line on a date the version is in force (for a monthly rule: a month
+    whose last day the version covers)."""
+
+    rule: str
+    location: str  # `policy/house-rules.rules:12`, where the version is declared
+    effective: str | None  # the version's period as the statement shows it, None if undated
+    monthly: bool
+
+    def describe(self) -> str:
+        what = [self.location]
+        if self.effective:
+            what.append(f"{self.effective}的版本")
+        if self.monthly:
+            what.append("月度规则")
+        return f"{self.rule}（{'，'.join(what)}）"
+
+    def as_json(self) -> dict:
+        return {"rule": self.rule, "location": self.location, "effective": self.effective,
+                "monthly": self.monthly}
+
+
+def uncovered_versions(policy: Policy) -> list[Uncovered]:
+    """Every rule version, event and monthly, that no example covers (in source order)."""
+    days: dict[str, list[date]] = {}
+    for ex in policy.examples:
+        dates = sorted({e.at.date() for e in ex.events} | ({ex.day} if ex.day else set()))
+        for exp in ex.expectations:
+            if exp.rule is not None:
+                days.setdefault(exp.rule.value, []).extend(dates or [None])
+    out = []
+    for rules, monthly in ((policy.rules, False), (policy.monthly, True)):
+        for rule in rules:
+            named = days.get(rule.id.value)
+            if named and (rule.effective is None or any(_covers(rule.effective, d, monthly) for d in named)):
+                continue
+            out.append(Uncovered(rule.id.value, f"{rule.pos.filename}:{rule.pos.line}",
+                                 str(rule.effective) if rule.effective else None, monthly))
+    return sorted(out, key=lambda u: (u.location.rsplit(":", 1)[0], int(u.location.rsplit(":", 1)[1])))
+
+
+def _covers(effective: ast.Effective, day: date | None, monthly: bool) -> bool:
+    if day is None:
+        return True  # an example without a date: not tied to a version
+    if monthly:  # a monthly version applies to the months whose last day it covers
+        day = date(day.year + (day.month == 12), day.month % 12 + 1, 1) - timedelta(days=1)
+    return effective.start <= day and (effective.until is None or day <= effective.until)
+
+
 def uncovered_rules(policy: Policy) -> list[str]:
-    """Rule ids (in source order) that no example names in an `expect` line."""
-    named = {exp.rule.value for ex in policy.examples for exp in ex.expectations if exp.rule is not None}
-    ids = dict.fromkeys(rule.id.value for rule in policy.rules)
-    return [rule_id for rule_id in ids if rule_id not in named]
+    """Rule ids (in source order, monthly rules too) with a version no example covers."""
+    return list(dict.fromkeys(u.rule for u in uncovered_versions(policy)))
 
 
-def render_results(results: Sequence[ExampleResult], uncovered: Sequence[str]) -> str:
+def render_results(results: Sequence[ExampleResult], uncovered: Sequence[str | Uncovered]) -> str:
     out: list[str] = []
     for result in results:
         out.extend(_render_one(result))
     failed = sum(not r.passed for r in results)
     out.append("")
     out.append(f"{len(results)} 个例子：通过 {len(results) - failed}，失败 {failed}")
-    out.append(f"没有例子的规则 (rules without examples): {', '.join(uncovered) if uncovered else '无'}")
+    ids = list(dict.fromkeys(u if isinstance(u, str) else u.rule for u in uncovered))
+    out.append(f"没有例子的规则 (rules without examples): {', '.join(ids) if ids else '无'}")
+    out.extend(f"  {u.describe()}" for u in uncovered if isinstance(u, Uncovered))
     return "\n".join(out)
+
+
+def results_json(results: Sequence[ExampleResult], uncovered: Sequence[Uncovered]) -> dict:
+    """`ledger test --format json` (shape documented in docs/cli.md)."""
+    return {
+        "examples": [{"location": r.location, "title": r.title, "passed": r.passed, "problem": r.problem,
+                      "expected": [{"text": x.text, "ok": x.ok} for x in r.expected],
+                      "got": [{"text": x.text, "ok": x.ok} for x in r.got]} for r in results],
+        "passed": sum(r.passed for r in results),
+        "failed": sum(not r.passed for r in results),
+        "uncovered": [u.as_json() for u in uncovered],
+    }
 
 
 def _render_one(result: ExampleResult) -> list[str]:
@@ -300,12 +363,22 @@ def exit_code(results: Sequence[ExampleResult]) -> int:
     return 0 if all(r.passed for r in results) else 1
 
 
-def test_command(paths: Sequence[Path]) -> tuple[str, int]:
-    """`ledger test [PATH…]`: the report and the exit code. A policy with errors raises
-    PolicyError (exit code 1), as for `ledger run`."""
+def test_command(paths: Sequence[Path], *, strict: bool = False, format: str = "text") -> tuple[str, int]:
+    """`ledger test [PATH…] [--strict] [--format text|json]`: the report and the exit code
+    (1 when an example fails; with `strict`, also when a rule version has no example).
+    A policy with errors raises PolicyError (exit code 1), as for `ledger run`."""
+    if format not in ("text", "json"):
+        raise LedgerError(f"--format 只能是 text 或 json (unknown format): {format}", exit_code=2)
     policy, sources = policy_load.checked_policy(list(paths or []) or [Path("policy")])
     results = run_examples(policy, sources)
-    return render_results(results, uncovered_rules(policy)), exit_code(results)
+    uncovered = uncovered_versions(policy)
+    code = exit_code(results) or (1 if strict and uncovered else 0)
+    if format == "json":
+        return json.dumps(results_json(results, uncovered), ensure_ascii=False, indent=2), code
+    text = render_results(results, uncovered)
+    if strict and uncovered and not exit_code(results):
+        text += f"\n--strict: {len(uncovered)} 个规则版本没有例子 (rule versions without examples)"
+    return text, code
 
 
 test_command.__test__ = False  # not a pytest test, despite the name

@@ -119,6 +119,7 @@ def info_table(info: RunInfo) -> Table:
         ("数据截止", info.data_end or "（无数据）"),
         ("合并重复行", info.duplicates_folded),
     ]
+    rows += [("最低工资保障", floor) for floor in info.floors]
     for n, f in enumerate(info.policy_files, 1):
         rows += [(f"规则文件 {n}", f.path), (f"规则文件 {n} SHA-256", f.sha256)]
     for n, f in enumerate(info.event_files, 1):

@@ -1,0 +1,69 @@
+"""Every policy code block of the tutorial checks (issue 14).
+
+A ```-fenced block of docs/policy-language.md whose first line (comments aside) starts with
+`policy`, `event`, `rule`, `words` or `metric` must check without errors, read together with
+the declarations of the shipped policy (its events, word lists and metrics, minus any the block
+declares itself: blocks show rules from the house policy, not beside them). Two fence labels
+opt out, on purpose: ```text for a sketch (placeholders, `…`, arrows), ```rules-error for a
+deliberate mistake, which must then give at least one error.
+"""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from ledger.lang.load import policy_from_bytes
+
+REPO = Path(__file__).resolve().parents[2]
+DOC = (REPO / "docs" / "policy-language.md").read_text("utf-8")
+_FENCE = re.compile(r"^```([^\n]*)\n(.*?)^```", re.M | re.S)
+_STARTS = re.compile(r"(policy|event|rule|words|metric)\b")
+_DECLARATION = re.compile(r"^(policy|timezone|effective|event|words|rule|example|metric|cap|floor)\b", re.M)
+
+
+def policy_blocks():
+    for m in _FENCE.finditer(DOC):
+        body = m.group(2)
+        first = next((line for line in body.splitlines() if line.strip() and not line.lstrip().startswith("#")), "")
+        if _STARTS.match(first):
+            yield pytest.param(m.group(1).strip(), body, id=f"line{DOC.count(chr(10), 0, m.start()) + 1}")
+
+
+def declarations_of_the_shipped_policy(skip: set[tuple[str, str]]) -> str:
+    """The shipped policy's event, words and metric declarations, minus the (kind, name)s in `skip`."""
+    kept = []
+    for path in sorted((REPO / "policy").glob("*.rules")):
+        text = path.read_text("utf-8")
+        starts = [m.start() for m in _DECLARATION.finditer(text)] + [len(text)]
+        for a, b in zip(starts, starts[1:]):
+            chunk = text[a:b]
+            kind, name = re.match(r"(\w+)\s*([^\s(:=\"]*)", chunk).groups()
+            if kind in ("event", "words", "metric") and (kind, name) not in skip:
+                kept.append(chunk)
+    return "".join(kept)
+
+
+def declared_names(body: str) -> set[tuple[str, str]]:
+    return set(re.findall(r"^(event|words|metric)\s+([^\s(:=\"]+)", body, re.M))
+
+
+def errors_of(body: str):
+    context = declarations_of_the_shipped_policy(declared_names(body))
+    _, diagnostics, _ = policy_from_bytes([("context.rules", context.encode()), ("doc.rules", body.encode())])
+    return [d for d in diagnostics if d.severity == "error"]
+
+
+def test_the_tutorial_has_policy_blocks():
+    assert len(list(policy_blocks())) >= 25
+
+
+@pytest.mark.parametrize("label, body", policy_blocks())
+def test_every_policy_block_of_the_tutorial_checks(label, body):
+    if label == "text":
+        return  # a sketch, marked as such
+    errors = errors_of(body)
+    if label == "rules-error":
+        assert errors, "marked as a deliberate mistake but checks"
+    else:
+        assert errors == [], "\n".join(d.render() for d in errors)

@@ -1,0 +1,109 @@
+"""`ledger test`: rule versions and monthly rules without examples, `--strict`, and the
+JSON of `ledger test` and `ledger check` (issue 14)."""
+
+import json
+from pathlib import Path
+
+from ledger.cli import main
+from ledger.review.examples import Uncovered, test_command, uncovered_rules, uncovered_versions
+from ledger.lang.load import load_policy
+
+REPO = Path(__file__).resolve().parents[2]
+
+SPLIT = '''event shift_end(agent, handover: bool, successor)
+
+rule 交接班 "不交接班":
+    effective 2024-04-01 until 2024-05-14
+    on shift_end
+    when not handover
+    fine 20元
+
+rule 交接班 "不交接班（提高）":
+    effective 2024-05-15
+    on shift_end
+    when not handover
+    fine 30元
+
+example "五月上旬不交接罚20元" on 2024-05-02:
+    at 18:00:00 shift_end(agent: "店:甲", handover: false, successor: "店:乙")
+    expect 交接班 20元 to "店:甲"
+'''
+
+
+def write(tmp_path, text):
+    path = tmp_path / "p.rules"
+    path.write_text(text, "utf-8")
+    return path
+
+
+def test_a_version_without_an_example_is_listed_by_file_and_line(tmp_path):
+    path = write(tmp_path, SPLIT)
+    policy, _, _ = load_policy([path])
+    assert uncovered_versions(policy) == [Uncovered("交接班", f"{path.as_posix()}:9", "2024-05-15 起", False)]
+    assert uncovered_rules(policy) == ["交接班"]
+    text, code = test_command([path])
+    assert code == 0
+    assert text.splitlines()[-2:] == [
+        "没有例子的规则 (rules without examples): 交接班",
+        f"  交接班（{path.as_posix()}:9，2024-05-15 起的版本）",
+    ]
+
+
+def test_an_example_in_the_later_period_covers_the_later_version(tmp_path):
+    path = write(tmp_path, SPLIT + '''
+example "五月下旬不交接罚30元" on 2024-05-20:
+    at 18:00:00 shift_end(agent: "店:甲", handover: false, successor: "店:乙")
+    expect 交接班 30元 to "店:甲"
+''')
+    policy, _, _ = load_policy([path])
+    assert uncovered_versions(policy) == []
+    text, code = test_command([path], strict=True)
+    assert code == 0 and text.splitlines()[-1] == "没有例子的规则 (rules without examples): 无"
+
+
+def test_strict_makes_uncovered_versions_fail(tmp_path, capsys):
+    path = write(tmp_path, SPLIT)
+    text, code = test_command([path], strict=True)
+    assert code == 1
+    assert text.splitlines()[-1] == "--strict: 1 个规则版本没有例子 (rule versions without examples)"
+    assert main(["test", str(path), "--strict"]) == 1
+    assert main(["test", str(path)]) == 0
+
+
+def test_shipped_monthly_rules_without_examples_are_listed():
+    policy, _, _ = load_policy([REPO / "policy"])
+    monthly = [u for u in uncovered_versions(policy) if u.monthly]
+    assert [u.rule for u in monthly] == [r.id.value for r in policy.monthly]
+    assert all(u.location.startswith("policy/incentives.rules:") or "incentives.rules:" in u.location for u in monthly)
+
+
+def test_test_json_shape(tmp_path, capsys):
+    path = write(tmp_path, SPLIT)
+    assert main(["test", str(path), "--format", "json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data) == {"examples", "passed", "failed", "uncovered"}
+    assert data["passed"] == 1 and data["failed"] == 0
+    (ex,) = data["examples"]
+    assert ex == {"location": f"{path.as_posix()}:15", "title": "五月上旬不交接罚20元", "passed": True,
+                  "problem": None, "expected": [], "got": []}
+    assert data["uncovered"] == [{"rule": "交接班", "location": f"{path.as_posix()}:9",
+                                  "effective": "2024-05-15 起", "monthly": False}]
+
+
+def test_check_json_shape_with_an_error_and_a_warning(tmp_path, capsys):
+    text = SPLIT.replace("effective 2024-05-15", "effective 2024-05-16") + '\nrule 坏:\n    on shift_end\n    fien 10元\n'
+    path = write(tmp_path, text)
+    assert main(["check", str(path), "--format", "json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert (data["ok"], data["errors"], data["warnings"]) == (False, 1, 1)
+    error, warning = data["diagnostics"]
+    assert error["severity"] == "error" and error["hint"] == "是不是想写 fine？(did you mean 'fine'?)"
+    assert error["file"] == path.as_posix() and error["line"] == 21
+    assert warning["severity"] == "warning" and warning["line"] == 10 and "2024-05-15" in warning["message"]
+    assert set(error) == {"file", "line", "column", "end_column", "severity", "message", "hint"}
+
+
+def test_check_json_of_the_shipped_policy(capsys, monkeypatch):
+    monkeypatch.chdir(REPO)
+    assert main(["check", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"ok": True, "errors": 0, "warnings": 0, "diagnostics": []}
