@@ -136,3 +136,12 @@ def test_explain_names_the_word_that_matched(shop, capsys):
     assert main(["explain", "--event", "m4", "--month", "2024-05"]) == 0
     out = capsys.readouterr().out
     assert "例外取消 (cancelled by an exception): 滚（在“财源滚滚”里）" in out
+
+
+def test_a_manual_line_for_an_unknown_account_is_an_error_with_a_suggestion(shop, capsys):
+    adjust(shop, 'adjust 店:小玉 bonus 50元 好评之星 "五月好评最多"')
+    assert main(["run", "--month", "2024-05"]) == 1
+    err = capsys.readouterr().err
+    assert "unknown account" in err and "店:小王" in err and "2024-05.txt:2" in err
+    adjust(shop, 'adjust 店:小王 bonus 50元 好评之星 "五月好评最多"')
+    assert main(["run", "--month", "2024-05"]) == 0

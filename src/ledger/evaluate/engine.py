@@ -65,7 +65,7 @@ def run_policy(policy: Policy, sources: tuple[PolicySource, ...], events_root: P
                progress=None, roster=None, adjust=None) -> MonthResult:
     """Evaluate a checked policy over the events for one month.
 
-    `adjust(month, entries) -> entries` (period.lifecycle: confirmations, waivers, disputes,
+    `adjust(month, entries, accounts) -> entries` (period.lifecycle: confirmations, waivers, disputes,
     manual lines) runs after the monthly rules and before caps and floors, so a confirmed
     judgement call is capped like any other line and a waived line uses no room under the cap."""
     say = progress or (lambda _msg: None)
@@ -208,8 +208,8 @@ def _evaluate(con, policy, sources, load, month, tz, say, roster=None, adjust=No
         if outside:
             warnings.append(f"{len(outside)} 个账号本月有事件，但花名册上的员工本月不在职（入职/离职日期）"
                             f"(events outside employment dates): {caps.first_few(outside)}")
-    if adjust is not None:
-        entries = adjust(month, entries)
+    if adjust is not None:  # manual lines may name an account with events or on the roster
+        entries = adjust(month, entries, set(agents) | set(by_account))
         agents.update(e.agent for e in entries)
     unprotected = caps.unprotected_pay(policy, roster)
     if unprotected:

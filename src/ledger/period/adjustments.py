@@ -38,7 +38,7 @@ from pathlib import Path
 
 import attrs
 
-from ledger.core.entries import APPLIED, BONUS, FINE, TO_CONFIRM, Entry
+from ledger.core.entries import APPLIED, BONUS, FINE, TO_CONFIRM, Entry, normalise_account
 from ledger.core.errors import Diagnostic, Position
 from ledger.core.money import round_line
 
@@ -257,13 +257,23 @@ def actions_for(files_: list[AdjustmentFile], month: str) -> list[Action]:
     return [a for f in files_ if f.month == month for a in f.actions]
 
 
-def check_ids(actions: list[Action], entries: list[Entry], lines: dict[tuple[str, int], str] | None = None
-              ) -> list[Diagnostic]:
-    """Unknown entry ids and entries named by two statements, as diagnostics."""
+def check_ids(actions: list[Action], entries: list[Entry], lines: dict[tuple[str, int], str] | None = None,
+              accounts: set[str] | None = None) -> list[Diagnostic]:
+    """Unknown entry ids, entries named by two statements and (given the month's `accounts`:
+    those with events, and the roster's) manual lines for an unknown account, as diagnostics."""
     known = {e.id: e for e in entries}
     diags, seen = [], {}
     for a in actions:
         if a.kind == "adjust":
+            if accounts is not None and normalise_account(a.agent) not in accounts:
+                source = (lines or {}).get((a.file, a.pos.line))
+                col = source.find(a.agent) + 1 if source and a.agent in source else a.pos.column
+                close = difflib.get_close_matches(a.agent, sorted(accounts), n=1, cutoff=0.6)
+                diags.append(Diagnostic(
+                    Position(a.file, a.pos.line, col, col + len(a.agent)),
+                    f"{a.month} 没有这个客服账号：本月没有它的事件，花名册里也没有 (unknown account): {a.agent}",
+                    f"是不是 {close[0]}？(did you mean {close[0]}?)" if close else "账号写法见账单 汇总 的 客服 列",
+                    source_line=source))
             continue
         source = (lines or {}).get((a.file, a.pos.line))
         col = source.find(a.entry_id) + 1 if source else a.pos.column

@@ -57,11 +57,11 @@ def adjuster(files: list[adj.AdjustmentFile]):
     line is capped like any other, and a waived one takes no room under the cap).
     Unknown or doubly adjusted entry ids raise AdjustmentError with every diagnostic."""
 
-    def adjust(month: Month, entries: list) -> list:
+    def adjust(month: Month, entries: list, accounts: set[str] | None = None) -> list:
         actions = adj.actions_for(files, month.text)
         if not actions:
             return entries
-        diags = adj.check_ids(actions, list(entries), _source_lines(actions))
+        diags = adj.check_ids(actions, list(entries), _source_lines(actions), accounts)
         if diags:
             raise AdjustmentError("unknown entry ids", diagnostics=diags)
         return adj.apply(list(entries), actions, month.start_local)
