@@ -17,6 +17,7 @@ import attrs
 
 from ledger.lang import ast
 from ledger.lang.policy import CORE_FIELDS, EventType, Policy
+from ledger.lang.wordmatch import longest_first
 
 # Python's str.strip() whitespace set, as characters for trim() and as an RE2 class.
 _WS_CHARS = "".join(c for c in map(chr, range(0x3001)) if c.isspace())
@@ -533,7 +534,7 @@ class ExprCompiler:
         if e.op == "has_any":
             exceptions = self._exceptions(e.operand)
             if exceptions:  # the text an exception covers is not searched (lang/wordmatch.py)
-                pattern = "|".join(_re_escape(x) for x in sorted(set(exceptions), key=lambda x: (-len(x), x)))
+                pattern = "|".join(_re_escape(x) for x in longest_first(exceptions))
                 s = f"regexp_replace({s}, {lit(pattern)}, chr(31), 'g')"
             return "COALESCE(" + " OR ".join(f"contains({s}, {lit(w)})" for w in words) + ", FALSE)"
         # only: the text, without whitespace, punctuation and symbols (～, emoji), is

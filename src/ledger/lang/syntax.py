@@ -364,13 +364,17 @@ class _ToAst(Transformer):
             self._problem(self._tpos(children[1]), "until 的日期早于开始日期 (until is before the start)")
         return ast.Effective(start, until, self._pos(meta))
 
-    def rule_decl(self, meta, children):
-        rule_id = self._name(children[0])
+    def _rule_head(self, children) -> tuple:
+        """(id, title, effective, the clauses after them) of an event or monthly rule."""
         rest = list(children[1:])
         title = ""
         if rest and isinstance(rest[0], Token) and rest[0].type == "STRING":
             title = unquote(rest.pop(0))
         effective = rest.pop(0) if rest and isinstance(rest[0], ast.Effective) else None
+        return self._name(children[0]), title, effective, rest
+
+    def rule_decl(self, meta, children):
+        rule_id, title, effective, rest = self._rule_head(children)
         on = rest.pop(0)
         when, when_source = None, ""
         if rest and isinstance(rest[0], tuple) and rest[0][0] == "when":
@@ -529,12 +533,7 @@ class _ToAst(Transformer):
 
     # -- monthly rules
     def monthly_rule(self, meta, children):
-        rule_id = self._name(children[0])
-        rest = list(children[1:])
-        title = ""
-        if rest and isinstance(rest[0], Token) and rest[0].type == "STRING":
-            title = unquote(rest.pop(0))
-        effective = rest.pop(0) if rest and isinstance(rest[0], ast.Effective) else None
+        rule_id, title, effective, rest = self._rule_head(children)
         when = None
         if rest and isinstance(rest[0], tuple) and rest[0][0] == "when":
             when = rest.pop(0)[1]

@@ -23,21 +23,22 @@ class WordMatch:
     cancelled: tuple[tuple[str, str], ...]  # (word, exception) found only inside an exception
 
 
-def exception_pattern(exceptions) -> str:
-    """The exceptions as one alternation, longest first (so 财源滚滚 is taken before 滚滚)."""
-    ordered = sorted(set(e for e in exceptions if e), key=lambda e: (-len(e), e))
-    return "|".join(re.escape(e) for e in ordered)
+def longest_first(exceptions) -> tuple[str, ...]:
+    """The order an alternation tries them in: longest first (财源滚滚 before 滚滚), then by text."""
+    return tuple(sorted(set(e for e in exceptions if e), key=lambda e: (-len(e), e)))
 
 
 @lru_cache(maxsize=256)
-def _compiled(pattern: str) -> re.Pattern:
-    return re.compile(pattern)
+def _compiled(exceptions: tuple[str, ...]) -> re.Pattern | None:
+    """One compiled alternation per list of exceptions (evidence asks for it on every line)."""
+    ordered = longest_first(exceptions)
+    return re.compile("|".join(re.escape(e) for e in ordered)) if ordered else None
 
 
 def mask(text: str, exceptions) -> str:
     """The text with every exception occurrence replaced by MASK."""
-    pattern = exception_pattern(exceptions)
-    return _compiled(pattern).sub(MASK, text) if pattern else text
+    pattern = _compiled(tuple(exceptions))
+    return pattern.sub(MASK, text) if pattern is not None else text
 
 
 def find(text: str | None, words, exceptions=()) -> WordMatch:
@@ -48,6 +49,6 @@ def find(text: str | None, words, exceptions=()) -> WordMatch:
     cancelled = []
     for w in words:
         if w and w not in searched and w in text:
-            phrase = next((e for e in sorted(exceptions, key=lambda e: (-len(e), e)) if w in e and e in text), "")
+            phrase = next((e for e in longest_first(exceptions) if w in e and e in text), "")
             cancelled.append((w, phrase))
     return WordMatch(matched, tuple(cancelled))

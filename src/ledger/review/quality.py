@@ -85,7 +85,7 @@ def _share(part: int, whole: int) -> Decimal | None:
     return (Decimal(100) * part / whole).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
 
 
-def scored_rules(policy: Policy, conversations: Sequence[labelled.Conversation]) -> list[str]:
+def scored_rules(policy: Policy) -> list[str]:
     ids = []
     for rule in policy.rules:
         if rule.on is not None and rule.on.event.value == "message" and rule.id.value not in ids:
@@ -105,7 +105,7 @@ def unknown_labels(policy: Policy, conversations: Sequence[labelled.Conversation
 
 
 def score(policy: Policy, sources: tuple[PolicySource, ...], conversations: Sequence[labelled.Conversation]) -> Score:
-    rules = scored_rules(policy, conversations)
+    rules = scored_rules(policy)
     by_month: dict[str, list[labelled.Conversation]] = {}
     for c in conversations:
         by_month.setdefault(f"{c.day:%Y-%m}", []).append(c)
@@ -153,8 +153,6 @@ def below(result: Score, minimum: Decimal) -> list[str]:
         for name, value in (("precision", r.precision), ("recall", r.recall)):
             if value is not None and value < minimum:
                 out.append(f"{r.rule} {name} {value}%")
-            elif value is None and name == "precision" and r.labelled and not r.given:
-                continue  # recall (0%) already says it
     return out
 
 
