@@ -73,7 +73,7 @@ def only(text: str | None, name: str) -> bool:
 # Kinds a chat export writes into the text (docs/events.md): the whole text, spaces aside.
 PLACEHOLDER_KINDS = {"图片": "image", "照片": "image", "视频": "video", "语音": "voice", "文件": "file",
                      "商品": "product_card", "商品卡片": "product_card", "宝贝": "product_card",
-                     "链接": "product_card", "订单": "order_card", "订单卡片": "order_card"}
+                     "链接": "product_card", "商品链接": "product_card", "订单": "order_card", "订单卡片": "order_card"}
 LINK_HOSTS = ("item.taobao.com", "detail.tmall.com", "detail.tmall.hk", "item.jd.com", "m.tb.cn")
 
 FIVE_MINUTES = timedelta(minutes=5)
@@ -103,8 +103,11 @@ def kind(event: dict) -> str:
 
 def derived_kind(text: str) -> str | None:
     s = text.strip()
-    if len(s) >= 3 and s[0] in "[【" and s[-1] in "]】" and s[1:-1] in PLACEHOLDER_KINDS:
-        return PLACEHOLDER_KINDS[s[1:-1]]
+    kinds = set()
+    for piece in re.findall(r"[\[【]([^\]】]*)[\]】]", s):
+        kinds.add(PLACEHOLDER_KINDS.get(piece.removesuffix("消息")))
+    if re.fullmatch(r"(\s*[\[【][^\]】]*[\]】])+", s) and len(kinds) == 1 and None not in kinds:
+        return kinds.pop()  # one placeholder, alone or repeated ([图片消息], 【图片】【图片】)
     if any(host in s for host in LINK_HOSTS) and _link_only(s):
         return "product_card"
     if s and _stickers_only(s):

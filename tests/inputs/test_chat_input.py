@@ -26,6 +26,9 @@ SCHEMA = {"message": {"sender": "text", "kind": "text", "text": "text"}}
     ("https://item.taobao.com/item.htm?id=123", "product_card"),
     ("【新款T恤】https://detail.tmall.com/item.htm?id=5 ¥59", "product_card"),
     ("https://item.jd.com/100012.html", "product_card"),
+    # as real exports write them: the word 消息, repeats, Taobao's share text
+    ("[图片消息]", "image"), ("【图片】【图片】", "image"), ("[语音消息]", "voice"), ("[商品链接]", "product_card"),
+    ("【淘宝】https://m.tb.cn/h.5aBcD?tk=xyz 点击链接直接打开", "product_card"),
 ])
 def test_whole_text_placeholders_stickers_and_links_get_their_kind(text, kind):
     assert duckdb.connect().execute(f"SELECT {kind_sql('t')} FROM (SELECT ? AS t)", [text]).fetchone()[0] == kind
@@ -113,5 +116,6 @@ def test_text_before_the_first_message_line_is_rejected_not_lost(tmp_path):
 def test_message_lines_in_both_layouts():
     assert message_line("2024-05-15 10:00:00 tb_buyer01") == ("2024-05-15 10:00:00", "tb_buyer01")
     assert message_line("初晴旗舰店:小李 (2024-05-15 10:09:00):") == ("2024-05-15 10:09:00", "初晴旗舰店:小李")
+    assert message_line("初晴旗舰店:小王 2024/5/15 10:00:30") == ("2024/5/15 10:00:30", "初晴旗舰店:小王")
     assert message_line("亲，在的") is None
     assert is_transcript(TRANSCRIPT) and not is_transcript("只是一段文字\n")

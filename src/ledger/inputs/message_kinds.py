@@ -30,7 +30,7 @@ PLACEHOLDERS = {
     "video": ("视频",),
     "voice": ("语音",),
     "file": ("文件",),
-    "product_card": ("商品", "商品卡片", "宝贝", "链接"),
+    "product_card": ("商品", "商品卡片", "商品链接", "宝贝", "链接"),
     "order_card": ("订单", "订单卡片"),
 }
 # One sticker: a bracketed word of CJK characters ([微笑], [表情]), a /: code, or an emoji
@@ -38,12 +38,15 @@ PLACEHOLDERS = {
 _STICKER = r"(?:[\[【][\x{4e00}-\x{9fff}]{1,4}[\]】]|/:[^\s/]{1,6}|[\p{So}\x{200d}\x{fe0f}\x{1f3fb}-\x{1f3ff}])"
 EMOJI_ONLY = rf"^\s*(?:{_STICKER}\s*)+$"
 _HOSTS = r"(?:item\.taobao\.com|detail\.tmall\.com|detail\.tmall\.hk|item\.jd\.com|m\.tb\.cn|[a-z0-9.]*\.?taobao\.com|[a-z0-9.]*\.?tmall\.com)"
+# Taobao's share text ends with an instruction to open the link: still only a link.
+_SHARE_TAIL = r"(?:点击链接直接打开|或者淘宝搜索直接打开|复制这条信息[^\n]{0,30})?"
 LINK_ONLY = (r"^\s*(?:【[^】]{0,60}】\s*)?(?:[^\s]{0,30}\s*)?https?://" + _HOSTS
-             + r"[^\s]*\s*(?:[¥￥]\s*[0-9.]+\s*元?)?\s*$")
+             + r"[^\s]*\s*(?:[¥￥]\s*[0-9.]+\s*元?)?\s*" + _SHARE_TAIL + r"\s*$")
 
 
 def _placeholder_pattern(words) -> str:
-    return r"^\s*[\[【](?:" + "|".join(words) + r")[\]】]\s*$"
+    """The placeholder alone, possibly repeated, `消息` after the word or not ([图片消息])."""
+    return r"^\s*(?:[\[【](?:" + "|".join(words) + r")(?:消息)?[\]】]\s*)+$"
 
 
 def kind_sql(text: str) -> str:

@@ -38,7 +38,7 @@ from ledger.inputs.rows import Columns, Record
 
 GAP_SECONDS = 30 * 60
 SNIFF_LINES = 40  # a transcript has a message line among its first lines
-_TIME = r"(\d{4}-\d{1,2}-\d{1,2}\s+\d{1,2}:\d{2}:\d{2})"
+_TIME = r"(\d{4}[-/]\d{1,2}[-/]\d{1,2}\s+\d{1,2}:\d{2}:\d{2})"  # 2024-05-15 or 2024/5/15
 _TIME_FIRST = re.compile(rf"^\s*{_TIME}\s+(\S.*?)\s*:?\s*$")
 _SENDER_FIRST = re.compile(rf"^\s*(\S.*?)\s*[(（]?{_TIME}[)）]?\s*[:：]?\s*$")
 _CONTACT = re.compile(r"^\s*(?:消息对象|聊天对象|联系人)\s*[:：]\s*(\S.*?)\s*$")
@@ -64,7 +64,7 @@ def is_transcript(text: str) -> bool:
 
 def _ts(text: str) -> str:
     day, clock = text.split()
-    y, m, d = day.split("-")
+    y, m, d = re.split(r"[-/]", day)
     h, mi, s = clock.split(":")
     return f"{int(y):04d}-{int(m):02d}-{int(d):02d} {int(h):02d}:{mi}:{s}"
 
