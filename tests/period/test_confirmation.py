@@ -145,3 +145,25 @@ def test_a_manual_line_for_an_unknown_account_is_an_error_with_a_suggestion(shop
     assert "unknown account" in err and "店:小王" in err and "2024-05.txt:2" in err
     adjust(shop, 'adjust 店:小王 bonus 50元 好评之星 "五月好评最多"')
     assert main(["run", "--month", "2024-05"]) == 0
+
+
+def test_a_confirmed_line_can_still_be_disputed_once(shop, capsys):
+    # The agent disputes a judgement once it is confirmed: confirm then dispute is the one pair allowed.
+    adjust(shop, f'confirm {RUDE} "确属顶撞"', f'dispute {RUDE} reduced 30元 "买家先出言不逊，减为 30 元"')
+    assert main(["run", "--month", "2024-05"]) == 0
+    s = statement(shop)
+    rude = s["detail"][RUDE]
+    assert rude["金额"] == 30 and rude["状态"] == "已计"
+    assert rude["依据"].startswith("申诉结果：减为 30.00元") and "已确认 (confirmed)" in rude["依据"]
+    assert s["summary"]["应扣"] == 40  # 10 + 30, under the cap of 60
+    # In either order in the file; a second dispute, or a waiver beside the confirm, is still an error.
+    adjust(shop, f'dispute {RUDE} overturned "误判"', f'confirm {RUDE}')
+    assert main(["run", "--month", "2024-05"]) == 0
+    assert statement(shop)["detail"][RUDE]["金额"] == 0
+    adjust(shop, f'confirm {RUDE}', f'dispute {RUDE} upheld "维持"', f'dispute {RUDE} overturned "撤销"')
+    assert main(["run", "--month", "2024-05"]) == 1
+    assert "entry adjusted twice" in capsys.readouterr().err
+    adjust(shop, f'confirm {RUDE}', f'waive {RUDE} "免除"')
+    assert main(["run", "--month", "2024-05"]) == 1
+    err = capsys.readouterr().err
+    assert "entry adjusted twice" in err and "2024-05.txt:3" in err

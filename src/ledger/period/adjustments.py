@@ -22,6 +22,10 @@ double quotes. Every file starts with the month its lines belong to:
 * `adjust AGENT fine|bonus AMOUNT CODE REASON`: a manual line for an agent, under the
   reason code CODE (e.g. 好评之星, 迟到), shown as rule `人工调整·CODE`.
 
+An entry has one outcome: one `confirm`, `waive` or `dispute`. The one pair allowed is a
+`confirm` and a later `dispute` of the same 待复核 line (the agent disputes a judgement once
+it is confirmed and deducted): the confirm applies first, then the dispute's outcome.
+
 Problems are collected as Diagnostics (file:line:col, the line, a caret, a hint), all
 of them in one pass; `ledger check` prints them and `ledger run` refuses to use files
 with errors. Ids are checked against the month's entries when the month is run.
@@ -292,12 +296,32 @@ def check_ids(actions: list[Action], entries: list[Entry], lines: dict[tuple[str
               and a.amount >= known[a.entry_id].amount):
             diags.append(Diagnostic(pos, f"减为的金额 {a.amount}元 应小于原金额 {known[a.entry_id].amount}元 "
                                          f"(reduced amount must be lower)", source_line=source))
-        elif a.entry_id in seen:
-            diags.append(Diagnostic(pos, f"明细 {a.entry_id} 已在 {seen[a.entry_id]} 处理过，"
-                                         f"一笔明细只能有一个处理结果 (entry adjusted twice)", source_line=source))
+        elif (earlier := _conflict(seen.get(a.entry_id, ()), a)) is not None:
+            diags.append(Diagnostic(pos, f"明细 {a.entry_id} 已在 {earlier.where} 处理过（{earlier.kind}），"
+                                         f"一笔明细只能有一个处理结果 (entry adjusted twice)",
+                                    "确认过的待复核明细之后只能再有一条 dispute（申诉结果）" if a.kind != "confirm"
+                                    and earlier.kind == "confirm" else None, source_line=source))
         else:
-            seen[a.entry_id] = a.where
+            seen[a.entry_id] = seen.get(a.entry_id, ()) + (a,)
     return diags
+
+
+def _conflict(earlier: tuple[Action, ...], a: Action) -> Action | None:
+    """The earlier action on the same entry that `a` conflicts with, None when `a` may follow.
+    The one pair allowed: a `confirm` and a `dispute` (in either order in the files)."""
+    for b in earlier:
+        if {a.kind, b.kind} != {"confirm", "dispute"}:
+            return b
+    return None
+
+
+def decisions(actions: list[Action]) -> dict[str, tuple[Action, ...]]:
+    """The actions naming each entry id (confirm, waive, dispute), in file order."""
+    out: dict[str, tuple[Action, ...]] = {}
+    for a in actions:
+        if a.kind != "adjust":
+            out[a.entry_id] = out.get(a.entry_id, ()) + (a,)
+    return out
 
 
 def apply(entries: list[Entry], actions: list[Action], month_start: datetime) -> list[Entry]:
@@ -305,11 +329,12 @@ def apply(entries: list[Entry], actions: list[Action], month_start: datetime) ->
 
     Call check_ids first: actions on unknown ids are skipped here.
     """
-    by_id = {a.entry_id: a for a in actions if a.kind != "adjust"}
+    by_id = decisions(actions)
     out = []
     for e in entries:
-        a = by_id.get(e.id)
-        out.append(e if a is None else _outcome(e, a))
+        for a in sorted(by_id.get(e.id, ()), key=lambda a: a.kind != "confirm"):  # a confirm first
+            e = _outcome(e, a)
+        out.append(e)
     occurrences: dict[tuple, int] = {}
     for a in actions:
         if a.kind != "adjust":
