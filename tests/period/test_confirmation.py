@@ -167,3 +167,11 @@ def test_a_confirmed_line_can_still_be_disputed_once(shop, capsys):
     assert main(["run", "--month", "2024-05"]) == 1
     err = capsys.readouterr().err
     assert "entry adjusted twice" in err and "2024-05.txt:3" in err
+
+
+def test_the_queue_names_the_words_to_highlight(shop):
+    from ledger.review import queue
+
+    month, items = queue.waiting([Path("policy")], Path("events"), "2024-05", out_dir=Path("reports"),
+                                 adjustments_root=Path("adjustments"))
+    assert [(i.entry.id, i.matched) for i in items] == [(RUDE, ("爱买不买",))]

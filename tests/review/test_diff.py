@@ -333,3 +333,18 @@ def test_total_change_is_amount_change_times_applied_entries(a, b):
         assert applied == 3
         assert d.fines.change == (b - a) * applied
         assert sum((x.fines.change for x in d.agents), Decimal(0)) == (b - a) * applied
+
+
+def test_a_proposal_held_in_memory_is_compared_with_the_current_policy(tmp_path):
+    from ledger.review.diff import PolicyFile, diff_proposal
+
+    (tmp_path / "events").mkdir()
+    (tmp_path / "events" / "m.csv").write_text("id,ts,type,agent,sender,text\n"
+                                               "m1,2024-05-10 10:00:00,message,店:小王,agent,好\n", encoding="utf-8")
+    rules = ('policy "p"\nevent message(agent, sender, text)\n'
+             'rule 短 "短语":\n    on message[sender = "agent"]\n    when length(text) < 5\n    fine {}元\n')
+    current = [PolicyFile("p.rules", "policy/p.rules", rules.format(10).encode())]
+    proposed = [PolicyFile("p.rules", "policy/p.rules", rules.format(25).encode())]
+    d = diff_proposal(["2024-05"], current=current, proposed=proposed, events_root=tmp_path / "events").months[0]
+    assert (d.fines.before, d.fines.after) == (Decimal("10.00"), Decimal("25.00"))
+    assert any(line.startswith("+    fine 25元") for f in d.files for line in f.lines)

@@ -248,12 +248,34 @@ def diff_months(months: Sequence[str], *, policy_paths: list[Path], events_root:
         commit = _git_commit(top, base)
         base_side = _Base(base, commit, tuple(_git_files(top, commit, base, policy_paths)))
         working = _working_files(policy_paths, top=top)
+    label = ", ".join(p.as_posix() for p in policy_paths)
+    return _diff_sides(months_, base_side, working, label, events_root=events_root, roster=roster,
+                       adjustments_root=adjustments_root, out_dir=out_dir)
+
+
+def diff_proposal(months: Sequence[str], *, current: Sequence[PolicyFile], proposed: Sequence[PolicyFile],
+                  events_root: Path, roster=None, adjustments_root: Path | None = None, out_dir: Path | None = None,
+                  current_label: str = "当前规则", proposed_label: str = "修改提案") -> MonthsDiff:
+    """`diff_months` for policies given as files in memory: the current policy is the base, a
+    proposed edit the working side (the review desk's form: another folder, or a file's text as
+    typed). Files pair by `key`; the money goes exactly the statement's path, as above."""
+    return _diff_sides([Month.parse(m) for m in months], _Base(current_label, None, tuple(current)),
+                       list(proposed), proposed_label, events_root=events_root, roster=roster,
+                       adjustments_root=adjustments_root, out_dir=out_dir)
+
+
+def policy_files_of(paths: Sequence[Path]) -> list[PolicyFile]:
+    """The policy files under `paths` (files or folders), each keyed by its name in its folder."""
+    return _working_files([Path(p) for p in paths], top=None)
+
+
+def _diff_sides(months_: Sequence[Month], base_side: _Base, working: list[PolicyFile], label: str, *,
+                events_root: Path, roster, adjustments_root, out_dir) -> MonthsDiff:
     old_policy = _checked([(f.name, f.data) for f in base_side.files])
     new_policy = _checked([(f.name, f.data) for f in working])
     side = dict(roster=roster, adjustments_root=Path(adjustments_root) if adjustments_root else None,
                 out_dir=Path(out_dir) if out_dir else None)
     files = tuple(_text_diff(base_side.files, working))
-    label = ", ".join(p.as_posix() for p in policy_paths)
     out = []
     for month_ in months_:
         before = lifecycle.prepare_policy(*old_policy, Path(events_root), month_.text, **side)

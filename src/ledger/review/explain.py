@@ -104,15 +104,18 @@ _CORE_ORDER = ("agent", "conversation", "buyer", "order")
 # ================================================================ public API
 
 def explain_entry(entry_id: str, *, month: str, policy_paths: Sequence[Path], events_root: Path,
-                  roster=None, adjustments_root: Path | None = None, out_dir: Path | None = None) -> EntryExplanation:
+                  roster=None, adjustments_root: Path | None = None, out_dir: Path | None = None,
+                  period: lifecycle.Period | None = None) -> EntryExplanation:
     """Why the statement line `entry_id` of `month` exists, and what the statement deducts
     for it. The line is found exactly where the statement finds it
     (`period.lifecycle.prepare_policy` with the same roster, adjustments and closed months),
-    so its money is the statement's; the rule version is the one that made it."""
+    so its money is the statement's; the rule version is the one that made it. A caller
+    that already holds the month's `period` (the review desk) passes it to skip that run."""
     wanted = entry_id.strip().upper()
-    policy, sources = checked_policy(policy_paths)
-    period = lifecycle.prepare_policy(policy, sources, Path(events_root), month, roster=roster,
-                                      adjustments_root=adjustments_root, out_dir=out_dir)
+    if period is None:
+        policy, sources = checked_policy(policy_paths)
+        period = lifecycle.prepare_policy(policy, sources, Path(events_root), month, roster=roster,
+                                          adjustments_root=adjustments_root, out_dir=out_dir)
     entry = next((e for e in period.result.entries if e.id == wanted), None)
     with _session(month, policy_paths, events_root) as s:
         if entry is None:
@@ -507,6 +510,22 @@ def _word_match(policy: Policy, e, text) -> WordMatch:
     (the meaning the compiled SQL has: lang/wordmatch.py)."""
     exceptions = policy.word_exceptions.get(e.operand.name.value, ()) if e.operand.name is not None else ()
     return find(text if isinstance(text, str) else None, _words(policy, e.operand), exceptions)
+
+
+def matched_in_text(policy: Policy, rule_location: str, text: str | None) -> tuple[str, ...]:
+    """The words that the `has any` tests on `text` of the rule at `rule_location` find in
+    `text` (exceptions applied, as the statement reads them): what a reader highlights in a
+    trigger message. Empty for a rule with no such test, or no rule at that location."""
+    rule = next((r for r in policy.rules if f"{r.pos.filename}:{r.pos.line}" == rule_location), None)
+    if rule is None or not text:
+        return ()
+    found: list[str] = []
+    for expr in (rule.on.filter, rule.when):
+        for node in _flatten(expr) if expr is not None else ():
+            e = node.expr
+            if isinstance(e, ast.TextTest) and e.op == "has_any" and expr_text(e.subject) == "text":
+                found += [w for w in _word_match(policy, e, text).matched if w not in found]
+    return tuple(found)
 
 
 def _words(policy: Policy, source: ast.WordSource) -> tuple[str, ...]:

@@ -3,7 +3,8 @@
 `waiting` runs the month exactly as `ledger run` does (adjustments included, so lines
 already confirmed or waived have left the queue) and returns every line still 待复核,
 each with the conversation around its trigger event: the messages before and after it,
-the trigger marked, so the supervisor judges the words in their context. `render` is
+the trigger marked, and the words of the rule it contains, so the supervisor judges the
+words in their context. `waiting_in` does the same for a month already prepared. `render` is
 the text of `ledger review`: per line, the evidence and the two lines to paste into
 `adjustments/<month>.txt` (confirm or waive).
 """
@@ -20,6 +21,7 @@ from ledger.core.entries import TO_CONFIRM, Entry
 from ledger.core.month import format_ts
 from ledger.evaluate import engine
 from ledger.period import lifecycle
+from ledger.review.explain import matched_in_text
 
 CONTEXT = 6  # messages shown before and after the trigger
 SENDER_LABELS = {"buyer": "买家", "agent": "客服", "system": "系统"}
@@ -38,6 +40,7 @@ class Line:
 class Waiting:
     entry: Entry
     conversation: tuple[Line, ...]  # empty when the trigger has no conversation
+    matched: tuple[str, ...] = ()  # the rule's words found in the trigger's text (explain.matched_in_text)
 
 
 def waiting(policy_paths: Sequence[Path], events_root: Path, month: str, *, out_dir: Path,
@@ -45,17 +48,24 @@ def waiting(policy_paths: Sequence[Path], events_root: Path, month: str, *, out_
     """(the month, its 待复核 lines with their conversations)."""
     period = lifecycle.prepare(policy_paths, events_root, month, out_dir=out_dir,
                                adjustments_root=adjustments_root, roster=roster)
+    return period.result.month.text, waiting_in(period, events_root)
+
+
+def waiting_in(period: lifecycle.Period, events_root: Path) -> list[Waiting]:
+    """The 待复核 lines of a month already prepared, with their conversations."""
     queue = [e for e in period.statement.entries if e.status == TO_CONFIRM]
     if not queue:
-        return period.result.month.text, []
+        return []
     out = []
     with engine.database() as con:
         engine.load_month(con, period.result.policy, events_root)
         columns = {r[0] for r in con.execute("SELECT column_name FROM (DESCRIBE events)").fetchall()}
         has = {c: c in columns for c in ("sender", "kind", "text")}
         for e in queue:
-            out.append(Waiting(e, _conversation(con, e, has)))
-    return period.result.month.text, out
+            conversation = _conversation(con, e, has)
+            trigger = next((m.text for m in conversation if m.trigger), e.excerpt)
+            out.append(Waiting(e, conversation, matched_in_text(period.result.policy, e.rule_location, trigger)))
+    return out
 
 
 def _conversation(con, e: Entry, has: dict) -> tuple[Line, ...]:
