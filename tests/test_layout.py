@@ -22,7 +22,7 @@ SRC = REPO / "src" / "ledger"
 
 # A wing may import wings of a lower rank only; wings of the same rank never import each other.
 RANK = {"core": 0, "lang": 1, "inputs": 1, "sample": 1, "evaluate": 2, "outputs": 3,
-        "period": 4, "review": 5, "cli": 6, "__main__": 7}
+        "period": 4, "review": 5, "desk": 6, "cli": 7, "__main__": 8}
 MAX_LINES = 800
 
 
@@ -133,3 +133,9 @@ def test_the_wheel_carries_every_subpackage_the_grammar_and_the_profiles(tmp_pat
     assert "ledger/lang/policy.lark" in names
     profiles = {p.name for p in (SRC / "inputs" / "builtin_profiles").glob("*.profile")}
     assert profiles and all(f"ledger/inputs/builtin_profiles/{p}" in names for p in profiles)
+    # The review desk's templates and static assets (CSS, script) ship in the package.
+    assets = [p.relative_to(SRC.parent).as_posix() for folder in ("templates", "static")
+              for p in (SRC / "desk" / folder).iterdir() if p.is_file()]
+    assert any(a.endswith(".html") for a in assets) and any(a.endswith(".css") for a in assets)
+    assert any(a.endswith(".js") for a in assets)
+    assert all(a in names for a in assets), sorted(set(assets) - names)

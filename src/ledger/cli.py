@@ -316,6 +316,43 @@ def review_(
 
 
 @app.command()
+def serve(
+    port: Optional[int] = typer.Option(None, "--port", min=0, max=65535,
+                                       help="端口，默认 8765（被占用时自动换下一个）；0 = 任意空闲端口"),
+    host: str = typer.Option("127.0.0.1", "--host", help="监听地址，默认只有本机能访问；改成别的地址会打印警告"),
+    month: Optional[str] = typer.Option(None, "--month", help="打开时直接显示这个月 YYYY-MM"),
+    policy: List[Path] = typer.Option([Path("policy")], "--policy", help="规则文件或目录"),
+    events: Path = typer.Option(Path("events"), "--events", help="事件目录"),
+    out: Path = typer.Option(Path("reports"), "--out", help="输出目录"),
+    adjustments: Path = typer.Option(Path("adjustments"), "--adjustments", help="申诉与调整目录"),
+    roster: Optional[Path] = typer.Option(None, "--roster", help="花名册 CSV，默认当前目录的 roster.csv"),
+):
+    """复核台：在浏览器里看每个月、读聊天记录、确认/免除待复核、记录申诉、看趋势和规则修改的影响。"""
+    from ledger.desk.server import DEFAULT_PORT, make_server, warning
+    from ledger.desk.workspace import Config
+    from ledger.lang.load import policy_files
+    from ledger.inputs import roster as roster_mod
+
+    if month is not None:
+        Month.parse(month)
+    policy_files(list(policy))  # a missing policy path fails now, with its own message
+    roster_mod.find(Path("."), roster, events)  # a missing --roster too
+    config = Config(Path.cwd().resolve(), tuple(policy), events, out, adjustments, roster)
+    started = make_server(config, host=host, port=DEFAULT_PORT if port is None else port,
+                          port_given=port is not None, month=month)
+    note = warning(host)
+    if note:
+        typer.echo(note, err=True)
+    typer.echo(f"复核台已启动 (review desk): {started.url}")
+    typer.echo("在浏览器里打开上面的链接（链接里带着访问令牌，只在这台电脑上显示这一次）；按 Ctrl+C 停止。", err=False)
+    sys.stdout.flush()
+    try:
+        started.server.run()
+    finally:
+        started.server.close()
+
+
+@app.command()
 def score(
     paths: Optional[List[Path]] = typer.Argument(None, help="标注对话文件或目录 (*.chat)，默认 policy/quality/"),
     policy: List[Path] = typer.Option([Path("policy")], "--policy", help="规则文件或目录，可重复"),
