@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import attrs
 
+FINE_COLOR, BONUS_COLOR = "#D55E00", "#009E73"
 # Colour-blind-safe palette (Okabe–Ito), then greys.
 PALETTE = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#8C6D1F", "#000000",
            "#7F7F7F", "#B07AA1", "#4E79A7", "#59A14F")
@@ -105,7 +106,8 @@ def line_chart(labels, series: dict[str, list], *, width: int = 760, height: int
                  legend=tuple(legend))
 
 
-def bar_chart(labels, groups: dict[str, list], *, width: int = 760, height: int = 260, unit: str = "元") -> Chart:
+def bar_chart(labels, groups: dict[str, list], *, width: int = 760, height: int = 260, unit: str = "元",
+              colors: tuple[str, ...] = PALETTE) -> Chart:
     """Grouped bars: for each month, one bar per group (e.g. 罚款 and 奖励)."""
     values = [v for vs in groups.values() for v in vs if v is not None]
     left, top, right, bottom, xs, slot, y_of, ticks = _frame(labels, max(values, default=Decimal(0)), width, height)
@@ -113,7 +115,7 @@ def bar_chart(labels, groups: dict[str, list], *, width: int = 760, height: int 
     bar_w = round(min(slot * 0.8 / n, 48), 1)
     bars, legend = [], []
     for i, (name, vs) in enumerate(groups.items()):
-        color = PALETTE[i % len(PALETTE)]
+        color = colors[i % len(colors)]
         legend.append((name, color))
         for j, v in enumerate(vs):
             if v is None:

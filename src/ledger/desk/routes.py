@@ -155,7 +155,8 @@ def trends_page():
     t = trends.read(ws().config.out)
     labels = list(t.labels)
     agents, rules = t.agents(), t.rules()
-    totals = charts.bar_chart(labels, {"罚款": [m.fines for m in t.months], "奖励": [m.bonuses for m in t.months]})
+    totals = charts.bar_chart(labels, {"罚款": [m.fines for m in t.months], "奖励": [m.bonuses for m in t.months]},
+                              colors=(charts.FINE_COLOR, charts.BONUS_COLOR))
     by_agent = charts.line_chart(labels, {a: t.agent_series(a) for a in agents})
     fine_rules = [r for r in rules if any(m.rules.get(r) and m.rules[r].kind == "罚款" for m in t.months)]
     by_rule = charts.line_chart(labels, {r: t.rule_series(r) for r in fine_rules})
@@ -170,17 +171,20 @@ def trends_page():
 def diff_page():
     w = ws()
     current_files = [p.as_posix() for p in policy_files(list(w.config.policy))]
-    months = [m.month for m in w.months() if m.events]
+    found = [m for m in w.months() if m.events]
+    months = [m.month for m in found]
+    busiest = max(found, key=lambda m: m.events).month if found else ""
     form = request.form if request.method == "POST" else request.args
     chosen = form.get("file") if form.get("file") in current_files else (current_files[0] if current_files else "")
-    state = dict(mode=form.get("mode", "path"), path=form.get("path", ""), file=chosen,
-                 month=form.get("month") if form.get("month") in months else (months[0] if months else ""))
-    text = form.get("text")
+    loading = bool(form.get("load"))  # 载入: show the chosen file's text, compute nothing
+    state = dict(mode="text" if loading else form.get("mode", "path"), path=form.get("path", ""), file=chosen,
+                 month=form.get("month") if form.get("month") in months else busiest)
+    text = None if loading else form.get("text")
     if text is None and chosen:
         text = Path(chosen).read_text(encoding="utf-8-sig")
     state["text"] = text or ""
     result = error = None
-    if request.method == "POST":
+    if request.method == "POST" and not loading:
         try:
             result = _proposal_diff(w, state, current_files)
         except (Outside, PolicyError, LedgerError) as exc:

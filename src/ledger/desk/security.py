@@ -31,10 +31,11 @@ LOOPBACK = ("127.0.0.1", "localhost", "[::1]")
 WILDCARD = ("0.0.0.0", "::", "")
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
-FORBIDDEN = """<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>复核台：需要访问令牌</title>
-<h1>复核台：需要访问令牌 (access token required)</h1>
+FORBIDDEN = """<!doctype html><html lang="zh-CN"><meta charset="utf-8"><title>复核台：拒绝访问</title>
+<h1>复核台：拒绝访问 (forbidden)</h1>
 <p>{message}</p>
-<p>请使用 <code>ledger serve</code> 启动时打印的完整链接（带 <code>?token=</code> 的那个）打开复核台。</p>
+<p>请使用 <code>ledger serve</code> 启动时打印的完整链接（带 <code>?token=</code> 的那个）打开复核台，
+在复核台自己的页面上操作。</p>
 </html>"""
 
 

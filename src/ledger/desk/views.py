@@ -246,7 +246,7 @@ def line_view(x, decisions: tuple, closed: bool) -> LineView:
         decisions=decision_notes(decisions),
         can_confirm=open_ and e.status == TO_CONFIRM and not kinds,
         can_waive=open_ and not kinds,
-        can_dispute=open_ and e.kind == FINE and e.amount is not None and e.status != PENDING
+        can_dispute=open_ and e.kind == FINE and e.amount is not None and e.status == APPLIED
         and kinds <= {"confirm"})
 
 
