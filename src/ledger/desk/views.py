@@ -13,7 +13,7 @@ from decimal import Decimal
 
 import attrs
 
-from ledger.core.entries import APPLIED, BONUS, FINE, PENDING, TO_CONFIRM, Entry
+from ledger.core.entries import APPLIED, BONUS, FINE, TO_CONFIRM, Entry
 from ledger.core.money import ZERO, total
 from ledger.outputs.workbook.sheets import status_label
 from ledger.period import lifecycle
