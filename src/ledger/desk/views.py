@@ -19,6 +19,9 @@ from ledger.outputs.workbook.sheets import status_label
 from ledger.period import lifecycle
 
 SENDERS = {"buyer": "买家", "agent": "客服", "system": "系统"}
+EVENT_LABELS = {"rating": "评价", "qa_flag": "质检", "order_placed": "下单", "order_paid": "付款",
+                "refund_requested": "退款申请", "refund_handled": "退款处理", "shift_start": "上班",
+                "shift_end": "下班"}
 KIND_LABELS = {FINE: "罚款", BONUS: "奖励"}
 REJECTS_SHOWN = 200
 
@@ -233,7 +236,8 @@ def line_view(x, decisions: tuple, closed: bool) -> LineView:
     t = x.transcript
     for line in (t.lines if t is not None else ()):
         chat.append(ChatLine(
-            line.id, line.ts.strftime("%m-%d %H:%M:%S"), SENDERS.get(line.sender or "", line.sender or line.type),
+            line.id, line.ts.strftime("%m-%d %H:%M:%S"),
+            SENDERS.get(line.sender or "", line.sender or EVENT_LABELS.get(line.type, line.type)),
             "" if (line.kind or "text") == "text" or line.type != "message" else line.kind,
             highlight(line.text, matched if line.trigger else ()), line.detail, line.trigger, line.tags))
     kinds = {a.kind for a in decisions}
