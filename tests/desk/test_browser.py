@@ -18,7 +18,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from decimal import Decimal
 from pathlib import Path
 
