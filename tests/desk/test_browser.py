@@ -47,13 +47,15 @@ def chromium() -> str | None:
 def start(root: Path, *extra: str) -> tuple[subprocess.Popen, str]:
     """`ledger serve` in `root`; (the process, the URL it printed)."""
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"), PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen([sys.executable, "-m", "ledger", "serve", "--port", "0", *extra], cwd=root, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    errors = root.parent / "serve.err"  # a file, not a pipe nobody reads (the server's log could fill it)
+    with errors.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "ledger", "serve", "--port", "0", *extra], cwd=root, env=env,
+                                stdout=subprocess.PIPE, stderr=err, text=True)
     line = proc.stdout.readline()
     found = re.search(r"http://127\.0\.0\.1:\d+/\S*\?token=\S+", line)
     if not found:
         proc.kill()
-        raise AssertionError(f"ledger serve printed no URL: {line!r} {proc.stderr.read()!r}")
+        raise AssertionError(f"ledger serve printed no URL: {line!r} {errors.read_text()!r}")
     return proc, found.group(0)
 
 
