@@ -5,6 +5,7 @@ decisions landing in the adjustments file exactly once, with the totals they imp
 from __future__ import annotations
 
 import re
+import socket
 import threading
 from decimal import Decimal
 from pathlib import Path
@@ -14,6 +15,8 @@ import pytest
 from deskws import EVIL_AGENT, HOSTILE_RUDE, MONTH, copy_workspace, pristine  # noqa: F401 (a fixture)
 from ledger.cli import main
 from ledger.core.entries import APPLIED, FINE, TO_CONFIRM
+from ledger.core.errors import LedgerError
+from ledger.desk import server
 from ledger.desk.app import create_app
 from ledger.desk.trends import read_statement
 from ledger.desk.workspace import Config, Workspace
@@ -291,3 +294,35 @@ def test_a_proposed_edit_shows_the_money_ledger_diff_computes(client, root):
     (root / "proposal" / "house-rules.rules").write_text(edited, encoding="utf-8")
     r = post(client, "/diff", {"month": MONTH, "mode": "path", "path": "proposal/house-rules.rules"}, json=False)
     assert "10元 → 25元" in r.get_data(as_text=True)
+
+
+# ------------------------------------------------------------------ starting
+
+def test_serve_refuses_bad_options_before_listening(root, monkeypatch, capsys):
+    monkeypatch.chdir(root)
+    assert main(["serve", "--month", "2024-5"]) == 2
+    assert main(["serve", "--policy", "nope"]) == 2
+    assert main(["serve", "--roster", "nope.csv"]) == 2
+    assert "roster" in capsys.readouterr().err
+
+
+def test_binding_and_the_printed_url(root):
+    assert server.warning("127.0.0.1") is None and server.warning("localhost") is None
+    assert "警告" in server.warning("0.0.0.0") and "警告" in server.warning("192.168.1.5")
+    config = Config(root.resolve(), (Path("policy"),), Path("events"), Path("reports"), Path("adjustments"), None)
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        with pytest.raises(LedgerError) as refused:
+            server.make_server(config, port=port, port_given=True)
+        assert refused.value.exit_code == 2 and "--port" in str(refused.value)
+        started = server.make_server(config, port=port, port_given=False, month=MONTH)
+        try:
+            assert started.port != port
+            assert re.fullmatch(rf"http://127\.0\.0\.1:{started.port}/m/{MONTH}\?token=[\w-]{{40,}}", started.url)
+        finally:
+            started.server.close()
+    finally:
+        busy.close()
