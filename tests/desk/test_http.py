@@ -326,3 +326,20 @@ def test_binding_and_the_printed_url(root):
             started.server.close()
     finally:
         busy.close()
+
+
+def test_a_broken_adjustments_file_is_said_and_not_written_to(desk, root, tmp_path, monkeypatch):
+    broken = copy_workspace(root, tmp_path / "ws")
+    (broken / "adjustments").mkdir(exist_ok=True)
+    (broken / "adjustments" / "by-hand.txt").write_text(f"month {MONTH}\nwaiv E000000000000 \"手误\"\n", encoding="utf-8")
+    monkeypatch.chdir(broken)
+    config = Config(broken.resolve(), (Path("policy"),), Path("events"), Path("reports"), Path("adjustments"), None)
+    c = create_app(Workspace(config), TOKEN, host="127.0.0.1", port=PORT).test_client()
+    get(c, f"/?token={TOKEN}")
+    target = broken / "adjustments" / f"{MONTH}.txt"
+    before = target.read_bytes() if target.exists() else None
+    r = post(c, f"/m/{MONTH}/decide", {"kind": "waive", "entry": HOSTILE_RUDE, "reason": "x"})
+    assert r.status_code == 500 and "by-hand.txt:2" in r.json["message"] and "waive" in r.json["message"]
+    assert (target.read_bytes() if target.exists() else None) == before
+    page = get(c, f"/m/{MONTH}")
+    assert page.status_code == 500 and "by-hand.txt:2" in page.get_data(as_text=True)

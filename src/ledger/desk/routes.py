@@ -126,10 +126,11 @@ def decide(month: str):
         decision = actions.parse(form.get("kind", ""), form.get("entry", ""), form.get("reason", ""),
                                  form.get("amount", ""))
         outcome = actions.decide(ws(), month, decision)
-    except actions.Refused as exc:
+    except LedgerError as exc:  # Refused, or the month cannot be computed (a policy or adjustments error)
+        status = exc.status if isinstance(exc, actions.Refused) else 500
         if wants_json:
-            return jsonify(ok=False, message=str(exc)), exc.status
-        return render_template("error.html", title="没有写入 (not written)", message=str(exc)), exc.status
+            return jsonify(ok=False, message=str(exc)), status
+        return render_template("error.html", title="没有写入 (not written)", message=str(exc)), status
     st = outcome.period.statement
     if wants_json:
         return jsonify(ok=True, line=outcome.line, where=outcome.where, fines=views.yuan(st.total_fines),
