@@ -328,8 +328,8 @@ def test_binding_and_the_printed_url(root):
         busy.close()
 
 
-def test_a_broken_adjustments_file_is_said_and_not_written_to(desk, root, tmp_path, monkeypatch):
-    broken = copy_workspace(root, tmp_path / "ws")
+def test_a_broken_adjustments_file_is_said_and_not_written_to(pristine, tmp_path, monkeypatch):
+    broken = copy_workspace(pristine, tmp_path / "ws")
     (broken / "adjustments").mkdir(exist_ok=True)
     (broken / "adjustments" / "by-hand.txt").write_text(f"month {MONTH}\nwaiv E000000000000 \"手误\"\n", encoding="utf-8")
     monkeypatch.chdir(broken)
