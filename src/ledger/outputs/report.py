@@ -11,7 +11,7 @@ from ledger.core.display import ljust, width
 from ledger.core.entries import PENDING
 from ledger.core.money import total
 from ledger.evaluate.engine import MonthResult
-from ledger.outputs import payroll
+from ledger.outputs import outset, payroll
 from ledger.outputs.agents import FOLDER, write_agent_statements
 from ledger.outputs.privacy import mask_entry
 from ledger.outputs.rejects import write_rejects
@@ -80,7 +80,17 @@ def all_rejects(result: MonthResult) -> tuple:
     return tuple(result.load.rejects) + roster_rejects
 
 
-def write_outputs(result: MonthResult, statement: Statement | None, folder: Path) -> dict[str, Path]:
+def write_outputs(result: MonthResult, statement: Statement, out_dir: Path) -> dict[str, Path]:
+    """Write the month's set into `<out_dir>/<month>/` as one set (outset.staged: all the
+    files or none). The caller holds the writer lock when others may write there
+    (`ledger run` does: period.lifecycle.write)."""
+    month = result.month.text
+    with outset.staged(out_dir, month, statement_name(month)) as folder:
+        paths = write_set(result, statement, folder)
+    return moved(paths, output_paths(out_dir, month)["folder"])
+
+
+def write_set(result: MonthResult, statement: Statement | None, folder: Path) -> dict[str, Path]:
     """Write the month's set into `folder` (an empty staging folder): the statement, the
     rejected rows and the per-agent files; with `statement` None (a run without events)
     the rejected rows alone. Returns the paths written, inside `folder`."""

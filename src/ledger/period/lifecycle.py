@@ -137,7 +137,7 @@ def write(period: Period, out_dir: Path, *, seal: bool = False, rejects_only: bo
         statement = attrs.evolve(statement, info=attrs.evolve(statement.info, seal=digest))
     final = report.output_paths(out_dir, month)["folder"]
     with outset.staged(out_dir, month, report.statement_name(month)) as folder:
-        paths = report.write_outputs(result, None if rejects_only else statement, folder)
+        paths = report.write_set(result, None if rejects_only else statement, folder)
         if seal:
             record = record_of(period, paths, snapshot)
             close.seal(folder, record, snapshot)
