@@ -418,6 +418,17 @@ def main(argv: list[str] | None = None) -> int:
     except _CLICK as exc:
         print(f"ledger: {exc.format_message()}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        # A full disk, a quota or `ulimit -f` anywhere (temporary files too): one line, exit 5.
+        # The month's set is written staged, so its previous files are intact (outputs/outset.py).
+        import errno
+
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        from ledger.outputs.outset import write_failure
+
+        print(f"ledger: {write_failure(exc, '')}", file=sys.stderr)
+        return 5
     return returned if isinstance(returned, int) else 0
 
 

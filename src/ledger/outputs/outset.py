@@ -177,15 +177,18 @@ def staged(out_dir: Path, month: str, statement_name: str):
 
 
 def write_failure(exc: OSError, month: str) -> str:
-    """One line for a failed write, saying that the previous set is intact."""
+    """One line for a failed write: why, where, and that the previous set is intact (for
+    the month being written; `month` "" for a failure outside the set, e.g. a temporary
+    file, where no output was touched)."""
     where = f"：{exc.filename}" if exc.filename else ""
-    kept = f"；{month} 上一次的输出保持原样 (previous output kept)" if month else ""
+    kept = (f"；输出没有写完，{month} 上一次的输出保持原样 (previous output kept)" if month
+            else "；没有改动任何输出 (no output changed)")
     if exc.errno == errno.ENOSPC:
-        return f"磁盘空间不足，输出没有写完 (no space left on device){where}{kept}"
+        return f"磁盘空间不足 (no space left on device){where}{kept}"
     if exc.errno == errno.EDQUOT:
-        return f"磁盘配额已用完，输出没有写完 (disk quota exceeded){where}{kept}"
+        return f"磁盘配额已用完 (disk quota exceeded){where}{kept}"
     if exc.errno == errno.EFBIG:
-        return f"文件超过允许的大小（ulimit -f？），输出没有写完 (file too large){where}{kept}"
+        return f"文件超过允许的大小，可能是 ulimit -f (file too large){where}{kept}"
     return f"无法写入输出 (cannot write output): {exc.strerror or exc}{where}{kept}"
 
 

@@ -144,7 +144,12 @@ def write(period: Period, out_dir: Path, *, seal: bool = False, rejects_only: bo
             paths["closed"] = folder / close.CLOSED
     paths = report.moved(paths, final)
     if seal:
-        register.append(out_dir, month, digest, hashlib.sha256(record.encode()).hexdigest())
+        try:
+            register.append(out_dir, month, digest, hashlib.sha256(record.encode()).hexdigest())
+        except OSError as exc:
+            raise LedgerError(f"{month} 已结账，但结账登记簿 {register.path(out_dir)} 没有写上 (register not written): "
+                              f"{exc.strerror or exc}；腾出空间后再运行 ledger close {month}，它会核对并补登",
+                              exit_code=outset.EXIT_WRITE) from None
     return paths
 
 
