@@ -229,3 +229,37 @@ def test_a_rerun_keeps_the_users_own_files_and_drops_old_tmp_litter(shop):
     assert not (month / ".ledger-2024-05.xlsx.abc123.tmp").exists()
     assert not stale.exists()  # 小王 has no line in events-b: his old file is not handed out again
     assert_consistent(month, shop / "events-b")
+
+
+def test_a_run_without_one_usable_row_still_writes_every_reason(shop, capsys):
+    """Issue 13 item 15: the reasons (and the unknown-layout diagnosis) are never lost."""
+    assert main(args("run", "events-a")) == 0
+    bad = shop / "events-bad" / "2024-05"
+    bad.mkdir(parents=True)
+    (bad / "导出.csv").write_text("客户,内容\n张三,在吗\n", encoding="utf-8")
+    (bad / "加密.xlsx").write_bytes(b"PK\x03\x04 not really a workbook")
+    (bad / "events.jsonl").write_text(
+        '{"id": "x1", "type": "qa_flag", "agent": "店:小王", "note": "买家电话 13812345678"}\n', encoding="utf-8")
+    capsys.readouterr()
+    assert main(args("run", "events-bad")) == 3
+    captured = capsys.readouterr()
+    (error,) = captured.err.strip().splitlines()
+    assert "rejected-rows.csv" in error
+    month = shop / "out" / "2024-05"
+    # the month holds this run's result alone: no statement of another run beside its rejects
+    assert sorted(p.name for p in month.iterdir()) == ["rejected-rows.csv"]
+    text = (month / "rejected-rows.csv").read_text(encoding="utf-8-sig")
+    assert "unknown layout" in text and "加密.xlsx" in text and "events.jsonl" in text
+    assert "13812345678" not in text and "138****5678" in text
+    n_rows = len(text.strip().splitlines()) - 1
+    assert f"拒收的 {n_rows} 行" in error
+    assert "3 个文件没有一行可用" in captured.out
+
+
+def test_a_run_that_finds_nothing_at_all_writes_nothing(shop, capsys):
+    assert main(args("run", "events-a")) == 0
+    before = files(shop / "out" / "2024-05")
+    (shop / "events-empty").mkdir()
+    assert main(args("run", "events-empty")) == 3
+    assert "什么也没有写" in capsys.readouterr().err
+    assert files(shop / "out" / "2024-05") == before

@@ -138,14 +138,14 @@ def load_lines(result: MonthResult) -> list[str]:
     rejected = sum(f.rejected for f in load.files)
     lines.append(f"合计读取 {read:,} 行，接受 {read - rejected:,}，拒收 {rejected:,}"
                  + (f"，{len(unusable)} 个文件没有一行可用 (files without a usable row)" if unusable else "")
-                 + f"；合并重复 {load.duplicates_folded:,}；")
+                 + f"；合并重复 {load.duplicates_folded:,}")
     return lines
 
 
 def summary_lines(result: MonthResult, statement: Statement, paths: dict[str, Path] | None) -> list[str]:
     """The short report `ledger run` prints: events, entries per rule, totals, outputs."""
     lines = [f"ledger {result.month.text} · {result.policy.name} · 时区 {result.policy.timezone}", *load_lines(result)]
-    lines[-1] += f"本月事件 {result.events_in_month:,} 条；数据截止 {statement.info.data_end or '—'}"
+    lines[-1] += f"；本月事件 {result.events_in_month:,} 条；数据截止 {statement.info.data_end or '—'}"
     lines.append("本月事件类型 (event types): " + " · ".join(
         f"{t} {n:,}" + ("" if used else "（无规则使用）") for t, n, used in result.event_types))
     name_width = max([width(r.rule_id) for r in statement.rules] + [12]) + 2

@@ -244,6 +244,7 @@ def corrections(month: str, month_start: datetime, out_dir: Path, current_of, mo
     (policy, events and adjustments of today, no corrections).
     """
     snaps = {p: read_snapshot(Path(out_dir) / p) for p in months}
+    seals = {p: file_sha(Path(out_dir) / p / SNAPSHOT) for p in months}
     out: list[Entry] = []
     for p in months:
         if _landing_month(p, month, set(months)) != month:
@@ -276,7 +277,7 @@ def corrections(month: str, month_start: datetime, out_dir: Path, current_of, mo
                 rule_location=f"{p}/{CLOSED}", kind=base.kind, agent=base.agent, ts=month_start,
                 amount=amount, status=APPLIED, event_id=base.event_id, event_seq=-1,
                 excerpt=f"更正 {p} 明细 {entry_id}（{base.rule_id}：{base.rule_title}）",
-                evidence=(f"{p} 已结账；明细 {entry_id}（{base.agent}，{base.rule_id}）结账时 {was}，现在 {now_text}"
+                evidence=(f"{p} 已结账（结账校验码 {seals[p][:16]}）；明细 {entry_id}（{base.agent}，{base.rule_id}）结账时 {was}，现在 {now_text}"
                           + (f"，之前已更正 {-done if base.kind == FINE else done}元" if done else "")
                           + f"；差额计入本月。原明细：ledger explain {entry_id} --month {p}"),
                 origin=f"{p}/{entry_id}"))

@@ -210,6 +210,7 @@ def verify(period: Period, out_dir: Path, record: close.Record, registered: bool
         problems += changes[:50]
         if len(changes) > 50:
             problems.append(f"  …… 另有 {len(changes) - 50} 处")
+    lines.append(f"  结账校验码 (seal digest): {snapshot_sha}（应与 HR 手中账单 说明 表的结账校验码相同）")
     lines += problems
     if files:
         lines.append("  输入有变化 (inputs changed):")
