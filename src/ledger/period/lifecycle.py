@@ -249,11 +249,13 @@ def sealed_file_changes(record: close.Record, folder: Path, agents_dir: Path) ->
 
 
 def next_open_month(out_dir: Path, month: str) -> str:
+    """The first month after `month` that is neither sealed nor in the register."""
+    registered = register.read(out_dir)
     m = Month.parse(month)
     while True:
         y, mo = m.end_local.year, m.end_local.month
         m = Month.parse(f"{y:04d}-{mo:02d}")
-        if close.read_record(report.output_paths(out_dir, m.text)["folder"]) is None:
+        if m.text not in registered and close.read_record(report.output_paths(out_dir, m.text)["folder"]) is None:
             return m.text
 
 
