@@ -429,6 +429,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"ledger: {write_failure(exc, '')}", file=sys.stderr)
         return 5
+    if returned == 130:  # typer turns Ctrl-C into a returned 130 (no command returns it)
+        print("ledger: 已取消 (aborted)", file=sys.stderr)
     return returned if isinstance(returned, int) else 0
 
 
