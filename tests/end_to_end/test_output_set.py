@@ -139,15 +139,17 @@ def test_sigkill_in_the_per_agent_phase_keeps_the_previous_set_and_stops_the_wor
     assert set(totals) == set(AGENTS[1:])
 
 
-def test_ctrl_c_in_the_per_agent_phase_keeps_the_previous_set_and_leaves_no_litter(shop):
+@pytest.mark.parametrize("workers", [1, 2])
+def test_ctrl_c_in_the_per_agent_phase_keeps_the_previous_set_and_leaves_no_litter(shop, workers):
     assert main(args("run", "events-a")) == 0
     before = files(shop / "out" / "2024-05")
     pause = shop / "pause"
-    run = start(shop, "run", "events-b", LEDGER_TEST_PAUSE=str(pause), LEDGER_WORKERS="1")
-    wait_for_pause(pause, 1, run)
-    run.send_signal(signal.SIGINT)
+    run = start(shop, "run", "events-b", LEDGER_TEST_PAUSE=str(pause), LEDGER_WORKERS=str(workers))
+    paused = wait_for_pause(pause, workers, run)
+    run.send_signal(signal.SIGINT)  # to the parent only: it must stop its workers itself
     out, err = run.communicate(timeout=60)
     assert run.returncode == 130 and err.strip() == "ledger: 已取消 (aborted)"
+    assert all(gone(pid) for pid in paused)
     assert files(shop / "out" / "2024-05") == before
     assert leftovers(shop) == []
 
