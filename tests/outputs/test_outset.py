@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -100,3 +102,50 @@ def test_scratch_folders_of_dead_runs_are_reaped_and_live_ones_never(tmp_path, m
         assert scratch.reap(tmp_path) == []  # our own folder is locked: kept
         assert mine.exists()
     assert not mine.exists() and tempfile.tempdir == str(tmp_path)
+
+
+def test_a_failed_first_command_leaves_no_output_folder_and_waiters_relock(tmp_path):
+    """The first holder created the folder and wrote nothing: it removes the folder and
+    the lock file on the way out. A second writer that was waiting then holds a lock on
+    a removed file; it must notice and lock the file now at the path, so that a third one
+    is still refused."""
+    out = tmp_path / "reports"
+    waiting_started, second_holds, release_second = threading.Event(), threading.Event(), threading.Event()
+    errors = []
+
+    def second():
+        try:
+            waiting_started.set()
+            with outset.writer_lock(out, "second", wait=60):
+                second_holds.set()
+                release_second.wait(60)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+            second_holds.set()
+
+    with outset.writer_lock(out, "first"):
+        thread = threading.Thread(target=second)
+        thread.start()
+        waiting_started.wait(10)
+        time.sleep(0.3)  # let the second open the lock file and wait on it (not a timing assertion)
+    assert second_holds.wait(60) and not errors
+    try:
+        with pytest.raises(LedgerError) as refused:
+            with outset.writer_lock(out, "third", wait=0):
+                pass
+        assert "second" in str(refused.value)
+    finally:
+        release_second.set()
+        thread.join(60)
+    # (the second found the folder there when it started, so it leaves the folder it re-made)
+    assert [p.name for p in out.iterdir()] == [".ledger"]
+
+
+def test_a_policy_error_writes_no_output_folder(tmp_path, monkeypatch):
+    from ledger.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "bad.rules").write_text("rule x\n", encoding="utf-8")
+    (tmp_path / "events").mkdir()
+    assert main(["run", "--month", "2024-05", "--policy", "bad.rules", "--out", "reports"]) == 1
+    assert not (tmp_path / "reports").exists()

@@ -79,25 +79,39 @@ def writer_lock(out_dir: Path, what: str, wait: float | None = None):
     """Hold the output folder's writer lock for the block (see the module docstring);
     stale staging folders of killed runs are cleaned up once it is held. Yields True,
     or False when the folder is read-only (nothing can be written there, so there is
-    nothing to protect; verifying a closed month still works)."""
+    nothing to protect; verifying a closed month still works).
+
+    A command that fails before writing anything (a policy error) into an output folder
+    it created leaves no folder behind: the lock file and folders are removed, while
+    the lock is held. A waiter that then gets the lock on the removed file sees that
+    its file is no longer the one at the path, and locks the new one."""
     wait = lock_wait() if wait is None else wait
     folder = state_dir(out_dir)
+    created = not Path(out_dir).exists()
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:
+            if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+                yield False
+                return
+            raise LedgerError(write_failure(exc, ""), exit_code=EXIT_WRITE) from None
+        try:
+            while not try_lock(fd):
+                if time.monotonic() >= deadline:
+                    raise LedgerError(
+                        f"另一个 ledger 正在写 {out_dir}（{_holder(fd)}），等了 {wait:g} 秒仍未结束；请等它结束后再运行 "
+                        f"(another ledger command is writing this output folder)", exit_code=EXIT_BUSY)
+                time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+        except BaseException:
+            os.close(fd)
+            raise
+        if _same_file(fd, folder / LOCK):
+            break
+        os.close(fd)  # its holder removed the file: lock the one at the path now
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / LOCK, os.O_RDWR | os.O_CREAT, 0o666)
-    except OSError as exc:
-        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-            yield False
-            return
-        raise LedgerError(write_failure(exc, ""), exit_code=EXIT_WRITE) from None
-    try:
-        deadline = time.monotonic() + wait
-        while not try_lock(fd):
-            if time.monotonic() >= deadline:
-                raise LedgerError(
-                    f"另一个 ledger 正在写 {out_dir}（{_holder(fd)}），等了 {wait:g} 秒仍未结束；请等它结束后再运行 "
-                    f"(another ledger command is writing this output folder)", exit_code=EXIT_BUSY)
-            time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
         note = f"pid {os.getpid()} · {what} · 开始于 {datetime.now().strftime('%Y-%m-%d %H:%M:%S')}"
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)
@@ -105,7 +119,34 @@ def writer_lock(out_dir: Path, what: str, wait: float | None = None):
         recover(out_dir)
         yield True
     finally:
+        if created:
+            _remove_if_unused(Path(out_dir))
         os.close(fd)  # releases the lock
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return False
+    held = os.fstat(fd)
+    return (st.st_dev, st.st_ino) == (held.st_dev, held.st_ino)
+
+
+def _remove_if_unused(out_dir: Path) -> None:
+    """Remove an output folder that holds nothing but the lock and an empty staging
+    folder (call with the lock held)."""
+    state = state_dir(out_dir)
+    with contextlib.suppress(OSError):
+        if sorted(p.name for p in out_dir.iterdir()) != [STATE]:
+            return
+        if sorted(p.name for p in state.iterdir()) not in ([LOCK], sorted([LOCK, STAGING])):
+            return
+        if (state / STAGING).is_dir():
+            (state / STAGING).rmdir()
+        (state / LOCK).unlink()
+        state.rmdir()
+        out_dir.rmdir()
 
 
 def _holder(fd: int) -> str:
