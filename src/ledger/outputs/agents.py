@@ -242,9 +242,12 @@ def _write_forked(job: AgentFilesJob, chunks: list[list[str]]) -> None:
     reasons = []
     while not failures.empty():
         reasons.append(failures.get())
-    reasons += [f"worker exit code {w.exitcode}" for w in workers if w.exitcode and not reasons]
+    reasons += [(None, f"worker exit code {w.exitcode}") for w in workers if w.exitcode and not reasons]
     if reasons:
-        raise LedgerError(f"个人账单写入失败 (per-agent statements not written): {reasons[0]}", exit_code=5)
+        code, text = reasons[0]
+        if code is not None:  # a full disk in a worker is a full disk (outset says so in one line)
+            raise OSError(code, os.strerror(code))
+        raise LedgerError(f"个人账单写入失败 (per-agent statements not written): {text}", exit_code=5)
 
 
 def _worker(job: AgentFilesJob, agents: list[str], failures, parent: int) -> None:
@@ -252,7 +255,7 @@ def _worker(job: AgentFilesJob, agents: list[str], failures, parent: int) -> Non
     try:
         write_agent_files(job, agents, threaded=False, parent=parent)
     except BaseException as exc:  # reported to the parent, which fails the run
-        failures.put(f"{type(exc).__name__}: {exc}")
+        failures.put((exc.errno if isinstance(exc, OSError) else None, f"{type(exc).__name__}: {exc}"))
         raise SystemExit(1)
 
 

@@ -176,7 +176,7 @@ def hr_digest(statement: Statement) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def verify(period: Period, out_dir: Path, record: close.Record, registered: bool = True) -> tuple[bool, list[str]]:
+def verify(period: Period, out_dir: Path, record: close.Record) -> tuple[bool, list[str]]:
     """Compare a closed month with what running it now gives, and every file its seal
     lists with the file on disk. (unchanged, report lines)."""
     month = period.result.month.text
