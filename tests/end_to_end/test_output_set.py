@@ -53,8 +53,10 @@ def args(command: str, events: str) -> list[str]:
 
 def start(shop: Path, command: str, events: str, **env) -> subprocess.Popen:
     environment = dict(os.environ, PYTHONPATH=str(REPO / "src"), TMPDIR=str(shop / "tmp"), **env)
+    # SIGINT as a terminal gives it: pytest-xdist workers ignore it, and a child would inherit that.
     return subprocess.Popen([sys.executable, "-m", "ledger", *args(command, events)], cwd=shop, env=environment,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for_pause(pause: Path, n: int, proc: subprocess.Popen) -> list[int]:
