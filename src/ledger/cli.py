@@ -65,29 +65,52 @@ def close_(
 def _run_period(month, policy, events, out, strict, adjustments, roster, *, seal: bool,
                 leave_unconfirmed: bool = False) -> None:
     from ledger.inputs import roster as roster_mod
+    from ledger.outputs import outset
+
+    Month.parse(month)  # a bad month is refused before anything is locked or written
+    found = roster_mod.find(Path("."), roster, events)
+    # One writer per output folder for the whole command: a second waits, then is refused (exit 9).
+    with outset.writer_lock(out, f"ledger {'close' if seal else 'run'} --month {month}"):
+        _bill(month, policy, events, out, strict, adjustments, found, seal=seal, leave_unconfirmed=leave_unconfirmed)
+
+
+def _bill(month, policy, events, out, strict, adjustments, found, *, seal: bool, leave_unconfirmed: bool) -> None:
+    from ledger.inputs import roster as roster_mod
     from ledger.outputs import report
-    from ledger.period import close
+    from ledger.period import close, register
     from ledger.period import lifecycle as period
 
     progress = _progress()
-    found = roster_mod.find(Path("."), roster, events)
     p = period.prepare(policy, events, month, out_dir=out, adjustments_root=adjustments, progress=progress,
                        roster=roster_mod.read(found) if found is not None else None)
     result, statement = p.result, p.statement
-    if result.load.n_events == 0:
-        raise LedgerError(f"没有可用的事件 (no events): {events} 中没有可读取的事件行", exit_code=3)
-    record = close.read_record(report.output_paths(out, result.month.text)["folder"])
+    record, registered = register.sealed(out, result.month.text)
     if record is not None:
         ok, lines = period.verify(p, out, record)
         if ok:
             typer.echo(f"{result.month.text} 已结账 (closed)，核对一致 (verified)，没有写入任何文件：")
             typer.echo("\n".join(lines))
+            if not registered and seal:
+                folder = report.output_paths(out, result.month.text)["folder"]
+                register.append(out, result.month.text, close.file_sha(folder / close.SNAPSHOT),
+                                close.file_sha(folder / close.CLOSED))
+                typer.echo(f"已登记到结账登记簿 (registered): {register.path(out)}")
+            elif not registered:
+                typer.echo("警告 (warning): " + register.unregistered_warning(out, [result.month.text])[0])
             return
         typer.echo("\n".join(lines), err=True)
         raise LedgerError(
             f"{result.month.text} 已结账 (closed month)，不会覆盖；上面是重新计算会带来的变化。更正会作为“上月更正”"
             f"记入下一个未结账的月份：ledger run --month {period.next_open_month(out, result.month.text)}",
             exit_code=close.EXIT_CLOSED_CHANGED)
+    if result.load.n_events == 0:
+        rejects = report.all_rejects(result)
+        if not rejects:
+            raise LedgerError(f"没有可用的事件 (no events): {events} 中没有可读取的事件行，什么也没有写", exit_code=3)
+        paths = period.write(p, out, rejects_only=True)
+        typer.echo("\n".join(report.load_lines(result)))
+        raise LedgerError(f"没有可用的事件 (no events): {events} 中没有一行可用；拒收的 {len(rejects)} 行和原因见 "
+                          f"{paths['rejects']}（这个月没有出账单）", exit_code=3)
     if seal and statement.to_confirm and not leave_unconfirmed:
         raise LedgerError(
             f"{result.month.text} 还有 {statement.to_confirm} 条待复核的明细没有确认，不能结账 (lines await confirmation)。"
@@ -97,16 +120,18 @@ def _run_period(month, policy, events, out, strict, adjustments, roster, *, seal
     if progress:
         progress("写入账单 (writing statement)")
     started = time.perf_counter()
-    paths = period.write(p, out)
+    paths = period.write(p, out, seal=seal)
     timings = result.timings + (("write", time.perf_counter() - started),)
     typer.echo("\n".join(report.summary_lines(result, statement, paths)))
     if p.n_adjusted or p.n_corrections:
         typer.echo(f"申诉与调整 (adjustments): {p.n_adjusted} 条；上月更正 (corrections of closed months): {p.n_corrections} 条")
     typer.echo("用时 (time): " + " · ".join(f"{name} {seconds:.2f}s" for name, seconds in timings))
     if seal:
-        typer.echo(f"已结账 (closed): {period.seal(p, paths)}")
+        typer.echo(f"已结账 (closed): {paths['closed']}")
+        typer.echo(f"结账校验码 (seal digest): {close.file_sha(paths['folder'] / close.SNAPSHOT)}"
+                   f"（已印在账单 说明 表；请 HR 保存这份账单，日后用来核对）")
     if strict and (result.load.rejects or (result.roster is not None and result.roster.rejects)):
-        raise LedgerError(f"--strict: 有 {len(result.load.rejects)} 行被拒收 (rows rejected)", exit_code=4)
+        raise LedgerError(f"--strict: 有 {len(report.all_rejects(result))} 行被拒收 (rows rejected)", exit_code=4)
     missing = statement.payroll.missing_from_hr if statement.payroll is not None else ()
     if strict and missing:
         raise LedgerError(f"--strict: HR导入 缺少 {len(missing)} 个账号的钱 (money missing from HR导入): "
@@ -402,11 +427,16 @@ _CLICK = _exception_classes("ClickException")
 def main(argv: list[str] | None = None) -> int:
     """Entry point: every user mistake ends in one clear message and a documented exit
     code (docs/cli.md). The console script passes the return value to sys.exit."""
+    from ledger.core.scratch import run_scratch
+
     command = typer.main.get_command(app)
     try:
-        # Without standalone mode click returns an Exit's code instead of exiting.
-        returned = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="ledger",
-                                standalone_mode=False)
+        # Every temporary file of the command in one scratch folder, removed at the end (and by
+        # the next command when this one is killed); see core/scratch.py.
+        with run_scratch():
+            # Without standalone mode click returns an Exit's code instead of exiting.
+            returned = command.main(args=argv if argv is not None else sys.argv[1:], prog_name="ledger",
+                                    standalone_mode=False)
     except _USAGE as exc:
         message = " ".join(exc.format_message().split())
         print(f"ledger: {message}（运行 ledger --help 查看用法）", file=sys.stderr)
@@ -425,6 +455,19 @@ def main(argv: list[str] | None = None) -> int:
     except _CLICK as exc:
         print(f"ledger: {exc.format_message()}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        # A full disk, a quota or `ulimit -f` anywhere (temporary files too): one line, exit 5.
+        # The month's set is written staged, so its previous files are intact (outputs/outset.py).
+        import errno
+
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+            raise
+        from ledger.outputs.outset import write_failure
+
+        print(f"ledger: {write_failure(exc, '')}", file=sys.stderr)
+        return 5
+    if returned == 130:  # typer turns Ctrl-C into a returned 130 (no command returns it)
+        print("ledger: 已取消 (aborted)", file=sys.stderr)
     return returned if isinstance(returned, int) else 0
 
 

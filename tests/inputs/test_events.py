@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from ledger.core.errors import LedgerError
 from ledger.inputs import events
-from ledger.inputs.contract import Reject, parse_bool, parse_ts
-from ledger.inputs.events import load_events, write_rejects
+from ledger.inputs.contract import parse_bool, parse_ts
+from ledger.inputs.events import load_events
 from ledger.inputs.settings import READER_ENV, ReaderSettings
 
 from conftest import n_examples
@@ -375,22 +375,6 @@ def test_any_text_arrives_unchanged(text):
         assert result.rejects == ()
         expected = text or None  # an empty cell is a missing value
         assert [r["text"] for r in table(con, "text")] == [expected] * 3
-
-
-# -- rejects file -----------------------------------------------------------
-
-def test_write_rejects_is_excel_friendly_csv(tmp_path):
-    rejects = [Reject("a.csv", 3, "缺少 ts (missing ts)", ',message,"引号"'),
-               Reject("b.jsonl", 7, "不是 JSON 对象 (not a JSON object)", "=HYPERLINK(1)")]
-    target = tmp_path / "out" / "rejects.csv"
-    write_rejects(target, rejects)
-    data = target.read_bytes()
-    assert data.startswith(b"\xef\xbb\xbf")
-    rows = list(csv.reader(io.StringIO(data.decode("utf-8-sig"), newline="")))
-    assert rows == [["file", "line", "reason", "raw"],
-                    ["a.csv", "3", "缺少 ts (missing ts)", ',message,"引号"'],
-                    ["b.jsonl", "7", "不是 JSON 对象 (not a JSON object)", "'=HYPERLINK(1)"]]
-    assert [p.name for p in target.parent.iterdir()] == ["rejects.csv"]
 
 
 # -- the set-based reader reads exactly what the Python reader reads -------------------

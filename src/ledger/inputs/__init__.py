@@ -12,8 +12,8 @@ Out:
 - `events.load_events(root, con, tz=, schema=)` fills the DuckDB table `events` (one row
   per accepted event: seq, id, ts, ts_local, the core columns, src_file, src_line, one
   text column per other field) and returns a `LoadResult`: a report per file, the ignored
-  files and the rejects (file, line, reason, raw text); `events.write_rejects` writes
-  those as CSV. How it reads is set by `settings.ReaderSettings` (LEDGER_EVENTS_READER,
+  files and the rejects (file, line, reason, raw text), which outputs/rejects.py writes
+  as CSV. How it reads is set by `settings.ReaderSettings` (LEDGER_EVENTS_READER,
   LEDGER_XLSX_READER); both readers give the same results.
 - `roster.read(path)` gives the `Roster` with its own rejects.
 

@@ -1,4 +1,4 @@
-"""Event files → the DuckDB table `events`: `load_events`, and `write_rejects`.
+"""Event files → the DuckDB table `events`: `load_events` (outputs/rejects.py writes the rejects).
 
 Every input under the events folder (contract.py says which, and how a row is read)
 is read in code-point order of its path: workbooks one input per sheet, zip archives
@@ -18,19 +18,15 @@ whatever its size.
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
 import tempfile
 import zoneinfo
-from collections.abc import Sequence
 from pathlib import Path
 
 import attrs
 import duckdb
 
-from ledger.core.atomic import write_bytes
 from ledger.core.errors import LedgerError
 from ledger.inputs import exports, message_kinds
 from ledger.inputs import profiles as profiles_mod
@@ -51,7 +47,7 @@ from ledger.inputs.sql_reader import SqlReader, udf_types
 from ledger.inputs.table import create_table
 
 # The records load_events gives are the contract's; they are named here too for its callers.
-__all__ = ["FileReport", "LoadResult", "Reject", "last_readers", "load_events", "write_rejects"]
+__all__ = ["FileReport", "LoadResult", "Reject", "last_readers", "load_events"]
 
 
 #: How the last `load_events` read each file: rel path -> "sql" or "python" (tests, benchmarks).
@@ -215,24 +211,3 @@ def _file_progress(progress, files):
         progress(f"读取 {rel} ({number.get(rel, '?')}/{len(files)}, {size / scale:.1f} {unit})")
 
     return say
-
-
-# ---------------------------------------------------------------------------
-# Rejects
-
-def write_rejects(path: Path, rejects: Sequence[Reject]) -> None:
-    """Rejected rows as CSV (file,line,reason,raw), UTF-8 with BOM for Excel, atomically.
-
-    A cell that Excel would run as a formula (starts with = + - @) gets a leading
-    apostrophe, as OWASP recommends for CSV that people open in spreadsheets.
-    """
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(["file", "line", "reason", "raw"])
-    for r in rejects:
-        writer.writerow([_excel_safe(r.file), r.line, _excel_safe(r.reason), _excel_safe(printable(r.raw))])
-    write_bytes(Path(path), ("\ufeff" + out.getvalue()).encode("utf-8"))
-
-
-def _excel_safe(text: str) -> str:
-    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text

@@ -18,10 +18,14 @@ the statement itself (report.statement_of).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import hashlib
 import multiprocessing
 import os
 import re
+import signal
+import sys
 from pathlib import Path
 
 import ahocorasick
@@ -29,6 +33,7 @@ import attrs
 
 from ledger.core.entries import NO_AGENT
 from ledger.core.errors import LedgerError
+from ledger.outputs.outset import pause_point
 from ledger.outputs.statement import RunInfo, Statement, build
 from ledger.outputs.workbook import cells, sheets, writer
 
@@ -145,7 +150,7 @@ def agent_statement(statement: Statement, agent: str, redactor: Redactor | None 
 
 
 def info_table(info: RunInfo, agent: str, source_name: str, source_sha256: str) -> cells.Table:
-    rows = [("月份", info.month), ("客服", agent), ("时区", info.timezone),
+    rows = [("月份", info.month), *sheets.seal_rows(info), ("客服", agent), ("时区", info.timezone),
             ("规则集名称", info.policy_name), ("ledger 版本", info.version),
             ("数据截止", info.data_end or "（无数据）"),
             ("来源账单", source_name), ("来源账单 SHA-256", source_sha256)]
@@ -213,37 +218,73 @@ class AgentFilesJob:
 
 def _write_forked(job: AgentFilesJob, chunks: list[list[str]]) -> None:
     """One forked process per chunk (fork: the job is inherited, never pickled). A worker
-    that fails reports why; the parent then fails with that reason (exit code 5)."""
+    that fails reports why; the parent then fails with that reason (exit code 5). When
+    the parent stops early (an error, Ctrl-C) it stops the workers; when it is killed,
+    the workers die with it (die_with_parent)."""
     context = multiprocessing.get_context("fork")
     failures = context.SimpleQueue()
-    workers = [context.Process(target=_worker, args=(job, chunk, failures), daemon=True) for chunk in chunks]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
+    parent = os.getpid()
+    workers = [context.Process(target=_worker, args=(job, chunk, failures, parent), daemon=True)
+               for chunk in chunks]
+    started = []
+    try:
+        for w in workers:
+            w.start()
+            started.append(w)
+        for w in started:
+            w.join()
+    finally:
+        for w in started:
+            if w.is_alive():
+                w.terminate()
+        for w in started:
+            w.join()
     reasons = []
     while not failures.empty():
         reasons.append(failures.get())
-    reasons += [f"worker exit code {w.exitcode}" for w in workers if w.exitcode and not reasons]
+    reasons += [(None, f"worker exit code {w.exitcode}") for w in workers if w.exitcode and not reasons]
     if reasons:
-        raise LedgerError(f"个人账单写入失败 (per-agent statements not written): {reasons[0]}", exit_code=5)
+        code, text = reasons[0]
+        if code is not None:  # a full disk in a worker is a full disk (outset says so in one line)
+            raise OSError(code, os.strerror(code))
+        raise LedgerError(f"个人账单写入失败 (per-agent statements not written): {text}", exit_code=5)
 
 
-def _worker(job: AgentFilesJob, agents: list[str], failures) -> None:
+def _worker(job: AgentFilesJob, agents: list[str], failures, parent: int) -> None:
+    die_with_parent(parent)
     try:
-        write_agent_files(job, agents, threaded=False)
+        write_agent_files(job, agents, threaded=False, parent=parent)
     except BaseException as exc:  # reported to the parent, which fails the run
-        failures.put(f"{type(exc).__name__}: {exc}")
+        failures.put((exc.errno if isinstance(exc, OSError) else None, f"{type(exc).__name__}: {exc}"))
         raise SystemExit(1)
 
 
-def write_agent_files(job: AgentFilesJob, agents: list[str], threaded: bool = True) -> None:
+_PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """In a forked worker: have the kernel kill this process when the parent dies
+    (Linux prctl PR_SET_PDEATHSIG), and exit now if it already has. Elsewhere the
+    worker checks its parent between files (write_agent_files)."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
+
+
+def write_agent_files(job: AgentFilesJob, agents: list[str], threaded: bool = True, parent: int | None = None) -> None:
     """Write these agents' files; `threaded=False` in a forked worker (one per core:
-    a deflating thread would only compete with the other workers)."""
+    a deflating thread would only compete with the other workers), which passes its
+    `parent` and stops as soon as the parent is gone."""
     statement, redactor, entries_of, names = job.statement, job.redactor, job.entries_of, job.names
     folder, source_name, source_sha = job.folder, job.source_name, job.source_sha
-    for agent in agents:
+    for n, agent in enumerate(agents):
+        if parent is not None and os.getppid() != parent:
+            raise SystemExit(1)
         mine = agent_statement(statement, agent, redactor, entries_of)
         tables = [sheets.summary_table(mine), *sheets.detail_tables(mine.entries, cells.EXCEL_MAX_ROWS),
                   sheets.rules_table(mine), info_table(mine.info, agent, source_name, source_sha)]
         writer.write_tables(tables, mine.info, folder / names[agent], threaded=threaded)
+        if n == 0:
+            pause_point("agents")

@@ -11,10 +11,10 @@ from ledger.core.display import ljust, width
 from ledger.core.entries import PENDING
 from ledger.core.money import total
 from ledger.evaluate.engine import MonthResult
-from ledger.inputs import events
-from ledger.outputs import payroll
-from ledger.outputs.agents import write_agent_statements
+from ledger.outputs import outset, payroll
+from ledger.outputs.agents import FOLDER, write_agent_statements
 from ledger.outputs.privacy import mask_entry
+from ledger.outputs.rejects import write_rejects
 from ledger.outputs.statement import FileInfo, RunInfo, Statement, build
 from ledger.outputs.workbook import sheets
 
@@ -58,36 +58,94 @@ def statement_of(result: MonthResult) -> Statement:
 
 
 def output_paths(out_dir: Path, month: str) -> dict[str, Path]:
+    """Where the month's files are once written (`ledger run` writes them into a staging
+    folder first and swaps the whole set in: outset.py)."""
     folder = Path(out_dir) / month
     return {"folder": folder,
-            "statement": folder / f"ledger-{month}.xlsx",
-            "rejects": folder / "rejected-rows.csv",
-            "agents": folder / "agents"}
+            "statement": folder / statement_name(month),
+            "rejects": folder / REJECTS,
+            "agents": folder / FOLDER}
+
+
+REJECTS = "rejected-rows.csv"
+
+
+def statement_name(month: str) -> str:
+    return f"ledger-{month}.xlsx"
+
+
+def all_rejects(result: MonthResult) -> tuple:
+    """Every rejected row of the run: the events', then the roster's."""
+    roster_rejects = tuple(result.roster.rejects) if result.roster is not None else ()
+    return tuple(result.load.rejects) + roster_rejects
 
 
 def write_outputs(result: MonthResult, statement: Statement, out_dir: Path) -> dict[str, Path]:
+    """Write the month's set into `<out_dir>/<month>/` as one set (outset.staged: all the
+    files or none). The caller holds the writer lock when others may write there
+    (`ledger run` does: period.lifecycle.write)."""
+    month = result.month.text
+    with outset.staged(out_dir, month, statement_name(month)) as folder:
+        paths = write_set(result, statement, folder)
+    return moved(paths, output_paths(out_dir, month)["folder"])
 
-    paths = output_paths(out_dir, result.month.text)
-    sheets.write_statement(statement, paths["statement"])
-    roster_rejects = tuple(result.roster.rejects) if result.roster is not None else ()
-    events.write_rejects(paths["rejects"], tuple(result.load.rejects) + roster_rejects)
-    paths["agent_files"] = write_agent_statements(statement, paths["agents"], paths["statement"])
+
+def write_set(result: MonthResult, statement: Statement | None, folder: Path) -> dict[str, Path]:
+    """Write the month's set into `folder` (an empty staging folder): the statement, the
+    rejected rows and the per-agent files; with `statement` None (a run without events)
+    the rejected rows alone. Returns the paths written, inside `folder`."""
+    month = result.month.text
+    paths = output_paths(Path(folder).parent, month)
+    paths = {key: Path(folder) / p.relative_to(paths["folder"]) for key, p in paths.items()}
+    paths["folder"] = Path(folder)
+    write_rejects(paths["rejects"], all_rejects(result))
+    if statement is not None:
+        sheets.write_statement(statement, paths["statement"])
+        paths["agent_files"] = write_agent_statements(statement, paths["agents"], paths["statement"])
     return paths
 
 
-def summary_lines(result: MonthResult, statement: Statement, paths: dict[str, Path] | None) -> list[str]:
-    """The short report `ledger run` prints: events, entries per rule, totals, outputs."""
+def moved(paths: dict, folder: Path) -> dict:
+    """The same paths after the set's folder became `folder`."""
+    old = paths["folder"]
+    out = {}
+    for key, value in paths.items():
+        if isinstance(value, dict):
+            out[key] = {k: Path(folder) / Path(v).relative_to(old) for k, v in value.items()}
+        else:
+            out[key] = Path(folder) / Path(value).relative_to(old)
+    return out
+
+
+def unusable_files(load) -> list[str]:
+    """Files with rejects and not one accepted row (unreadable, unknown layout, all bad)."""
+    reported = {f.path: f for f in load.files}
+    return sorted({r.file for r in load.rejects if r.file not in reported or reported[r.file].accepted == 0})
+
+
+def load_lines(result: MonthResult) -> list[str]:
+    """The event files part of the summary: one line per file and the totals."""
     load = result.load
-    lines = [f"ledger {result.month.text} · {result.policy.name} · 时区 {result.policy.timezone}", "事件文件 (event files):"]
+    lines = ["事件文件 (event files):"]
+    unusable = set(unusable_files(load))
     path_width = max([len(f.path) for f in load.files] + [10])
     for f in load.files:
-        lines.append(f"  {f.path:<{path_width}}  读取 {f.read:>8,}  接受 {f.accepted:>8,}  拒收 {f.rejected:>6,}  [{f.encoding}]")
+        lines.append(f"  {f.path:<{path_width}}  读取 {f.read:>8,}  接受 {f.accepted:>8,}  拒收 {f.rejected:>6,}  [{f.encoding}]"
+                     + ("  没有一行可用 (no usable row)" if f.path in unusable else ""))
     if load.ignored:
         lines.append(f"  已忽略 (ignored): {', '.join(load.ignored)}")
     read = sum(f.read for f in load.files)
     rejected = sum(f.rejected for f in load.files)
-    lines.append(f"合计读取 {read:,} 行，接受 {read - rejected:,}，拒收 {rejected:,}；合并重复 {load.duplicates_folded:,}；"
-                 f"本月事件 {result.events_in_month:,} 条；数据截止 {statement.info.data_end or '—'}")
+    lines.append(f"合计读取 {read:,} 行，接受 {read - rejected:,}，拒收 {rejected:,}"
+                 + (f"，{len(unusable)} 个文件没有一行可用 (files without a usable row)" if unusable else "")
+                 + f"；合并重复 {load.duplicates_folded:,}")
+    return lines
+
+
+def summary_lines(result: MonthResult, statement: Statement, paths: dict[str, Path] | None) -> list[str]:
+    """The short report `ledger run` prints: events, entries per rule, totals, outputs."""
+    lines = [f"ledger {result.month.text} · {result.policy.name} · 时区 {result.policy.timezone}", *load_lines(result)]
+    lines[-1] += f"；本月事件 {result.events_in_month:,} 条；数据截止 {statement.info.data_end or '—'}"
     lines.append("本月事件类型 (event types): " + " · ".join(
         f"{t} {n:,}" + ("" if used else "（无规则使用）") for t, n, used in result.event_types))
     name_width = max([width(r.rule_id) for r in statement.rules] + [12]) + 2
@@ -125,11 +183,7 @@ def summary_lines(result: MonthResult, statement: Statement, paths: dict[str, Pa
         lines.append(f"警告 (warning): {w}")
     if paths:
         lines.append(f"账单 (statement): {paths['statement']}")
-        extra = len(result.roster.rejects) if result.roster is not None else 0
-        lines.append(f"拒收行 (rejected rows): {paths['rejects']} ({rejected + extra} 行)")
+        lines.append(f"拒收行 (rejected rows): {paths['rejects']} ({len(all_rejects(result))} 行)")
         if "agent_files" in paths:
             lines.append(f"个人账单 (per-agent statements): {paths['agents']}/ ({len(paths['agent_files'])} 个)")
     return lines
-
-
-

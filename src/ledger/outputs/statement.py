@@ -65,6 +65,9 @@ class RunInfo:
     warnings: tuple[str, ...] = ()
     # The policy's `floor`s as the 说明 sheet shows them: "最低工资（奖金计入工资）".
     floors: tuple[str, ...] = ()
+    # A closed month's seal digest (the sha256 of closed-entries.tsv, period/close.py), shown
+    # on the 说明 sheet of the statement HR receives; "" for a month not being closed.
+    seal: str = ""
 
 
 @attrs.frozen

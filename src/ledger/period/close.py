@@ -1,16 +1,20 @@
 """Month close: once HR has paid a month, it never changes silently.
 
-`ledger close 2024-05` runs the month as `ledger run` does, writes its outputs, then
-seals it with two plain-text files in reports/2024-05/:
+`ledger close 2024-05` runs the month as `ledger run` does and writes its outputs with
+two more plain-text files in reports/2024-05/, in the same set (outputs/outset.py: the
+seal is written into the staging folder with the files it describes, so it can only
+ever describe this run's files):
 
-* `CLOSED`: the statement's sha256, the per-agent files' sha256, the sha256 of every
-  policy, input and adjustments file used, totals, and the sha256 of the snapshot;
+* `CLOSED`: the sha256 of every file of the set (statement, per-agent statements,
+  rejected rows, snapshot), of every policy, event, adjustments and roster file used,
+  of the HR导入 rows, the totals;
 * `closed-entries.tsv`: every entry of the month (id, agent, rule, kind, status,
   amount, and for a 上月更正 line the entry it corrects), the snapshot later runs
-  compare against.
+  compare against. Its sha256 is the seal digest (结账校验码) printed on the
+  statement's 说明 sheet and kept in the register of closed months (register.py).
 
 A closed month is never written again. Running it again verifies it: when the entries
-are those of the snapshot and the statement file is the one sealed, it says so and
+are those of the snapshot and every sealed file is on disk as sealed, it says so and
 writes nothing; otherwise it refuses (exit code 6) and lists what would change.
 
 Corrections: when month M is run, every closed month P before it whose corrections land
@@ -26,6 +30,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import re
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -104,41 +109,57 @@ def read_snapshot(folder: Path) -> list[SnapLine]:
     return [SnapLine(*r) for r in rows[1:]]
 
 
-def _sha(path: Path) -> str:
+def file_sha(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def record_text(month: str, statement_path: Path, agent_paths: dict, policy, inputs, adjustments,
-                snapshot: str, totals: tuple[Decimal, Decimal], n_entries: int, version: str) -> str:
-    folder = Path(statement_path).parent
+def record_text(month: str, paths: dict, policy, inputs, adjustments, roster: tuple[str, str] | None,
+                hr_import: str, snapshot: str, totals: tuple[Decimal, Decimal], n_entries: int, version: str) -> str:
+    """The text of CLOSED for the set written at `paths` (report.write_outputs): the sha256
+    of every file of the set (statement, per-agent statements, rejected rows, snapshot),
+    of every input (policy, events, adjustments, roster) and of the HR导入 rows."""
+    folder = Path(paths["statement"]).parent
     lines = ["# ledger 月结记录 (month close record)。请勿手工修改：再次运行这个月时，ledger 用它核对。",
              f"month: {month}",
              f"closed_at: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M:%S')} UTC",
              f"ledger_version: {version}",
-             f"statement: {Path(statement_path).name} sha256={_sha(statement_path)}"]
-    for agent, path in sorted(agent_paths.items()):
-        lines.append(f"agent_statement: {Path(path).relative_to(folder).as_posix()} sha256={_sha(path)}")
+             f"statement: {Path(paths['statement']).name} sha256={file_sha(paths['statement'])}"]
+    for agent, path in sorted(paths.get("agent_files", {}).items()):
+        lines.append(f"agent_statement: {Path(path).relative_to(folder).as_posix()} sha256={file_sha(path)}")
+    lines.append(f"rejects: {Path(paths['rejects']).name} sha256={file_sha(paths['rejects'])}")
     lines.append(f"entries: {SNAPSHOT} sha256={hashlib.sha256(snapshot.encode()).hexdigest()} lines={n_entries}")
     lines.append(f"totals: fines={totals[0]:.2f} bonuses={totals[1]:.2f}")
+    if hr_import:
+        lines.append(f"hr_import: HR导入 sha256={hr_import}")
     lines += [f"policy: {p} sha256={h}" for p, h in policy]
     lines += [f"input: {p} sha256={h}" for p, h in inputs]
     lines += [f"adjustment: {p} sha256={h}" for p, h in adjustments]
+    if roster is not None:
+        lines.append(f"roster: {roster[0]} sha256={roster[1]}")
     return "\n".join(lines) + "\n"
 
 
 def read_record(folder: Path) -> Record | None:
+    """The month's CLOSED record, None when there is none. A CLOSED that is not a plain
+    UTF-8 file (a folder, a link, binary bytes) is an error, never an open month."""
     path = Path(folder) / CLOSED
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return None
+    if path.is_symlink() or not path.is_file():
+        raise LedgerError(f"结账记录不是普通文件 (CLOSED is not a plain file): {path}", exit_code=EXIT_CLOSED_CHANGED)
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LedgerError(f"无法读取结账记录 (cannot read CLOSED): {path}: {exc}", exit_code=EXIT_CLOSED_CHANGED) from None
     fields, month = [], ""
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         if not line.strip() or line.startswith("#") or ": " not in line:
             continue
         key, rest = line.split(": ", 1)
         value, sha = rest, ""
         if " sha256=" in rest:
             value, sha = rest.rsplit(" sha256=", 1)
-            sha = sha.split()[0]
+            sha = sha.split()[0] if sha.split() else ""
         if key == "month":
             month = value
         fields.append((key, value, sha))
@@ -150,12 +171,18 @@ def seal(folder: Path, record: str, snapshot: str) -> None:
     write_text(Path(folder) / CLOSED, record)  # last: a month is closed once CLOSED exists
 
 
+MONTH_NAME = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
+
+
 def closed_months(out_dir: Path, before: str) -> list[str]:
-    """Months before `before` with a CLOSED record in `out_dir`, oldest first."""
+    """Months before `before` with a CLOSED record in `out_dir`, oldest first (folders
+    named like a month only: never a staging folder or a copy)."""
     out_dir = Path(out_dir)
     if not out_dir.is_dir():
         return []
-    return sorted(p.parent.name for p in out_dir.glob(f"*/{CLOSED}") if p.parent.name < before)
+    return sorted(p.name for p in out_dir.iterdir()
+                  if MONTH_NAME.fullmatch(p.name) and p.name < before
+                  and ((p / CLOSED).exists() or (p / CLOSED).is_symlink()))
 
 
 # ----------------------------------------------------------------- comparing
@@ -209,14 +236,15 @@ def _landing_month(p: str, month: str, closed: set[str]) -> str:
     return q
 
 
-def corrections(month: str, month_start: datetime, out_dir: Path, current_of) -> list[Entry]:
-    """上月更正 lines for `month` from every closed month before it.
+def corrections(month: str, month_start: datetime, out_dir: Path, current_of, months: list[str]) -> list[Entry]:
+    """上月更正 lines for `month` from the closed months before it (`months`, oldest first,
+    their seals already checked: register.closed_months).
 
     `current_of(P)` returns the closed month P's own entries as they come out now
     (policy, events and adjustments of today, no corrections).
     """
-    months = closed_months(out_dir, month)
     snaps = {p: read_snapshot(Path(out_dir) / p) for p in months}
+    seals = {p: file_sha(Path(out_dir) / p / SNAPSHOT) for p in months}
     out: list[Entry] = []
     for p in months:
         if _landing_month(p, month, set(months)) != month:
@@ -249,7 +277,7 @@ def corrections(month: str, month_start: datetime, out_dir: Path, current_of) ->
                 rule_location=f"{p}/{CLOSED}", kind=base.kind, agent=base.agent, ts=month_start,
                 amount=amount, status=APPLIED, event_id=base.event_id, event_seq=-1,
                 excerpt=f"更正 {p} 明细 {entry_id}（{base.rule_id}：{base.rule_title}）",
-                evidence=(f"{p} 已结账；明细 {entry_id}（{base.agent}，{base.rule_id}）结账时 {was}，现在 {now_text}"
+                evidence=(f"{p} 已结账（结账校验码 {seals[p][:16]}）；明细 {entry_id}（{base.agent}，{base.rule_id}）结账时 {was}，现在 {now_text}"
                           + (f"，之前已更正 {-done if base.kind == FINE else done}元" if done else "")
                           + f"；差额计入本月。原明细：ledger explain {entry_id} --month {p}"),
                 origin=f"{p}/{entry_id}"))

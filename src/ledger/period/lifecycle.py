@@ -5,6 +5,7 @@ closed month. The CLI's `run` and `close` call these; they hold no logic of thei
 
 from __future__ import annotations
 
+import hashlib
 import tempfile
 import time
 from pathlib import Path
@@ -18,11 +19,11 @@ from ledger.core.errors import Diagnostic, LedgerError, Position
 from ledger.core.month import Month
 from ledger.evaluate import engine
 from ledger.lang.load import checked_policy
-from ledger.outputs import report
+from ledger.outputs import outset, report
 from ledger.outputs.statement import Statement
-from ledger.outputs.workbook import sheets
+from ledger.outputs.workbook import payroll_sheets, sheets
 from ledger.period import adjustments as adj
-from ledger.period import close
+from ledger.period import close, register
 
 
 class AdjustmentError(LedgerError):
@@ -111,85 +112,150 @@ def prepare_policy(policy, sources, events_root: Path, month: str, *, out_dir: P
                                     adjust=adjust)
         return list(earlier.entries)
 
-    fixes = close.corrections(result.month.text, result.month.start_local, out_dir, current_of) if out_dir else []
+    months = register.closed_months(out_dir, result.month.text) if out_dir else []
+    fixes = close.corrections(result.month.text, result.month.start_local, out_dir, current_of, months) if months else []
     entries = sorted(entries + fixes, key=sort_key)
-    result = attrs.evolve(result, entries=tuple(entries),
+    warnings = tuple(register.unregistered_warning(out_dir, months)) if months else ()
+    result = attrs.evolve(result, entries=tuple(entries), warnings=result.warnings + warnings,
                           agents=result.agents | {e.agent for e in entries})
     statement = report.statement_of(result)
     result = attrs.evolve(result, timings=result.timings + (("statement", time.perf_counter() - started),))
     return Period(result, statement, tuple((f.path, f.sha256) for f in files), n_adjusted, len(fixes))
 
 
-def write(period: Period, out_dir: Path) -> dict:
-    try:
-        return report.write_outputs(period.result, period.statement, out_dir)
-    except OSError as exc:
-        raise LedgerError(f"无法写入输出 (cannot write output): {exc}", exit_code=5) from None
+def write(period: Period, out_dir: Path, *, seal: bool = False, rejects_only: bool = False) -> dict:
+    """Write the month's set (outset.staged: all files or none, the previous set kept on
+    any failure): statement, rejected rows, per-agent files, and with `seal` the seal
+    (CLOSED, closed-entries.tsv), then the register line. `rejects_only`: a run without
+    events writes its rejected rows alone. Returns the final paths (report.output_paths
+    plus "agent_files", and "closed" when sealed)."""
+    result, statement = period.result, period.statement
+    month = result.month.text
+    snapshot = close.snapshot_text(statement.entries) if seal else ""
+    digest = hashlib.sha256(snapshot.encode()).hexdigest() if seal else ""
+    if seal:
+        statement = attrs.evolve(statement, info=attrs.evolve(statement.info, seal=digest))
+    final = report.output_paths(out_dir, month)["folder"]
+    with outset.staged(out_dir, month, report.statement_name(month)) as folder:
+        paths = report.write_set(result, None if rejects_only else statement, folder)
+        if seal:
+            record = record_of(period, paths, snapshot)
+            close.seal(folder, record, snapshot)
+            paths["closed"] = folder / close.CLOSED
+    paths = report.moved(paths, final)
+    if seal:
+        try:
+            register.append(out_dir, month, digest, hashlib.sha256(record.encode()).hexdigest())
+        except OSError as exc:
+            raise LedgerError(f"{month} 已结账，但结账登记簿 {register.path(out_dir)} 没有写上 (register not written): "
+                              f"{exc.strerror or exc}；腾出空间后再运行 ledger close {month}，它会核对并补登",
+                              exit_code=outset.EXIT_WRITE) from None
+    return paths
 
 
-def seal(period: Period, paths: dict) -> Path:
-    """Write CLOSED and the snapshot for a period just written."""
-    result = period.result
-    snapshot = close.snapshot_text(period.statement.entries)
-    text = close.record_text(
-        result.month.text, paths["statement"], paths.get("agent_files", {}),
-        [(s.path, s.sha256) for s in result.sources],
-        [(f.path, f.sha256) for f in result.load.files], period.adjustment_files, snapshot,
-        (period.statement.total_fines, period.statement.total_bonuses), len(period.statement.entries),
+def record_of(period: Period, paths: dict, snapshot: str) -> str:
+    """The text of CLOSED for a set just written at `paths`."""
+    result, statement = period.result, period.statement
+    roster = None
+    if result.roster is not None:
+        roster = (result.roster.path, close.file_sha(Path(result.roster.path)))
+    return close.record_text(
+        result.month.text, paths, [(s.path, s.sha256) for s in result.sources],
+        [(f.path, f.sha256) for f in result.load.files], period.adjustment_files, roster,
+        hr_digest(statement), snapshot, (statement.total_fines, statement.total_bonuses), len(statement.entries),
         __version__)
-    close.seal(paths["folder"], text, snapshot)
-    return paths["folder"] / close.CLOSED
+
+
+def hr_digest(statement: Statement) -> str:
+    """sha256 of the HR导入 rows as HR imports them ("" without a roster)."""
+    p = statement.payroll
+    if p is None or not p.has_roster:
+        return ""
+    rows = payroll_sheets.hr_rows(statement)
+    text = "\n".join("\t".join("" if v is None else str(v) for v in row) for row in rows)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def verify(period: Period, out_dir: Path, record: close.Record) -> tuple[bool, list[str]]:
-    """Compare a closed month with what running it now gives. (unchanged, report lines)."""
+    """Compare a closed month with what running it now gives, and every file its seal
+    lists with the file on disk. (unchanged, report lines)."""
     month = period.result.month.text
-    folder = report.output_paths(out_dir, month)["folder"]
-    statement_path = report.output_paths(out_dir, month)["statement"]
+    where = report.output_paths(out_dir, month)
+    folder, statement_path = where["folder"], where["statement"]
     lines: list[str] = []
-    problems = False
+    problems = []
     sealed = record.hashes("statement").get(statement_path.name, "")
-    on_disk = close._sha(statement_path) if statement_path.is_file() else ""
-    if on_disk != sealed:
-        problems = True
-        lines.append(f"  已结账的账单文件不见了或被改动过 (statement file missing or modified since close): {statement_path}")
+    if not statement_path.is_file() or close.file_sha(statement_path) != sealed:
+        problems.append(f"  已结账的账单文件不见了或被改动过 (statement file missing or modified since close): {statement_path}")
+    problems += sealed_file_changes(record, folder, where["agents"])
     snapshot_sha = record.hashes("entries").get(close.SNAPSHOT, "")
     snapshot_path = folder / close.SNAPSHOT
-    if not snapshot_path.is_file() or close._sha(snapshot_path) != snapshot_sha:
+    if not snapshot_path.is_file() or close.file_sha(snapshot_path) != snapshot_sha:
         raise LedgerError(f"{month} 的结账明细 {snapshot_path} 不见了或被改动过 (snapshot missing or modified)",
                           exit_code=close.EXIT_CLOSED_CHANGED)
     old = close.read_snapshot(folder)
     new = [close.snap(e) for e in period.statement.entries]
     changes = close.entry_changes(old, new)
     result = period.result
+    roster_now = {result.roster.path: close.file_sha(Path(result.roster.path))} if result.roster is not None else {}
     files = (close.file_changes("规则文件", record.hashes("policy"), {s.path: s.sha256 for s in result.sources})
              + close.file_changes("事件文件", record.hashes("input"), {f.path: f.sha256 for f in result.load.files})
              + close.file_changes("调整文件", record.hashes("adjustment"), dict(period.adjustment_files)))
+    if any(k == "rejects" for k, _, _ in record.fields):  # sealed by a version that records all of it
+        files += close.file_changes("花名册", record.hashes("roster"), roster_now)
+        if record.hashes("hr_import").get("HR导入", "") != hr_digest(period.statement):
+            problems.append("  HR导入 会变 (HR import rows would change): 花名册或金额与结账时不同")
     if changes:
-        problems = True
-        lines.append(f"  明细会有 {len(changes)} 处变化 (entries that would change):")
-        lines += changes[:50]
+        problems.append(f"  明细会有 {len(changes)} 处变化 (entries that would change):")
+        problems += changes[:50]
         if len(changes) > 50:
-            lines.append(f"  …… 另有 {len(changes) - 50} 处")
+            problems.append(f"  …… 另有 {len(changes) - 50} 处")
+    lines.append(f"  结账校验码 (seal digest): {snapshot_sha}（应与 HR 手中账单 说明 表的结账校验码相同）")
+    lines += problems
     if files:
         lines.append("  输入有变化 (inputs changed):")
         lines += files
     if not problems:
+        statement = attrs.evolve(period.statement, info=attrs.evolve(period.statement.info, seal=snapshot_sha))
         with tempfile.TemporaryDirectory(prefix="ledger-verify-") as tmp:
             probe = Path(tmp) / statement_path.name
-            sheets.write_statement(period.statement, probe)
-            same_bytes = close._sha(probe) == sealed
+            sheets.write_statement(statement, probe)
+            same_bytes = close.file_sha(probe) == sealed
         lines.insert(0, "  账单与结账时逐字节相同 (statement byte-identical), sha256 " + sealed if same_bytes else
                      "  明细与结账时相同；输入文件有变化，已结账的账单保持原样 (entries unchanged; sealed statement kept)")
+        lines.insert(1, f"  结账校验码 (seal digest): {snapshot_sha}（应与 HR 手中账单 说明 表的结账校验码相同）")
+        n_files = 2 + len(record.hashes("agent_statement")) + len(record.hashes("rejects"))
+        lines.insert(2, f"  已封存的 {n_files} 个文件都与结账时相同 (every sealed file checked)")
     return not problems, lines
 
 
+def sealed_file_changes(record: close.Record, folder: Path, agents_dir: Path) -> list[str]:
+    """Every per-agent statement and the rejected rows, on disk against the seal: a file
+    edited, deleted, or added to agents/ is a change."""
+    out = []
+    sealed_agents = record.hashes("agent_statement")
+    on_disk = {}
+    if agents_dir.is_dir():
+        for p in sorted(agents_dir.iterdir()):
+            if p.name.lower().endswith(".xlsx"):
+                on_disk[p.relative_to(folder).as_posix()] = close.file_sha(p) if p.is_file() else "(not a file)"
+    for line in close.file_changes("个人账单", sealed_agents, on_disk):
+        out.append(line + "（已结账的文件不应变化 / sealed file）")
+    for name, sha in record.hashes("rejects").items():
+        path = folder / name
+        if not path.is_file() or close.file_sha(path) != sha:
+            out.append(f"  拒收行文件不见了或被改动过 (rejected rows missing or modified since close): {path}")
+    return out
+
+
 def next_open_month(out_dir: Path, month: str) -> str:
+    """The first month after `month` that is neither sealed nor in the register."""
+    registered = register.read(out_dir)
     m = Month.parse(month)
     while True:
         y, mo = m.end_local.year, m.end_local.month
         m = Month.parse(f"{y:04d}-{mo:02d}")
-        if close.read_record(report.output_paths(out_dir, m.text)["folder"]) is None:
+        if m.text not in registered and close.read_record(report.output_paths(out_dir, m.text)["folder"]) is None:
             return m.text
 
 

@@ -78,6 +78,11 @@ def with_payroll_columns(summary, statement):
     return attrs.evolve(summary, header=header, items=rows, to_row=tuple, footer=footer)
 
 
+def hr_rows(statement) -> tuple[tuple, ...]:
+    """The HR导入 rows: 工号, 姓名, 月份, 扣款, 奖金, 净额 per employee."""
+    return tuple((e.employee_id, e.name, e.month, e.deducted, e.bonuses, e.net) for e in statement.payroll.employees)
+
+
 def payroll_tables(statement) -> list:
 
     p = statement.payroll
@@ -85,8 +90,7 @@ def payroll_tables(statement) -> list:
         return []
     tables = []
     if p.has_roster:
-        rows = tuple((e.employee_id, e.name, e.month, e.deducted, e.bonuses, e.net) for e in p.employees)
-        tables.append(Table(HR, HR_HEADER, rows))
+        tables.append(Table(HR, HR_HEADER, hr_rows(statement)))
     if p.metric_columns:
         tables.append(Table(METRICS, ("客服",) + tuple(c.header for c in p.metric_columns), p.metric_rows))
     if _extended(statement):

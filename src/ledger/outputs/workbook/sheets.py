@@ -111,9 +111,7 @@ def rules_table(statement: Statement) -> Table:
 
 
 def info_table(info: RunInfo) -> Table:
-    rows = [
-        ("月份", info.month),
-        ("时区", info.timezone),
+    rows = [("月份", info.month), *seal_rows(info), ("时区", info.timezone),
         ("规则集名称", info.policy_name),
         ("ledger 版本", info.version),
         ("数据截止", info.data_end or "（无数据）"),
@@ -136,6 +134,18 @@ def info_table(info: RunInfo) -> Table:
         ("拒收行数合计", sum(f.rejected for f in info.event_files)),
     ]
     return Table(INFO, INFO_HEADER, tuple(rows))
+
+
+SEAL_LABEL = "结账校验码 (seal digest)"
+
+
+def seal_rows(info: RunInfo) -> list[tuple]:
+    """The seal's digest on a closed month's 说明 sheet (none on an open month)."""
+    if not info.seal:
+        return []
+    return [(SEAL_LABEL, info.seal),
+            ("结账说明", "本月已结账。结账校验码是 closed-entries.tsv 的 SHA-256；"
+                        "请保存本账单，日后用它核对结账记录没有被改过")]
 
 
 def _event_file_rows(n: int, f: FileInfo) -> list[tuple]:
