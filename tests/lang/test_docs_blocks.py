@@ -6,14 +6,21 @@ the declarations of the shipped policy (its events, word lists and metrics, minu
 declares itself: blocks show rules from the house policy, not beside them). Two fence labels
 opt out, on purpose: ```text for a sketch (placeholders, `…`, arrows), ```rules-error for a
 deliberate mistake, which must then give at least one error.
+
+A block that starts with `example` is an example of the shipped policy: read together with the
+whole shipped policy it must check, and run (`ledger test`) and pass. (The example of
+docs/reviewing-policy.md is for the policy as that walkthrough edits it:
+tests/review/test_reviewing_doc.py runs it there.)
 """
 
 import re
 from pathlib import Path
 
+import attrs
 import pytest
 
 from ledger.lang.load import policy_from_bytes
+from ledger.review.examples import run_examples
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = (REPO / "docs" / "policy-language.md").read_text("utf-8")
@@ -52,6 +59,30 @@ def errors_of(body: str):
     context = declarations_of_the_shipped_policy(declared_names(body))
     _, diagnostics, _ = policy_from_bytes([("context.rules", context.encode()), ("doc.rules", body.encode())])
     return [d for d in diagnostics if d.severity == "error"]
+
+
+def example_blocks():
+    for doc in ("policy-language.md",):
+        text = (REPO / "docs" / doc).read_text("utf-8")
+        for m in _FENCE.finditer(text):
+            body = m.group(2)
+            if body.lstrip().startswith("example"):
+                yield pytest.param(body, id=f"{doc}:{text.count(chr(10), 0, m.start()) + 1}")
+
+
+def test_the_docs_have_example_blocks():
+    assert len(list(example_blocks())) >= 2
+
+
+@pytest.mark.parametrize("body", example_blocks())
+def test_every_example_block_of_the_docs_passes_on_the_shipped_policy(body):
+    shipped = [(path.as_posix(), path.read_bytes()) for path in sorted((REPO / "policy").glob("*.rules"))]
+    policy, diagnostics, sources = policy_from_bytes(shipped + [("doc.rules", body.encode())])
+    errors = [d for d in diagnostics if d.severity == "error"]
+    assert errors == [], "\n".join(d.render() for d in errors)
+    results = [r for r in run_examples(attrs.evolve(policy, examples=tuple(
+        e for e in policy.examples if e.pos.filename == "doc.rules")), sources)]
+    assert results and all(r.passed for r in results), [(r.title, r.problem, r.expected, r.got) for r in results]
 
 
 def test_the_tutorial_has_policy_blocks():
