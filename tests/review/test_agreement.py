@@ -231,7 +231,9 @@ def test_diff_equals_the_difference_of_the_two_statements(shop, base_statement, 
         assert not d.appeared and not d.disappeared and d.renamed
     if edit == "dated split":
         versions = [(r.status, r.effective) for r in d.rules if r.rule_id == "慢回复"]
-        assert versions == [("removed", ""), ("added", "2024-05-01 起，至 2024-05-14 止"), ("added", "2024-05-15 起")]
+        # the old text under a new period is the same rule, redated; the new text is a new version
+        assert versions == [("redated", "2024-05-01 起，至 2024-05-14 止"), ("added", "2024-05-15 起")]
+        assert [r.old_effective for r in d.rules if r.rule_id == "慢回复"] == ["", None]
 
 
 def test_cap_added_is_not_unchanged(shop, base_statement):
