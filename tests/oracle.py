@@ -606,3 +606,57 @@ def tier_oracle(rate: Decimal | None) -> Decimal | None:
     if rate >= Decimal("0.3"):
         return Decimal("150.00")
     return None
+
+
+# ---------------------------------------------------------------- caps and floors
+
+def caps_oracle(declarations: list[str], roster_rows: dict[str, dict], lines: list[dict]) -> dict[str, Decimal]:
+    """What each fine line deducts, computed from scratch (docs/policy-language.md, 扣款上限和最低工资).
+
+    `declarations`: the policy's `cap …` / `floor …` lines as written. `roster_rows`: account →
+    {"工号", "基本工资", "绩效工资", "最低工资"} (Decimal money). `lines`: dicts with id, kind
+    ("fine" | "bonus"), status, account, ts, seq, amount (None when pending). Returns
+    {line id: deducted} for the applied fine lines: an employee (a 工号, or an account not on
+    the roster) may lose at most the smallest limit any declaration gives; fines are taken in
+    time order and each deducts what is left of that limit, never less than 0."""
+    def employee(account: str) -> str:
+        return roster_rows[account]["工号"] if account in roster_rows else account
+
+    def row_of(emp: str) -> dict | None:
+        return next((r for a, r in sorted(roster_rows.items()) if r["工号"] == emp), None)
+
+    def bonuses_of(emp: str) -> Decimal:
+        return sum((x["amount"] for x in lines if x["kind"] == "bonus" and x["status"] == APPLIED
+                    and employee(x["account"]) == emp), Decimal(0))
+
+    def limit_of(emp: str) -> Decimal | None:
+        row = row_of(emp)
+        found = []
+        for text in declarations:
+            words = text.split()
+            if words[:2] == ["cap", "fines"] and words[2].endswith("元"):
+                found.append(Decimal(words[2][:-1]))
+            elif words[:2] == ["cap", "fines"] and row is not None:
+                percent = Decimal(words[2][:-1])
+                fields = [w for w in words[4:] if w != "+"]
+                share = sum(row[f] for f in fields) * percent / 100
+                found.append(Decimal(int(share * 100)) / 100)  # cut to the fen, never above the share
+            elif words[0] == "floor" and row is not None:
+                pay = row["基本工资"] + row["绩效工资"]
+                if words[-2:] != ["without", "bonuses"]:
+                    pay += bonuses_of(emp)
+                found.append(max(pay - row[words[1]], Decimal(0)))
+        return min(found) if found else None
+
+    fines = [x for x in lines if x["kind"] == "fine" and x["status"] == APPLIED]
+    out = {}
+    for x in fines:
+        emp = employee(x["account"])
+        limit = limit_of(emp)
+        if limit is None:
+            out[x["id"]] = x["amount"]
+            continue
+        earlier = sum((y["amount"] for y in fines if employee(y["account"]) == emp
+                       and (y["ts"], y["seq"]) < (x["ts"], x["seq"])), Decimal(0))
+        out[x["id"]] = min(x["amount"], max(limit - earlier, Decimal(0)))
+    return out
