@@ -142,3 +142,20 @@ def test_check_json_of_the_shipped_policy(capsys, monkeypatch):
     monkeypatch.chdir(REPO)
     assert main(["check", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"ok": True, "errors": 0, "warnings": 0, "diagnostics": []}
+
+
+def test_check_json_carries_export_profile_errors(tmp_path, capsys, monkeypatch):
+    path = write(tmp_path, SPLIT.replace("effective 2024-05-15", "effective 2024-05-16"))
+    (tmp_path / "events").mkdir()
+    (tmp_path / "events" / "shop.profile").write_text("profile 店铺导出\nmatch 订单号\nnonsense here\n", "utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", str(path), "--format", "json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] is False and data["errors"] == 1 and data["warnings"] == 1  # the policy's warning too
+    (profile_error,) = [d for d in data["diagnostics"] if d["severity"] == "error"]
+    assert (profile_error["file"], profile_error["line"], profile_error["column"]) == ("events/shop.profile", 3, 1)
+    assert "nonsense" in profile_error["message"]
+    # text: the same error, file:line:col, and the count on the last line (stderr), exit 1
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "events/shop.profile:3:1:" in err and "导出格式文件有 1 个错误" in err
