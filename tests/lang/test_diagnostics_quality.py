@@ -4,6 +4,7 @@ for misspelt keywords, names starting with a digit, and the unit of a comparison
 from pathlib import Path
 
 from ledger.lang.check import check
+from ledger.lang.lint import lint
 from ledger.lang.load import policy_from_bytes
 from ledger.lang.syntax import parse
 
@@ -90,3 +91,26 @@ def test_parse_records_the_names_of_declarations_that_failed():
     assert pf.unparsed == ("坏",)
     _, more = check([pf])
     assert more == []
+
+
+def test_a_rule_that_failed_to_parse_does_not_make_its_word_list_unused():
+    house = POLICY["house-rules.rules"].replace("    when reason has any 常规退款", "    wen reason has any 常规退款")
+    d = only(diagnostics_of(house=house))
+    assert d.severity == "error" and d.hint == "是不是想写 when？(did you mean 'when'?)"
+
+
+def test_a_word_list_read_only_by_a_metric_is_used():
+    text = '''event message(conversation, buyer, agent, sender, kind = "text", text)
+words 敬语 = 您 亲
+metric 敬语条数:
+    count
+    on message[sender = "agent" and text has any 敬语]
+'''
+    pf, d1 = parse(text, "m.rules")
+    policy, d2 = check([pf])
+
+    assert d1 + d2 + lint(policy) == []
+    unused = text.replace("words 敬语 = 您 亲", "words 敬语 = 您 亲\nwords 没用 = 啊")
+    pf, _ = parse(unused, "m.rules")
+    policy, _ = check([pf])
+    assert [w.message for w in lint(policy)] == ["词表 没用 没有被任何规则使用 (unused word list)"]
