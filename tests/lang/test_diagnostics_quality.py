@@ -94,8 +94,11 @@ def test_parse_records_the_names_of_declarations_that_failed():
 
 
 def test_a_rule_that_failed_to_parse_does_not_make_its_word_list_unused():
+    # as `ledger check` shows them: the checker's diagnostics, then lint's warnings
     house = POLICY["house-rules.rules"].replace("    when reason has any 常规退款", "    wen reason has any 常规退款")
-    d = only(diagnostics_of(house=house))
+    files = {**POLICY, "house-rules.rules": house}
+    policy, diagnostics, _ = policy_from_bytes([(f"policy/{n}", t.encode()) for n, t in files.items()])
+    d = only(diagnostics + lint(policy))
     assert d.severity == "error" and d.hint == "是不是想写 when？(did you mean 'when'?)"
 
 
