@@ -60,6 +60,29 @@ def word_lists(path: Path = POLICY_FILE) -> dict[str, tuple[list[str], list[str]
 WORDS = word_lists()
 
 
+def rule_regexes(rule_id: str, path: Path = POLICY_FILE) -> list[str]:
+    """The `matches /…/` patterns of a shipped rule, in the order written (read as text)."""
+    block = path.read_text(encoding="utf-8").split(f"\nrule {rule_id} ", 1)[1].split("\nexample ", 1)[0]
+    return re.findall(r"matches /((?:[^/\\\n]|\\.)+)/", block)
+
+
+RUDE = rule_regexes("顶撞买家")
+
+
+def rude(e: dict) -> bool:
+    """顶撞买家's `when`, written out: an insult or a rebuff from the word lists, one of the
+    rebuke patterns, or a curt line — a text message with no courtesy word at all that calls
+    the buyer 你 or talks back (the last two patterns: what marks it, what does not)."""
+    text = get(e, "text")
+    if text is None:
+        return False
+    *plain, curt, not_curt = RUDE
+    if has(text, "辱骂用语") or has(text, "顶撞说法") or any(re.search(p, text) for p in plain):
+        return True
+    return (kind(e) == "text" and not has(text, "敬语") and re.search(curt, text) is not None
+            and re.search(not_curt, text) is None)
+
+
 def has(text: str | None, name: str) -> bool:
     """`text has any NAME`: the shipped list's words, its exceptions taken out first."""
     words, exceptions = WORDS[name]
@@ -439,9 +462,9 @@ def oracle(events: list[dict], month: str = "2024-05") -> set[tuple]:
             if found != "found":
                 charge("核对订单", charged_agent(e), e, found)
 
-        # 7 顶撞买家: an insulting agent message (exceptions aside), to be confirmed by a person;
+        # 7 顶撞买家: a rude agent message (see rude()), to be confirmed by a person;
         #   顶撞买家_质检: a QA finding of 顶撞买家.
-        if is_agent_message(e) and has(get(e, "text"), "辱骂用语"):
+        if is_agent_message(e) and rude(e):
             charge("顶撞买家", charged_agent(e), e, TO_CONFIRM)
         if e.get("type") == "qa_flag" and get(e, "category") == "顶撞买家":
             charge("顶撞买家_质检", charged_agent(e), e)
