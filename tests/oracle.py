@@ -60,6 +60,29 @@ def word_lists(path: Path = POLICY_FILE) -> dict[str, tuple[list[str], list[str]
 WORDS = word_lists()
 
 
+def rule_regexes(rule_id: str, path: Path = POLICY_FILE) -> list[str]:
+    """The `matches /…/` patterns of a shipped rule, in the order written (read as text)."""
+    block = path.read_text(encoding="utf-8").split(f"\nrule {rule_id} ", 1)[1].split("\nexample ", 1)[0]
+    return re.findall(r"matches /((?:[^/\\\n]|\\.)+)/", block)
+
+
+RUDE = rule_regexes("顶撞买家")
+
+
+def rude(e: dict) -> bool:
+    """顶撞买家's `when`, written out: an insult or a rebuff from the word lists, one of the
+    rebuke patterns, or a curt line — a text message with no courtesy word at all that calls
+    the buyer 你 or talks back (the last two patterns: what marks it, what does not)."""
+    text = get(e, "text")
+    if text is None:
+        return False
+    *plain, curt, not_curt = RUDE
+    if has(text, "辱骂用语") or has(text, "顶撞说法") or any(re.search(p, text) for p in plain):
+        return True
+    return (kind(e) == "text" and not has(text, "敬语") and re.search(curt, text) is not None
+            and re.search(not_curt, text) is None)
+
+
 def has(text: str | None, name: str) -> bool:
     """`text has any NAME`: the shipped list's words, its exceptions taken out first."""
     words, exceptions = WORDS[name]
@@ -439,9 +462,9 @@ def oracle(events: list[dict], month: str = "2024-05") -> set[tuple]:
             if found != "found":
                 charge("核对订单", charged_agent(e), e, found)
 
-        # 7 顶撞买家: an insulting agent message (exceptions aside), to be confirmed by a person;
+        # 7 顶撞买家: a rude agent message (see rude()), to be confirmed by a person;
         #   顶撞买家_质检: a QA finding of 顶撞买家.
-        if is_agent_message(e) and has(get(e, "text"), "辱骂用语"):
+        if is_agent_message(e) and rude(e):
             charge("顶撞买家", charged_agent(e), e, TO_CONFIRM)
         if e.get("type") == "qa_flag" and get(e, "category") == "顶撞买家":
             charge("顶撞买家_质检", charged_agent(e), e)
@@ -606,3 +629,57 @@ def tier_oracle(rate: Decimal | None) -> Decimal | None:
     if rate >= Decimal("0.3"):
         return Decimal("150.00")
     return None
+
+
+# ---------------------------------------------------------------- caps and floors
+
+def caps_oracle(declarations: list[str], roster_rows: dict[str, dict], lines: list[dict]) -> dict[str, Decimal]:
+    """What each fine line deducts, computed from scratch (docs/policy-language.md, 扣款上限和最低工资).
+
+    `declarations`: the policy's `cap …` / `floor …` lines as written. `roster_rows`: account →
+    {"工号", "基本工资", "绩效工资", "最低工资"} (Decimal money). `lines`: dicts with id, kind
+    ("fine" | "bonus"), status, account, ts, seq, amount (None when pending). Returns
+    {line id: deducted} for the applied fine lines: an employee (a 工号, or an account not on
+    the roster) may lose at most the smallest limit any declaration gives; fines are taken in
+    time order and each deducts what is left of that limit, never less than 0."""
+    def employee(account: str) -> str:
+        return roster_rows[account]["工号"] if account in roster_rows else account
+
+    def row_of(emp: str) -> dict | None:
+        return next((r for a, r in sorted(roster_rows.items()) if r["工号"] == emp), None)
+
+    def bonuses_of(emp: str) -> Decimal:
+        return sum((x["amount"] for x in lines if x["kind"] == "bonus" and x["status"] == APPLIED
+                    and employee(x["account"]) == emp), Decimal(0))
+
+    def limit_of(emp: str) -> Decimal | None:
+        row = row_of(emp)
+        found = []
+        for text in declarations:
+            words = text.split()
+            if words[:2] == ["cap", "fines"] and words[2].endswith("元"):
+                found.append(Decimal(words[2][:-1]))
+            elif words[:2] == ["cap", "fines"] and row is not None:
+                percent = Decimal(words[2][:-1])
+                fields = [w for w in words[4:] if w != "+"]
+                share = sum(row[f] for f in fields) * percent / 100
+                found.append(Decimal(int(share * 100)) / 100)  # cut to the fen, never above the share
+            elif words[0] == "floor" and row is not None:
+                pay = row["基本工资"] + row["绩效工资"]
+                if words[-2:] != ["without", "bonuses"]:
+                    pay += bonuses_of(emp)
+                found.append(max(pay - row[words[1]], Decimal(0)))
+        return min(found) if found else None
+
+    fines = [x for x in lines if x["kind"] == "fine" and x["status"] == APPLIED]
+    out = {}
+    for x in fines:
+        emp = employee(x["account"])
+        limit = limit_of(emp)
+        if limit is None:
+            out[x["id"]] = x["amount"]
+            continue
+        earlier = sum((y["amount"] for y in fines if employee(y["account"]) == emp
+                       and (y["ts"], y["seq"]) < (x["ts"], x["seq"])), Decimal(0))
+        out[x["id"]] = min(x["amount"], max(limit - earlier, Decimal(0)))
+    return out

@@ -178,7 +178,12 @@ def check(
              + (f"，警告 {n_warnings} 个" if n_warnings else ""))
     from ledger.inputs import profiles as profiles_mod
 
-    profiles_mod.load([events, Path("profiles")])  # export profiles: errors end the check (exit 1)
+    _, profile_diags = profiles_mod.read([events, Path("profiles")])  # export profiles: errors end the check
+    profile_errors = sum(1 for d in profile_diags if d.severity == "error")
+    diagnostics = diagnostics + profile_diags
+    if profile_errors:
+        show(diagnostics, [], f"导出格式文件有 {profile_errors} 个错误 (export profiles have {profile_errors} "
+                              f"error{'s' if profile_errors != 1 else ''})")
     adjustment_diags = period.check_adjustments(policy, sources, events, out, adjustments)
     adjustment_errors = sum(1 for d in adjustment_diags if d.severity == "error")
     if adjustment_errors:

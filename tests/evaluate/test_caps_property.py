@@ -11,10 +11,11 @@ from hypothesis import strategies as st
 
 from ledger.evaluate import caps
 from ledger.lang.check import check
-from ledger.core.entries import APPLIED, BONUS, FINE, Entry, sort_key
+from ledger.core.entries import APPLIED, BONUS, FINE, PENDING, TO_CONFIRM, Entry, sort_key
 from ledger.inputs.roster import parse as parse_roster
 from ledger.lang.syntax import parse
 
+import oracle
 from conftest import n_examples
 
 ROSTER = parse_roster("客服,工号,姓名,基本工资,绩效工资,最低工资\n"
@@ -77,3 +78,76 @@ def test_caps_are_never_exceeded_and_lines_add_up(es, chosen):
             fines = sum((e.amount for e in mine if e.kind == FINE), Decimal(0))
             bonus = sum((e.amount for e in mine if e.kind == BONUS), Decimal(0))
             assert emp.wage + bonus - fines >= emp.pay["最低工资"] or fines == 0
+
+
+# ---------------------------------------------------------------- against the naive oracle
+
+FLOORS = ["floor 最低工资", "floor 最低工资 with bonuses", "floor 最低工资 without bonuses"]
+SHARES = ["cap fines 20% of 基本工资 + 绩效工资", "cap fines 7.5% of 基本工资", "cap fines 300元", "cap fines 0.5元"]
+STATUSES = [APPLIED, APPLIED, APPLIED, PENDING, TO_CONFIRM]
+
+
+@st.composite
+def roster_and_lines(draw):
+    money = st.integers(0, 600000).map(lambda c: Decimal(c) / 100)
+    people = {"E1": ("a1", "a2"), "E2": ("b1",)}
+    rows = {}
+    text = "客服,工号,姓名,基本工资,绩效工资,最低工资\n"
+    for emp, accounts in people.items():
+        base, perf, minimum = draw(money), draw(money), draw(money)
+        for account in accounts:
+            rows[account] = {"工号": emp, "基本工资": base, "绩效工资": perf, "最低工资": minimum}
+            text += f"{account},{emp},某,{base},{perf},{minimum}\n"
+    lines = []
+    for n in range(draw(st.integers(0, 20))):
+        kind = draw(st.sampled_from([FINE, FINE, BONUS]))
+        status = draw(st.sampled_from(STATUSES))
+        amount = None if status == PENDING else Decimal(draw(st.integers(1, 150000))) / 100
+        lines.append({"id": f"E{n}", "kind": kind, "status": status, "account": draw(st.sampled_from(ACCOUNTS)),
+                      "ts": T0 + timedelta(minutes=draw(st.integers(0, 30))), "seq": n, "amount": amount})
+    return parse_roster(text), rows, lines
+
+
+@settings(max_examples=n_examples(300), deadline=None)
+@given(data=roster_and_lines(), floor=st.sampled_from(FLOORS + [None]),
+       shares=st.lists(st.sampled_from(SHARES), max_size=2, unique=True))
+def test_caps_and_floors_agree_with_the_naive_oracle(data, floor, shares):
+    roster, rows, lines = data
+    declarations = shares + ([floor] if floor else [])
+    if not declarations:
+        return
+    p = policy(declarations)
+    es = [Entry(id=x["id"], rule_id="r", rule_title="r", rule_location="p:1", kind=x["kind"], agent=x["account"],
+                ts=x["ts"], amount=x["amount"], status=x["status"], event_id=f"e{x['seq']}", event_seq=x["seq"])
+          for x in lines]
+    out, _ = caps.apply(p, es, roster.by_account(), [])
+    got = {e.id: e.amount for e in out if e.kind == FINE and e.status == APPLIED}
+    assert got == oracle.caps_oracle(declarations, rows, lines)
+    # every other line passes untouched
+    assert {e.id: e.amount for e in out if not (e.kind == FINE and e.status == APPLIED)} == \
+        {x["id"]: x["amount"] for x in lines if not (x["kind"] == FINE and x["status"] == APPLIED)}
+    if floor:  # the floor holds (or nothing could be deducted at all)
+        for emp in ("E1", "E2"):
+            mine = [e for e in out if e.status == APPLIED and caps.employee_key(e.agent, roster.by_account()) == emp]
+            fines = sum((e.amount for e in mine if e.kind == FINE), Decimal(0))
+            bonus = sum((e.amount for e in mine if e.kind == BONUS), Decimal(0))
+            row = next(r for r in rows.values() if r["工号"] == emp)
+            pay = row["基本工资"] + row["绩效工资"] + (0 if floor.endswith("without bonuses") else bonus)
+            assert pay - fines >= row["最低工资"] or fines == 0
+
+
+def test_the_floor_with_and_without_bonuses_by_hand():
+    # wage 2500, minimum 2200, bonus 30, fines 200 + 200: with bonuses 330 may go, without 300
+    roster = parse_roster("客服,工号,姓名,基本工资,绩效工资,最低工资\nk1,K1,丙,2000,500,2200\n")
+    rows = {"k1": {"工号": "K1", "基本工资": Decimal(2000), "绩效工资": Decimal(500), "最低工资": Decimal(2200)}}
+    lines = [{"id": "B", "kind": BONUS, "status": APPLIED, "account": "k1", "ts": T0, "seq": 0, "amount": Decimal(30)},
+             {"id": "F1", "kind": FINE, "status": APPLIED, "account": "k1", "ts": T0, "seq": 1, "amount": Decimal(200)},
+             {"id": "F2", "kind": FINE, "status": APPLIED, "account": "k1", "ts": T0, "seq": 2, "amount": Decimal(200)}]
+    for floor, second in (("floor 最低工资", Decimal(130)), ("floor 最低工资 with bonuses", Decimal(130)),
+                          ("floor 最低工资 without bonuses", Decimal(100))):
+        assert oracle.caps_oracle([floor], rows, lines) == {"F1": Decimal(200), "F2": second}
+        es = [Entry(id=x["id"], rule_id="r", rule_title="r", rule_location="p:1", kind=x["kind"], agent="k1",
+                    ts=T0, amount=x["amount"], status=APPLIED, event_id=f"e{x['seq']}", event_seq=x["seq"])
+              for x in lines]
+        out, _ = caps.apply(policy([floor]), es, roster.by_account(), [])
+        assert {e.id: e.amount for e in out if e.kind == FINE} == {"F1": Decimal(200), "F2": second}

@@ -21,6 +21,9 @@ from typing import NamedTuple
 
 import pytest
 
+from conftest import POLICY, write_events
+from ledger.evaluate.engine import run_month
+from ledger.evaluate.evidence import LONG_WHEN
 from oracle import NO_AGENT, oracle
 
 WANG = "店:小王"
@@ -797,3 +800,19 @@ def test_interjections_with_a_tilde_count_as_only_interjections(run_engine):
     got = {(r, a, e) for r, a, e, *_ in run_engine(events)}
     assert ("短语回复", "店:甲", "a1") in got
     assert ("短语回复", "店:甲", "a1") in {(r, a, e) for r, a, e, *_ in oracle(events)}
+
+
+def test_the_evidence_of_a_pattern_quotes_what_it_matched(tmp_path):
+    """A `matches` test of the when: the evidence quotes the part of the text it matched, and a
+    long condition is cut with a pointer to the rule (the statement's 依据 stays readable)."""
+    events = [
+        {"id": "b1", "ts": "2024-05-10 10:00:00", "type": "message", "conversation": "c1", "agent": "店:甲",
+         "sender": "buyer", "text": "什么时候发货"},
+        {"id": "a1", "ts": "2024-05-10 10:00:30", "type": "message", "conversation": "c1", "agent": "店:甲",
+         "sender": "agent", "text": "不是说了明天发吗"},
+    ]
+    write_events(events, tmp_path / "events", "jsonl")
+    result = run_month(policy_paths=[POLICY], events_root=tmp_path / "events", month="2024-05")
+    (entry,) = [e for e in result.entries if e.rule_id == "顶撞买家"]
+    assert "命中句式：「不是说了明天发吗」" in entry.evidence
+    assert "…（条件原文见 " in entry.evidence and len(entry.evidence) < LONG_WHEN + 400

@@ -4,6 +4,7 @@ for misspelt keywords, names starting with a digit, and the unit of a comparison
 from pathlib import Path
 
 from ledger.lang.check import check
+from ledger.lang.lint import lint
 from ledger.lang.load import policy_from_bytes
 from ledger.lang.syntax import parse
 
@@ -49,12 +50,13 @@ def digit_named(name: str) -> str:
 
 
 def test_one_error_per_broken_declaration():
-    # fien and whne are in one rule (敬语): the parser stops at the first, so 4 errors
+    # fien and whne are in one rule (敬语): the parser stops at the first; 3分钟回复率 breaks its
+    # metric, the rule 响应奖 and the example that gives it a value: 5 errors
     house = (POLICY["house-rules.rules"].replace(" fine 10元", " fien 10元", 1)
              .replace("unless ", "unles ", 1).replace("    when ", "    whne ", 1))
     diagnostics = diagnostics_of(house=house, metrics=digit_named("metrics.rules"),
                                  incentives=digit_named("incentives.rules"))
-    assert len(diagnostics) == 4, [d.render() for d in diagnostics]
+    assert len(diagnostics) == 5, [d.render() for d in diagnostics]
     assert all(d.severity == "error" and d.hint for d in diagnostics)
 
 
@@ -69,6 +71,7 @@ def test_a_name_starting_with_a_digit_gets_a_hint():
     diagnostics = diagnostics_of(metrics=digit_named("metrics.rules"), incentives=digit_named("incentives.rules"))
     assert [(d.position.filename, d.hint) for d in diagnostics] == [
         ("policy/metrics.rules", "提示：名称不能以数字开头，如 三分钟回复率 (names cannot start with a digit)"),
+        ("policy/incentives.rules", "提示：名称不能以数字开头，如 三分钟回复率 (names cannot start with a digit)"),
         ("policy/incentives.rules", "提示：名称不能以数字开头，如 三分钟回复率 (names cannot start with a digit)"),
     ]
 
@@ -88,3 +91,29 @@ def test_parse_records_the_names_of_declarations_that_failed():
     assert pf.unparsed == ("坏",)
     _, more = check([pf])
     assert more == []
+
+
+def test_a_rule_that_failed_to_parse_does_not_make_its_word_list_unused():
+    # as `ledger check` shows them: the checker's diagnostics, then lint's warnings
+    house = POLICY["house-rules.rules"].replace("    when reason has any 常规退款", "    wen reason has any 常规退款")
+    files = {**POLICY, "house-rules.rules": house}
+    policy, diagnostics, _ = policy_from_bytes([(f"policy/{n}", t.encode()) for n, t in files.items()])
+    d = only(diagnostics + lint(policy))
+    assert d.severity == "error" and d.hint == "是不是想写 when？(did you mean 'when'?)"
+
+
+def test_a_word_list_read_only_by_a_metric_is_used():
+    text = '''event message(conversation, buyer, agent, sender, kind = "text", text)
+words 敬语 = 您 亲
+metric 敬语条数:
+    count
+    on message[sender = "agent" and text has any 敬语]
+'''
+    pf, d1 = parse(text, "m.rules")
+    policy, d2 = check([pf])
+
+    assert d1 + d2 + lint(policy) == []
+    unused = text.replace("words 敬语 = 您 亲", "words 敬语 = 您 亲\nwords 没用 = 啊")
+    pf, _ = parse(unused, "m.rules")
+    policy, _ = check([pf])
+    assert [w.message for w in lint(policy)] == ["词表 没用 没有被任何规则使用 (unused word list)"]

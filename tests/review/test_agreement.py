@@ -98,6 +98,7 @@ EDITS = {
     "rename": POLICY.replace("rule 慢回复", "rule 回复超时"),
     "cap added": POLICY.replace("cap fines 300元", "cap fines 300元\ncap fines 5% of 基本工资 + 绩效工资"),
     "cap removed": POLICY.replace("cap fines 300元\n", ""),
+    "floor without bonuses": POLICY.replace("floor 最低工资", "floor 最低工资 without bonuses"),
 }
 
 ROSTER = """客服,工号,姓名,部门,基本工资,绩效工资,最低工资,入职,离职
@@ -135,6 +136,7 @@ ADJUSTMENTS = f"""month 2024-05
 waive {WAIVED} "主管同意免除"
 confirm {CONFIRMED} "聊天记录属实"
 adjust b1 fine 30元 迟到 "迟到 40 分钟"
+adjust b1 bonus 50元 好评之星 "好评最多"
 """
 
 
@@ -229,9 +231,13 @@ def test_diff_equals_the_difference_of_the_two_statements(shop, base_statement, 
     if edit == "rename":
         assert [r.status for r in d.rules if r.rule_id == "回复超时"] == ["renamed"]
         assert not d.appeared and not d.disappeared and d.renamed
+    if edit == "floor without bonuses":  # b1 (E2) has a 50元 bonus: without it as pay the floor relieves more
+        assert d.money_changed and d.relieved.change > 0
     if edit == "dated split":
         versions = [(r.status, r.effective) for r in d.rules if r.rule_id == "慢回复"]
-        assert versions == [("removed", ""), ("added", "2024-05-01 起，至 2024-05-14 止"), ("added", "2024-05-15 起")]
+        # the old text under a new period is the same rule, redated; the new text is a new version
+        assert versions == [("redated", "2024-05-01 起，至 2024-05-14 止"), ("added", "2024-05-15 起")]
+        assert [r.old_effective for r in d.rules if r.rule_id == "慢回复"] == ["", None]
 
 
 def test_cap_added_is_not_unchanged(shop, base_statement):

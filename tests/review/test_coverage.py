@@ -70,11 +70,46 @@ def test_strict_makes_uncovered_versions_fail(tmp_path, capsys):
     assert main(["test", str(path)]) == 0
 
 
-def test_shipped_monthly_rules_without_examples_are_listed():
-    policy, _, _ = load_policy([REPO / "policy"])
-    monthly = [u for u in uncovered_versions(policy) if u.monthly]
-    assert [u.rule for u in monthly] == [r.id.value for r in policy.monthly]
-    assert all(u.location.startswith("policy/incentives.rules:") or "incentives.rules:" in u.location for u in monthly)
+MONTHLY = '''event order_paid(order, buyer, agent, amount: money)
+
+metric 付款人数:
+    distinct buyer
+    on order_paid
+
+rule 付款奖 "付款人数奖励":
+    effective 2024-04-01 until 2024-05-20
+    monthly
+    when 付款人数 >= 10
+    bonus 100元
+
+rule 付款奖 "付款人数奖励（新办法）":
+    effective 2024-05-21
+    monthly
+    when 付款人数 >= 20
+    bonus 150元
+
+example "四月：10人奖100元" on 2024-04-15:
+    given "店:甲" 付款人数 = 10
+    expect 付款奖 100元 to "店:甲"
+'''
+
+
+def test_monthly_versions_are_covered_by_an_example_in_a_month_whose_last_day_they_cover(tmp_path):
+    path = write(tmp_path, MONTHLY)
+    policy, _, _ = load_policy([path])
+    # the example's month (April) ends in the first version; May ends in the second (from 05-21)
+    assert uncovered_versions(policy) == [Uncovered("付款奖", f"{path.as_posix()}:13", "2024-05-21 起", True)]
+    text, code = test_command([path], strict=True)
+    assert code == 1 and "付款奖（" in text and "月度规则" in text
+    path = write(tmp_path, MONTHLY + '''
+example "五月按新办法：20人奖150元" on 2024-05-10:
+    given "店:甲" 付款人数 = 20
+    expect 付款奖 150元 to "店:甲"
+''')
+    policy, _, _ = load_policy([path])
+    assert uncovered_versions(policy) == []
+    text, code = test_command([path], strict=True)
+    assert code == 0, text
 
 
 def test_test_json_shape(tmp_path, capsys):
@@ -107,3 +142,20 @@ def test_check_json_of_the_shipped_policy(capsys, monkeypatch):
     monkeypatch.chdir(REPO)
     assert main(["check", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == {"ok": True, "errors": 0, "warnings": 0, "diagnostics": []}
+
+
+def test_check_json_carries_export_profile_errors(tmp_path, capsys, monkeypatch):
+    path = write(tmp_path, SPLIT.replace("effective 2024-05-15", "effective 2024-05-16"))
+    (tmp_path / "events").mkdir()
+    (tmp_path / "events" / "shop.profile").write_text("profile 店铺导出\nmatch 订单号\nnonsense here\n", "utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["check", str(path), "--format", "json"]) == 1
+    data = json.loads(capsys.readouterr().out)
+    assert data["ok"] is False and data["errors"] == 1 and data["warnings"] == 1  # the policy's warning too
+    (profile_error,) = [d for d in data["diagnostics"] if d["severity"] == "error"]
+    assert (profile_error["file"], profile_error["line"], profile_error["column"]) == ("events/shop.profile", 3, 1)
+    assert "nonsense" in profile_error["message"]
+    # text: the same error, file:line:col, and the count on the last line (stderr), exit 1
+    assert main(["check", str(path)]) == 1
+    err = capsys.readouterr().err
+    assert "events/shop.profile:3:1:" in err and "导出格式文件有 1 个错误" in err

@@ -15,7 +15,7 @@ from hypothesis import given, settings, strategies as st
 
 from ledger.evaluate import engine
 from ledger.review.diff import diff_month
-from ledger.review.diff_render import render_markdown, render_text
+from ledger.review.diff_render import render_json, render_markdown, render_text
 from ledger.core.entries import APPLIED, FINE
 from ledger.core.errors import LedgerError, PolicyError
 from ledger.core.display import width as _width
@@ -174,6 +174,23 @@ def test_renamed_rule_is_shown_as_a_rename(no_repo, events):
     assert "金额没有变化 (no change in money)" in text and "改名自 退款超时" in text
     renamed = d.rules[0]
     assert renamed.total.before == renamed.total.after == Decimal("30.00")
+
+
+def test_a_rule_given_a_period_is_the_same_row_redated_and_a_changed_one_is_not(no_repo, events):
+    dated = POLICY.replace("    on refund_requested", "    effective 2024-05-01 until 2024-05-03\n    on refund_requested")
+    split = dated.replace('rule 好评', 'rule 退款超时 "30分钟内处理退款":\n    effective 2024-05-04\n'
+                          '    on refund_requested\n    fine 12元\n\nrule 好评')
+    d, _, _ = diff_files(no_repo, events, POLICY, split)
+    rows = [(r.rule_id, r.effective, r.status, r.old_effective) for r in d.rules]
+    assert rows == [("退款超时", "2024-05-01 起，至 2024-05-03 止", "redated", ""),
+                    ("退款超时", "2024-05-04 起", "added", None), ("好评", "", "kept", None)]
+    redated = d.rules[0]
+    assert (redated.count_before, redated.count_after) == (3, 1)  # r1 (05-02) stays in its period
+    assert "（生效期间改过，原为 不限 period changed）" in render_markdown(d)
+    assert json.loads(render_json(d))["months"][0]["rules"][0]["old_effective"] == ""
+    # the amount changed as well: not the same rule text, so a version removed and one added
+    d, _, _ = diff_files(no_repo, events, POLICY, dated.replace("fine 10元", "fine 11元"))
+    assert [(r.status, r.effective) for r in d.rules][:2] == [("removed", ""), ("added", "2024-05-01 起，至 2024-05-03 止")]
 
 
 def test_identical_policies_say_no_change(no_repo, events):

@@ -1,7 +1,8 @@
 """The shipped house policy on the labelled chats of policy/quality/ (docs/quality.md).
 
-`holdout/` was written by people who never saw the policy, and nobody tuned the policy on
-its disagreements: every chat rule must keep at least 90% precision and 90% recall there.
+`holdout/` was written by people who never saw the policy (h2, h3) or before the tuning it
+measures (h4), and nobody tuned the policy on its disagreements: every chat rule must keep at
+least 90% precision and 90% recall there.
 `tune/` is what the policy was tuned on: it must not fall back below 90% either.
 """
 
@@ -19,8 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 MINIMUM = Decimal(90)
 CHAT_RULES = ["敬语", "短语回复", "回复超时", "缺货直答", "顶撞买家", "未再次询问"]
 # Known shortfalls on the held-out chats, measured and reported (docs/quality.md): open work,
-# strict so that an improvement is noticed and the mark removed.
-SHORT_ON_HOLDOUT: set[tuple[str, str]] = {("顶撞买家", "precision"), ("顶撞买家", "recall")}
+# strict so that an improvement is noticed and the mark removed. None today (顶撞买家 reached
+# 90% on the held-out chats when it was rewritten for unseen phrasings).
+SHORT_ON_HOLDOUT: set[tuple[str, str]] = set()
 
 
 def scores(folder: str) -> dict[str, quality.RuleScore]:

@@ -72,6 +72,9 @@ class CompiledRule:
     # `has any` tests of the `when` on the excerpt field: (list name, words, exceptions), so the
     # evidence can say which words matched (lang/wordmatch.py)
     word_tests: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = ()
+    # `matches /…/` tests of the `when` on the excerpt field that are not negated: the evidence
+    # quotes the part of the text each one matched
+    regex_tests: tuple[str, ...] = ()
 
 
 def sequence_ctes(policy: Policy, rule: ast.Rule, shared: "dict[tuple, SequenceRelation] | None" = None, *,
@@ -353,7 +356,8 @@ def compile_rule(policy: Policy, rule: ast.Rule, shared: "dict[tuple, SequenceRe
         cols.append(f"t.{q(rule.amount.of.value)} AS _base")
     sql = (f"WITH {', '.join(ctes)} SELECT {', '.join(cols)} FROM triggers t "
            f"{' '.join(joins)} {where} ORDER BY t.ts, t.seq")
-    return CompiledRule(rule, sql, excerpt, recipients, neighbours, word_tests(policy, rule.when, excerpt))
+    return CompiledRule(rule, sql, excerpt, recipients, neighbours, word_tests(policy, rule.when, excerpt),
+                        regex_tests(rule.when, excerpt))
 
 
 def word_tests(policy: Policy, expr, field: str | None) -> tuple:
@@ -374,6 +378,23 @@ def word_tests(policy: Policy, expr, field: str | None) -> tuple:
             entry = (label, tuple(words), tuple(policy.word_exceptions.get(name, ())) if name else ())
             if entry not in found:
                 found.append(entry)
+
+    if expr is not None and field is not None:
+        walk(expr)
+    return tuple(found)
+
+
+def regex_tests(expr, field: str | None) -> tuple[str, ...]:
+    """The patterns of the `FIELD matches /…/` tests in an expression that are not under a `not`."""
+    found: list[str] = []
+
+    def walk(e) -> None:
+        if isinstance(e, ast.BoolOp):
+            for x in e.operands:
+                walk(x)
+        elif (isinstance(e, ast.TextTest) and e.op == "matches" and isinstance(e.subject, ast.Ref)
+              and e.subject.scope is None and e.subject.name.value == field and e.operand not in found):
+            found.append(e.operand)
 
     if expr is not None and field is not None:
         walk(expr)

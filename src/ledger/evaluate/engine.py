@@ -62,12 +62,14 @@ def run_month(policy_paths: Sequence[Path], events_root: Path, month: str, *,
 
 
 def run_policy(policy: Policy, sources: tuple[PolicySource, ...], events_root: Path, month: Month, *,
-               progress=None, roster=None, adjust=None) -> MonthResult:
+               progress=None, roster=None, adjust=None, given=None) -> MonthResult:
     """Evaluate a checked policy over the events for one month.
 
     `adjust(month, entries, accounts) -> entries` (period.lifecycle: confirmations, waivers, disputes,
     manual lines) runs after the monthly rules and before caps and floors, so a confirmed
-    judgement call is capped like any other line and a waived line uses no room under the cap."""
+    judgement call is capped like any other line and a waived line uses no room under the cap.
+    `given` ({metric: {agent: value}}, examples of monthly rules only): metric values that replace
+    the computed ones (metrics.evaluate); the agents named take part as if they had events."""
     say = progress or (lambda _msg: None)
     tz = ZoneInfo(policy.timezone)
     with database() as con:
@@ -77,7 +79,7 @@ def run_policy(policy: Policy, sources: tuple[PolicySource, ...], events_root: P
         read_s = time.perf_counter() - started
         say("应用规则 (evaluating rules)")
         started = time.perf_counter()
-        result = _evaluate(con, policy, sources, load, month, tz, say, roster, adjust)
+        result = _evaluate(con, policy, sources, load, month, tz, say, roster, adjust, given)
         return attrs.evolve(result, timings=(("read", read_s), ("evaluate", time.perf_counter() - started)))
 
 
@@ -139,7 +141,7 @@ def data_end(con, end_utc: datetime, warnings: list[str] | None = None) -> tuple
     return utc, local
 
 
-def _evaluate(con, policy, sources, load, month, tz, say, roster=None, adjust=None) -> MonthResult:
+def _evaluate(con, policy, sources, load, month, tz, say, roster=None, adjust=None, given=None) -> MonthResult:
     start, end = month.bounds_utc(tz)
     warnings: list[str] = []
     data_end_utc, data_end_local = data_end(con, end, warnings)
@@ -185,11 +187,12 @@ def _evaluate(con, policy, sources, load, month, tz, say, roster=None, adjust=No
                         del shared[key]
         entries = monthly.escalate(policy, entries)
         agents.update(e.agent for e in entries)
+        agents.update(agent for per_agent in (given or {}).values() for agent in per_agent)
         if policy.metrics:
             say("计算指标 (metrics)")
             for index in range(len(policy.rules), len(readers)):
                 open_sequences(index)
-            values = metrics.evaluate(con, policy, params, agents, entries, shared)
+            values = metrics.evaluate(con, policy, params, agents, entries, shared, given)
     finally:
         for table in tables.values():
             con.execute(f"DROP TABLE IF EXISTS {q(table)}")

@@ -9,6 +9,7 @@ condition held, the sequence facts it read, and what each `unless` window search
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 from ledger.core.entries import APPLIED, NO_AGENT, PENDING, TO_CONFIRM, Entry, entry_id
@@ -16,6 +17,8 @@ from ledger.core.money import round_line
 from ledger.core.month import format_ts
 from ledger.evaluate.compile import CompiledRule
 from ledger.lang.wordmatch import find
+
+LONG_WHEN = 160  # characters of a `when` quoted in the evidence before it is cut
 
 
 def entries_of(compiled: CompiledRule, names, rows, data_end_local, warnings) -> list[Entry]:
@@ -77,7 +80,11 @@ def evidence_writer(compiled: CompiledRule, idx, data_end_local):
     events. What does not depend on the row is worked out once per rule."""
     rule = compiled.rule
     i_ts = idx["ts_local"]
-    head = f"[{rule.on.source}{' ' + rule.when_source if rule.when_source else ''}] 成立"
+    when = rule.when_source
+    if len(when) > LONG_WHEN:  # the matched words and patterns below say more than the whole condition
+        when = f"{when[:LONG_WHEN]}…（条件原文见 {rule.pos.filename}:{rule.pos.line}）"
+    head = f"[{rule.on.source}{' ' + when if when else ''}] 成立"
+    patterns = [(p, re.compile(p)) for p in compiled.regex_tests]
     keys = ", ".join(k.value for k in rule.on.per)
     position = (idx["_position"], idx["_count"]) if "_position" in idx else None
     neighbours = [(f"{scope}.{field}", idx[f"_{scope}_{field}"]) for scope, field in compiled.neighbours]
@@ -101,6 +108,10 @@ def evidence_writer(compiled: CompiledRule, idx, data_end_local):
                 else:
                     absent.append(f"不含 {label} 的词{cancelled}")
             parts += said or absent
+        for _, pattern in patterns:  # the part of the text each `matches` found
+            hit = pattern.search(row[i_text] or "")
+            if hit and hit.group(0):
+                parts.append(f"命中句式：「{hit.group(0)}」")
         if position is not None:
             facts = [f"同一 {keys} 序列中的第 {row[position[0]]}/{row[position[1]]} 条"]
             for name, i in neighbours:

@@ -202,8 +202,17 @@ def _same_day_sql(policy: Policy, on: str, event: str, flt, same) -> str:
 
 
 def evaluate(con, policy: Policy, params: dict, agents, entries,
-             shared: dict | None = None) -> dict[str, dict[str, Decimal | None]]:
-    """Every metric's value for every agent: {metric: {agent: value or None}}."""
+             shared: dict | None = None, given: dict | None = None) -> dict[str, dict[str, Decimal | None]]:
+    """Every metric's value for every agent: {metric: {agent: value or None}}.
+
+    `given` ({metric: {agent: value}}, from the `given` lines of an example): those values
+    replace what was computed, before the ratios are divided, so a ratio not given is
+    computed from the given values of its parts and a ratio given is taken as it is."""
+    given = given or {}
+
+    def store(name: str, per_agent: dict) -> None:
+        values[name] = {**per_agent, **given.get(name, {})}
+
     values: dict[str, dict[str, Decimal | None]] = {}
     agents = sorted(agents)
     passes: dict[str, str] = {}  # next-event pass query -> temp table with its result
@@ -239,8 +248,8 @@ def evaluate(con, policy: Policy, params: dict, agents, entries,
             column = 0
             for m, width in zip(group, widths):
                 duration = policy.metric_types[m.name.value] == "duration"
-                values[m.name.value] = {a: _convert(m, rows[a][column:column + width] if a in rows else None,
-                                                    duration) for a in agents}
+                store(m.name.value, {a: _convert(m, rows[a][column:column + width] if a in rows else None,
+                                                 duration) for a in agents})
                 column += width
     finally:
         for table in tables:
@@ -251,7 +260,7 @@ def evaluate(con, policy: Policy, params: dict, agents, entries,
             fines[e.agent] = fines.get(e.agent, 0) + 1
     for m in policy.metrics:
         if m.kind == "fines":
-            values[m.name.value] = {a: Decimal(fines.get(a, 0)) for a in agents}
+            store(m.name.value, {a: Decimal(fines.get(a, 0)) for a in agents})
     # ratios may depend on ratios: resolve in rounds (the checker refused cycles)
     ratios = [m for m in policy.metrics if m.kind == "ratio" and m.name.value in policy.metric_types]
     while ratios:
@@ -260,7 +269,7 @@ def evaluate(con, policy: Policy, params: dict, agents, entries,
             break
         for m in ready:
             num, den = values[m.ratio[0].value], values[m.ratio[1].value]
-            values[m.name.value] = {a: _divide(num.get(a), den.get(a)) for a in agents}
+            store(m.name.value, {a: _divide(num.get(a), den.get(a)) for a in agents})
             ratios.remove(m)
     return values
 

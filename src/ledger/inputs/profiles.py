@@ -293,6 +293,15 @@ def shipped() -> list[tuple[str, str]]:
 def load(extra_folders: list[Path]) -> list[Profile]:
     """Shipped profiles, then `*.profile` files of the given folders (a later profile of the
     same name replaces an earlier one). Errors raise LedgerError with every diagnostic."""
+    profiles, diags = read(extra_folders)
+    if any(d.severity == "error" for d in diags):
+        raise LedgerError("\n".join(d.render() for d in diags) + "\n导出格式文件有错误 (export profiles have errors)",
+                          exit_code=1)
+    return profiles
+
+
+def read(extra_folders: list[Path]) -> tuple[list[Profile], list[Diagnostic]]:
+    """What `load` reads, with every diagnostic returned instead of raised (`ledger check`)."""
     texts = shipped()
     for folder in extra_folders:
         folder = Path(folder)
@@ -306,10 +315,7 @@ def load(extra_folders: list[Path]) -> list[Profile]:
         diags += more
         if profile is not None:
             by_name[profile.name] = profile
-    if any(d.severity == "error" for d in diags):
-        raise LedgerError("\n".join(d.render() for d in diags) + "\n导出格式文件有错误 (export profiles have errors)",
-                          exit_code=1)
-    return list(by_name.values())
+    return list(by_name.values()), diags
 
 
 _UNIT_SUFFIX = re.compile(r"\s*[（(][^（()）]*[)）]\s*$")

@@ -312,6 +312,16 @@ class ExampleEvent:
 
 
 @attrs.frozen
+class ExampleGiven:
+    """`given "店:小王" 提问轮次 = 250, 三分钟回复率 = 99.2%`: metric values of one agent for
+    the month of the example's date (for examples of monthly rules)."""
+
+    agent: str
+    values: tuple[tuple[Name, Literal], ...]
+    pos: Position
+
+
+@attrs.frozen
 class Expectation:
     kind: str  # entry | pending | none | nothing
     rule: Name | None
@@ -327,6 +337,7 @@ class Example:
     events: tuple[ExampleEvent, ...]
     expectations: tuple[Expectation, ...]
     pos: Position
+    given: tuple[ExampleGiven, ...] = ()
 
 
 @attrs.frozen

@@ -80,7 +80,7 @@ class _Checker(MetricChecks):
         examples = tuple(ex for f in self.files for ex in f.examples)
         named = {**seen, **{r.id.value: [r] for r in monthly}}
         for example in examples:
-            self._check_example(example, named)
+            self._check_example(example, named, metric_types)
         caps = [c for f in self.files for c in f.caps]
         floors = [x for f in self.files for x in f.floors]
         self._check_caps(caps, floors)
@@ -102,7 +102,8 @@ class _Checker(MetricChecks):
         return True
 
     # -- examples
-    def _check_example(self, example: ast.Example, rules: dict) -> None:
+    def _check_example(self, example: ast.Example, rules: dict, metric_types: dict[str, str]) -> None:
+        self._check_given(example, metric_types)
         for ev in example.events:
             event = self._event_type(ev.type)
             if event is None:
@@ -128,6 +129,28 @@ class _Checker(MetricChecks):
                 self.error(exp.rule.pos, f"expect no {exp.rule.value} 与同一例子里期望它产生的明细矛盾 (contradicts another expectation)")
             elif exp.kind == "nothing" and expected:
                 self.error(exp.pos, "expect nothing 与同一例子里的其他期望矛盾 (contradicts another expectation)")
+
+    def _check_given(self, example: ast.Example, metric_types: dict[str, str]) -> None:
+        """`given "店:小王" 提问轮次 = 250, 三分钟回复率 = 99.2%`: known metrics, each once per
+        agent, written in the metric's unit (a ratio as a percentage)."""
+        seen: set[tuple[str, str]] = set()
+        for given in example.given:
+            for name, value in given.values:
+                if (given.agent, name.value) in seen:
+                    self.error(name.pos, f"{given.agent} 的指标 {name.value} 写了两次 (metric given twice)")
+                seen.add((given.agent, name.value))
+                mtype = metric_types.get(name.value)
+                if mtype is None and name.value in self.unparsed:
+                    continue  # its declaration failed to parse: reported once, there
+                if mtype is None:
+                    self.error(name.pos, f"未知指标 (unknown metric) {name.value!r}", suggest(name.value, metric_types))
+                elif value.type != mtype:
+                    hint = None
+                    if mtype == "percent" and value.type == "number":
+                        shown = format((value.value * 100).normalize(), "f") if value.value <= 1 else value.value
+                        hint = f"提示：比值指标写百分比，如 {shown}% (a ratio is given as a percentage)"
+                    self.error(value.pos, f"指标 {name.value} 是 {TYPE_NAMES[mtype]}，这里是 {TYPE_NAMES[value.type]} "
+                                          f"(type mismatch)", hint)
 
     def _setting(self, attr: str, default: str) -> str:
         found = [(getattr(f, attr)) for f in self.files if getattr(f, attr) is not None]

@@ -20,7 +20,7 @@ literals were spelt, where comments were), never by patching the original text:
   indent 4: effective, on, when, unless…, fine/bonus [to …]. A `when` condition wider
   than WIDTH, or one with comments inside it, breaks before each top-level `and`/`or`
   with an 8-space continuation indent; deeper levels are never broken.
-* **Examples**: `example "title" on DATE:`, then `at …` and `expect …` lines, indent 4.
+* **Examples**: `example "title" on DATE:`, then `at …`, `given …` and `expect …` lines, indent 4.
 * **Expressions** (written by `lang.unparse`, which `explain` shares): one space around
   operators and after commas, none inside brackets; parentheses only where precedence
   needs them (the AST does not keep redundant ones; `and`/`or` chains are flat).
@@ -624,11 +624,15 @@ class _Formatter:
 
     def _example(self, example: ast.Example, first: int, last: int) -> list:
         header = f"example {quote(example.title)}" + (f" on {example.day.isoformat()}" if example.day else "") + ":"
-        lines = [_Line(0, header, first)]
+        body = []
         for event in example.events:
             fields = ", ".join(f"{name}: {self._literal(value)}" for name, value in event.fields)
             at = self._time_text(event, example.day)
-            lines.append(_Line(INDENT, f"at {at} {event.type}({fields})", self.at(event.pos) - 1))
+            body.append(_Line(INDENT, f"at {at} {event.type}({fields})", self.at(event.pos) - 1))
+        for given in example.given:
+            values = ", ".join(f"{name} = {self._literal(value)}" for name, value in given.values)
+            body.append(_Line(INDENT, f"given {quote(given.agent)} {values}", self.at(given.pos)))
+        lines = [_Line(0, header, first)] + sorted(body, key=lambda line: line.start)
         for expectation in example.expectations:
             lines.append(_Line(INDENT, self._expectation(expectation), self.at(expectation.pos)))
         return lines

@@ -42,12 +42,16 @@ def _used_word_lists(policy: Policy) -> set[str]:
                 for c in (child if isinstance(child, tuple) else (child,)):
                     walk(c)
 
-    for rule in policy.rules:
-        walk(rule)
+    for node in list(policy.rules) + list(policy.metrics):
+        walk(node)
     return used
 
 
 def _unused_word_lists(policy: Policy) -> list[Diagnostic]:
+    """Word lists no rule or metric reads. Not said while a declaration failed to parse: the
+    rule that reads a list may be that one, and the warning would only mislead."""
+    if any(f.unparsed for f in policy.files):
+        return []
     used = _used_word_lists(policy)
     return [_warning(policy, wl.name.pos, f"词表 {wl.name.value} 没有被任何规则使用 (unused word list)")
             for f in policy.files for wl in f.words if wl.name.value not in used]
@@ -130,7 +134,10 @@ def version_gaps(policy: Policy) -> list[Diagnostic]:
         for rule in rules:
             if rule.effective is not None:
                 versions.setdefault(rule.id.value, []).append(rule)
+        unparsed = {n for f in policy.files for n in f.unparsed}
         for name, vs in versions.items():
+            if name in unparsed:
+                continue  # a version failed to parse: the gap may be its period
             vs = sorted(vs, key=lambda r: r.effective.start)
             for old, new in zip(vs, vs[1:]):
                 until, start = old.effective.until, new.effective.start

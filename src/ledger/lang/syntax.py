@@ -27,7 +27,7 @@ KEYWORDS = TOP_LEVEL + ("on", "per", "when", "unless", "at", "least", "same", "w
                         "any", "only", "contains", "matches", "true", "false", "until", "expect",
                         "no", "nothing", "pending", "then", "of", "points", "monthly", "first",
                         "matching", "count", "distinct", "percentile", "with", "wait", "for",
-                        "capped", "after", "fines", "day", "except", "confirm", "without", "bonuses")
+                        "capped", "after", "fines", "day", "except", "confirm", "without", "bonuses", "given")
 # Error recovery resumes at these; `effective` is left out because a rule's own
 # `effective` clause may also stand at the start of a line.
 _DECLARATION_START = re.compile(r"^(?:%s)\b" % "|".join(k for k in TOP_LEVEL if k != "effective"), re.M)
@@ -394,14 +394,18 @@ class _ToAst(Transformer):
         title = unquote(children[0])
         rest = list(children[1:])
         day = self._date(rest.pop(0)) if rest and isinstance(rest[0], Token) and rest[0].type == "DATE" else None
-        events, expectations = [], []
+        events, expectations, given = [], [], []
         for item in rest:
             if isinstance(item, ast.Expectation):
                 expectations.append(item)
+            elif isinstance(item, ast.ExampleGiven):
+                given.append(item)
             else:
                 at_token, type_name, fields = item
                 events.append(ast.ExampleEvent(self._when(at_token, day), type_name, fields, self._tpos(at_token)))
-        return ast.Example(title, day, tuple(events), tuple(expectations), self._pos(meta))
+        if given and day is None and not events:
+            self._problem(given[0].pos, "given 需要日期：example \"…\" on 2024-05-31 (given needs the example's date)")
+        return ast.Example(title, day, tuple(events), tuple(expectations), self._pos(meta), tuple(given))
 
     def _when(self, token: Token, day):
         text = str(token)
@@ -426,6 +430,12 @@ class _ToAst(Transformer):
         return children[0], self._name(children[1]), tuple(children[2:])
 
     def example_field(self, meta, children):
+        return self._name(children[0]), children[1]
+
+    def example_given(self, meta, children):
+        return ast.ExampleGiven(unquote(children[0]), tuple(children[1:]), self._pos(meta))
+
+    def given_value(self, meta, children):
         return self._name(children[0]), children[1]
 
     def expect_entry(self, meta, children):

@@ -18,6 +18,7 @@ closed months), so the money equals the difference of the two statements to the 
 from __future__ import annotations
 
 import difflib
+import re
 import subprocess
 from decimal import Decimal
 from pathlib import Path
@@ -99,7 +100,9 @@ class EmployeeChange:
 @attrs.frozen
 class RuleChange:
     """One version of a rule (rule id + effective) in either policy.
-    `status`: kept | added | removed | renamed (`old_id` then names it in the base)."""
+    `status`: kept | added | removed | renamed (`old_id` then names it in the base) | redated
+    (the same rule text under a new `effective` period, e.g. the old version of a rule split in
+    two: `old_effective` then gives the base's period, "" for always in force)."""
 
     rule_id: str
     status: str
@@ -114,6 +117,7 @@ class RuleChange:
     total: Delta  # sum of applied amounts, positive for fines and bonuses alike
     effective: str = ""  # the version's `effective` as written, "" when always in force
     old_id: str | None = None  # a renamed rule's id in the base
+    old_effective: str | None = None  # a redated version's period in the base
 
     @property
     def changed(self) -> bool:
@@ -549,12 +553,17 @@ def _rules(before, after) -> tuple[tuple[RuleChange, ...], dict[str, str]]:
             new_rules[key] = es[0]
     renames = _renames(before.policy, after.policy, old, new)
     into = {v: k for k, v in renames.items()}
+    redated = _redated(old_rules, new_rules)
     out = []
     for key in _rule_order(list(old_rules), list(new_rules), renames):
         rid, eff = key
         in_old, in_new = key in old_rules, key in new_rules
         old_key = key
-        if rid in into and not in_old:
+        if key in redated.values() and not in_new:
+            continue  # shown on the row of its new period
+        if key in redated:
+            old_key = redated[key]
+        elif rid in into and not in_old:
             old_key = (into[rid], eff)
         elif rid in renames and (renames[rid], eff) in new_rules:
             continue  # shown on the row of its new name
@@ -562,7 +571,7 @@ def _rules(before, after) -> tuple[tuple[RuleChange, ...], dict[str, str]]:
         present_old = old_key in old_rules
         status = "kept" if present_old and in_new else ("added" if in_new else "removed")
         if old_key != key and present_old:
-            status = "renamed"
+            status = "redated" if key in redated else "renamed"
         es_old, es_new = old.get(old_key, []), new.get(key, [])
         kind, _ = _amount_of(rule) if not isinstance(rule, Entry) else (rule.kind, "")
         out.append(RuleChange(
@@ -574,8 +583,30 @@ def _rules(before, after) -> tuple[tuple[RuleChange, ...], dict[str, str]]:
             total=Delta(total(e.amount for e in es_old if e.status == APPLIED),
                         total(e.amount for e in es_new if e.status == APPLIED)),
             effective=eff, old_id=old_key[0] if status == "renamed" else None,
+            old_effective=old_key[1] if status == "redated" else None,
         ))
     return tuple(out), renames
+
+
+_EFFECTIVE_LINE = re.compile(r"^[ \t]*effective[^\n]*\n", re.M)
+
+
+def _redated(old_rules: dict, new_rules: dict) -> dict[tuple[str, str], tuple[str, str]]:
+    """Working version key → base version key, for a base version whose period is gone and a
+    working version of the same id, with no base version of its own period, that reads the same
+    apart from its `effective` line: the rule kept, with a new period (the usual first half of
+    splitting a rule in two with `effective`)."""
+    out: dict = {}
+    gone = [k for k, r in old_rules.items() if k not in new_rules and not isinstance(r, Entry)]
+    for key, rule in new_rules.items():
+        if key in old_rules or isinstance(rule, Entry):
+            continue
+        for old in gone:
+            if old[0] == key[0] and old not in out.values() and \
+                    _EFFECTIVE_LINE.sub("", old_rules[old].source) == _EFFECTIVE_LINE.sub("", rule.source):
+                out[key] = old
+                break
+    return out
 
 
 def _text_of(rule) -> str | None:

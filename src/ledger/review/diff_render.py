@@ -67,6 +67,8 @@ def _rule_name(r: RuleChange) -> str:
     mark = {"added": "（新增 added）", "removed": "（删除 removed）"}.get(r.status, "")
     if r.status == "renamed":
         mark = f"（改名自 {r.old_id} renamed）"
+    if r.status == "redated":
+        mark = f"（生效期间改过，原为 {r.old_effective or '不限'} period changed）"
     return r.rule_id + (f" [{r.effective}]" if r.effective else "") + mark
 
 
@@ -325,6 +327,7 @@ def _month_json(d: PolicyDiff) -> dict:
         "accounts": [{"agent": a.agent, "deducted": _delta(a.fines), "bonuses": _delta(a.bonuses),
                       "net": _delta(a.net)} for a in d.agents],
         "rules": [{"rule": r.rule_id, "effective": r.effective or None, "status": r.status, "old_id": r.old_id,
+                   "old_effective": r.old_effective,
                    "kind": r.kind, "amount_before": r.amount_before, "amount_after": r.amount_after,
                    "count_before": r.count_before, "count_after": r.count_after, "total": _delta(r.total)}
                   for r in d.rules],

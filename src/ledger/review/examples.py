@@ -133,19 +133,53 @@ def format_time(at: datetime) -> str:
 
 
 def _months(example: ast.Example) -> list[Month]:
-    return [Month.parse(text) for text in sorted({f"{e.at:%Y-%m}" for e in example.events})]
+    months = {f"{e.at:%Y-%m}" for e in example.events}
+    given = _given_month(example)
+    if given is not None:
+        months.add(given.text)
+    return [Month.parse(text) for text in sorted(months)]
+
+
+def _given_month(example: ast.Example) -> Month | None:
+    """The month the `given` metric values are for: the month of the example's date (the
+    checker asks for one when there are no events), else of its first event."""
+    if not example.given:
+        return None
+    day = example.day or min(e.at for e in example.events).date()
+    return Month.parse(f"{day:%Y-%m}")
+
+
+def given_values(example: ast.Example) -> dict[str, dict[str, Decimal]]:
+    """The `given` lines as {metric: {agent: value}}, in the units metrics compute
+    (metrics.py): a ratio as a fraction (99.2% → 0.992), a duration in seconds."""
+    out: dict[str, dict[str, Decimal]] = {}
+    for given in example.given:
+        for name, literal in given.values:
+            out.setdefault(name.value, {})[given.agent] = _metric_value(literal)
+    return out
+
+
+def _metric_value(literal: ast.Literal) -> Decimal:
+    if literal.type == "percent":
+        return Decimal(literal.value) / 100
+    if literal.type == "duration":
+        return Decimal(str(literal.value.total_seconds()))
+    return Decimal(literal.value)
 
 
 def _evaluate(policy: Policy, sources, example: ast.Example) -> list[Entry]:
-    """The entries of every month the example's events fall in."""
-    if not example.events:
+    """The entries of every month the example's events fall in (and of the month its
+    `given` metric values are for)."""
+    if not example.events and not example.given:
         return []
+    given_month = _given_month(example)
     with tempfile.TemporaryDirectory(prefix="ledger-example-") as tmp:
         folder = Path(tmp)
         _write_jsonl(event_rows(example), folder / "example.jsonl")
         entries: list[Entry] = []
         for month in _months(example):
-            result = engine.run_policy(policy, sources, folder, month)
+            given = given_values(example) if month == given_month else None
+            result = engine.run_policy(policy, sources, folder, month, given=given)
             _check_load(result.load)
             entries.extend(result.entries)
         return entries
@@ -238,6 +272,7 @@ def _yuan(amount: Decimal) -> str:
 
 def _kind_word(policy: Policy, rule_id: str) -> str:
     kinds = {r.amount.kind for r in policy.rules if r.id.value == rule_id}
+    kinds |= {t.amount.kind for r in policy.monthly if r.id.value == rule_id for t in r.tiers}
     return {frozenset({"fine"}): "罚", frozenset({"bonus"}): "奖"}.get(frozenset(kinds), "")
 
 
