@@ -32,7 +32,7 @@ import duckdb
 
 from ledger.core.atomic import write_bytes
 from ledger.core.errors import LedgerError
-from ledger.inputs import exports, message_kinds
+from ledger.inputs import containers, exports, message_kinds
 from ledger.inputs import profiles as profiles_mod
 from ledger.inputs.contract import (
     EVENT_SUFFIXES,
@@ -61,10 +61,11 @@ last_readers: dict[str, str] = {}
 # ---------------------------------------------------------------------------
 # Discovery
 
-def _discover(root: Path, xlsx_reader: str) -> tuple[list[tuple[str, Path]], list[str]]:
+def _discover(root: Path, settings: ReaderSettings,
+              archives: containers.Archives) -> tuple[list[tuple[str, object]], list[str]]:
     found, ignored = [], []
-    seen_dirs = {os.path.realpath(root)}
     # Follow linked folders (a linked month of exports is still input) but never twice.
+    seen_dirs = {os.path.realpath(root)}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and _first_visit(Path(dirpath, d), seen_dirs)]
         for name in filenames:
@@ -77,22 +78,11 @@ def _discover(root: Path, xlsx_reader: str) -> tuple[list[tuple[str, Path]], lis
             elif path.suffix.lower() != profiles_mod.SUFFIX:  # export profiles are read, not ignored
                 ignored.append(rel)
     found.sort(key=lambda item: item[0])
-    return _expand_containers(found, ignored, xlsx_reader)
-
-
-def _expand_containers(found: list, ignored: list, xlsx_reader: str) -> tuple[list, list]:
-    """Workbooks become one input per sheet, zip archives one per member (exports.py); a
-    container that cannot be opened stays one input, rejected when it is read."""
-    if not any(path.suffix.lower() in exports.CONTAINER_SUFFIXES for _, path in found):
-        return found, sorted(ignored)
     out = []
-    for rel, path in found:
-        if path.suffix.lower() not in exports.CONTAINER_SUFFIXES:
-            out.append((rel, path))
-            continue
-        inputs, more_ignored, problems = exports.expand(rel, path, xlsx_reader)
-        out += [(rel, path)] if problems else inputs
-        ignored = ignored + more_ignored
+    for rel, path in found:  # workbooks: one input per sheet; archives: one per member (containers.py)
+        inputs, more_ignored = containers.expand(rel, path, settings, archives)
+        out += inputs
+        ignored += more_ignored
     return out, sorted(ignored)
 
 
@@ -128,7 +118,15 @@ def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.Zone
         raise LedgerError(f"找不到事件目录 (events folder not found): {root}", exit_code=2)
     check_schema(schema)
     settings = ReaderSettings.from_env() if settings is None else settings
-    files, ignored = _discover(root, settings.xlsx_reader)
+    archives = containers.Archives()
+    try:
+        return _load(root, con, tz, schema, progress, settings, archives)
+    finally:
+        archives.close_all()
+
+
+def _load(root: Path, con, tz, schema, progress, settings: ReaderSettings, archives) -> LoadResult:
+    files, ignored = _discover(root, settings, archives)
     profiles = tuple(profiles_mod.load([root, Path("profiles")]))
     # the Python reader too when this DuckDB cannot declare the UDF's types
     mode = "python" if settings.reader == "python" or udf_types() is None else settings.reader
@@ -140,12 +138,12 @@ def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.Zone
         last_readers.update(fast.readers)
         exports.cut_sessions(con)
         message_kinds.derive(con)
-        return _with_first_rows(result, files, profiles, settings.xlsx_reader)
+        return _with_first_rows(result, files, profiles, settings)
     last_readers.update((rel, "python") for rel, _ in files)
     fd, tmp = tempfile.mkstemp(prefix="ledger-events-", suffix=".csv")
     try:
         with open(fd, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
-            loader = PythonReader(tz, schema, out, profiles=profiles, xlsx_reader=settings.xlsx_reader)
+            loader = PythonReader(tz, schema, out, profiles=profiles, settings=settings)
             reports = []
             for rel, path in files:
                 say(rel, path)
@@ -162,13 +160,13 @@ def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.Zone
         columns=tuple(loader.columns.extras),
         n_events=loader.n_events,
         duplicates_folded=sum(r.duplicates for r in reports),
-    ), files, profiles, settings.xlsx_reader)
+    ), files, profiles, settings)
 
 
 _CONFLICT = re.compile(r"\(duplicate id with different content\), first seen at (.+):(\d+)$")
 
 
-def _with_first_rows(result: LoadResult, files, profiles, xlsx_reader: str) -> LoadResult:
+def _with_first_rows(result: LoadResult, files, profiles, settings: ReaderSettings) -> LoadResult:
     """A duplicate id with other content is reported with both rows: the first row's text
     is added to the later row's reason (the same whichever reader read the files)."""
     wanted: dict[str, set[int]] = {}
@@ -184,13 +182,12 @@ def _with_first_rows(result: LoadResult, files, profiles, xlsx_reader: str) -> L
         if rel not in paths:
             continue
         try:
-            data = paths[rel].read_bytes()
-        except OSError:
+            _, _, records = file_records(rel, paths[rel], Columns(), profiles, settings)
+            for record in records:
+                if record.is_row and record.line in lines:
+                    raws.setdefault((rel, record.line), printable(record.raw))
+        except containers.READ_ERRORS:
             continue
-        _, records = file_records(rel, paths[rel], data, Columns(), profiles, xlsx_reader)
-        for record in records:
-            if record.is_row and record.line in lines:
-                raws.setdefault((rel, record.line), printable(record.raw))
     rejects = []
     for r in result.rejects:
         m = _CONFLICT.search(r.reason)
@@ -203,11 +200,11 @@ def _file_progress(progress, files):
     """say(rel, path): 'messages.csv (2/6, 1.3 GB)' to `progress`, if any."""
     number = {rel: i for i, (rel, _) in enumerate(files, 1)}
 
-    def say(rel: str, path: Path) -> None:
+    def say(rel: str, path) -> None:
         if progress is None:
             return
         try:
-            size = path.stat().st_size
+            size = path.stat().st_size if isinstance(path, Path) else getattr(path, "size", 0)
         except OSError:
             size = 0
         unit, scale = next(((u, b) for u, b in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)) if size >= b),

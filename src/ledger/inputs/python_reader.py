@@ -10,15 +10,15 @@ and collects its `Reject`s.
 from __future__ import annotations
 
 import csv
-import hashlib
 import zoneinfo
 from datetime import datetime
-from pathlib import Path
 
+from ledger.inputs.containers import READ_ERRORS, describe_error
 from ledger.inputs.contract import FileReport, Reject, Schema, check_row
 from ledger.inputs.encodings import printable
 from ledger.inputs.records import file_records
 from ledger.inputs.rows import Columns, Record
+from ledger.inputs.settings import ReaderSettings
 
 
 class PythonReader:
@@ -30,7 +30,7 @@ class PythonReader:
     """
 
     def __init__(self, tz: zoneinfo.ZoneInfo, schema: Schema, out, *, columns: "Columns | None" = None,
-                 dedup: bool = True, profiles: tuple = (), xlsx_reader: str | None = None):
+                 dedup: bool = True, profiles: tuple = (), settings: ReaderSettings | None = None):
         self.tz = tz
         self.schema = schema
         self.columns = Columns() if columns is None else columns
@@ -39,7 +39,7 @@ class PythonReader:
         self.files: list[str] = []
         self.dedup = dedup
         self.profiles = profiles  # export profiles (profiles.py)
-        self.xlsx_reader = xlsx_reader  # how workbooks are read (exports.sheet_rows)
+        self.settings = ReaderSettings() if settings is None else settings  # how files are read, limits
         self.set_output(out)
 
     def set_output(self, out) -> None:
@@ -47,18 +47,19 @@ class PythonReader:
         self.writer = csv.writer(out, quoting=csv.QUOTE_NONNUMERIC, lineterminator="\n") if out else None
         self.n_events = 0
 
-    def load_file(self, rel: str, path: Path) -> FileReport:
-        try:
-            data = path.read_bytes()
-        except OSError as e:
-            self.rejects.append(Reject(rel, 0, f"无法读取文件 (cannot read file): {e.strerror}", ""))
-            return FileReport(rel, "", "", 0, 0, 0, 0)
-        encoding, records = file_records(rel, path, data, self.columns, self.profiles, self.xlsx_reader)
+    def load_file(self, rel: str, source) -> FileReport:
+        """Read one input (a path, a zip member, a sheet: containers.py), streamed. An input
+        that cannot be read, or fails while being read, is one reject naming it."""
         counts = {"read": 0, "accepted": 0, "rejected": 0, "duplicates": 0}
         self.files.append(rel)
-        for record in records:
-            self._take(rel, record, counts)
-        return FileReport(rel, encoding, hashlib.sha256(data).hexdigest(), **counts)
+        encoding = digest = ""
+        try:
+            encoding, digest, records = file_records(rel, source, self.columns, self.profiles, self.settings)
+            for record in records:
+                self._take(rel, record, counts)
+        except READ_ERRORS as e:
+            self.rejects.append(Reject(rel, 0, describe_error(e), ""))
+        return FileReport(rel, encoding, digest, **counts)
 
     def _take(self, rel: str, record: Record, counts: dict[str, int]) -> None:
         if not record.is_row:

@@ -43,11 +43,46 @@ def strip_newline(text: str) -> str:
     return text.rstrip("\r\n")
 
 
-def physical_records(lines: Iterator[str], delimiter: str, undecodable: str | None):
+class LongLine(str):
+    """A physical line over the reader's limit, cut short (see `bounded_lines`)."""
+
+
+LONG_LINE = "行过长，整条记录跳过 (line over {:,} characters: record skipped)"
+
+
+def bounded_lines(text, limit: int, csv_quotes: bool = True) -> Iterator[str]:
+    """The physical lines of a text stream, none held longer than `limit` characters.
+
+    A longer line is read on in pieces and dropped; in its place comes a `LongLine`: its
+    first characters (`csv_quotes`: without quotes, then `,"` if the whole line had an odd
+    number of quotes, so that the csv module ends or continues the record just as the whole
+    line would have).
+    """
+    while True:
+        line = text.readline(limit)
+        if not line:
+            return
+        if len(line) < limit or line.endswith(("\n", "\r")):
+            yield line
+            continue
+        quotes = line.count('"')
+        while True:  # the rest of the line, in pieces, counting its quotes
+            piece = text.readline(limit)
+            quotes += piece.count('"')
+            if not piece or len(piece) < limit or piece.endswith(("\n", "\r")):
+                break
+        if csv_quotes:
+            yield LongLine(line[:2000].replace('"', "") + (',"' if quotes % 2 else "") + "\n")
+        else:
+            yield LongLine(line[:2000] + "\n")
+
+
+def physical_records(lines: Iterator[str], delimiter: str, undecodable: str | None, limit: int = 0):
     """(first line number, number of lines, raw text, fields, problem) of each non-blank record.
 
     csv.reader pulls physical lines one at a time and never reads ahead, so the
-    lines taken since the last record are exactly this record's lines.
+    lines taken since the last record are exactly this record's lines. A record with a
+    line over `limit` characters (a `LongLine` of `bounded_lines`) is rejected.
     """
     taken: list[str] = []
 
@@ -75,10 +110,13 @@ def physical_records(lines: Iterator[str], delimiter: str, undecodable: str | No
         first, n_lines = consumed + 1, len(taken)
         consumed += n_lines
         raw = strip_newline(taken[0] if n_lines == 1 else "".join(taken))
+        long = limit and any(type(t) is LongLine for t in taken)
         taken.clear()
-        if is_blank(raw, delimiter):
+        if long:
+            problem = LONG_LINE.format(limit)
+        elif is_blank(raw, delimiter):
             continue
-        if "\x00" in raw:
+        elif "\x00" in raw:
             problem = "含有 NUL 字符 (NUL character)"
         if undecodable and SURROGATE.search(raw):
             problem = undecodable
@@ -92,11 +130,16 @@ def _finish_quoted_field(lines: Iterator[str], taken: list[str]) -> None:
     quotes = sum(text.count('"') for text in taken)
     if quotes % 2 == 0:
         return
+    kept = sum(map(len, taken))
     for text in lines:
-        taken.append(text)
+        kept += len(text)
+        taken.append(text if kept <= _KEPT_IN_FIELD else "")  # past that, only the line count is kept
         quotes += text.count('"')
         if quotes % 2 == 0:
             return
+
+
+_KEPT_IN_FIELD = 1 << 20  # characters of an over-long field kept while its record is skipped
 
 
 def check_header(names: list[str], columns: "Columns", rel: str) -> str | None:

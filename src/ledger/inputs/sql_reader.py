@@ -31,6 +31,7 @@ from typing import NamedTuple
 import attrs
 import duckdb
 
+from ledger.inputs.containers import READ_ERRORS
 from ledger.inputs.contract import (
     FileReport,
     LoadResult,
@@ -179,7 +180,7 @@ class SqlReader:
         self.force = settings.reader == "fast"
         self.columns = Columns()
         self.loader = PythonReader(tz, schema, None, columns=self.columns, dedup=False, profiles=profiles,
-                                   xlsx_reader=settings.xlsx_reader)
+                                   settings=settings)
         self.temps: list[str] = []
         self.n_rows = 0  # rows appended to `events` so far (the next seq)
         self.readers: dict[str, str] = {}  # rel path -> "sql" or "python", once `run` is done
@@ -531,10 +532,12 @@ class SqlReader:
                 f"SELECT ordinality, coalesce(l, '') FROM {raw_lines_sql(done.path)} WITH ORDINALITY "
                 f"WHERE ordinality IN ({listed})").fetchall())
             return {n: spans[n][1] if n in spans else text for n, text in found.items()}
-        data = done.path.read_bytes()
         scratch = Columns()  # only the raw text is wanted: the header was checked before
-        _, records = file_records(done.rel, done.path, data, scratch, self.loader.profiles, self.loader.xlsx_reader)
-        return {r.line: r.raw for r in records if r.is_row and r.line in lines}
+        try:
+            _, _, records = file_records(done.rel, done.path, scratch, self.loader.profiles, self.settings)
+            return {r.line: r.raw for r in records if r.is_row and r.line in lines}
+        except READ_ERRORS:
+            return {}
 
 
 class _OpenQuote(Exception):
