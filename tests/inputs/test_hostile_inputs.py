@@ -15,6 +15,7 @@ import attrs
 import duckdb
 import pytest
 
+from ledger.inputs import workbooks
 from ledger.inputs.events import load_events
 from ledger.inputs.settings import READER_ENV, ReaderSettings
 
@@ -203,3 +204,89 @@ def test_a_large_file_on_the_python_path_is_streamed_not_read_whole(tmp_path):
         assert len(ids) == n and not result.rejects
     small, big = peaks
     assert big < small + (1 << 20), f"peak {big:,} bytes for 8 MB, {small:,} for 2 MB"
+
+
+# -- item 10: a stray cell far away ------------------------------------------------------
+
+def _inline(ref: str, text: str) -> str:
+    return f'<c r="{ref}" t="inlineStr"><is><t>{text}</t></is></c>'
+
+
+def hostile_xlsx(rows: dict[int, str], dimension: str | None) -> bytes:
+    """A workbook written by hand (openpyxl will not write a lying dimension): one sheet
+    `Sheet1` with the given rows (row number -> cells XML)."""
+    ns = 'xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"'
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    sheet = (f'<?xml version="1.0" encoding="UTF-8"?><worksheet {ns}>'
+             + (f'<dimension ref="{dimension}"/>' if dimension else "") + "<sheetData>"
+             + "".join(f'<row r="{n}">{cells}</row>' for n, cells in sorted(rows.items()))
+             + "</sheetData></worksheet>")
+    parts = {
+        "[Content_Types].xml": '<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/'
+        'package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.'
+        'relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/'
+        'workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+        '<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-'
+        'officedocument.spreadsheetml.worksheet+xml"/></Types>',
+        "_rels/.rels": '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/'
+        f'package/2006/relationships"><Relationship Id="rId1" Type="{rel}/officeDocument" Target="xl/workbook.xml"/>'
+        '</Relationships>',
+        "xl/workbook.xml": f'<?xml version="1.0" encoding="UTF-8"?><workbook {ns} xmlns:r="{rel}"><sheets>'
+        '<sheet name="Sheet1" sheetId="1" r:id="rId1"/></sheets></workbook>',
+        "xl/_rels/workbook.xml.rels": '<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.'
+        f'openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="{rel}/worksheet" '
+        'Target="worksheets/sheet1.xml"/></Relationships>',
+        "xl/worksheets/sheet1.xml": sheet,
+    }
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, text in parts.items():
+            zf.writestr(name, text)
+    return buf.getvalue()
+
+
+GOOD_SHEET_ROWS = {
+    1: _inline("A1", "id") + _inline("B1", "ts") + _inline("C1", "type") + _inline("D1", "agent") + _inline("E1", "amount"),
+    2: _inline("A2", "x1") + _inline("B2", "2024-05-10 10:00:00") + _inline("C2", "order_paid")
+    + _inline("D2", "店:小王") + '<c r="E2"><v>5</v></c>',
+}
+
+
+@pytest.mark.parametrize("xlsx_reader", ["calamine", "openpyxl"])
+def test_a_stray_cell_at_xfd1048576_reads_only_the_used_cells(tmp_path, xlsx_reader):
+    """1.7 KB: calamine would allocate the rectangle A1:XFD1048576 (17 billion cells) and
+    openpyxl would pad a million rows to 16,384 cells; only the three used rows are read."""
+    pytest.importorskip("python_calamine")
+    data = hostile_xlsx({**GOOD_SHEET_ROWS, 1048576: _inline("XFD1048576", "x")}, "A1:XFD1048576")
+    assert len(data) < 2500
+    assert not workbooks.dense(data, "Sheet1")
+    (tmp_path / "stray.xlsx").write_bytes(data)
+    result, ids = load(tmp_path, settings(xlsx_reader=xlsx_reader))
+    assert ids == ["x1"]
+    (reject,) = result.rejects
+    assert reject.line == 1048576 and "列数不对" in reject.reason
+
+
+@pytest.mark.parametrize("xlsx_reader", ["calamine", "openpyxl"])
+def test_a_lying_dimension_pads_no_row(xlsx_reader, monkeypatch):
+    """The declared dimension A1:XFD1048576 is ignored: no row is padded to 16,384 cells."""
+    pytest.importorskip("python_calamine")
+    data = hostile_xlsx(GOOD_SHEET_ROWS, "A1:XFD1048576")
+    converted = []
+    real = workbooks.cell_text
+    monkeypatch.setattr(workbooks, "cell_text", lambda v: converted.append(v) or real(v))
+    rows = list(workbooks.sheet_rows(data, "Sheet1", xlsx_reader))
+    assert [(n, len(cells)) for n, cells, _ in rows] == [(1, 5), (2, 5)]
+    assert len(converted) == 10
+
+
+def test_calamine_reads_dense_sheets_and_both_readers_agree_off_a1():
+    """The check does not send ordinary sheets away from calamine; a sheet whose cells start
+    at C3 gives the same rows and columns in both readers."""
+    pytest.importorskip("python_calamine")
+    rows = {3: _inline("C3", "ts") + _inline("D3", "type"), 5: _inline("C5", "2024-05-10 10:00:00") + _inline("E5", "z")}
+    data = hostile_xlsx(rows, None)
+    assert workbooks.dense(data, "Sheet1")
+    a = list(workbooks.sheet_rows(data, "Sheet1", "calamine"))
+    assert a == list(workbooks.sheet_rows(data, "Sheet1", "openpyxl"))
+    assert a == [(3, ["", "", "ts", "type"], None), (5, ["", "", "2024-05-10 10:00:00", "", "z"], None)]

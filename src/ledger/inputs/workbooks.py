@@ -92,6 +92,8 @@ def sheet_rows(data: bytes, sheet: str, reader: str | None = None) -> Iterator[t
         rows_iter, close = ws.iter_rows(values_only=True), wb.close
     try:
         for number, row in enumerate(rows_iter, 1):
+            if not row:  # openpyxl gives () for each row missing between two rows
+                continue
             cells = [cell_text(v) for v in row]
             while cells and not cells[-1]:
                 cells.pop()
