@@ -5,6 +5,7 @@ without bound; cost stays linear in the bytes read."""
 from __future__ import annotations
 
 import io
+import json
 import struct
 import tracemalloc
 import zipfile
@@ -15,7 +16,8 @@ import attrs
 import duckdb
 import pytest
 
-from ledger.inputs import workbooks
+from ledger.inputs import sql_reader, workbooks
+from ledger.inputs import table as table_mod
 from ledger.inputs.events import load_events
 from ledger.inputs.settings import READER_ENV, ReaderSettings
 
@@ -290,3 +292,54 @@ def test_calamine_reads_dense_sheets_and_both_readers_agree_off_a1():
     a = list(workbooks.sheet_rows(data, "Sheet1", "calamine"))
     assert a == list(workbooks.sheet_rows(data, "Sheet1", "openpyxl"))
     assert a == [(3, ["", "", "ts", "type"], None), (5, ["", "", "2024-05-10 10:00:00", "", "z"], None)]
+
+
+# -- item 11: cost linear in the bytes read -----------------------------------------------
+
+def test_a_zip_of_many_members_is_opened_once_and_appended_in_one_insert(tmp_path, monkeypatch, reader):
+    """Each member used to reopen the archive (reading its whole directory: quadratic) and
+    to be one INSERT of its own (4,000 members: 92 s)."""
+    with zipfile.ZipFile(tmp_path / "many.zip", "w") as zf:
+        for k in range(60):
+            zf.writestr(f"m{k:03d}.csv", HEADER + row(f"m{k}"))
+    opened = []
+    real_init = zipfile.ZipFile.__init__
+    monkeypatch.setattr(zipfile.ZipFile, "__init__",
+                        lambda self, file, *a, **k: opened.append(file) or real_init(self, file, *a, **k))
+    inserts = []
+    real_insert = table_mod.insert_written
+    monkeypatch.setattr(sql_reader, "insert_written", lambda *a, **k: inserts.append(a) or real_insert(*a, **k))
+    result, ids = load(tmp_path)
+    assert len(ids) == 60 and not result.rejects
+    assert [Path(f).name for f in opened] == ["many.zip"]
+    if reader == "auto":
+        assert len(inserts) == 1
+
+
+def test_columns_past_the_limit_are_kept_together_not_as_columns(tmp_path):
+    """A CSV of 300 columns and JSONL with a new key on every row: the table gets at most
+    `max_columns` extra columns (plus the declared and the reader's own); the other values
+    are kept, as one JSON object per row. Every row is accepted: the money is unchanged."""
+    names = [f"c{k}" for k in range(300)]
+    (tmp_path / "a_wide.csv").write_text(
+        "id,ts,type,agent,amount," + ",".join(names) + "\r\n"
+        + "w1,2024-05-10 10:00:00,order_paid,店:小王,10," + ",".join(f"v{k}" for k in range(300)) + "\r\n",
+        encoding="utf-8")
+    (tmp_path / "b_keys.jsonl").write_text("".join(
+        '{"id": "j%d", "ts": "2024-05-10 10:00:00", "type": "order_paid", "amount": "1", "key%d": "x"}\n' % (k, k)
+        for k in range(200)), encoding="utf-8")
+    con = duckdb.connect()
+    result = load_events(tmp_path, con, tz=TZ, schema=SCHEMA, settings=settings(max_columns=20))
+    assert result.n_events == 201 and not result.rejects
+    columns = [c for (c,) in con.execute("SELECT column_name FROM (DESCRIBE events)").fetchall()]
+    assert len(columns) <= 11 + 1 + 20 + 1  # fixed and core, amount (declared), 20 extra, _more_columns
+    assert con.execute("SELECT sum(CAST(amount AS DECIMAL(18,4))) FROM events").fetchone()[0] == 210
+    more = dict(con.execute("SELECT id, _more_columns FROM events").fetchall())
+    assert json.loads(more["w1"]) == {f"c{k}": f"v{k}" for k in range(20, 300)}
+    assert json.loads(more["j199"]) == {"key199": "x"}
+    # the same folder without a limit has every column (and the same ids)
+    con2 = duckdb.connect()
+    load_events(tmp_path, con2, tz=TZ, schema=SCHEMA, settings=settings(max_columns=10_000))
+    assert len(con2.execute("DESCRIBE events").fetchall()) == 11 + 1 + 300 + 200
+    assert (sorted(con2.execute("SELECT id FROM events").fetchall())
+            == sorted(con.execute("SELECT id FROM events").fetchall()))

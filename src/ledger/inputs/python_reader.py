@@ -14,7 +14,7 @@ import zoneinfo
 from datetime import datetime
 
 from ledger.inputs.containers import READ_ERRORS, describe_error
-from ledger.inputs.contract import FileReport, Reject, Schema, check_row
+from ledger.inputs.contract import MORE_COLUMNS, FileReport, Reject, Schema, check_row
 from ledger.inputs.encodings import printable
 from ledger.inputs.records import file_records
 from ledger.inputs.rows import Columns, Record
@@ -33,13 +33,13 @@ class PythonReader:
                  dedup: bool = True, profiles: tuple = (), settings: ReaderSettings | None = None):
         self.tz = tz
         self.schema = schema
-        self.columns = Columns() if columns is None else columns
+        self.settings = ReaderSettings() if settings is None else settings  # how files are read, limits
+        self.columns = Columns(self.settings.max_columns, declared(schema)) if columns is None else columns
         self.rejects: list[Reject] = []
         self.seen = _FirstSeen()
         self.files: list[str] = []
         self.dedup = dedup
         self.profiles = profiles  # export profiles (profiles.py)
-        self.settings = ReaderSettings() if settings is None else settings  # how files are read, limits
         self.set_output(out)
 
     def set_output(self, out) -> None:
@@ -102,8 +102,15 @@ class PythonReader:
     def _write(self, event_id: str, utc: datetime, local: datetime, rel: str, line: int, values: dict) -> None:
         cells = [self.n_events, event_id, utc.isoformat(" "), local.isoformat(" "), rel, line]
         cells += map(values.get, self.columns.order)  # "" and None are both read back as NULL
+        if self.columns.overflow:
+            cells[self.columns.index[MORE_COLUMNS]] = self.columns.more(values)
         self.writer.writerow(cells)
         self.n_events += 1
+
+
+def declared(schema: Schema) -> set[str]:
+    """Every field name the policy declares for some event type."""
+    return {name for fields in schema.values() for name in fields}
 
 
 class _FirstSeen:

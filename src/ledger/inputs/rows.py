@@ -10,10 +10,12 @@ names differing only in case); `csv_row` makes a record of a CSV or sheet row.
 from __future__ import annotations
 
 import csv
+import json
+from collections import Counter
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from ledger.inputs.contract import CORE, RESERVED
+from ledger.inputs.contract import ALWAYS_STORED, CORE, MORE_COLUMNS, RESERVED
 from ledger.inputs.encodings import SURROGATE
 
 
@@ -145,7 +147,7 @@ _KEPT_IN_FIELD = 1 << 20  # characters of an over-long field kept while its reco
 def check_header(names: list[str], columns: "Columns", rel: str) -> str | None:
     """Reason the header is unusable, or None after registering its columns."""
     named = [n for n in names if n]
-    dups = sorted({n for n in named if named.count(n) > 1})
+    dups = sorted(n for n, count in Counter(named).items() if count > 1)
     if dups:
         return "重复的列名 (duplicate column names): " + ", ".join(dups)
     folded: dict[str, str] = {}
@@ -191,19 +193,38 @@ def _fold(name: str) -> str:
 
 
 class Columns:
-    """Column registry: position of every column in the temporary file."""
+    """Column registry: position of every column in the temporary file.
+
+    With a `limit`, at most that many extra columns (besides the core ones, the names in
+    `stored` — the fields the policy declares — and contract.ALWAYS_STORED) become columns
+    of their own; the names registered after that are `overflow`: their values are kept
+    together as one JSON object in the column `_more_columns`. A folder with thousands of
+    column names (one new key on every JSONL row, a CSV of 10,000 columns) then costs
+    linear time and memory instead of rows × columns.
+    """
 
     FIXED = ("seq", "id", "ts", "ts_local", "src_file", "src_line")
     STORED_CORE = ("type", "agent", "conversation", "buyer", "order")
 
-    def __init__(self):
+    def __init__(self, limit: int | None = None, stored=()):
         self.order: list[str] = []  # stored columns in temporary-file order
         self.index: dict[str, int] = {}  # name -> position in the temporary file
         self.known: set[str] = set(CORE)  # names accepted as they are: core and registered
+        self.limit = limit
+        self.always = set(ALWAYS_STORED) | set(stored)
+        self.overflow: set[str] = set()  # names whose values go to MORE_COLUMNS
+        self._counted = 0  # extra columns that count against the limit
         self._by_fold: dict[str, tuple[str, str]] = {}
         for name in self.FIXED + self.STORED_CORE:
             self._by_fold[_fold(name)] = (name, "")
         self._add(self.STORED_CORE)
+
+    def would_overflow(self, names) -> bool:
+        """Whether registering `names` would put some of them past the limit."""
+        if self.limit is None:
+            return False
+        new = {n for n in names if n and n not in self.known and n not in self.always}
+        return self._counted + len(new) > self.limit
 
     def problem(self, name: str) -> str | None:
         if name in RESERVED:
@@ -217,10 +238,26 @@ class Columns:
         return None
 
     def register(self, names: list[str], where: str) -> None:
-        new = [n for n in dict.fromkeys(names) if n not in self.index and n not in CORE]
+        new = [n for n in dict.fromkeys(names) if n not in self.known]
+        own = []
         for name in new:
             self._by_fold[_fold(name)] = (name, where)
-        self._add(new)
+            if name in self.always:
+                own.append(name)
+            elif self.limit is None or self._counted < self.limit:
+                own.append(name)
+                self._counted += 1
+            else:
+                self.overflow.add(name)
+                self.known.add(name)
+        if self.overflow and MORE_COLUMNS not in self.index:
+            own.append(MORE_COLUMNS)
+        self._add(own)
+
+    def more(self, values: dict) -> str | None:
+        """The JSON object of a row's values under overflow names (None when it has none)."""
+        found = {k: v for k, v in values.items() if v and k in self.overflow}
+        return json.dumps(found, ensure_ascii=False, sort_keys=True) if found else None
 
     def _add(self, names) -> None:
         for name in names:

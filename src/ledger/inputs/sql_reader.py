@@ -41,7 +41,7 @@ from ledger.inputs.contract import (
     parse_ts,
 )
 from ledger.inputs.encodings import printable, utf16_without_bom
-from ledger.inputs.python_reader import PythonReader
+from ledger.inputs.python_reader import PythonReader, declared
 from ledger.inputs.records import file_records
 from ledger.inputs.rows import (
     Columns,
@@ -157,7 +157,8 @@ class SqlReader:
     Phase 1 goes through the files in order: a UTF-8 CSV file with a good one-line
     header is planned for SQL (its header is checked and registered here, as the
     Python reader would); every other file is read in Python, rows written to a
-    temporary CSV without folding duplicates. The column set is then final, so phase 2
+    temporary CSV without folding duplicates (consecutive such files share one, appended
+    by one INSERT). The column set is then final, so phase 2
     creates `events` and appends each file's rows in order, seq counting on. Phase 3
     folds duplicate ids over all files in SQL (first occurrence wins, as in Python).
 
@@ -178,10 +179,11 @@ class SqlReader:
         self.schema = schema
         self.settings = settings
         self.force = settings.reader == "fast"
-        self.columns = Columns()
+        self.columns = Columns(settings.max_columns, declared(schema))
         self.loader = PythonReader(tz, schema, None, columns=self.columns, dedup=False, profiles=profiles,
                                    settings=settings)
         self.temps: list[str] = []
+        self.batch = None  # (temporary CSV, its open file): consecutive Python-read files share one
         self.n_rows = 0  # rows appended to `events` so far (the next seq)
         self.readers: dict[str, str] = {}  # rel path -> "sql" or "python", once `run` is done
 
@@ -189,10 +191,12 @@ class SqlReader:
         pool = ThreadPoolExecutor(max_workers=1)  # hashes and counts files while DuckDB reads them
         try:
             plans = [self._plan(rel, path, pool) for rel, path in files]
+            self._end_batch()
             create_empty(self.con, self.columns)
-            done = [self._append(plan) for plan in plans]
+            done = self._append_all(plans)
             self._fold_duplicates(done)
         finally:
+            self._end_batch()
             pool.shutdown(wait=True, cancel_futures=True)
             for tmp in self.temps:
                 with contextlib.suppress(OSError):
@@ -217,6 +221,7 @@ class SqlReader:
         plan = self._csv_plan(rel, path)
         if plan is None:
             return self._python(rel, path)
+        self._end_batch()  # the rows of files read after this one go to a new temporary CSV
         plan.scan = pool.submit(_scan_file, path)
         return plan
 
@@ -259,6 +264,8 @@ class SqlReader:
             return None  # every row is rejected, or an export profile maps it: the Python reader does it
         if any(p.named(rel) for p in self.loader.profiles):
             return None  # named for an export profile
+        if self.columns.would_overflow(names) or self.columns.overflow & set(names):
+            return None  # columns past the limit are stored as JSON by the Python reader
         if check_header(names, self.columns, rel):
             return None  # the Python reader rejects the header and every row
         window = self._window(records, names.index("ts"), len(names))
@@ -280,33 +287,59 @@ class SqlReader:
         return datetime(low.year, 1 if low.month < 7 else 7, 1), datetime(high.year + (high.month >= 7),
                                                                            7 if high.month < 7 else 1, 1)
 
-    def _python(self, rel: str, path: Path) -> _Done:
-        """Read one file in Python into a temporary CSV (appended to `events` in phase 2)."""
+    def _python(self, rel: str, path) -> _Done:
+        """Read one file in Python into the temporary CSV of the current batch (appended to
+        `events` in phase 2, one INSERT per batch: a zip of 4,000 members is one INSERT)."""
         self.progress(rel, path)
-        fd, tmp = tempfile.mkstemp(prefix="ledger-events-", suffix=".csv")
-        self.temps.append(tmp)
+        if self.batch is None:
+            fd, tmp = tempfile.mkstemp(prefix="ledger-events-", suffix=".csv")
+            self.temps.append(tmp)
+            self.batch = (tmp, open(fd, "w", encoding="utf-8", newline="", buffering=1 << 20))
+            self.loader.set_output(self.batch[1])
         first_reject = len(self.loader.rejects)
-        with open(fd, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
-            self.loader.set_output(out)
-            report = self.loader.load_file(rel, path)
-            written = self.loader.n_events
+        before = self.loader.n_events
+        report = self.loader.load_file(rel, path)
+        return _Done(rel, path, "python", report, self.loader.rejects[first_reject:], self.batch[0],
+                     self.loader.n_events - before)
+
+    def _end_batch(self) -> None:
+        if self.batch is not None:
+            self.batch[1].close()
             self.loader.set_output(None)
-        return _Done(rel, path, "python", report, self.loader.rejects[first_reject:], tmp, written)
+            self.batch = None
 
     # -- phase 2 ------------------------------------------------------------
 
-    def _append(self, plan) -> _Done:
-        if isinstance(plan, CsvPlan):
-            done = self._append_sql(plan)
-            if done is not None:
-                return done
-            plan = self._python(plan.rel, plan.path)
-        if plan.n_written:
-            insert_written(self.con, self.columns, plan.tmp, self.n_rows)
-            self.n_rows += plan.n_written
-        os.unlink(plan.tmp)
-        self.temps.remove(plan.tmp)
-        return plan
+    def _append_all(self, plans: list) -> list[_Done]:
+        """Every file's rows into `events`, in file order: a planned CSV file by its SQL (or in
+        Python when the SQL cannot vouch for it), a batch of Python-read files by one INSERT."""
+        done: list[_Done] = []
+        batch: list[_Done] = []
+        for plan in plans:
+            if batch and (isinstance(plan, CsvPlan) or plan.tmp != batch[0].tmp):
+                self._insert_batch(batch)
+                batch = []
+            if not isinstance(plan, CsvPlan):
+                batch.append(plan)
+                done.append(plan)
+                continue
+            read = self._append_sql(plan)
+            if read is None:
+                read = self._python(plan.rel, plan.path)
+                self._end_batch()
+                self._insert_batch([read])
+            done.append(read)
+        if batch:
+            self._insert_batch(batch)
+        return done
+
+    def _insert_batch(self, batch: list[_Done]) -> None:
+        written = sum(d.n_written for d in batch)
+        if written:
+            insert_written(self.con, self.columns, batch[0].tmp, self.n_rows)
+            self.n_rows += written
+        os.unlink(batch[0].tmp)
+        self.temps.remove(batch[0].tmp)
 
     def _append_sql(self, plan: CsvPlan) -> _Done | None:
         self.progress(plan.rel, plan.path)
