@@ -64,12 +64,14 @@ def close_(
 
 def _run_period(month, policy, events, out, strict, adjustments, roster, *, seal: bool,
                 leave_unconfirmed: bool = False) -> None:
+    from ledger.inputs import events as events_mod
     from ledger.inputs import roster as roster_mod
     from ledger.outputs import report
     from ledger.period import close
     from ledger.period import lifecycle as period
 
     progress = _progress()
+    events_mod.check_output_folder(events, out)
     found = roster_mod.find(Path("."), roster, events)
     p = period.prepare(policy, events, month, out_dir=out, adjustments_root=adjustments, progress=progress,
                        roster=roster_mod.read(found) if found is not None else None)

@@ -343,3 +343,44 @@ def test_columns_past_the_limit_are_kept_together_not_as_columns(tmp_path):
     assert len(con2.execute("DESCRIBE events").fetchall()) == 11 + 1 + 300 + 200
     assert (sorted(con2.execute("SELECT id FROM events").fetchall())
             == sorted(con.execute("SELECT id FROM events").fetchall()))
+
+
+# -- item 14: links are not followed; the output folder is never read -------------------
+
+def test_links_in_the_events_folder_are_rejected_not_followed(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.csv").write_text(HEADER + row("secret"), encoding="utf-8")
+    (outside / "shadow").write_text("root:$6$hash:19000:0:99999:7:::\n", encoding="utf-8")
+    events = tmp_path / "events"
+    (events / "may").mkdir(parents=True)
+    (events / "may" / "ok.csv").write_text(HEADER + row("ok"), encoding="utf-8")
+    (events / "linked.csv").symlink_to(outside / "secret.csv")
+    (events / "shadow.txt").symlink_to(outside / "shadow")
+    (events / "month").symlink_to(outside, target_is_directory=True)
+    (events / "x.profile").symlink_to(outside / "shadow")
+    info = zipfile.ZipInfo("link.csv")
+    info.external_attr = (0o120777 << 16)  # a symbolic link stored in the archive
+    with zipfile.ZipFile(events / "z.zip", "w") as zf:
+        zf.writestr(info, "/etc/shadow")
+        zf.writestr("inner.csv", HEADER + row("inner"))
+    result, ids = load(events)
+    assert sorted(ids) == ["inner", "ok"]
+    links = {r.file: r.reason for r in result.rejects}
+    assert set(links) == {"linked.csv", "shadow.txt", "month", "x.profile", "z.zip/link.csv"}
+    assert all(reason.startswith("符号链接，未读取") for reason in links.values())
+    assert not any("root" in r.raw or "secret" in r.raw for r in result.rejects)
+
+
+def test_an_output_folder_inside_the_events_folder_is_refused(tmp_path, capsys):
+    from ledger.cli import main
+
+    events = tmp_path / "events"
+    events.mkdir()
+    (events / "ok.jsonl").write_text('{"ts": "2024-05-10 10:00:00", "type": "status"}\n', encoding="utf-8")
+    policy = Path(__file__).resolve().parents[2] / "policy"
+    for out in (events / "reports", events, tmp_path):
+        code = main(["run", "--month", "2024-05", "--policy", str(policy), "--events", str(events), "--out", str(out)])
+        err = capsys.readouterr().err
+        assert code == 2 and "不能互相包含" in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (events / "reports").exists()

@@ -22,6 +22,7 @@ import csv
 import io
 import os
 import re
+import stat
 import tempfile
 import zoneinfo
 from collections.abc import Sequence
@@ -63,17 +64,29 @@ last_readers: dict[str, str] = {}
 
 def _discover(root: Path, settings: ReaderSettings,
               archives: containers.Archives) -> tuple[list[tuple[str, object]], list[str]]:
+    """(inputs, ignored files) under `root`, in code-point order of their paths.
+
+    Symbolic links are never followed, to files or to folders (a link could put any file of
+    the machine into rejected-rows.csv): each is an input that is not read, rejected with
+    the reason. Files that are not regular files (pipes, devices) are ignored."""
     found, ignored = [], []
-    # Follow linked folders (a linked month of exports is still input) but never twice.
-    seen_dirs = {os.path.realpath(root)}
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and _first_visit(Path(dirpath, d), seen_dirs)]
-        for name in filenames:
-            path = Path(dirpath, name)
-            if name.startswith(".") or not path.is_file():
+    for dirpath, dirnames, filenames in os.walk(root):  # os.walk never follows links by default
+        links = [d for d in dirnames if not d.startswith(".") and os.path.islink(os.path.join(dirpath, d))]
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in links]
+        for name in links + filenames:
+            if name.startswith("."):
                 continue
+            path = Path(dirpath, name)
             rel = _display(path.relative_to(root).as_posix())
-            if path.suffix.lower() in EVENT_SUFFIXES:
+            try:
+                mode = path.lstat().st_mode
+            except OSError:
+                continue
+            if stat.S_ISLNK(mode):
+                found.append((rel, containers.Unreadable(name, containers.LINK_REASON)))
+            elif not stat.S_ISREG(mode):
+                ignored.append(rel)
+            elif path.suffix.lower() in EVENT_SUFFIXES:
                 found.append((rel, path))
             elif path.suffix.lower() != profiles_mod.SUFFIX:  # export profiles are read, not ignored
                 ignored.append(rel)
@@ -86,12 +99,14 @@ def _discover(root: Path, settings: ReaderSettings,
     return out, sorted(ignored)
 
 
-def _first_visit(folder: Path, seen: set[str]) -> bool:
-    real = os.path.realpath(folder)
-    if real in seen:
-        return False
-    seen.add(real)
-    return True
+def check_output_folder(events_root: Path, out_dir: Path) -> None:
+    """LedgerError (exit 2) when the output folder is inside the events folder, or holds it:
+    every run would read its own statement, rejects and per-agent files as events."""
+    events_real, out_real = Path(os.path.realpath(events_root)), Path(os.path.realpath(out_dir))
+    if events_real == out_real or events_real in out_real.parents or out_real in events_real.parents:
+        raise LedgerError(f"输出目录 {out_dir} 与事件目录 {events_root} 不能互相包含：每次运行都会把自己的输出当成事件读进来。"
+                          f"请把 --out 放到事件目录之外 (the output folder must not be inside the events folder, "
+                          f"nor hold it)", exit_code=2)
 
 
 def _display(name: str) -> str:
