@@ -4,6 +4,7 @@ without bound; cost stays linear in the bytes read."""
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import struct
@@ -14,8 +15,10 @@ from zoneinfo import ZoneInfo
 
 import attrs
 import duckdb
+import openpyxl
 import pytest
 
+from ledger.cli import main
 from ledger.inputs import sql_reader, workbooks
 from ledger.inputs import table as table_mod
 from ledger.inputs.events import load_events
@@ -373,8 +376,6 @@ def test_links_in_the_events_folder_are_rejected_not_followed(tmp_path):
 
 
 def test_an_output_folder_inside_the_events_folder_is_refused(tmp_path, capsys):
-    from ledger.cli import main
-
     events = tmp_path / "events"
     events.mkdir()
     (events / "ok.jsonl").write_text('{"ts": "2024-05-10 10:00:00", "type": "status"}\n', encoding="utf-8")
@@ -384,3 +385,117 @@ def test_an_output_folder_inside_the_events_folder_is_refused(tmp_path, capsys):
         err = capsys.readouterr().err
         assert code == 2 and "不能互相包含" in err and err.count("\n") == 1 and "Traceback" not in err
     assert not (events / "reports").exists()
+
+
+# -- item 7: overlapping downloads where a record moved on -------------------------------
+
+REFUND_HEADER = ["退款编号", "订单编号", "买家会员名称", "退款的申请时间", "退款完结时间", "买家退款原因", "退款状态",
+                 "退款操作人", "买家退款金额"]
+# Downloaded on 5-20: three refunds still open. R7's and R8's buyers later edited the reason.
+OLD_DOWNLOAD = [["R7", "O7", "tb7", "2024-05-19 10:00:00", "", "质量问题", "退款中", "店:小王", "20"],
+                ["R8", "O8", "tb8", "2024-05-19 11:00:00", "", "质量问题", "退款中", "店:小王", "30"],
+                ["R9", "O9", "tb9", "2024-05-19 12:00:00", "", "拍错", "退款中", "店:小李", "40"]]
+# Downloaded on 6-02: R7 edited and still open; R8 edited and handled late; R9 handled in time.
+NEW_DOWNLOAD = [["R7", "O7", "tb7", "2024-05-19 10:00:00", "", "拍错", "退款中", "店:小王", "20"],
+                ["R8", "O8", "tb8", "2024-05-19 11:00:00", "2024-05-19 12:00:00", "拍错", "退款成功", "店:小王", "30"],
+                ["R9", "O9", "tb9", "2024-05-19 12:00:00", "2024-05-19 12:10:00", "拍错", "退款成功", "店:小李", "40"],
+                ["R10", "O10", "tb10", "2024-06-01 09:00:00", "2024-06-01 09:05:00", "重拍", "退款成功", "店:小李", "5"]]
+
+
+def _refund_csv(path: Path, rows) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\r\n").writerows([REFUND_HEADER, *rows])
+    path.write_bytes(buf.getvalue().encode("gb18030"))
+
+
+def test_the_newer_version_of_a_record_wins_whatever_the_files_are_called(tmp_path, capsys):
+    policy = Path(__file__).resolve().parents[2] / "policy"
+    statements = {}
+    for name, (first, second) in {"old_first": (OLD_DOWNLOAD, NEW_DOWNLOAD),
+                                  "new_first": (NEW_DOWNLOAD, OLD_DOWNLOAD),
+                                  "new_only": (NEW_DOWNLOAD, None)}.items():
+        events = tmp_path / name / "events"
+        _refund_csv(events / "a" / "退款.csv", first)
+        if second is not None:
+            _refund_csv(events / "b" / "退款.csv", second)
+        out = tmp_path / name / "out"
+        assert main(["run", "--month", "2024-05", "--policy", str(policy), "--events", str(events),
+                     "--out", str(out)]) == 0
+        printed = capsys.readouterr().out
+        statements[name] = _sheets(out / "2024-05" / "ledger-2024-05.xlsx")
+        assert "合计：罚款 60.00元" in printed  # R7 (its edited reason, never handled) and R8 (handled late)
+        if second is not None:
+            assert "3 条记录在不同文件里有不同的版本" in printed and "较旧的 3 行" in printed
+            rejects = (out / "2024-05" / "rejected-rows.csv").read_text(encoding="utf-8-sig")
+            old = "a" if first is OLD_DOWNLOAD else "b"
+            assert rejects.count(f"{old}/退款.csv,") == 3 and "状态已完结" in rejects and "较新的下载" in rejects
+    assert statements["old_first"] == statements["new_first"]
+    money = {k: v for k, v in statements["old_first"].items() if k != "说明"}
+    assert money == {k: v for k, v in statements["new_only"].items() if k != "说明"}
+
+
+def _sheets(path: Path) -> dict[str, list]:
+    """Every cell of the statement, but the 说明 rows that name the input files and their
+    own counts (file names are what differs between the runs: the files are swapped)."""
+    book = openpyxl.load_workbook(path)
+    return {ws.title: [row for row in ws.iter_rows(values_only=True)
+                       if not (ws.title == "说明" and str(row[0]).startswith("事件文件"))]
+            for ws in book.worksheets}
+
+
+def _load_named(folder: Path, files: dict[str, str]):
+    folder.mkdir()
+    for name, text in files.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    con = duckdb.connect()
+    result = load_events(folder, con, tz=TZ, schema=SCHEMA)
+    return result, dict(con.execute("SELECT id, amount FROM events").fetchall())
+
+
+def test_versions_are_ordered_by_status_then_own_time_then_download_then_digest(tmp_path):
+    """Each rule of dedup.py decides one id; swapping the files' names changes nothing."""
+    header = "id,ts,type,agent,amount,status,updated\r\n"
+    first = (header
+             + "s1,2024-05-10 10:00:00,order_paid,店:小王,1,退款关闭,2024-05-10 10:00:00\r\n"  # final beats later
+             + "t1,2024-05-10 10:00:00,order_paid,店:小王,1,等待卖家同意,2024-05-12 09:00:00\r\n"  # later update
+             + "f1,2024-05-10 10:00:00,order_paid,店:小王,1,,\r\n")
+    second = (header
+              + "s1,2024-05-10 10:00:00,order_paid,店:小王,2,卖家拒绝退款,2024-05-11 10:00:00\r\n"
+              + "t1,2024-05-10 10:00:00,order_paid,店:小王,2,等待卖家同意,2024-05-11 09:00:00\r\n"
+              + "f1,2024-05-10 10:00:00,order_paid,店:小王,2,,\r\n"  # this download reaches later (x1)
+              + "x1,2024-05-30 10:00:00,order_paid,店:小王,9,,\r\n")
+    seen = []
+    for names in (("a.csv", "b.csv"), ("b.csv", "a.csv")):
+        result, kept = _load_named(tmp_path / names[0], dict(zip(names, (first, second))))
+        assert {k: kept[k] for k in ("s1", "t1", "f1")} == {"s1": "1", "t1": "1", "f1": "2"}
+        why = {r.raw.split(",")[0]: r.reason for r in result.rejects}
+        assert "状态已完结" in why["s1"] and "时间更晚" in why["t1"] and "较新的下载" in why["f1"]
+        seen.append(kept)
+    assert seen[0] == seen[1]
+
+
+def test_when_nothing_tells_versions_apart_the_digest_decides_and_says_so(tmp_path):
+    header = "id,ts,type,agent,amount\r\n"
+    one, two = (header + f"d1,2024-05-10 10:00:00,order_paid,店:小王,{n}\r\n" for n in (1, 2))
+    chosen = []
+    for names in (("a.csv", "b.csv"), ("b.csv", "a.csv")):
+        result, kept = _load_named(tmp_path / names[0], dict(zip(names, (one, two))))
+        (reject,) = result.rejects
+        assert "按内容摘要选定" in reject.reason and "请核对" in result.warnings[0]
+        chosen.append(kept["d1"])
+    assert chosen[0] == chosen[1]  # the same version whichever file is called a.csv
+
+
+def test_a_refund_exports_modification_time_decides_between_two_open_versions(tmp_path):
+    header = REFUND_HEADER + ["修改时间"]
+    for name, reason, changed in (("a.csv", "拍错", "2024/5/12 9:00"), ("b.csv", "质量问题", "2024/5/11 9:00")):
+        buf = io.StringIO()
+        csv.writer(buf, lineterminator="\r\n").writerows(
+            [header, ["R1", "O1", "tb1", "2024-05-10 10:00:00", "", reason, "退款中", "店:小王", "5", changed]])
+        (tmp_path / name).write_bytes(buf.getvalue().encode("gb18030"))
+    con = duckdb.connect()
+    result = load_events(tmp_path, con, tz=TZ, schema=SCHEMA)
+    assert con.execute("SELECT reason, updated FROM events").fetchall() == [("拍错", "2024-05-12 09:00:00")]
+    (reject,) = result.rejects
+    assert reject.file == "b.csv" and "时间更晚" in reject.reason

@@ -97,6 +97,7 @@ class LoadResult:
     columns: tuple[str, ...]
     n_events: int
     duplicates_folded: int
+    warnings: tuple[str, ...] = ()  # for the run's summary (e.g. versions superseded: dedup.py)
 
 
 # ---------------------------------------------------------------------------

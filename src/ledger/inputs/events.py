@@ -2,7 +2,7 @@
 
 Every input under the events folder (contract.py says which, and how a row is read)
 is read in code-point order of its path: workbooks one input per sheet, zip archives
-one per member (exports.py). Each row is checked and normalised, the good rows are
+one per member (containers.py). Each row is checked and normalised, the good rows are
 bulk-loaded into `events`, and a row that cannot be read is rejected with its file,
 line and a reason, never lost. Gives a `LoadResult` (files, ignored files, rejects).
 
@@ -13,7 +13,8 @@ set-based instead (sql_reader.py, SQL in sql_plan.py), with exactly the same tab
 rejects and file reports; tests/inputs/test_events.py checks it on random folders.
 Which reader reads what is set by `ReaderSettings` (settings.py): LEDGER_EVENTS_READER=python
 forces the Python reader for every file, =fast the set-based one for every UTF-8 CSV file
-whatever its size.
+whatever its size. Either way `SqlReader` drives the load, and duplicate ids over all files
+are folded, or superseded by a newer version of the record, in SQL at the end (dedup.py).
 """
 
 from __future__ import annotations
@@ -21,9 +22,7 @@ from __future__ import annotations
 import csv
 import io
 import os
-import re
 import stat
-import tempfile
 import zoneinfo
 from collections.abc import Sequence
 from pathlib import Path
@@ -44,12 +43,8 @@ from ledger.inputs.contract import (
     check_schema,
 )
 from ledger.inputs.encodings import printable
-from ledger.inputs.python_reader import PythonReader
-from ledger.inputs.records import file_records
-from ledger.inputs.rows import Columns
 from ledger.inputs.settings import ReaderSettings
 from ledger.inputs.sql_reader import SqlReader, udf_types
-from ledger.inputs.table import create_table
 
 # The records load_events gives are the contract's; they are named here too for its callers.
 __all__ = ["FileReport", "LoadResult", "Reject", "last_readers", "load_events", "write_rejects"]
@@ -143,72 +138,15 @@ def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.Zone
 def _load(root: Path, con, tz, schema, progress, settings: ReaderSettings, archives) -> LoadResult:
     files, ignored = _discover(root, settings, archives)
     profiles = tuple(profiles_mod.load([root, Path("profiles")]))
-    # the Python reader too when this DuckDB cannot declare the UDF's types
-    mode = "python" if settings.reader == "python" or udf_types() is None else settings.reader
+    if udf_types() is None:  # this DuckDB cannot declare the UDF's types: the Python reader for every file
+        settings = attrs.evolve(settings, reader="python")
     last_readers.clear()
-    say = _file_progress(progress, files)
-    if mode != "python":
-        fast = SqlReader(con, tz, schema, settings=settings, profiles=profiles, progress=say)
-        result = fast.run(files, ignored)
-        last_readers.update(fast.readers)
-        exports.cut_sessions(con)
-        message_kinds.derive(con)
-        return _with_first_rows(result, files, profiles, settings)
-    last_readers.update((rel, "python") for rel, _ in files)
-    fd, tmp = tempfile.mkstemp(prefix="ledger-events-", suffix=".csv")
-    try:
-        with open(fd, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
-            loader = PythonReader(tz, schema, out, profiles=profiles, settings=settings)
-            reports = []
-            for rel, path in files:
-                say(rel, path)
-                reports.append(loader.load_file(rel, path))
-        create_table(con, loader.columns, tmp if loader.n_events else None)
-    finally:
-        os.unlink(tmp)
+    reader = SqlReader(con, tz, schema, settings=settings, profiles=profiles, progress=_file_progress(progress, files))
+    result = reader.run(files, ignored)
+    last_readers.update(reader.readers)
     exports.cut_sessions(con)
     message_kinds.derive(con)
-    return _with_first_rows(LoadResult(
-        files=tuple(reports),
-        ignored=tuple(ignored),
-        rejects=tuple(loader.rejects),
-        columns=tuple(loader.columns.extras),
-        n_events=loader.n_events,
-        duplicates_folded=sum(r.duplicates for r in reports),
-    ), files, profiles, settings)
-
-
-_CONFLICT = re.compile(r"\(duplicate id with different content\), first seen at (.+):(\d+)$")
-
-
-def _with_first_rows(result: LoadResult, files, profiles, settings: ReaderSettings) -> LoadResult:
-    """A duplicate id with other content is reported with both rows: the first row's text
-    is added to the later row's reason (the same whichever reader read the files)."""
-    wanted: dict[str, set[int]] = {}
-    for r in result.rejects:
-        m = _CONFLICT.search(r.reason)
-        if m:
-            wanted.setdefault(m.group(1), set()).add(int(m.group(2)))
-    if not wanted:
-        return result
-    paths = dict(files)
-    raws: dict[tuple[str, int], str] = {}
-    for rel, lines in wanted.items():
-        if rel not in paths:
-            continue
-        try:
-            _, _, records = file_records(rel, paths[rel], Columns(), profiles, settings)
-            for record in records:
-                if record.is_row and record.line in lines:
-                    raws.setdefault((rel, record.line), printable(record.raw))
-        except containers.READ_ERRORS:
-            continue
-    rejects = []
-    for r in result.rejects:
-        m = _CONFLICT.search(r.reason)
-        first = raws.get((m.group(1), int(m.group(2)))) if m else None
-        rejects.append(r if first is None else attrs.evolve(r, reason=f"{r.reason}；第一行 (first row): {first}"))
-    return attrs.evolve(result, rejects=tuple(rejects))
+    return result
 
 
 def _file_progress(progress, files):

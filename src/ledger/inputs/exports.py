@@ -127,9 +127,10 @@ def _mapped(rel, header_line, header_raw, names, body, columns, profile):
         if not events:
             pending.append((line, raw, row, None, f"导出格式 {profile.name}: 这一行没有产生事件 (row gives no event)"))
         for values in events:
-            when = parse_export_time(values.get("ts"))
-            if when is not None:
-                values["ts"] = canonical_time(when)
+            for name in ("ts", "updated"):  # times as exports write them, made canonical
+                when = parse_export_time(values.get(name))
+                if when is not None:
+                    values[name] = canonical_time(when)
             key = (row.get(profile.session_key) or "").strip() if profile.session_key else ""
             if key and not values.get("conversation"):
                 values[SESSION_KEY] = key

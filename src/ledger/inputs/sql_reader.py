@@ -32,6 +32,7 @@ import attrs
 import duckdb
 
 from ledger.inputs.containers import READ_ERRORS
+from ledger.inputs.dedup import WHY, fold_duplicates
 from ledger.inputs.contract import (
     FileReport,
     LoadResult,
@@ -58,7 +59,6 @@ from ledger.inputs.sql_plan import (
     CsvPlan,
     FileSql,
     raw_lines_sql,
-    stored_canonical,
 )
 from ledger.inputs.table import create_empty, insert_written, sql_string
 
@@ -180,12 +180,13 @@ class SqlReader:
         self.settings = settings
         self.force = settings.reader == "fast"
         self.columns = Columns(settings.max_columns, declared(schema))
-        self.loader = PythonReader(tz, schema, None, columns=self.columns, dedup=False, profiles=profiles,
+        self.loader = PythonReader(tz, schema, None, columns=self.columns, profiles=profiles,
                                    settings=settings)
         self.temps: list[str] = []
         self.batch = None  # (temporary CSV, its open file): consecutive Python-read files share one
         self.n_rows = 0  # rows appended to `events` so far (the next seq)
         self.readers: dict[str, str] = {}  # rel path -> "sql" or "python", once `run` is done
+        self.warnings: list[str] = []
 
     def run(self, files: list[tuple[str, Path]], ignored: list[str]) -> LoadResult:
         pool = ThreadPoolExecutor(max_workers=1)  # hashes and counts files while DuckDB reads them
@@ -213,6 +214,7 @@ class SqlReader:
             columns=tuple(self.columns.extras),
             n_events=self.n_rows,
             duplicates_folded=sum(r.duplicates for r in reports),
+            warnings=tuple(self.warnings),
         )
 
     # -- phase 1 ------------------------------------------------------------
@@ -226,8 +228,8 @@ class SqlReader:
         return plan
 
     def _csv_plan(self, rel: str, path: Path) -> CsvPlan | None:
-        if not isinstance(path, Path) or path.suffix.lower() != ".csv":
-            return None  # zip members and workbook sheets (exports.py) are read in Python
+        if self.settings.reader == "python" or not isinstance(path, Path) or path.suffix.lower() != ".csv":
+            return None  # zip members and workbook sheets (containers.py) are read in Python
         try:
             size = path.stat().st_size
             if size < (1 if self.force else self.settings.sql_min_bytes):
@@ -505,56 +507,39 @@ class SqlReader:
     # -- phase 3 ------------------------------------------------------------
 
     def _fold_duplicates(self, done: list[_Done]) -> None:
-        """Duplicate ids over all files: the first row (by seq) stays; a later row with the
-        same content is folded, one with other content rejected; seq is closed up again."""
-        con = self.con
-        con.execute("CREATE OR REPLACE TEMP TABLE ledger_dup_ids AS "
-                    "SELECT id FROM events GROUP BY id HAVING count(*) > 1")
-        try:
-            if not con.execute("SELECT count(*) FROM ledger_dup_ids").fetchone()[0]:
-                return
-            con.execute(f"""
-                CREATE OR REPLACE TEMP TABLE ledger_dups AS
-                WITH d AS (
-                    SELECT seq, id, src_file, src_line,
-                           substr(sha256({stored_canonical(self.columns)}), 17, 16) AS mark
-                    FROM events WHERE id IN (SELECT id FROM ledger_dup_ids)),
-                w AS (
-                    SELECT *, row_number() OVER w AS k, first_value(mark) OVER w AS first_mark,
-                           first_value(src_file) OVER w AS first_file, first_value(src_line) OVER w AS first_line
-                    FROM d WINDOW w AS (PARTITION BY id ORDER BY seq))
-                SELECT seq, src_file, src_line, mark = first_mark AS folded, first_file, first_line
-                FROM w WHERE k > 1""")
-            by_file = {d.rel: d for d in done}
-            counts = con.execute("SELECT src_file, count(*) FILTER (WHERE folded), count(*) FILTER (WHERE NOT folded) "
-                                 "FROM ledger_dups GROUP BY src_file").fetchall()
-            for rel, folded, conflicts in counts:
-                r = by_file[rel].report
-                by_file[rel].report = attrs.evolve(r, accepted=r.accepted - conflicts, rejected=r.rejected + conflicts,
-                                                   duplicates=r.duplicates + folded)
-            conflicts = con.execute("SELECT src_file, src_line, first_file, first_line FROM ledger_dups "
-                                    "WHERE NOT folded ORDER BY seq").fetchall()
-            wanted: dict[str, set[int]] = {}
-            for rel, line, _, _ in conflicts:
-                wanted.setdefault(rel, set()).add(line)
-            raws = {rel: self._raw_lines(by_file[rel], lines) for rel, lines in wanted.items()}
-            for rel, line, first_file, first_line in conflicts:
-                reason = (f"重复 id 但内容不同 (duplicate id with different content), "
-                          f"first seen at {first_file}:{first_line}")
-                by_file[rel].rejects.append(Reject(rel, line, reason, printable(raws[rel].get(line, ""))))
-            dropped = con.execute("SELECT count(*) FROM ledger_dups").fetchone()[0]
-            con.execute("DELETE FROM events WHERE seq IN (SELECT seq FROM ledger_dups)")
-            # Close up seq: every row moves down by the number of dropped rows before it.
-            con.execute("""
-                UPDATE events SET seq = events.seq - s.shift FROM (
-                    SELECT e.seq AS old, d.n AS shift FROM events e
-                    ASOF JOIN (SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM ledger_dups) d
-                    ON e.seq > d.seq) s
-                WHERE events.seq = s.old""")
-            self.n_rows -= dropped
-        finally:
-            con.execute("DROP TABLE IF EXISTS ledger_dup_ids")
-            con.execute("DROP TABLE IF EXISTS ledger_dups")
+        """Duplicate ids over all files (dedup.py): a row of the kept version's content is
+        folded, a row of an older version rejected as superseded, naming the kept row."""
+        dropped = fold_duplicates(self.con, self.columns)
+        if not dropped:
+            return
+        by_file = {d.rel: d for d in done}
+        counts: dict[str, list[int]] = {}
+        for row in dropped:
+            tally = counts.setdefault(row.file, [0, 0])
+            tally[0 if row.folded else 1] += 1
+        for rel, (folded, superseded) in counts.items():
+            r = by_file[rel].report
+            by_file[rel].report = attrs.evolve(r, accepted=r.accepted - superseded, rejected=r.rejected + superseded,
+                                               duplicates=r.duplicates + folded)
+        older = [row for row in dropped if not row.folded]
+        wanted: dict[str, set[int]] = {}
+        for row in older:
+            wanted.setdefault(row.file, set()).add(row.line)
+            wanted.setdefault(row.kept_file, set()).add(row.kept_line)
+        raws = {rel: self._raw_lines(by_file[rel], lines) for rel, lines in wanted.items()}
+        for row in older:
+            kept = printable(raws[row.kept_file].get(row.kept_line, ""))
+            reason = (f"同一记录（同一 id）有较新的版本，这一行未采用 (superseded by a newer version of the same id)；"
+                      f"采用 {row.kept_file}:{row.kept_line}，因为{WHY[row.why]}；采用的行 (kept row): {kept}")
+            by_file[row.file].rejects.append(Reject(row.file, row.line, reason,
+                                                    printable(raws[row.file].get(row.line, ""))))
+        versions = len({(r.kept_file, r.kept_line) for r in older})
+        guessed = len({(r.kept_file, r.kept_line) for r in older if r.why == "digest"})
+        self.warnings.append(
+            f"{versions} 条记录在不同文件里有不同的版本：采用较新的版本（按状态、时间、下载先后），较旧的 {len(older)} 行"
+            f"记在 rejected-rows.csv (superseded)" + (f"；其中 {guessed} 条无法判断哪个更新，按内容摘要选定，请核对"
+                                                      if guessed else ""))
+        self.n_rows -= len(dropped)
 
     def _raw_lines(self, done: _Done, lines: set[int]) -> dict[int, str]:
         """The raw text of some records of a file (for rejects found after loading)."""
