@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 import time
@@ -390,7 +391,32 @@ def main(argv: list[str] | None = None) -> int:
     except _CLICK as exc:
         print(f"ledger: {exc.format_message()}", file=sys.stderr)
         return exc.exit_code
+    except Exception as exc:  # a full disk or `ulimit -f` while writing: one line, exit code 5
+        message = _io_failure(exc)
+        if message is None:
+            raise
+        print(f"ledger: {message}", file=sys.stderr)
+        return 5
     return returned if isinstance(returned, int) else 0
+
+
+_DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_DISK_WORDS = ("No space left on device", "File too large", "Disk quota exceeded")
+
+
+def _io_failure(exc: BaseException) -> str | None:
+    """One line for a file that could not be written or read (OSError; DuckDB's own I/O
+    errors, which carry the system's message), or None for anything else."""
+    import tempfile
+
+    text = " ".join(str(exc).split())[:400]
+    full = (isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS) or any(w in text for w in _DISK_WORDS)
+    if full:
+        return (f"磁盘空间不足或文件超过大小限制，无法写入 (no space left on device / file too large): {text}。"
+                f"临时文件在 {tempfile.gettempdir()}（TMPDIR），输出在 --out 目录；腾出空间后重新运行")
+    if isinstance(exc, OSError):
+        return f"读写文件失败 (input/output error): {text}"
+    return None
 
 
 if __name__ == "__main__":

@@ -39,10 +39,19 @@ _UNSAFE_NAME = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
 _MIN_NAME = 2  # sub-account names shorter than this are too common a word to replace
 
 
+_MAX_NAME_BYTES = 160  # of the name before ".xlsx": file systems allow 255 bytes, temp suffixes need room
+
+
 def file_name(agent: str) -> str:
-    """A file name for the agent's statement that every OS accepts: `初晴旗舰店_小王.xlsx`."""
+    """A file name for the agent's statement that every OS accepts: `初晴旗舰店_小王.xlsx`.
+    A name over 160 bytes (UTF-8) is cut at a character boundary and gets the hash of the
+    whole account, so it stays the same from run to run and unique."""
     name = _UNSAFE_NAME.sub("_", agent).strip(" .")
-    return (name or "agent-" + hashlib.sha256(agent.encode()).hexdigest()[:8]) + ".xlsx"
+    digest = hashlib.sha256(agent.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    if len(name.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
+        cut = name.encode("utf-8", "surrogatepass")[:_MAX_NAME_BYTES].decode("utf-8", "ignore").rstrip(" .")
+        return f"{cut}-{digest}.xlsx"
+    return (name or "agent-" + digest) + ".xlsx"
 
 
 def file_names(agents: list[str]) -> dict[str, str]:
@@ -53,7 +62,7 @@ def file_names(agents: list[str]) -> dict[str, str]:
         taken[n.lower()] = taken.get(n.lower(), 0) + 1
     for a, n in names.items():
         if taken[n.lower()] > 1:
-            names[a] = n.removesuffix(".xlsx") + "-" + hashlib.sha256(a.encode()).hexdigest()[:8] + ".xlsx"
+            names[a] = n.removesuffix(".xlsx") + "-" + hashlib.sha256(a.encode("utf-8", "surrogatepass")).hexdigest()[:8] + ".xlsx"
     return names
 
 

@@ -128,10 +128,19 @@ def record_text(month: str, statement_path: Path, agent_paths: dict, policy, inp
 
 def read_record(folder: Path) -> Record | None:
     path = Path(folder) / CLOSED
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         return None
+    try:
+        if not path.is_file():
+            raise IsADirectoryError(21, "不是普通文件 (not a regular file)")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:  # a damaged seal never reopens the month
+        detail = exc.strerror if isinstance(exc, OSError) else f"不是 UTF-8 文本 (not UTF-8): {exc.reason}"
+        raise LedgerError(f"结账记录 {path} 无法读取（{detail}）：这个月按已结账处理，没有写入任何文件。"
+                          f"请从备份恢复 CLOSED (the seal cannot be read; nothing written)",
+                          exit_code=EXIT_CLOSED_CHANGED) from None
     fields, month = [], ""
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         if not line.strip() or line.startswith("#") or ": " not in line:
             continue
         key, rest = line.split(": ", 1)
