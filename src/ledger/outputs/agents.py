@@ -160,7 +160,9 @@ def info_table(info: RunInfo, agent: str, source_name: str, source_sha256: str) 
             ("来源账单", source_name), ("来源账单 SHA-256", source_sha256)]
     for n, f in enumerate(info.policy_files, 1):
         rows += [(f"规则文件 {n}", f.path), (f"规则文件 {n} SHA-256", f.sha256)]
-    rows += [("说明", "本表只含本人的明细；引用的文字中其他客服、其他买家的名字已隐去，手机号、身份证号、地址已遮盖。"),
+    rows += [("说明", "本表只含本人的明细；引用的文字中其他客服、其他买家的名字已隐去；"
+                     "手机号只留前 3 位和后 4 位，座机号留区号和后 4 位，身份证号只留后 4 位"
+                     "（全角数字、带空格或横线分组的写法同样遮盖）；路、街、小区等地址连同门牌、楼栋、单元、室号换成 ****。"),
              ("客服签字确认", "＿＿＿＿＿＿＿＿"), ("签字日期", "＿＿＿＿＿＿＿＿")]
     return cells.Table(sheets.INFO, sheets.INFO_HEADER, tuple(rows))
 
