@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import json
 import struct
 import tracemalloc
@@ -499,3 +500,20 @@ def test_a_refund_exports_modification_time_decides_between_two_open_versions(tm
     assert con.execute("SELECT reason, updated FROM events").fetchall() == [("拍错", "2024-05-12 09:00:00")]
     (reject,) = result.rejects
     assert reject.file == "b.csv" and "时间更晚" in reject.reason
+
+
+def test_a_folder_that_cannot_be_listed_is_reported_not_skipped(tmp_path, monkeypatch):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "a.csv").write_text(HEADER + row("a"), encoding="utf-8")
+    (tmp_path / "sub" / "b.csv").write_text(HEADER + row("b"), encoding="utf-8")
+    real = os.scandir
+
+    def scandir(path="."):
+        if Path(path).name == "sub":
+            raise PermissionError(13, "Permission denied", str(path))
+        return real(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    result, ids = load(tmp_path)
+    assert ids == ["a"]
+    assert [(r.file, r.reason) for r in result.rejects] == [("sub", "无法读取文件夹 (cannot read folder): Permission denied")]

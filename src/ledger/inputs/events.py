@@ -65,7 +65,12 @@ def _discover(root: Path, settings: ReaderSettings,
     the machine into rejected-rows.csv): each is an input that is not read, rejected with
     the reason. Files that are not regular files (pipes, devices) are ignored."""
     found, ignored = [], []
-    for dirpath, dirnames, filenames in os.walk(root):  # os.walk never follows links by default
+
+    def unreadable_folder(error: OSError) -> None:  # a folder that cannot be listed is reported, not skipped
+        rel = _display(Path(error.filename).relative_to(root).as_posix()) if error.filename else "."
+        found.append((rel, containers.Unreadable(Path(rel).name, f"无法读取文件夹 (cannot read folder): {error.strerror}")))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable_folder):  # links are never followed
         links = [d for d in dirnames if not d.startswith(".") and os.path.islink(os.path.join(dirpath, d))]
         dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in links]
         for name in links + filenames:
