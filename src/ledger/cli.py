@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import sys
 import time
@@ -64,10 +65,12 @@ def close_(
 
 def _run_period(month, policy, events, out, strict, adjustments, roster, *, seal: bool,
                 leave_unconfirmed: bool = False) -> None:
+    from ledger.inputs import events as events_mod
     from ledger.inputs import roster as roster_mod
     from ledger.outputs import outset
 
     Month.parse(month)  # a bad month is refused before anything is locked or written
+    events_mod.check_output_folder(events, out)
     found = roster_mod.find(Path("."), roster, events)
     # One writer per output folder for the whole command: a second waits, then is refused (exit 9).
     with outset.writer_lock(out, f"ledger {'close' if seal else 'run'} --month {month}"):
@@ -460,20 +463,34 @@ def main(argv: list[str] | None = None) -> int:
     except _CLICK as exc:
         print(f"ledger: {exc.format_message()}", file=sys.stderr)
         return exc.exit_code
-    except OSError as exc:
-        # A full disk, a quota or `ulimit -f` anywhere (temporary files too): one line, exit 5.
-        # The month's set is written staged, so its previous files are intact (outputs/outset.py).
-        import errno
-
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+    except Exception as exc:  # a full disk or `ulimit -f` outside the month's set: one line, exit 5
+        message = _io_failure(exc)  # (inside the set, outputs/outset.py says so and keeps the previous set)
+        if message is None:
             raise
-        from ledger.outputs.outset import write_failure
-
-        print(f"ledger: {write_failure(exc, '')}", file=sys.stderr)
+        print(f"ledger: {message}", file=sys.stderr)
         return 5
     if returned == 130:  # typer turns Ctrl-C into a returned 130 (no command returns it)
         print("ledger: 已取消 (aborted)", file=sys.stderr)
     return returned if isinstance(returned, int) else 0
+
+
+_DISK_ERRNOS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT}
+_DISK_WORDS = ("No space left on device", "File too large", "Disk quota exceeded")
+
+
+def _io_failure(exc: BaseException) -> str | None:
+    """One line for a file that could not be written or read (OSError; DuckDB's own I/O
+    errors, which carry the system's message), or None for anything else."""
+    import tempfile
+
+    text = " ".join(str(exc).split())[:400]
+    full = (isinstance(exc, OSError) and exc.errno in _DISK_ERRNOS) or any(w in text for w in _DISK_WORDS)
+    if full:
+        return (f"磁盘空间不足或文件超过大小限制，无法写入 (no space left on device / file too large): {text}。"
+                f"临时文件在 {tempfile.gettempdir()}（TMPDIR），输出在 --out 目录；腾出空间后重新运行")
+    if isinstance(exc, OSError):
+        return f"读写文件失败 (input/output error): {text}"
+    return None
 
 
 if __name__ == "__main__":

@@ -181,15 +181,17 @@ def test_overlapping_downloads_fold_and_conflicts_are_reported(tmp_path, canonic
     assert main(["run", "--month", "2024-05", "--policy", str(REPO / "policy"), "--events", str(folder),
                  "--out", str(tmp_path / "out")]) == 0
     assert "合并重复 3" in capsys.readouterr().out
-    # the same refund with other content in a later download: reported with both places
+    # the same refund with other content in another download: one version is kept, the other
+    # is reported with both places and both rows
     changed = [r[:] for r in REFUND_ROWS[2:3]]
     changed[0][5] = "拍错"
     write_csv(folder / "退款-0603.csv", [REFUND_HEADER, *changed])
     loaded = load(folder)
-    (conflict,) = [r for r in loaded.rejects if "duplicate id" in r.reason]
-    assert conflict.file == "退款-0603.csv" and conflict.line == 2 and "拍错" in conflict.raw
-    assert "退款-0601.csv:4" in conflict.reason
-    assert "第一行 (first row): R3,O3,tb_c,2024-05-10 12:00:00,,质量问题" in conflict.reason  # both rows shown
+    (older,) = [r for r in loaded.rejects if "较新的版本" in r.reason]
+    # 退款-0601.csv reaches 2024-06-01 00:10, 退款-0603.csv only 2024-05-10 12:00: 0601 is the newer download
+    assert older.file == "退款-0603.csv" and older.line == 2 and "拍错" in older.raw
+    assert "采用 退款-0601.csv:4" in older.reason and "较新的下载" in older.reason
+    assert "采用的行 (kept row): R3,O3,tb_c,2024-05-10 12:00:00,,质量问题" in older.reason  # both rows shown
 
 
 # --------------------------------------------------------------- chat records

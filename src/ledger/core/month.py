@@ -17,6 +17,9 @@ import attrs
 from ledger.core.errors import LedgerError
 
 _MONTH = re.compile(r"(\d{4})-(\d{2})")
+# Months a ledger can be run for: every date computed from one (the next month, the data-end
+# horizon, corrections) stays inside what datetime and DuckDB hold (9999-12 overflowed).
+FIRST_YEAR, LAST_YEAR = 1970, 2999
 
 
 @attrs.frozen
@@ -28,8 +31,11 @@ class Month:
     @classmethod
     def parse(cls, text: str) -> "Month":
         m = _MONTH.fullmatch(text.strip())
-        if not m or not 1 <= int(m.group(2)) <= 12 or int(m.group(1)) < 1970:
+        if not m or not 1 <= int(m.group(2)) <= 12:
             raise LedgerError(f"月份格式应为 YYYY-MM，例如 2024-05 (bad month): {text!r}", exit_code=2)
+        if not FIRST_YEAR <= int(m.group(1)) <= LAST_YEAR:
+            raise LedgerError(f"月份超出范围，应在 {FIRST_YEAR}-01 到 {LAST_YEAR}-12 之间 (month out of range): {text!r}",
+                              exit_code=2)
         y, mo = int(m.group(1)), int(m.group(2))
         start = datetime(y, mo, 1)
         end = datetime(y + (mo == 12), mo % 12 + 1, 1)

@@ -143,7 +143,7 @@ def data_end(con, end_utc: datetime, warnings: list[str] | None = None) -> tuple
 
 def _evaluate(con, policy, sources, load, month, tz, say, roster=None, adjust=None, given=None) -> MonthResult:
     start, end = month.bounds_utc(tz)
-    warnings: list[str] = []
+    warnings: list[str] = list(load.warnings)  # the reader's first (e.g. versions superseded)
     data_end_utc, data_end_local = data_end(con, end, warnings)
     agents = {a for (a,) in con.execute(
         "SELECT DISTINCT agent FROM events WHERE ts >= ? AND ts < ? AND agent IS NOT NULL",

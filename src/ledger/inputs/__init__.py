@@ -3,7 +3,8 @@ row accounted for.
 
 In:
 - the events folder: every `*.csv`, `*.jsonl`, `*.xlsx` (one input per sheet) and `*.zip`
-  (one per member) under it, hidden files excepted (docs/events.md; contract.py);
+  (one per member) under it, hidden files excepted (docs/events.md; contract.py), streamed
+  within the limits of settings.py (containers.py: archives, members, what is not read);
 - export profiles (`*.profile` in the events folder and in ./profiles, and the shipped
   ones: profiles.py), which map platform exports' columns to events (exports.py);
 - the roster file, roster.csv (roster.py).
@@ -18,6 +19,6 @@ Out:
 - `roster.read(path)` gives the `Roster` with its own rejects.
 
 May import: only ledger.core (and this wing's own modules). Inside, bottom up: contract,
-encodings, settings; rows; profiles, exports; records; table, python_reader; sql_plan,
-sql_reader; events; roster.
+encodings, settings; rows; workbooks; containers; profiles, exports; transcripts; records;
+table, python_reader; sql_plan, sql_reader; events; roster.
 """

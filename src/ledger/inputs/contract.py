@@ -26,7 +26,7 @@ Choices the contract leaves open (for docs/decisions.md):
   line, then every row is rejected (and counted) with a pointer to it.
 - Column names that differ only in ASCII case ("note"/"Note", "Type"/"type") cannot
   both be DuckDB columns: the later header (CSV: the whole file) or row (JSONL) is
-  rejected. Names `seq`, `ts_local`, `src_file`, `src_line` are reserved.
+  rejected. Names `seq`, `ts_local`, `src_file`, `src_line`, `_more_columns` are reserved.
 - Declared money/number values are stored as plain decimals without trailing zeros
   ("12.50" → "12.5", "1e3" → "1000") so that derived ids do not depend on formatting.
 - Fractional seconds beyond microseconds are truncated.
@@ -50,7 +50,11 @@ Schema = dict[str, dict[str, str]]  # event type -> field name -> kind
 
 KINDS = ("text", "money", "number", "bool", "time")
 CORE = ("id", "ts", "type", "agent", "conversation", "buyer", "order")
-RESERVED = ("seq", "ts_local", "src_file", "src_line")
+MORE_COLUMNS = "_more_columns"  # the extra columns past the limit, as one JSON object (rows.Columns)
+RESERVED = ("seq", "ts_local", "src_file", "src_line", MORE_COLUMNS)
+# Extra columns always stored as columns of their own, whatever the limit: the reader's
+# own (message kinds, conversations cut from exports) and those superseding reads (status, updated).
+ALWAYS_STORED = ("sender", "kind", "text", "session_key", "session_gap", "status", "updated")
 EVENT_SUFFIXES = (".csv", ".jsonl", ".xlsx", ".zip", ".txt", ".xls")  # xlsx, zip: exports.py; txt: transcripts.py
 XLS_REASON = ("旧版 Excel 文件 (.xls) 无法读取：请在 Excel 或 WPS 里另存为 .xlsx 后放回 events/ "
               "(legacy .xls workbooks cannot be read: save as .xlsx)")
@@ -93,6 +97,7 @@ class LoadResult:
     columns: tuple[str, ...]
     n_events: int
     duplicates_folded: int
+    warnings: tuple[str, ...] = ()  # for the run's summary (e.g. versions superseded: dedup.py)
 
 
 # ---------------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 Every input under the events folder (contract.py says which, and how a row is read)
 is read in code-point order of its path: workbooks one input per sheet, zip archives
-one per member (exports.py). Each row is checked and normalised, the good rows are
+one per member (containers.py). Each row is checked and normalised, the good rows are
 bulk-loaded into `events`, and a row that cannot be read is rejected with its file,
 line and a reason, never lost. Gives a `LoadResult` (files, ignored files, rejects).
 
@@ -13,14 +13,14 @@ set-based instead (sql_reader.py, SQL in sql_plan.py), with exactly the same tab
 rejects and file reports; tests/inputs/test_events.py checks it on random folders.
 Which reader reads what is set by `ReaderSettings` (settings.py): LEDGER_EVENTS_READER=python
 forces the Python reader for every file, =fast the set-based one for every UTF-8 CSV file
-whatever its size.
+whatever its size. Either way `SqlReader` drives the load, and duplicate ids over all files
+are folded, or superseded by a newer version of the record, in SQL at the end (dedup.py).
 """
 
 from __future__ import annotations
 
 import os
-import re
-import tempfile
+import stat
 import zoneinfo
 from pathlib import Path
 
@@ -28,7 +28,7 @@ import attrs
 import duckdb
 
 from ledger.core.errors import LedgerError
-from ledger.inputs import exports, message_kinds
+from ledger.inputs import containers, exports, message_kinds
 from ledger.inputs import profiles as profiles_mod
 from ledger.inputs.contract import (
     EVENT_SUFFIXES,
@@ -39,12 +39,8 @@ from ledger.inputs.contract import (
     check_schema,
 )
 from ledger.inputs.encodings import printable
-from ledger.inputs.python_reader import PythonReader
-from ledger.inputs.records import file_records
-from ledger.inputs.rows import Columns
 from ledger.inputs.settings import ReaderSettings
 from ledger.inputs.sql_reader import SqlReader, udf_types
-from ledger.inputs.table import create_table
 
 # The records load_events gives are the contract's; they are named here too for its callers.
 __all__ = ["FileReport", "LoadResult", "Reject", "last_readers", "load_events"]
@@ -57,47 +53,56 @@ last_readers: dict[str, str] = {}
 # ---------------------------------------------------------------------------
 # Discovery
 
-def _discover(root: Path, xlsx_reader: str) -> tuple[list[tuple[str, Path]], list[str]]:
+def _discover(root: Path, settings: ReaderSettings,
+              archives: containers.Archives) -> tuple[list[tuple[str, object]], list[str]]:
+    """(inputs, ignored files) under `root`, in code-point order of their paths.
+
+    Symbolic links are never followed, to files or to folders (a link could put any file of
+    the machine into rejected-rows.csv): each is an input that is not read, rejected with
+    the reason. Files that are not regular files (pipes, devices) are ignored."""
     found, ignored = [], []
-    seen_dirs = {os.path.realpath(root)}
-    # Follow linked folders (a linked month of exports is still input) but never twice.
-    for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".") and _first_visit(Path(dirpath, d), seen_dirs)]
-        for name in filenames:
-            path = Path(dirpath, name)
-            if name.startswith(".") or not path.is_file():
+
+    def unreadable_folder(error: OSError) -> None:  # a folder that cannot be listed is reported, not skipped
+        rel = _display(Path(error.filename).relative_to(root).as_posix()) if error.filename else "."
+        found.append((rel, containers.Unreadable(Path(rel).name, f"无法读取文件夹 (cannot read folder): {error.strerror}")))
+
+    for dirpath, dirnames, filenames in os.walk(root, onerror=unreadable_folder):  # links are never followed
+        links = [d for d in dirnames if not d.startswith(".") and os.path.islink(os.path.join(dirpath, d))]
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and d not in links]
+        for name in links + filenames:
+            if name.startswith("."):
                 continue
+            path = Path(dirpath, name)
             rel = _display(path.relative_to(root).as_posix())
-            if path.suffix.lower() in EVENT_SUFFIXES:
+            try:
+                mode = path.lstat().st_mode
+            except OSError:
+                continue
+            if stat.S_ISLNK(mode):
+                found.append((rel, containers.Unreadable(name, containers.LINK_REASON)))
+            elif not stat.S_ISREG(mode):
+                ignored.append(rel)
+            elif path.suffix.lower() in EVENT_SUFFIXES:
                 found.append((rel, path))
             elif path.suffix.lower() != profiles_mod.SUFFIX:  # export profiles are read, not ignored
                 ignored.append(rel)
     found.sort(key=lambda item: item[0])
-    return _expand_containers(found, ignored, xlsx_reader)
-
-
-def _expand_containers(found: list, ignored: list, xlsx_reader: str) -> tuple[list, list]:
-    """Workbooks become one input per sheet, zip archives one per member (exports.py); a
-    container that cannot be opened stays one input, rejected when it is read."""
-    if not any(path.suffix.lower() in exports.CONTAINER_SUFFIXES for _, path in found):
-        return found, sorted(ignored)
     out = []
-    for rel, path in found:
-        if path.suffix.lower() not in exports.CONTAINER_SUFFIXES:
-            out.append((rel, path))
-            continue
-        inputs, more_ignored, problems = exports.expand(rel, path, xlsx_reader)
-        out += [(rel, path)] if problems else inputs
-        ignored = ignored + more_ignored
+    for rel, path in found:  # workbooks: one input per sheet; archives: one per member (containers.py)
+        inputs, more_ignored = containers.expand(rel, path, settings, archives)
+        out += inputs
+        ignored += more_ignored
     return out, sorted(ignored)
 
 
-def _first_visit(folder: Path, seen: set[str]) -> bool:
-    real = os.path.realpath(folder)
-    if real in seen:
-        return False
-    seen.add(real)
-    return True
+def check_output_folder(events_root: Path, out_dir: Path) -> None:
+    """LedgerError (exit 2) when the output folder is inside the events folder, or holds it:
+    every run would read its own statement, rejects and per-agent files as events."""
+    events_real, out_real = Path(os.path.realpath(events_root)), Path(os.path.realpath(out_dir))
+    if events_real == out_real or events_real in out_real.parents or out_real in events_real.parents:
+        raise LedgerError(f"输出目录 {out_dir} 与事件目录 {events_root} 不能互相包含：每次运行都会把自己的输出当成事件读进来。"
+                          f"请把 --out 放到事件目录之外 (the output folder must not be inside the events folder, "
+                          f"nor hold it)", exit_code=2)
 
 
 def _display(name: str) -> str:
@@ -124,86 +129,36 @@ def load_events(root: Path, con: duckdb.DuckDBPyConnection, *, tz: zoneinfo.Zone
         raise LedgerError(f"找不到事件目录 (events folder not found): {root}", exit_code=2)
     check_schema(schema)
     settings = ReaderSettings.from_env() if settings is None else settings
-    files, ignored = _discover(root, settings.xlsx_reader)
-    profiles = tuple(profiles_mod.load([root, Path("profiles")]))
-    # the Python reader too when this DuckDB cannot declare the UDF's types
-    mode = "python" if settings.reader == "python" or udf_types() is None else settings.reader
-    last_readers.clear()
-    say = _file_progress(progress, files)
-    if mode != "python":
-        fast = SqlReader(con, tz, schema, settings=settings, profiles=profiles, progress=say)
-        result = fast.run(files, ignored)
-        last_readers.update(fast.readers)
-        exports.cut_sessions(con)
-        message_kinds.derive(con)
-        return _with_first_rows(result, files, profiles, settings.xlsx_reader)
-    last_readers.update((rel, "python") for rel, _ in files)
-    fd, tmp = tempfile.mkstemp(prefix="ledger-events-", suffix=".csv")
+    archives = containers.Archives()
     try:
-        with open(fd, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
-            loader = PythonReader(tz, schema, out, profiles=profiles, xlsx_reader=settings.xlsx_reader)
-            reports = []
-            for rel, path in files:
-                say(rel, path)
-                reports.append(loader.load_file(rel, path))
-        create_table(con, loader.columns, tmp if loader.n_events else None)
+        return _load(root, con, tz, schema, progress, settings, archives)
     finally:
-        os.unlink(tmp)
+        archives.close_all()
+
+
+def _load(root: Path, con, tz, schema, progress, settings: ReaderSettings, archives) -> LoadResult:
+    files, ignored = _discover(root, settings, archives)
+    profiles = tuple(profiles_mod.load([root, Path("profiles")]))
+    if udf_types() is None:  # this DuckDB cannot declare the UDF's types: the Python reader for every file
+        settings = attrs.evolve(settings, reader="python")
+    last_readers.clear()
+    reader = SqlReader(con, tz, schema, settings=settings, profiles=profiles, progress=_file_progress(progress, files))
+    result = reader.run(files, ignored)
+    last_readers.update(reader.readers)
     exports.cut_sessions(con)
     message_kinds.derive(con)
-    return _with_first_rows(LoadResult(
-        files=tuple(reports),
-        ignored=tuple(ignored),
-        rejects=tuple(loader.rejects),
-        columns=tuple(loader.columns.extras),
-        n_events=loader.n_events,
-        duplicates_folded=sum(r.duplicates for r in reports),
-    ), files, profiles, settings.xlsx_reader)
-
-
-_CONFLICT = re.compile(r"\(duplicate id with different content\), first seen at (.+):(\d+)$")
-
-
-def _with_first_rows(result: LoadResult, files, profiles, xlsx_reader: str) -> LoadResult:
-    """A duplicate id with other content is reported with both rows: the first row's text
-    is added to the later row's reason (the same whichever reader read the files)."""
-    wanted: dict[str, set[int]] = {}
-    for r in result.rejects:
-        m = _CONFLICT.search(r.reason)
-        if m:
-            wanted.setdefault(m.group(1), set()).add(int(m.group(2)))
-    if not wanted:
-        return result
-    paths = dict(files)
-    raws: dict[tuple[str, int], str] = {}
-    for rel, lines in wanted.items():
-        if rel not in paths:
-            continue
-        try:
-            data = paths[rel].read_bytes()
-        except OSError:
-            continue
-        _, records = file_records(rel, paths[rel], data, Columns(), profiles, xlsx_reader)
-        for record in records:
-            if record.is_row and record.line in lines:
-                raws.setdefault((rel, record.line), printable(record.raw))
-    rejects = []
-    for r in result.rejects:
-        m = _CONFLICT.search(r.reason)
-        first = raws.get((m.group(1), int(m.group(2)))) if m else None
-        rejects.append(r if first is None else attrs.evolve(r, reason=f"{r.reason}；第一行 (first row): {first}"))
-    return attrs.evolve(result, rejects=tuple(rejects))
+    return result
 
 
 def _file_progress(progress, files):
     """say(rel, path): 'messages.csv (2/6, 1.3 GB)' to `progress`, if any."""
     number = {rel: i for i, (rel, _) in enumerate(files, 1)}
 
-    def say(rel: str, path: Path) -> None:
+    def say(rel: str, path) -> None:
         if progress is None:
             return
         try:
-            size = path.stat().st_size
+            size = path.stat().st_size if isinstance(path, Path) else getattr(path, "size", 0)
         except OSError:
             size = 0
         unit, scale = next(((u, b) for u, b in (("GB", 1 << 30), ("MB", 1 << 20), ("KB", 1 << 10)) if size >= b),

@@ -1,22 +1,18 @@
-"""Platform exports as event input: `.xlsx` workbooks, `.zip` archives, and tables whose
-columns an export profile (profiles.py) maps to canonical events.
+"""Platform exports as event input: the rows of workbook sheets, and tables whose columns
+an export profile (profiles.py) maps to canonical events.
 
 Everything here feeds the Python reader with the same `Record`s (rows.py) a
 canonical CSV gives, so checking, normalising, rejects and duplicate folding are the
 reader's own. The set-based CSV reader never sees these files: it takes only real
 `.csv` files whose header has `ts` and `type`.
 
-* `.xlsx`: every sheet is its own input (`file.xlsx#工作表`); a sheet with no rows
-  reads 0 rows. The header is the first of the first 10 non-empty rows that has `ts` and
-  `type` or that a profile recognises (exports put titles above it), else the first
-  row; rows above it are titles, not events. Row numbers are Excel's. Cells become text: numbers without a
-  fraction as integers, dates and times as `YYYY-MM-DD HH:MM:SS`, booleans true/false.
-  The reader is python-calamine (≈12× faster than openpyxl read-only, BENCHMARKS.md);
-  openpyxl read-only is the fallback when calamine is not installed, with the same text.
-  `reader="openpyxl"` (settings.py: LEDGER_XLSX_READER) chooses openpyxl.
+* `.xlsx`: every sheet is its own input (`file.xlsx#工作表`, containers.py); a sheet with
+  no rows reads 0 rows. The header is the first of the first 10 non-empty rows that has
+  `ts` and `type` or that a profile recognises (exports put titles above it), else the
+  first row; rows above it are titles, not events. Row numbers are Excel's. Cells are read
+  as text by workbooks.py.
 * `.zip`: every member with a known suffix (csv, jsonl, xlsx) is an input
-  (`file.zip/member`); others are listed as ignored. Members named in GBK (Windows
-  zip tools) are decoded as GB18030.
+  (`file.zip/member`, containers.py); others are listed as ignored.
 * A table (CSV or sheet) with neither `ts` nor `type` in its header goes through the
   profile named for the file or matched by its header; with none, the whole table is
   rejected at its header with the headers found and the profiles tried.
@@ -27,217 +23,13 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import math
 import re
-import zipfile
-from datetime import date, datetime, time, timedelta
-from decimal import Decimal
-from pathlib import Path, PurePosixPath
-from typing import Iterator
-
-import attrs
+from datetime import datetime
 
 from ledger.inputs import profiles as profiles_mod
 from ledger.inputs.contract import CORE
 from ledger.inputs.rows import Record, check_header, clean_name, csv_row
-
-try:
-    from python_calamine import CalamineWorkbook
-except ImportError:  # pragma: no cover - depends on the environment
-    CalamineWorkbook = None
-
-CONTAINER_SUFFIXES = (".xlsx", ".zip")
-MEMBER_SUFFIXES = (".csv", ".jsonl", ".xlsx")
-
-
-@attrs.frozen
-class ZipMember:
-    """A file inside a zip archive, read like a path."""
-
-    archive: Path
-    member: str
-
-    @property
-    def name(self) -> str:
-        return PurePosixPath(self.member).name
-
-    @property
-    def suffix(self) -> str:
-        return PurePosixPath(self.member).suffix
-
-    def read_bytes(self) -> bytes:
-        with zipfile.ZipFile(self.archive) as zf:
-            return zf.read(self.member)
-
-
-@attrs.frozen
-class Sheet:
-    """One sheet of a workbook (a real file or a zip member)."""
-
-    book: object  # Path | ZipMember
-    sheet: str
-
-    @property
-    def name(self) -> str:
-        return f"{self.book.name}#{self.sheet}"
-
-    suffix = ".xlsx-sheet"
-
-    def read_bytes(self) -> bytes:
-        return self.book.read_bytes()
-
-
-def expand(rel: str, path,
-           reader: str | None = None) -> tuple[list[tuple[str, object]], list[str], list[tuple[str, str]]]:
-    """(inputs, ignored, problems) inside a container file; problems are (rel, reason).
-    `reader` reads the workbooks (see `sheet_rows`)."""
-    suffix = path.suffix.lower()
-    if suffix == ".zip":
-        return _expand_zip(rel, path, reader)
-    if suffix == ".xlsx":
-        try:
-            names = sheet_names(path.read_bytes(), reader)
-        except Exception as e:  # a damaged or encrypted workbook: one reject for the file
-            return [], [], [(rel, f"无法读取 xlsx 文件 (cannot read workbook): {e}")]
-        return [(f"{rel}#{n}", Sheet(path, n)) for n in names], [], []
-    return [(rel, path)], [], []
-
-
-def _expand_zip(rel: str, path, reader: str | None) -> tuple[list, list, list]:
-    inputs, ignored, problems = [], [], []
-    try:
-        with zipfile.ZipFile(path) as zf:
-            infos = [i for i in zf.infolist() if not i.is_dir()]
-    except (zipfile.BadZipFile, OSError) as e:
-        return [], [], [(rel, f"无法读取 zip 文件 (cannot read zip): {e}")]
-    for info in sorted(infos, key=lambda i: _member_name(i)):
-        shown = f"{rel}/{_member_name(info)}"
-        base = PurePosixPath(info.filename).name
-        if base.startswith(".") or "__MACOSX" in info.filename:
-            continue
-        if PurePosixPath(info.filename).suffix.lower() not in MEMBER_SUFFIXES:
-            ignored.append(shown)
-            continue
-        member = ZipMember(Path(path) if isinstance(path, Path) else path, info.filename)
-        more, more_ignored, more_problems = expand(shown, member, reader)
-        inputs += more
-        ignored += more_ignored
-        problems += more_problems
-    return inputs, ignored, problems
-
-
-def _member_name(info: zipfile.ZipInfo) -> str:
-    if info.flag_bits & 0x800:  # names are UTF-8
-        return info.filename
-    try:  # zipfile decoded the bytes as cp437: undo that, and read them as GB18030 or UTF-8
-        raw = info.filename.encode("cp437")
-    except UnicodeEncodeError:
-        return info.filename
-    for codec in ("utf-8", "gb18030"):
-        try:
-            return raw.decode(codec)
-        except UnicodeDecodeError:
-            continue
-    return info.filename
-
-
-# ------------------------------------------------------------------- workbooks
-
-def sheet_names(data: bytes, reader: str | None = None) -> list[str]:
-    if _use_calamine(reader):
-        return list(CalamineWorkbook.from_filelike(io.BytesIO(data)).sheet_names)
-    wb = _openpyxl_workbook(data)
-    try:
-        return list(wb.sheetnames)
-    finally:
-        wb.close()
-
-
-def _use_calamine(reader: str | None) -> bool:
-    return (reader or "calamine") == "calamine" and CalamineWorkbook is not None
-
-
-def _openpyxl_workbook(data: bytes):
-    # Imported here, not with the module: openpyxl is only the fallback reader, and importing
-    # it costs every run about 0.17 s.
-    import openpyxl
-
-    return openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
-
-
-def sheet_rows(data: bytes, sheet: str, reader: str | None = None) -> Iterator[tuple[int, list[str], str | None]]:
-    """(Excel row number, cell texts, problem or None) of every non-empty row of a sheet:
-    python-calamine unless `reader` is "openpyxl" (or calamine is not installed)."""
-    if _use_calamine(reader):
-        book = CalamineWorkbook.from_filelike(io.BytesIO(data))
-        rows_iter = iter(book.get_sheet_by_name(sheet).to_python(skip_empty_area=False))
-        close = None
-    else:
-        wb = _openpyxl_workbook(data)
-        rows_iter = wb[sheet].iter_rows(values_only=True)
-        close = wb.close
-    try:
-        for number, row in enumerate(rows_iter, 1):
-            cells = [cell_text(v) for v in row]
-            while cells and not cells[-1]:
-                cells.pop()
-            if any(cells):
-                yield number, cells, _cells_problem(row, cells)
-    finally:
-        if close:
-            close()
-
-
-# Excel keeps 15 significant digits of a number: a numeric cell at or above 1e15 (an order
-# or ID number stored as a number) has already lost digits, or loses them in a reader that
-# reads numbers as floats. Such a cell rejects its row; an identifier never becomes a float.
-EXCEL_DIGITS_LIMIT = 10**15
-
-
-def _cells_problem(row, cells: list[str]) -> str | None:
-    for i, value in enumerate(row):
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) >= EXCEL_DIGITS_LIMIT:
-            return (f"第 {_column_letter(i)} 列是超过 15 位的数字单元格，号码可能已被 Excel 改动；请把该列设为文本再导出 "
-                    f"(numeric cell beyond Excel's 15-digit precision): {cells[i]}")
-    if any("\x00" in c for c in cells):
-        return "含有 NUL 字符 (NUL character)"
-    return None
-
-
-def _column_letter(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
-
-
-def cell_text(value) -> str:
-    """A cell's value as the text an event file would hold."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) < 2**53:
-            return str(int(value))
-        if not math.isfinite(value):
-            return repr(value)
-        text = format(Decimal(repr(value)), "f")  # never an exponent: 1e-05 → 0.00001
-        return text.rstrip("0").rstrip(".") if "." in text else text
-    if isinstance(value, datetime):
-        text = value.strftime("%Y-%m-%d %H:%M:%S")
-        return text + (f".{value.microsecond:06d}" if value.microsecond else "")
-    if isinstance(value, date):
-        return value.strftime("%Y-%m-%d 00:00:00")
-    if isinstance(value, time):
-        return value.strftime("%H:%M:%S")
-    if isinstance(value, timedelta):
-        return str(value)
-    return str(value).strip("\ufeff") if isinstance(value, str) else str(value)
+from ledger.inputs.workbooks import sheet_rows
 
 
 def _raw(cells: list[str]) -> str:
@@ -335,9 +127,10 @@ def _mapped(rel, header_line, header_raw, names, body, columns, profile):
         if not events:
             pending.append((line, raw, row, None, f"导出格式 {profile.name}: 这一行没有产生事件 (row gives no event)"))
         for values in events:
-            when = parse_export_time(values.get("ts"))
-            if when is not None:
-                values["ts"] = canonical_time(when)
+            for name in ("ts", "updated"):  # times as exports write them, made canonical
+                when = parse_export_time(values.get(name))
+                if when is not None:
+                    values[name] = canonical_time(when)
             key = (row.get(profile.session_key) or "").strip() if profile.session_key else ""
             if key and not values.get("conversation"):
                 values[SESSION_KEY] = key

@@ -307,6 +307,8 @@ def read(extra_folders: list[Path]) -> tuple[list[Profile], list[Diagnostic]]:
         folder = Path(folder)
         if folder.is_dir():
             for path in sorted(folder.rglob(f"*{SUFFIX}"), key=lambda p: p.as_posix()):
+                if path.is_symlink():  # never followed (events.py reports it as a rejected file)
+                    continue
                 texts.append((path.as_posix(), path.read_text(encoding="utf-8-sig")))
     by_name: dict[str, Profile] = {}
     diags: list[Diagnostic] = []

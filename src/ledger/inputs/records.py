@@ -1,5 +1,7 @@
-"""One input file → (encoding, its `Record`s): CSV, JSONL, and sheets and tables of
-platform exports (exports.py).
+"""One input → (encoding, sha256, its `Record`s), streamed: CSV, JSONL, and sheets and
+tables of platform exports (exports.py). No file is held whole (a workbook excepted, up to
+its limit: containers.py); a physical line over the limit (settings.py) is rejected, not
+held (rows.bounded_lines).
 
 CSV: the codec from encodings.py, TAB-separated when the header has a TAB but no
 comma; a header without `ts` and `type` (or a file an export profile names) goes
@@ -9,39 +11,46 @@ values, duplicate keys rejected. New column names are registered in `Columns`.
 
 from __future__ import annotations
 
-import codecs
+import hashlib
 import io
+import itertools
 import json
 from collections.abc import Iterator
 from decimal import Decimal
 
 from ledger.inputs import exports, transcripts
+from ledger.inputs.containers import Sheet, Unreadable, open_binary, read_limited
 from ledger.inputs.contract import XLS_REASON, plain_decimal
-from ledger.inputs.encodings import ESCAPE_ERRORS, SURROGATE, decodes, detect_encoding
+from ledger.inputs.encodings import ESCAPE_ERRORS, SURROGATE, Sniffed, sniff
 from ledger.inputs.rows import (
+    LONG_LINE,
     Columns,
     Record,
+    bounded_lines,
     check_header,
     clean_name,
     csv_row,
     physical_records,
     strip_newline,
 )
+from ledger.inputs.settings import ReaderSettings
 
 
-def _csv_records(data: bytes, codec: str, bom: int, columns: "Columns", rel: str,
-                 profiles=()) -> Iterator[Record]:
-    stream = io.BytesIO(data)
-    stream.seek(bom)
-    text = io.TextIOWrapper(stream, encoding=codec.removesuffix("-sig"), errors=ESCAPE_ERRORS, newline="")
-    start = text.tell()
-    first = text.readline()
-    text.seek(start)
-    delimiter = "\t" if "\t" in first and "," not in first else ","
-    # Only a file that does not decode cleanly needs every row checked for bad bytes.
-    clean = decodes(data, bom, codec)
-    undecodable = None if clean else f"无法解码 (undecodable bytes) as {codec.removesuffix('-sig')}"
-    records = physical_records(text, delimiter, undecodable)
+def _csv_records(source, sniffed: Sniffed, columns: "Columns", rel: str, profiles, limit: int) -> Iterator[Record]:
+    codec = sniffed.codec.removesuffix("-sig")
+    with open_binary(source) as stream:
+        stream.read(sniffed.bom)
+        text = io.TextIOWrapper(stream, encoding=codec, errors=ESCAPE_ERRORS, newline="")
+        lines = bounded_lines(text, limit)
+        first = next(lines, "")
+        delimiter = "\t" if "\t" in first and "," not in first else ","
+        # Only a file that does not decode cleanly needs every row checked for bad bytes.
+        undecodable = None if sniffed.clean else f"无法解码 (undecodable bytes) as {codec}"
+        records = physical_records(itertools.chain([first], lines), delimiter, undecodable, limit)
+        yield from _table(records, columns, rel, profiles)
+
+
+def _table(records, columns: "Columns", rel: str, profiles) -> Iterator[Record]:
     header = next(records, None)
     if header is None:
         return
@@ -72,22 +81,26 @@ def _no_constant(name: str):
     raise ValueError(f"{name} is not a number")
 
 
-def _jsonl_records(data: bytes, columns: "Columns", rel: str) -> Iterator[Record]:
-    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-    start, line = bom, 0
-    while start < len(data):
-        end = data.find(b"\n", start)
-        end = len(data) if end < 0 else end
-        chunk, start, line = data[start:end], end + 1, line + 1
-        try:
-            text = chunk.decode("utf-8")
-        except UnicodeDecodeError:
-            yield Record(line, strip_newline(chunk.decode("utf-8", "replace")),
-                         error="无法解码 (undecodable bytes) as utf-8")
-            continue
-        if not text.strip():
-            continue
-        yield _jsonl_row(strip_newline(text), line, columns, rel)
+def _jsonl_records(source, bom: int, columns: "Columns", rel: str, limit: int) -> Iterator[Record]:
+    with open_binary(source) as stream:
+        stream.read(bom)
+        line = 0
+        while chunk := stream.readline(limit):
+            line += 1
+            if len(chunk) >= limit and not chunk.endswith(b"\n"):  # over the limit: the rest is skipped
+                while (piece := stream.readline(limit)) and not piece.endswith(b"\n"):
+                    pass
+                yield Record(line, chunk[:2000].decode("utf-8", "replace"), error=LONG_LINE.format(limit))
+                continue
+            try:
+                text = chunk.decode("utf-8")
+            except UnicodeDecodeError:
+                yield Record(line, strip_newline(chunk.decode("utf-8", "replace")),
+                             error="无法解码 (undecodable bytes) as utf-8")
+                continue
+            if not text.strip():
+                continue
+            yield _jsonl_row(strip_newline(text), line, columns, rel)
 
 
 _NESTED = "字段 {} 是嵌套的对象或数组 (nested object/array not allowed)"
@@ -163,24 +176,29 @@ def _json_cell(value) -> str | None:
     return str(value)
 
 
-def file_records(rel: str, path, data: bytes, columns: "Columns", profiles,
-                 xlsx_reader: str | None = None) -> tuple[str, Iterator[Record]]:
-    """(encoding, records) of one input: JSONL, CSV, a workbook sheet (exports.py, read
-    with `xlsx_reader`), a message-manager transcript (transcripts.py); a legacy .xls is
-    one file note telling the user to save it as .xlsx."""
-    suffix = path.suffix.lower()
-    if isinstance(path, exports.Sheet):
-        return "xlsx", exports.sheet_records(rel, data, path.sheet, columns, profiles, xlsx_reader)
-    if suffix in exports.CONTAINER_SUFFIXES:  # a workbook or archive that could not be opened
-        _, _, problems = exports.expand(rel, path, xlsx_reader)
-        reason = problems[0][1] if problems else "无法读取文件 (cannot read file)"
-        return suffix[1:], iter([Record(0, "", error=reason, is_row=False)])
+def file_records(rel: str, source, columns: "Columns", profiles,
+                 settings: ReaderSettings) -> tuple[str, str, Iterator[Record]]:
+    """(encoding, sha256, records) of one input, streamed: JSONL, CSV, a workbook sheet
+    (exports.py, workbooks.py), a message-manager transcript (transcripts.py); a legacy .xls
+    or an input that is not read (containers.Unreadable) is one file note with the reason.
+
+    The file is first read once to hash it and find its encoding (a damaged zip member
+    fails then, before any row is taken: containers.READ_ERRORS), then again row by row."""
+    if isinstance(source, Unreadable):
+        return "", "", iter([Record(0, "", error=source.reason, is_row=False)])
+    if isinstance(source, Sheet):
+        data = read_limited(source.book, settings.max_workbook_bytes)
+        return ("xlsx", hashlib.sha256(data).hexdigest(),
+                exports.sheet_records(rel, data, source.sheet, columns, profiles, settings.xlsx_reader))
+    suffix = source.suffix.lower()
     if suffix == ".xls":  # never read silently wrong or skipped: the user is told what to do
-        return "xls", iter([Record(0, "", error=XLS_REASON, is_row=False)])
+        return "xls", "", iter([Record(0, "", error=XLS_REASON, is_row=False)])
+    with open_binary(source) as stream:
+        sniffed = sniff(stream)
+    limit = settings.max_line_chars
     if suffix == ".txt":  # a Wangwang / Qianniu message-manager export (transcripts.py)
-        encoding, bom = detect_encoding(data)
-        return encoding, transcripts.records(rel, data, encoding, bom, columns)
+        return sniffed.codec, sniffed.sha256, transcripts.records(rel, source, sniffed, columns, limit)
     if suffix == ".jsonl":
-        return ("utf-8-sig" if data.startswith(codecs.BOM_UTF8) else "utf-8"), _jsonl_records(data, columns, rel)
-    encoding, bom = detect_encoding(data)
-    return encoding, _csv_records(data, encoding, bom, columns, rel, profiles)
+        bom = sniffed.bom if sniffed.codec == "utf-8-sig" else 0
+        return ("utf-8-sig" if bom else "utf-8"), sniffed.sha256, _jsonl_records(source, bom, columns, rel, limit)
+    return sniffed.codec, sniffed.sha256, _csv_records(source, sniffed, columns, rel, profiles, limit)

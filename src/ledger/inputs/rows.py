@@ -10,10 +10,12 @@ names differing only in case); `csv_row` makes a record of a CSV or sheet row.
 from __future__ import annotations
 
 import csv
+import json
+from collections import Counter
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from ledger.inputs.contract import CORE, RESERVED
+from ledger.inputs.contract import ALWAYS_STORED, CORE, MORE_COLUMNS, RESERVED
 from ledger.inputs.encodings import SURROGATE
 
 
@@ -43,11 +45,46 @@ def strip_newline(text: str) -> str:
     return text.rstrip("\r\n")
 
 
-def physical_records(lines: Iterator[str], delimiter: str, undecodable: str | None):
+class LongLine(str):
+    """A physical line over the reader's limit, cut short (see `bounded_lines`)."""
+
+
+LONG_LINE = "行过长，整条记录跳过 (line over {:,} characters: record skipped)"
+
+
+def bounded_lines(text, limit: int, csv_quotes: bool = True) -> Iterator[str]:
+    """The physical lines of a text stream, none held longer than `limit` characters.
+
+    A longer line is read on in pieces and dropped; in its place comes a `LongLine`: its
+    first characters (`csv_quotes`: without quotes, then `,"` if the whole line had an odd
+    number of quotes, so that the csv module ends or continues the record just as the whole
+    line would have).
+    """
+    while True:
+        line = text.readline(limit)
+        if not line:
+            return
+        if len(line) < limit or line.endswith(("\n", "\r")):
+            yield line
+            continue
+        quotes = line.count('"')
+        while True:  # the rest of the line, in pieces, counting its quotes
+            piece = text.readline(limit)
+            quotes += piece.count('"')
+            if not piece or len(piece) < limit or piece.endswith(("\n", "\r")):
+                break
+        if csv_quotes:
+            yield LongLine(line[:2000].replace('"', "") + (',"' if quotes % 2 else "") + "\n")
+        else:
+            yield LongLine(line[:2000] + "\n")
+
+
+def physical_records(lines: Iterator[str], delimiter: str, undecodable: str | None, limit: int = 0):
     """(first line number, number of lines, raw text, fields, problem) of each non-blank record.
 
     csv.reader pulls physical lines one at a time and never reads ahead, so the
-    lines taken since the last record are exactly this record's lines.
+    lines taken since the last record are exactly this record's lines. A record with a
+    line over `limit` characters (a `LongLine` of `bounded_lines`) is rejected.
     """
     taken: list[str] = []
 
@@ -75,10 +112,13 @@ def physical_records(lines: Iterator[str], delimiter: str, undecodable: str | No
         first, n_lines = consumed + 1, len(taken)
         consumed += n_lines
         raw = strip_newline(taken[0] if n_lines == 1 else "".join(taken))
+        long = limit and any(type(t) is LongLine for t in taken)
         taken.clear()
-        if is_blank(raw, delimiter):
+        if long:
+            problem = LONG_LINE.format(limit)
+        elif is_blank(raw, delimiter):
             continue
-        if "\x00" in raw:
+        elif "\x00" in raw:
             problem = "含有 NUL 字符 (NUL character)"
         if undecodable and SURROGATE.search(raw):
             problem = undecodable
@@ -92,17 +132,22 @@ def _finish_quoted_field(lines: Iterator[str], taken: list[str]) -> None:
     quotes = sum(text.count('"') for text in taken)
     if quotes % 2 == 0:
         return
+    kept = sum(map(len, taken))
     for text in lines:
-        taken.append(text)
+        kept += len(text)
+        taken.append(text if kept <= _KEPT_IN_FIELD else "")  # past that, only the line count is kept
         quotes += text.count('"')
         if quotes % 2 == 0:
             return
 
 
+_KEPT_IN_FIELD = 1 << 20  # characters of an over-long field kept while its record is skipped
+
+
 def check_header(names: list[str], columns: "Columns", rel: str) -> str | None:
     """Reason the header is unusable, or None after registering its columns."""
     named = [n for n in names if n]
-    dups = sorted({n for n in named if named.count(n) > 1})
+    dups = sorted(n for n, count in Counter(named).items() if count > 1)
     if dups:
         return "重复的列名 (duplicate column names): " + ", ".join(dups)
     folded: dict[str, str] = {}
@@ -148,19 +193,38 @@ def _fold(name: str) -> str:
 
 
 class Columns:
-    """Column registry: position of every column in the temporary file."""
+    """Column registry: position of every column in the temporary file.
+
+    With a `limit`, at most that many extra columns (besides the core ones, the names in
+    `stored` — the fields the policy declares — and contract.ALWAYS_STORED) become columns
+    of their own; the names registered after that are `overflow`: their values are kept
+    together as one JSON object in the column `_more_columns`. A folder with thousands of
+    column names (one new key on every JSONL row, a CSV of 10,000 columns) then costs
+    linear time and memory instead of rows × columns.
+    """
 
     FIXED = ("seq", "id", "ts", "ts_local", "src_file", "src_line")
     STORED_CORE = ("type", "agent", "conversation", "buyer", "order")
 
-    def __init__(self):
+    def __init__(self, limit: int | None = None, stored=()):
         self.order: list[str] = []  # stored columns in temporary-file order
         self.index: dict[str, int] = {}  # name -> position in the temporary file
         self.known: set[str] = set(CORE)  # names accepted as they are: core and registered
+        self.limit = limit
+        self.always = set(ALWAYS_STORED) | set(stored)
+        self.overflow: set[str] = set()  # names whose values go to MORE_COLUMNS
+        self._counted = 0  # extra columns that count against the limit
         self._by_fold: dict[str, tuple[str, str]] = {}
         for name in self.FIXED + self.STORED_CORE:
             self._by_fold[_fold(name)] = (name, "")
         self._add(self.STORED_CORE)
+
+    def would_overflow(self, names) -> bool:
+        """Whether registering `names` would put some of them past the limit."""
+        if self.limit is None:
+            return False
+        new = {n for n in names if n and n not in self.known and n not in self.always}
+        return self._counted + len(new) > self.limit
 
     def problem(self, name: str) -> str | None:
         if name in RESERVED:
@@ -174,10 +238,26 @@ class Columns:
         return None
 
     def register(self, names: list[str], where: str) -> None:
-        new = [n for n in dict.fromkeys(names) if n not in self.index and n not in CORE]
+        new = [n for n in dict.fromkeys(names) if n not in self.known]
+        own = []
         for name in new:
             self._by_fold[_fold(name)] = (name, where)
-        self._add(new)
+            if name in self.always:
+                own.append(name)
+            elif self.limit is None or self._counted < self.limit:
+                own.append(name)
+                self._counted += 1
+            else:
+                self.overflow.add(name)
+                self.known.add(name)
+        if self.overflow and MORE_COLUMNS not in self.index:
+            own.append(MORE_COLUMNS)
+        self._add(own)
+
+    def more(self, values: dict) -> str | None:
+        """The JSON object of a row's values under overflow names (None when it has none)."""
+        found = {k: v for k, v in values.items() if v and k in self.overflow}
+        return json.dumps(found, ensure_ascii=False, sort_keys=True) if found else None
 
     def _add(self, names) -> None:
         for name in names:

@@ -31,6 +31,8 @@ from typing import NamedTuple
 import attrs
 import duckdb
 
+from ledger.inputs.containers import READ_ERRORS
+from ledger.inputs.dedup import WHY, fold_duplicates
 from ledger.inputs.contract import (
     FileReport,
     LoadResult,
@@ -40,7 +42,7 @@ from ledger.inputs.contract import (
     parse_ts,
 )
 from ledger.inputs.encodings import printable, utf16_without_bom
-from ledger.inputs.python_reader import PythonReader
+from ledger.inputs.python_reader import PythonReader, declared
 from ledger.inputs.records import file_records
 from ledger.inputs.rows import (
     Columns,
@@ -57,7 +59,6 @@ from ledger.inputs.sql_plan import (
     CsvPlan,
     FileSql,
     raw_lines_sql,
-    stored_canonical,
 )
 from ledger.inputs.table import create_empty, insert_written, sql_string
 
@@ -156,7 +157,8 @@ class SqlReader:
     Phase 1 goes through the files in order: a UTF-8 CSV file with a good one-line
     header is planned for SQL (its header is checked and registered here, as the
     Python reader would); every other file is read in Python, rows written to a
-    temporary CSV without folding duplicates. The column set is then final, so phase 2
+    temporary CSV without folding duplicates (consecutive such files share one, appended
+    by one INSERT). The column set is then final, so phase 2
     creates `events` and appends each file's rows in order, seq counting on. Phase 3
     folds duplicate ids over all files in SQL (first occurrence wins, as in Python).
 
@@ -177,21 +179,25 @@ class SqlReader:
         self.schema = schema
         self.settings = settings
         self.force = settings.reader == "fast"
-        self.columns = Columns()
-        self.loader = PythonReader(tz, schema, None, columns=self.columns, dedup=False, profiles=profiles,
-                                   xlsx_reader=settings.xlsx_reader)
+        self.columns = Columns(settings.max_columns, declared(schema))
+        self.loader = PythonReader(tz, schema, None, columns=self.columns, profiles=profiles,
+                                   settings=settings)
         self.temps: list[str] = []
+        self.batch = None  # (temporary CSV, its open file): consecutive Python-read files share one
         self.n_rows = 0  # rows appended to `events` so far (the next seq)
         self.readers: dict[str, str] = {}  # rel path -> "sql" or "python", once `run` is done
+        self.warnings: list[str] = []
 
     def run(self, files: list[tuple[str, Path]], ignored: list[str]) -> LoadResult:
         pool = ThreadPoolExecutor(max_workers=1)  # hashes and counts files while DuckDB reads them
         try:
             plans = [self._plan(rel, path, pool) for rel, path in files]
+            self._end_batch()
             create_empty(self.con, self.columns)
-            done = [self._append(plan) for plan in plans]
+            done = self._append_all(plans)
             self._fold_duplicates(done)
         finally:
+            self._end_batch()
             pool.shutdown(wait=True, cancel_futures=True)
             for tmp in self.temps:
                 with contextlib.suppress(OSError):
@@ -208,6 +214,7 @@ class SqlReader:
             columns=tuple(self.columns.extras),
             n_events=self.n_rows,
             duplicates_folded=sum(r.duplicates for r in reports),
+            warnings=tuple(self.warnings),
         )
 
     # -- phase 1 ------------------------------------------------------------
@@ -216,12 +223,13 @@ class SqlReader:
         plan = self._csv_plan(rel, path)
         if plan is None:
             return self._python(rel, path)
+        self._end_batch()  # the rows of files read after this one go to a new temporary CSV
         plan.scan = pool.submit(_scan_file, path)
         return plan
 
     def _csv_plan(self, rel: str, path: Path) -> CsvPlan | None:
-        if not isinstance(path, Path) or path.suffix.lower() != ".csv":
-            return None  # zip members and workbook sheets (exports.py) are read in Python
+        if self.settings.reader == "python" or not isinstance(path, Path) or path.suffix.lower() != ".csv":
+            return None  # zip members and workbook sheets (containers.py) are read in Python
         try:
             size = path.stat().st_size
             if size < (1 if self.force else self.settings.sql_min_bytes):
@@ -258,6 +266,8 @@ class SqlReader:
             return None  # every row is rejected, or an export profile maps it: the Python reader does it
         if any(p.named(rel) for p in self.loader.profiles):
             return None  # named for an export profile
+        if self.columns.would_overflow(names) or self.columns.overflow & set(names):
+            return None  # columns past the limit are stored as JSON by the Python reader
         if check_header(names, self.columns, rel):
             return None  # the Python reader rejects the header and every row
         window = self._window(records, names.index("ts"), len(names))
@@ -279,33 +289,59 @@ class SqlReader:
         return datetime(low.year, 1 if low.month < 7 else 7, 1), datetime(high.year + (high.month >= 7),
                                                                            7 if high.month < 7 else 1, 1)
 
-    def _python(self, rel: str, path: Path) -> _Done:
-        """Read one file in Python into a temporary CSV (appended to `events` in phase 2)."""
+    def _python(self, rel: str, path) -> _Done:
+        """Read one file in Python into the temporary CSV of the current batch (appended to
+        `events` in phase 2, one INSERT per batch: a zip of 4,000 members is one INSERT)."""
         self.progress(rel, path)
-        fd, tmp = tempfile.mkstemp(prefix="ledger-events-", suffix=".csv")
-        self.temps.append(tmp)
+        if self.batch is None:
+            fd, tmp = tempfile.mkstemp(prefix="ledger-events-", suffix=".csv")
+            self.temps.append(tmp)
+            self.batch = (tmp, open(fd, "w", encoding="utf-8", newline="", buffering=1 << 20))
+            self.loader.set_output(self.batch[1])
         first_reject = len(self.loader.rejects)
-        with open(fd, "w", encoding="utf-8", newline="", buffering=1 << 20) as out:
-            self.loader.set_output(out)
-            report = self.loader.load_file(rel, path)
-            written = self.loader.n_events
+        before = self.loader.n_events
+        report = self.loader.load_file(rel, path)
+        return _Done(rel, path, "python", report, self.loader.rejects[first_reject:], self.batch[0],
+                     self.loader.n_events - before)
+
+    def _end_batch(self) -> None:
+        if self.batch is not None:
+            self.batch[1].close()
             self.loader.set_output(None)
-        return _Done(rel, path, "python", report, self.loader.rejects[first_reject:], tmp, written)
+            self.batch = None
 
     # -- phase 2 ------------------------------------------------------------
 
-    def _append(self, plan) -> _Done:
-        if isinstance(plan, CsvPlan):
-            done = self._append_sql(plan)
-            if done is not None:
-                return done
-            plan = self._python(plan.rel, plan.path)
-        if plan.n_written:
-            insert_written(self.con, self.columns, plan.tmp, self.n_rows)
-            self.n_rows += plan.n_written
-        os.unlink(plan.tmp)
-        self.temps.remove(plan.tmp)
-        return plan
+    def _append_all(self, plans: list) -> list[_Done]:
+        """Every file's rows into `events`, in file order: a planned CSV file by its SQL (or in
+        Python when the SQL cannot vouch for it), a batch of Python-read files by one INSERT."""
+        done: list[_Done] = []
+        batch: list[_Done] = []
+        for plan in plans:
+            if batch and (isinstance(plan, CsvPlan) or plan.tmp != batch[0].tmp):
+                self._insert_batch(batch)
+                batch = []
+            if not isinstance(plan, CsvPlan):
+                batch.append(plan)
+                done.append(plan)
+                continue
+            read = self._append_sql(plan)
+            if read is None:
+                read = self._python(plan.rel, plan.path)
+                self._end_batch()
+                self._insert_batch([read])
+            done.append(read)
+        if batch:
+            self._insert_batch(batch)
+        return done
+
+    def _insert_batch(self, batch: list[_Done]) -> None:
+        written = sum(d.n_written for d in batch)
+        if written:
+            insert_written(self.con, self.columns, batch[0].tmp, self.n_rows)
+            self.n_rows += written
+        os.unlink(batch[0].tmp)
+        self.temps.remove(batch[0].tmp)
 
     def _append_sql(self, plan: CsvPlan) -> _Done | None:
         self.progress(plan.rel, plan.path)
@@ -471,56 +507,39 @@ class SqlReader:
     # -- phase 3 ------------------------------------------------------------
 
     def _fold_duplicates(self, done: list[_Done]) -> None:
-        """Duplicate ids over all files: the first row (by seq) stays; a later row with the
-        same content is folded, one with other content rejected; seq is closed up again."""
-        con = self.con
-        con.execute("CREATE OR REPLACE TEMP TABLE ledger_dup_ids AS "
-                    "SELECT id FROM events GROUP BY id HAVING count(*) > 1")
-        try:
-            if not con.execute("SELECT count(*) FROM ledger_dup_ids").fetchone()[0]:
-                return
-            con.execute(f"""
-                CREATE OR REPLACE TEMP TABLE ledger_dups AS
-                WITH d AS (
-                    SELECT seq, id, src_file, src_line,
-                           substr(sha256({stored_canonical(self.columns)}), 17, 16) AS mark
-                    FROM events WHERE id IN (SELECT id FROM ledger_dup_ids)),
-                w AS (
-                    SELECT *, row_number() OVER w AS k, first_value(mark) OVER w AS first_mark,
-                           first_value(src_file) OVER w AS first_file, first_value(src_line) OVER w AS first_line
-                    FROM d WINDOW w AS (PARTITION BY id ORDER BY seq))
-                SELECT seq, src_file, src_line, mark = first_mark AS folded, first_file, first_line
-                FROM w WHERE k > 1""")
-            by_file = {d.rel: d for d in done}
-            counts = con.execute("SELECT src_file, count(*) FILTER (WHERE folded), count(*) FILTER (WHERE NOT folded) "
-                                 "FROM ledger_dups GROUP BY src_file").fetchall()
-            for rel, folded, conflicts in counts:
-                r = by_file[rel].report
-                by_file[rel].report = attrs.evolve(r, accepted=r.accepted - conflicts, rejected=r.rejected + conflicts,
-                                                   duplicates=r.duplicates + folded)
-            conflicts = con.execute("SELECT src_file, src_line, first_file, first_line FROM ledger_dups "
-                                    "WHERE NOT folded ORDER BY seq").fetchall()
-            wanted: dict[str, set[int]] = {}
-            for rel, line, _, _ in conflicts:
-                wanted.setdefault(rel, set()).add(line)
-            raws = {rel: self._raw_lines(by_file[rel], lines) for rel, lines in wanted.items()}
-            for rel, line, first_file, first_line in conflicts:
-                reason = (f"重复 id 但内容不同 (duplicate id with different content), "
-                          f"first seen at {first_file}:{first_line}")
-                by_file[rel].rejects.append(Reject(rel, line, reason, printable(raws[rel].get(line, ""))))
-            dropped = con.execute("SELECT count(*) FROM ledger_dups").fetchone()[0]
-            con.execute("DELETE FROM events WHERE seq IN (SELECT seq FROM ledger_dups)")
-            # Close up seq: every row moves down by the number of dropped rows before it.
-            con.execute("""
-                UPDATE events SET seq = events.seq - s.shift FROM (
-                    SELECT e.seq AS old, d.n AS shift FROM events e
-                    ASOF JOIN (SELECT seq, row_number() OVER (ORDER BY seq) AS n FROM ledger_dups) d
-                    ON e.seq > d.seq) s
-                WHERE events.seq = s.old""")
-            self.n_rows -= dropped
-        finally:
-            con.execute("DROP TABLE IF EXISTS ledger_dup_ids")
-            con.execute("DROP TABLE IF EXISTS ledger_dups")
+        """Duplicate ids over all files (dedup.py): a row of the kept version's content is
+        folded, a row of an older version rejected as superseded, naming the kept row."""
+        dropped = fold_duplicates(self.con, self.columns)
+        if not dropped:
+            return
+        by_file = {d.rel: d for d in done}
+        counts: dict[str, list[int]] = {}
+        for row in dropped:
+            tally = counts.setdefault(row.file, [0, 0])
+            tally[0 if row.folded else 1] += 1
+        for rel, (folded, superseded) in counts.items():
+            r = by_file[rel].report
+            by_file[rel].report = attrs.evolve(r, accepted=r.accepted - superseded, rejected=r.rejected + superseded,
+                                               duplicates=r.duplicates + folded)
+        older = [row for row in dropped if not row.folded]
+        wanted: dict[str, set[int]] = {}
+        for row in older:
+            wanted.setdefault(row.file, set()).add(row.line)
+            wanted.setdefault(row.kept_file, set()).add(row.kept_line)
+        raws = {rel: self._raw_lines(by_file[rel], lines) for rel, lines in wanted.items()}
+        for row in older:
+            kept = printable(raws[row.kept_file].get(row.kept_line, ""))
+            reason = (f"同一记录（同一 id）有较新的版本，这一行未采用 (superseded by a newer version of the same id)；"
+                      f"采用 {row.kept_file}:{row.kept_line}，因为{WHY[row.why]}；采用的行 (kept row): {kept}")
+            by_file[row.file].rejects.append(Reject(row.file, row.line, reason,
+                                                    printable(raws[row.file].get(row.line, ""))))
+        versions = len({(r.kept_file, r.kept_line) for r in older})
+        guessed = len({(r.kept_file, r.kept_line) for r in older if r.why == "digest"})
+        self.warnings.append(
+            f"{versions} 条记录在不同文件里有不同的版本：采用较新的版本（按状态、时间、下载先后），较旧的 {len(older)} 行"
+            f"记在 rejected-rows.csv (superseded)" + (f"；其中 {guessed} 条无法判断哪个更新，按内容摘要选定，请核对"
+                                                      if guessed else ""))
+        self.n_rows -= len(dropped)
 
     def _raw_lines(self, done: _Done, lines: set[int]) -> dict[int, str]:
         """The raw text of some records of a file (for rejects found after loading)."""
@@ -531,10 +550,12 @@ class SqlReader:
                 f"SELECT ordinality, coalesce(l, '') FROM {raw_lines_sql(done.path)} WITH ORDINALITY "
                 f"WHERE ordinality IN ({listed})").fetchall())
             return {n: spans[n][1] if n in spans else text for n, text in found.items()}
-        data = done.path.read_bytes()
         scratch = Columns()  # only the raw text is wanted: the header was checked before
-        _, records = file_records(done.rel, done.path, data, scratch, self.loader.profiles, self.loader.xlsx_reader)
-        return {r.line: r.raw for r in records if r.is_row and r.line in lines}
+        try:
+            _, _, records = file_records(done.rel, done.path, scratch, self.loader.profiles, self.settings)
+            return {r.line: r.raw for r in records if r.is_row and r.line in lines}
+        except READ_ERRORS:
+            return {}
 
 
 class _OpenQuote(Exception):

@@ -28,13 +28,16 @@ reported once (a file note) and contributes nothing.
 
 from __future__ import annotations
 
+import io
+import itertools
 import re
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
-from ledger.inputs.encodings import ESCAPE_ERRORS
+from ledger.inputs.containers import open_binary
+from ledger.inputs.encodings import ESCAPE_ERRORS, Sniffed
 from ledger.inputs.exports import SESSION_GAP, SESSION_KEY
-from ledger.inputs.rows import Columns, Record
+from ledger.inputs.rows import LONG_LINE, Columns, LongLine, Record, bounded_lines
 
 GAP_SECONDS = 30 * 60
 SNIFF_LINES = 40  # a transcript has a message line among its first lines
@@ -69,18 +72,27 @@ def _ts(text: str) -> str:
     return f"{int(y):04d}-{int(m):02d}-{int(d):02d} {int(h):02d}:{mi}:{s}"
 
 
-def records(rel: str, data: bytes, encoding: str, bom: int, columns: Columns) -> Iterator[Record]:
-    text = data[bom:].decode(encoding.removesuffix("-sig"), errors=ESCAPE_ERRORS)
-    if not is_transcript(text):
+def records(rel: str, source, sniffed: Sniffed, columns: Columns, limit: int) -> Iterator[Record]:
+    with open_binary(source) as stream:
+        stream.read(sniffed.bom)
+        text = io.TextIOWrapper(stream, encoding=sniffed.codec.removesuffix("-sig"), errors=ESCAPE_ERRORS)
+        lines = (LongLine(line[:-1]) if type(line) is LongLine else line.rstrip("\n")
+                 for line in bounded_lines(text, limit, csv_quotes=False))
+        yield from _records(rel, lines, columns, limit)
+
+
+def _records(rel: str, lines: Iterator[str], columns: Columns, limit: int) -> Iterator[Record]:
+    first = list(itertools.islice(lines, SNIFF_LINES))
+    if not is_transcript("\n".join(first)):
         yield Record(0, "", is_row=False,
                      error="不是聊天记录导出 (not a chat transcript): 前几行没有“YYYY-MM-DD HH:MM:SS 发送人”这样的消息行")
         return
     columns.register(COLUMNS, rel)
-    lines = text.splitlines()
-    contact = next((m.group(1) for m in map(_CONTACT.match, lines[:SNIFF_LINES]) if m), None)
+    contact = next((m.group(1) for m in map(_CONTACT.match, first) if m), None)
     contact = contact or PurePosixPath(rel.split("#")[0]).stem
     current: tuple[int, str, str, str] | None = None  # (line, header, time, sender)
     body: list[str] = []
+    size = 0  # characters in `body`: a message over `limit` keeps no more lines, and is rejected
 
     def finish() -> Record | None:
         if current is None:
@@ -90,6 +102,8 @@ def records(rel: str, data: bytes, encoding: str, bom: int, columns: Columns) ->
             body.pop()
         message = "\n".join(body).strip("\n")
         raw = "\n".join([header] + body)
+        if size > limit or any(type(b) is LongLine for b in body) or type(header) is LongLine:
+            return Record(line, raw, error=LONG_LINE.format(limit))
         if not message.strip():
             return Record(line, raw, error="消息没有内容 (empty message)")
         who = ("system" if sender in SYSTEM_SENDERS else "buyer" if sender == contact else "agent")
@@ -98,18 +112,19 @@ def records(rel: str, data: bytes, encoding: str, bom: int, columns: Columns) ->
             "sender": who, "kind": "text", "text": message, SESSION_KEY: contact, SESSION_GAP: str(GAP_SECONDS),
         })
 
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(itertools.chain(first, lines), 1):
         found = message_line(line)
         if found is not None:
             done = finish()
             if done is not None:
                 yield done
-            current, body = (number, line, found[0], found[1]), []
+            current, body, size = (number, line, found[0], found[1]), [], 0
         elif current is None:
             if line.strip() and not _RULE.match(line) and not _CONTACT.match(line):
                 yield Record(number, line, error="消息行之前的内容无法归到任何消息 (text before the first message line)")
-        else:
+        elif size <= limit:
             body.append(line)
+            size += len(line) + 1
     done = finish()
     if done is not None:
         yield done

@@ -44,10 +44,19 @@ _UNSAFE_NAME = re.compile(r'[<>:"/\\|?*\x00-\x1f]')
 _MIN_NAME = 2  # sub-account names shorter than this are too common a word to replace
 
 
+_MAX_NAME_BYTES = 160  # of the name before ".xlsx": file systems allow 255 bytes, temp suffixes need room
+
+
 def file_name(agent: str) -> str:
-    """A file name for the agent's statement that every OS accepts: `初晴旗舰店_小王.xlsx`."""
+    """A file name for the agent's statement that every OS accepts: `初晴旗舰店_小王.xlsx`.
+    A name over 160 bytes (UTF-8) is cut at a character boundary and gets the hash of the
+    whole account, so it stays the same from run to run and unique."""
     name = _UNSAFE_NAME.sub("_", agent).strip(" .")
-    return (name or "agent-" + hashlib.sha256(agent.encode()).hexdigest()[:8]) + ".xlsx"
+    digest = hashlib.sha256(agent.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    if len(name.encode("utf-8", "surrogatepass")) > _MAX_NAME_BYTES:
+        cut = name.encode("utf-8", "surrogatepass")[:_MAX_NAME_BYTES].decode("utf-8", "ignore").rstrip(" .")
+        return f"{cut}-{digest}.xlsx"
+    return (name or "agent-" + digest) + ".xlsx"
 
 
 def file_names(agents: list[str]) -> dict[str, str]:
@@ -58,7 +67,7 @@ def file_names(agents: list[str]) -> dict[str, str]:
         taken[n.lower()] = taken.get(n.lower(), 0) + 1
     for a, n in names.items():
         if taken[n.lower()] > 1:
-            names[a] = n.removesuffix(".xlsx") + "-" + hashlib.sha256(a.encode()).hexdigest()[:8] + ".xlsx"
+            names[a] = n.removesuffix(".xlsx") + "-" + hashlib.sha256(a.encode("utf-8", "surrogatepass")).hexdigest()[:8] + ".xlsx"
     return names
 
 
@@ -156,7 +165,9 @@ def info_table(info: RunInfo, agent: str, source_name: str, source_sha256: str) 
             ("来源账单", source_name), ("来源账单 SHA-256", source_sha256)]
     for n, f in enumerate(info.policy_files, 1):
         rows += [(f"规则文件 {n}", f.path), (f"规则文件 {n} SHA-256", f.sha256)]
-    rows += [("说明", "本表只含本人的明细；引用的文字中其他客服、其他买家的名字已隐去，手机号、身份证号、地址已遮盖。"),
+    rows += [("说明", "本表只含本人的明细；引用的文字中其他客服、其他买家的名字已隐去；"
+                     "手机号只留前 3 位和后 4 位，座机号留区号和后 4 位，身份证号只留后 4 位"
+                     "（全角数字、带空格或横线分组的写法同样遮盖）；路、街、小区等地址连同门牌、楼栋、单元、室号换成 ****。"),
              ("客服签字确认", "＿＿＿＿＿＿＿＿"), ("签字日期", "＿＿＿＿＿＿＿＿")]
     return cells.Table(sheets.INFO, sheets.INFO_HEADER, tuple(rows))
 

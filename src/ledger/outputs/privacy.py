@@ -2,23 +2,30 @@
 
 Leaking a buyer's phone number, ID number or address is itself a violation in the
 rulebook (泄露信息), so no workbook may repeat one, even when the agent wrote it in a
-chat. `mask_text` masks, in this order:
+chat. `mask_text` masks:
 
-* ID numbers (居民身份证号): 18 digits (the last may be X) or 15 digits, not part of a
-  longer run of digits. Only the last 4 characters stay: `**************123X`.
-* Mobile numbers: 11 digits starting 1[3-9], optionally written 3-4-4 with spaces or
-  hyphens, optionally after +86/86. The first 3 and the last 4 digits stay
-  (`138****5678`, as Taobao itself shows them).
-* Landline numbers: area code 0xx / 0xxx, a hyphen or space, 7–8 digits. The area code
-  and the last 4 digits stay (`0571-****6666`).
-* Street addresses: a road, street, lane, village or estate name followed by a house,
-  building, unit or room number (文三路123号4幢501室). Everything from the street on is
-  replaced by `****`; the province, city and district before it stay, since they say
-  nothing about a person.
+* Numbers, however they are written: ASCII or full-width digits (１３８…), in one run or in
+  groups separated by spaces, hyphens or brackets (`138 1234 5678`, `330106 19900101 1234`,
+  `(0571)87654321`, `０５７１－８７６５４３２１`). Within a run of such groups, the first
+  (leftmost, then longest) groups whose digits together make one of these are masked:
+  - an ID number (居民身份证号): 18 digits (the last may be X) or 15 digits. Only the
+    last 4 characters stay: `**************123X`;
+  - a mobile number: 11 digits starting 1[3-9], optionally after 86 or 0086 (+86). The
+    first 3 and the last 4 digits stay (`138****5678`, as Taobao itself shows them);
+  - a landline number: 0, an area code, the local number: 10–12 digits in all. The area
+    code (3 digits for 01x/02x, else 4) and the last 4 digits stay (`0571-****4321`).
+* Street addresses: a road, street, lane, village or estate name (…路, …街, …村, …小区, …大厦)
+  followed, after an optional section (四段), by a house, building, unit or room number in
+  any digits or Chinese numerals (文三路123号4幢501室, 人民南路四段27号, 文三路一二三号), and
+  the building name and numbers after the number (…号华星大厦5楼). Everything from the
+  street on is replaced by `****`; the province, city and district before it stay, since
+  they say nothing about a person. Building, unit and room numbers without a street
+  (3栋2单元501室, 3号楼5层: two numbered parts or more) are masked too.
 
 Masking is deliberately greedy in what it recognises as a number (a 15-digit order id
 quoted in a message is masked too): a masked order id costs a look-up, a leaked ID
-number cannot be taken back. Text without a digit is returned unchanged, fast.
+number cannot be taken back. Text with fewer than 10 digits and no address word is
+returned unchanged, fast.
 """
 
 from __future__ import annotations
@@ -26,51 +33,109 @@ from __future__ import annotations
 import functools
 import re
 
+import attrs
+
 MASK = "****"
 
-_ID = re.compile(r"(?<![0-9A-Za-z])(?:\d{17}[\dXx]|\d{15})(?![0-9A-Za-z])")
-_MOBILE = re.compile(r"(?<![0-9])(?:(?:\+|00)?86[ -]?)?(1[3-9]\d)[ -]?(\d{4})[ -]?(\d{4})(?![0-9])")
-_LANDLINE = re.compile(r"(?<![0-9])(0\d{2,3})[ -](\d{3,4})[ -]?(\d{4})(?![0-9])")
+# Full-width digits, brackets, hyphen, space and X as ASCII: one character for one, so the
+# places found in the translated text are the places in the original.
+_NARROW = str.maketrans("０１２３４５６７８９（）－　Ｘｘ", "0123456789()- Xx")
+_DIGIT = re.compile(r"[0-9０-９]")
+# Groups of digits separated by at most 3 spaces, hyphens or brackets; a group may end in X.
+_RUN = re.compile(r"[0-9]+(?:[Xx](?![0-9A-Za-z]))?(?:[ \-()]{1,3}[0-9]+(?:[Xx](?![0-9A-Za-z]))?)*")
+_GROUP = re.compile(r"[0-9]+(?:[Xx](?![0-9A-Za-z]))?")
+_MIN_DIGITS = 10  # the shortest number masked (a landline) has 10 digits
+
 _STREET = "路|街|大道|大街|巷|弄|胡同|村|小区|花园|公寓|大厦|广场|园区|社区|苑"
+_NUMBER = r"[0-9０-９A-Za-z一二三四五六七八九十百千零〇两]+"
 _NUMBERED = "号楼|号院|号|栋|幢|座|单元|室|楼|层|户"
+_PART = rf"[\s\-#附之]*{_NUMBER}[\s\-]*(?:{_NUMBERED})"
+_BUILDING = r"[\u4e00-\u9fffA-Za-z]{1,10}?(?:大厦|大楼|公寓|花园|小区|广场|中心|苑|园|府|城)"
 _ADDRESS = re.compile(
-    # a place name ending in a street word, then one or more numbered parts
-    rf"[\u4e00-\u9fffA-Za-z0-9]{{1,15}}?(?:{_STREET})"
-    rf"(?:[\s\-#]*[0-9０-９A-Za-z一二三四五六七八九十百零]+[\s\-]*(?:{_NUMBERED}))+"
-    rf"(?:[\s\-]*[0-9０-９]+)?"
+    # a place name ending in a street word, an optional section, one or more numbered parts,
+    # then perhaps a building name and its numbered parts
+    rf"[\u4e00-\u9fffA-Za-z0-9]{{1,15}}?(?:{_STREET})(?:{_NUMBER}段)?(?:{_PART})+"
+    rf"(?:{_BUILDING}(?:{_PART})*)?(?:[\s\-]*[0-9０-９]+)?"
+    # or a building with its unit or room, without a street
+    rf"|{_NUMBER}[\s\-]*(?:栋|幢|号楼|座)(?:{_PART})+(?:[\s\-]*[0-9０-９]+)?"
 )
 _REGION = re.compile(r"^(?:.*?(?:省|自治区|特别行政区|市|自治州|地区|盟|区|县|旗))+")
-_DIGIT = re.compile(r"[0-9０-９]")
-
-
-_STREET_WORD = re.compile(_STREET)
-# Every ID, mobile or landline match contains 3 digits, an optional space or hyphen,
-# then 3 more: text without that (timestamps such as 2024-05-03 12:34:56, amounts) needs
-# none of the three substitutions. Evidence lines all hold digits, and there is one per entry.
-_NUMBER_LIKE = re.compile(r"\d{3}[ -]?\d{3}")
+_ADDRESS_WORD = re.compile(rf"{_STREET}|栋|幢|号楼|座")
 
 
 def mask_text(text: str | None) -> str | None:
     """Text with ID numbers, phone numbers and street addresses masked."""
-    if not text or not _DIGIT.search(text):
+    if not text:
         return text
     return _mask(text)
 
 
 @functools.lru_cache(maxsize=1 << 16)  # quoted texts repeat (在吗, 亲，在的): mask each once
 def _mask(text: str) -> str:
-    if not _NUMBER_LIKE.search(text):  # none of the number patterns can match: skip all three
-        return _mask_addresses(text)
-    text = _ID.sub(lambda m: "*" * (len(m.group()) - 4) + m.group()[-4:], text)
-    text = _MOBILE.sub(lambda m: f"{m.group(1)}{MASK}{m.group(3)}", text)
-    text = _LANDLINE.sub(lambda m: f"{m.group(1)}-{MASK}{m.group(3)}", text)
-    return _mask_addresses(text)
-
-
-def _mask_addresses(text: str) -> str:
-    if not _STREET_WORD.search(text):  # no street word, no address: skip the slow pattern
+    if len(_DIGIT.findall(text)) >= _MIN_DIGITS:
+        text = _mask_numbers(text)
+    if not _ADDRESS_WORD.search(text):  # no street or building word, no address: skip the slow pattern
         return text
     return _ADDRESS.sub(_mask_address, text)
+
+
+def _mask_numbers(text: str) -> str:
+    narrow = text.translate(_NARROW)
+    out, done = [], 0
+    for run in _RUN.finditer(narrow):
+        groups = list(_GROUP.finditer(narrow, run.start(), run.end()))
+        for i, j in _numbers(groups):
+            start = groups[i].start()
+            if start > 0 and narrow[start - 1] == "(" and j > i + 1:
+                start -= 1  # (0571)87654321: the bracket goes with the area code
+            out += [text[done:start], _masked_number("".join(g.group() for g in groups[i:j]))]
+            done = groups[j - 1].end()
+    out.append(text[done:])
+    return "".join(out)
+
+
+def _numbers(groups: list[re.Match]) -> list[tuple[int, int]]:
+    """(first, past last) group of each number in a run: a group that is a number by itself
+    first (2024-05-10 13812345678 is a date and a mobile, not a 15-digit ID), then among the
+    groups between those, the leftmost and longest joins."""
+    single = [_masked_number(g.group()) is not None for g in groups]
+    found, i = [], 0
+    while i < len(groups):
+        if single[i]:
+            found.append((i, i + 1))
+            i += 1
+            continue
+        limit = next((k for k in range(i, len(groups)) if single[k]), len(groups))
+        for j in range(limit, i + 1, -1):
+            if _masked_number("".join(g.group() for g in groups[i:j])) is not None:
+                found.append((i, j))
+                i = j
+                break
+        else:
+            i += 1
+    return found
+
+
+def _masked_number(digits: str) -> str | None:
+    """The masked form of `digits` when they are an ID, mobile or landline number."""
+    n = len(digits)
+    if digits[-1] in "Xx":
+        if n == 18 and digits[:-1].isdigit():
+            return "*" * (n - 4) + digits[-4:]
+        shorter = _masked_number(digits[:-1]) if n > 1 else None  # 13812345678X: a mobile, then X
+        return None if shorter is None else shorter + digits[-1]
+    if n == 15 and digits.startswith("0086") and digits[4] == "1" and digits[5] in "3456789":
+        return "0086" + digits[4:7] + MASK + digits[-4:]
+    if n in (15, 18):
+        return "*" * (n - 4) + digits[-4:]
+    if n == 11 and digits[0] == "1" and digits[1] in "3456789":
+        return digits[:3] + MASK + digits[-4:]
+    if n == 13 and digits.startswith("86") and digits[2] == "1" and digits[3] in "3456789":
+        return "86" + digits[2:5] + MASK + digits[-4:]
+    if 10 <= n <= 12 and digits[0] == "0" and digits[1] != "0":
+        area = digits[:3] if digits[1] in "12" else digits[:4]
+        return f"{area}-{MASK}{digits[-4:]}"
+    return None
 
 
 def _mask_address(m: re.Match) -> str:
@@ -88,8 +153,6 @@ def mask_entry(entry):
     conversation too (a buyer nick or a conversation cut from a chat export may be a
     phone number); the same object when nothing needed masking. The order column is
     left alone: Taobao order numbers are 18–19 digits and would read as ID numbers."""
-    import attrs
-
     changed = {}
     for name in ("excerpt", "evidence", "buyer", "conversation"):
         value = getattr(entry, name)

@@ -145,12 +145,15 @@ def read_record(folder: Path) -> Record | None:
     path = Path(folder) / CLOSED
     if not path.exists() and not path.is_symlink():
         return None
-    if path.is_symlink() or not path.is_file():
-        raise LedgerError(f"结账记录不是普通文件 (CLOSED is not a plain file): {path}", exit_code=EXIT_CLOSED_CHANGED)
     try:
-        text = path.read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise LedgerError(f"无法读取结账记录 (cannot read CLOSED): {path}: {exc}", exit_code=EXIT_CLOSED_CHANGED) from None
+        if path.is_symlink() or not path.is_file():  # a link is never followed
+            raise IsADirectoryError(21, "不是普通文件 (not a regular file)")
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:  # a damaged seal never reopens the month
+        detail = exc.strerror if isinstance(exc, OSError) else f"不是 UTF-8 文本 (not UTF-8): {exc.reason}"
+        raise LedgerError(f"结账记录 {path} 无法读取（{detail}）：这个月按已结账处理，没有写入任何文件。"
+                          f"请从备份恢复 CLOSED (the seal cannot be read; nothing written)",
+                          exit_code=EXIT_CLOSED_CHANGED) from None
     fields, month = [], ""
     for line in text.splitlines():
         if not line.strip() or line.startswith("#") or ": " not in line:
