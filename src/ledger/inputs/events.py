@@ -38,7 +38,6 @@ from ledger.inputs.contract import (
     Schema,
     check_schema,
 )
-from ledger.inputs.encodings import printable
 from ledger.inputs.settings import ReaderSettings
 from ledger.inputs.sql_reader import SqlReader, udf_types
 
