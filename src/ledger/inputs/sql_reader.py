@@ -39,7 +39,7 @@ from ledger.inputs.contract import (
     check_row,
     parse_ts,
 )
-from ledger.inputs.encodings import printable, utf16_without_bom
+from ledger.inputs.encodings import detect_encoding, printable, utf16_without_bom
 from ledger.inputs.python_reader import PythonReader
 from ledger.inputs.records import file_records
 from ledger.inputs.rows import (
@@ -68,6 +68,8 @@ _ZONE_MARGIN = timedelta(days=120)  # time zone offsets are tabled this far arou
 _MAX_SPAN_LINES = 1_000_000  # more lines in multi-line records than this: the file is read in Python
 _SPAN_LOOKAHEAD = 4096  # a multi-line record longer than this: the file is read in Python
 _udf_numbers = itertools.count()
+_TRANSCODE_SAMPLE = 2000  # non-ASCII lines encodings.detect_encoding weighs (its sample_lines)
+_TRANSCODED = ("gb18030",)  # encodings read set-based through a UTF-8 copy
 
 
 def _sql_types():
@@ -215,9 +217,51 @@ class SqlReader:
     def _plan(self, rel: str, path: Path, pool: ThreadPoolExecutor):
         plan = self._csv_plan(rel, path)
         if plan is None:
-            return self._python(rel, path)
-        plan.scan = pool.submit(_scan_file, path)
+            plan = self._transcoded_plan(rel, path)
+            if plan is None:
+                return self._python(rel, path)
+        plan.scan = pool.submit(_scan_file, plan.path)
         return plan
+
+    def _transcoded_plan(self, rel: str, path: Path) -> CsvPlan | None:
+        """A GB18030 CSV file, decoded as a stream into a UTF-8 copy that is planned like
+        any UTF-8 file (the same lines, the same text the Python reader decodes: line ends
+        and delimiters are single bytes in GB18030, never inside a character). None when
+        the file is not such a file, or has a byte that does not decode (the Python reader
+        then rejects just those rows)."""
+        if not isinstance(path, Path) or path.suffix.lower() != ".csv":
+            return None
+        try:
+            size = path.stat().st_size
+            if size < (1 if self.force else self.settings.sql_min_bytes):
+                return None
+            with open(path, "rb") as fh:
+                head = fh.read(_SCAN_CHUNK)
+        except OSError:
+            return None
+        if len(head) == _SCAN_CHUNK:
+            head = head[:head.rfind(b"\n") + 1]
+        non_ascii = sum(1 for line in head.split(b"\n") if not line.isascii())
+        if len(head) < size and non_ascii < _TRANSCODE_SAMPLE:
+            return None  # encodings.detect_encoding would weigh lines past this head
+        if detect_encoding(head)[0] not in _TRANSCODED:
+            return None
+        fd, tmp = tempfile.mkstemp(prefix="ledger-utf8-", suffix=".csv")
+        self.temps.append(tmp)
+        digest = hashlib.sha256()
+        decoder = codecs.getincrementaldecoder("gb18030")()
+        try:
+            with open(path, "rb") as fh, open(fd, "wb") as out:
+                while block := fh.read(_SCAN_CHUNK):
+                    digest.update(block)
+                    out.write(decoder.decode(block).encode("utf-8"))
+                out.write(decoder.decode(b"", final=True).encode("utf-8"))
+        except (UnicodeError, OSError):
+            return None
+        plan = self._csv_plan(rel, Path(tmp))
+        if plan is None:
+            return None
+        return attrs.evolve(plan, encoding="gb18030", source=path, sha256=digest.hexdigest())
 
     def _csv_plan(self, rel: str, path: Path) -> CsvPlan | None:
         if not isinstance(path, Path) or path.suffix.lower() != ".csv":
@@ -299,7 +343,7 @@ class SqlReader:
             done = self._append_sql(plan)
             if done is not None:
                 return done
-            plan = self._python(plan.rel, plan.path)
+            plan = self._python(plan.rel, plan.source or plan.path)
         if plan.n_written:
             insert_written(self.con, self.columns, plan.tmp, self.n_rows)
             self.n_rows += plan.n_written
@@ -308,7 +352,7 @@ class SqlReader:
         return plan
 
     def _append_sql(self, plan: CsvPlan) -> _Done | None:
-        self.progress(plan.rel, plan.path)
+        self.progress(plan.rel, plan.source or plan.path)
         spans = None
         parts = self._parts(plan)
         while True:
@@ -345,7 +389,7 @@ class SqlReader:
             done += count
         self.n_rows += inserted
         read = inserted + len(rejects)
-        report = FileReport(plan.rel, plan.encoding, scan.sha256, read, inserted, len(rejects), 0)
+        report = FileReport(plan.rel, plan.encoding, plan.sha256 or scan.sha256, read, inserted, len(rejects), 0)
         return _Done(plan.rel, plan.path, "sql", report, rejects, spans=spans)
 
     def _parts(self, plan: CsvPlan) -> list[tuple[int, int | None]]:

@@ -114,7 +114,7 @@ def generate(out: Path, month: str = "2024-05", *, agents: int = 10, conversatio
     `conversations_per_day` is the weekday baseline for the whole team (default 15 per
     agent); weekends and promotion days get more. `fault_rate` scales how often things go
     wrong: the default gives a shop as it really is (a handful of fines per agent a month,
-    a sloppy agent more); 1.0 is the fine-dense month bench/bench.py uses, 3.0 the denser one
+    a sloppy agent more); 1.0 is the fine-dense month bench/bench.py uses, 1.5 the denser one
     of bench/shapes.py (up to MAX_FAULT_RATE). Files are
     replaced atomically.
     """
