@@ -719,6 +719,40 @@ def test_sql_reader_reads_gb18030_through_a_utf8_copy(tmp_path, reader):
     assert [r.file for r in result.rejects if "解码" in r.reason] == ["b.csv"]
 
 
+def test_sql_reader_reads_jsonl_with_the_python_readers_results(tmp_path, reader):
+    """JSON Lines are read set-based: flat objects of strings, nulls and booleans in SQL,
+    every other line (numbers, nested values, repeated keys, a trailing comma or NaN that
+    DuckDB's parser lets through, \\u escapes, raw control characters, blank lines) by the
+    Python reader's own code. A key the first lines did not have sends the file to Python."""
+    if reader == "python":
+        pytest.skip("compares both readers itself")
+    lines = []
+    for i in range(300):
+        obj = {"id": f"j{i}", "ts": f"2024-05-0{1 + i % 9} 10:{i % 60:02d}:00", "type": TYPES[i % 6],
+               "agent": f"店:小{i % 7}", "amount": ["12.50", "¥59", "", None][i % 4], "handover": [True, "否", None][i % 3],
+               "text": [CHINESE, "a,b", '他说"好的"', "tab\tinside", "€𝄞"][i % 5]}
+        lines.append(json.dumps(obj, ensure_ascii=i % 11 == 0))
+    lines[5:5] = ['{"id": "n1", "ts": "2024-05-01 10:00:00", "type": "message", "amount": 12.5}',
+                  '{"id": "n2", "ts": "2024-05-01 10:00:00", "type": "message", "text": {"a": 1}}',
+                  '{"id": "n3", "ts": "2024-05-01 10:00:00", "type": "message", "text": "x", "text": "y"}',
+                  '{"id": "n4", "ts": "2024-05-01 10:00:00", "type": "message", "text": "x",}',
+                  '{"id": "n5", "ts": "2024-05-01 10:00:00", "type": "message", "amount": NaN}',
+                  '{"id": "n6", "ts": "2024-05-01 10:00:00", "type": "message", "text": "nul\\u0000"}',
+                  '{"id": "n7", "ts": "2024-05-01 10:00:00", "type": "message", "text": "raw\ttab"}',
+                  "", "   ", '["not", "an object"]', '{"id": "n8", "ts": "bad", "type": "message"}',
+                  '{"id": "j1", "ts": "2024-05-01 10:00:00", "type": "message"}', '{"id": 7, "ts": "2024-05-02 10:00:00", '
+                  '"type": "message", "handover": false}', "{broken"]
+    put(tmp_path, "a.jsonl", "\n".join(lines) + "\n")
+    put(tmp_path, "b.jsonl", "\r\n".join(lines[:40]))
+    put(tmp_path, "c.jsonl", "\n".join(lines[:80] + ['{"ts": "2024-05-01 10:00:00", "type": "message", "note": "new"}']))
+    put(tmp_path, "d.jsonl", "\ufeff" + "\n".join(lines[:20]))
+    for parts in (1, 2):
+        readers = assert_same_reading(tmp_path, TZ, PROPERTY_SCHEMA, parts)
+        assert readers == {"a.jsonl": "sql", "b.jsonl": "sql", "c.jsonl": "python", "d.jsonl": "python"}
+    result, con = load(tmp_path, PROPERTY_SCHEMA)
+    assert "note" in result.columns and len(result.rejects) > 8
+
+
 # -- issue 13: money never changes because of input shape -------------------------------
 
 def test_out_of_range_and_ambiguous_amounts_are_rejected_by_row(tmp_path):

@@ -39,6 +39,7 @@ class CsvPlan:
     line_bytes: float  # average line length at the start of the file
     scan: object = None  # Future of what sql_reader scans in the file
     source: Path | None = None  # the file as given, when `path` is its UTF-8 transcoding
+    jsonl: bool = False  # JSON Lines: `names` are the keys its first lines use
     sha256: str | None = None  # of `source`'s bytes, when transcoded
 
 
@@ -157,6 +158,8 @@ class FileSql:
     def _fields(self) -> str:
         """The fields of line `l` as the csv module splits a one-line record; NULL for a line
         that is not one (a quoted field left open, text after a closing quote, ...)."""
+        if self.plan.jsonl:
+            return jsonl_fields(self.plan.names)
         d = self.plan.delimiter
         record = RECORD_RE.replace("{d}", d)
         field = _FIELD_RE.replace("{d}", d)
@@ -227,6 +230,21 @@ class FileSql:
         if "id" in self.pos:
             return f"CASE WHEN {self.v('id')} IS NOT NULL THEN {self.v('id')} ELSE {derived} END"
         return derived
+
+
+def jsonl_fields(names: list[str]) -> str:
+    """The values of JSON line `l` under `names` (NULL for a missing key), for a line whose
+    reading is certain: an object of strings, nulls and booleans only, its keys among
+    `names` and none twice, no \\u escape (records.py checks what those decode to), no
+    control character (Python's JSON parser refuses them raw) and no trailing comma
+    (DuckDB's parser allows one). Anything else is NULL: the Python reader reads the line."""
+    listed = ", ".join(sql_string(n) for n in names)
+    paths = ", ".join(sql_string('$."' + n + '"') for n in names)
+    ok = (f"NOT contains(l, '\\u') AND NOT regexp_matches(l, '[\\x00-\\x1f]') AND json_valid(l) "
+          f"AND json_type(l) = 'OBJECT' AND NOT ends_with(rtrim(left(rtrim(l, ' '), -1), ' '), ',') "
+          f"AND list_has_all([{listed}], json_keys(l)) AND len(json_keys(l)) = list_unique(json_keys(l)) "
+          f"AND list_has_all(['VARCHAR', 'NULL', 'BOOLEAN'], json_type(l, [{paths}]))")
+    return f"CASE WHEN {ok} THEN json_extract_string(l, [{paths}]) END"
 
 
 def stored_canonical(columns: Columns) -> str:
