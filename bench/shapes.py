@@ -380,8 +380,9 @@ def main() -> None:
     print(f"machine: {os.cpu_count()} cores, {ram:.0f} GB, {cpu}, {platform.machine()}; "
           f"python {platform.python_version()}, duckdb {duckdb.__version__}")
     print("| shape | events | fine lines | floor s | read s | evaluate s | statement s | write s | ledger s "
-          "| ledger ÷ floor | pandas s | pandas ÷ ledger | ledger MB | pandas MB | load |")
+          "| ledger ÷ floor | pandas s (read) | pandas ÷ ledger | ledger MB | pandas MB | load |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+    walls: dict[str, float] = {}
     for size in args.sizes:
         for shape in shapes:
             folder = shape_folder(size, shape)
@@ -407,11 +408,16 @@ def main() -> None:
                     raise SystemExit("the fine-dense month has fewer than 5% of agent messages fined")
             applied, money, _, _ = totals(mine)
             print(f"# {shape}: totals equal: {applied:,} applied lines, {money:,.2f} 元", file=sys.stderr)
-            ps = f"{p['wall']:.2f} | {p['wall'] / r['wall']:.1f}" if p else "— | —"
+            walls[f"{size}/{shape}"] = r["wall"]
+            ps = f"{p['wall']:.2f} ({p['read']:.2f}) | {p['wall'] / r['wall']:.2f}" if p else "— | —"
             pm = f"{p['peak_mb']:,.0f}" if p else "—"
             print(f"| {shape} | {r['events']:,} | {fined:,} | {floor:.2f} | {r['read']:.2f} | {r['evaluate']:.2f} "
                   f"| {r.get('statement', 0):.2f} | {r['write']:.2f} | {r['wall']:.2f} | {r['wall'] / floor:.1f} "
                   f"| {ps} | {r['peak_mb']:,.0f} | {pm} | {load} |", flush=True)
+    if len(walls) > 1:
+        fastest = min(walls, key=walls.get)
+        print(f"\nfastest: {fastest} {walls[fastest]:.2f} s; each shape ÷ the fastest: "
+              + ", ".join(f"{k} {v / walls[fastest]:.2f}" for k, v in walls.items()))
 
 
 if __name__ == "__main__":
