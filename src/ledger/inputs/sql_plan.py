@@ -125,7 +125,8 @@ class FileSql:
             INSERT INTO events ({', '.join(quote_name(n) for n in targets)})
             WITH src AS (SELECT ordinality AS line, l FROM {raw_lines_sql(plan.path)} WITH ORDINALITY
                          {f"LIMIT {int(self.last)}" if self.last is not None else ""}),
-            a AS (SELECT line, l, {self._fields()} AS f FROM src WHERE line >= {int(self.first)}),
+            a AS (SELECT line, l, {self._fields()} AS f FROM {jsonl_types(plan.names) if plan.jsonl else "src"}
+                  WHERE line >= {int(self.first)}),
             b AS (SELECT line, l, len(f) AS nf, {unnamed_ok} AS unnamed_ok, {in_span} AS in_span, {values} FROM a),
             c AS (SELECT *, replace(left({ts}, 19), 'T', ' ') AS t19, substr({ts}, 20) AS rest FROM b),
             d AS (SELECT *, try_cast(t19 AS TIMESTAMP) AS w0,
@@ -232,19 +233,31 @@ class FileSql:
         return derived
 
 
+def _json_paths(names: list[str]) -> str:
+    return ", ".join(sql_string('$."' + n + '"') for n in names)
+
+
+def jsonl_types(names: list[str]) -> str:
+    """The raw lines `src` with `jt`: the JSON types of the values under `names`, comma-joined
+    (missing keys left out), for a line that may be read in SQL: a valid JSON object without
+    a \\u escape (records.py checks what those decode to), a control character (Python's
+    JSON parser refuses them raw) or a trailing comma (DuckDB's parser allows one)."""
+    control = " OR ".join(f"contains(l, chr({i}))" for i in range(32))
+    return (f"(SELECT line, l, CASE WHEN NOT contains(l, '\\u') AND NOT ({control}) "
+            f"AND starts_with(ltrim(l, ' '), '{{') AND json_valid(l) "
+            f"AND NOT ends_with(rtrim(left(rtrim(l, ' '), -1), ' '), ',') "
+            f"THEN array_to_string(json_type(l, [{_json_paths(names)}]), ',') END AS jt FROM src)")
+
+
 def jsonl_fields(names: list[str]) -> str:
     """The values of JSON line `l` under `names` (NULL for a missing key), for a line whose
-    reading is certain: an object of strings, nulls and booleans only, its keys among
-    `names` and none twice, no \\u escape (records.py checks what those decode to), no
-    control character (Python's JSON parser refuses them raw) and no trailing comma
-    (DuckDB's parser allows one). Anything else is NULL: the Python reader reads the line."""
-    listed = ", ".join(sql_string(n) for n in names)
-    paths = ", ".join(sql_string('$."' + n + '"') for n in names)
-    ok = (f"NOT contains(l, '\\u') AND NOT regexp_matches(l, '[\\x00-\\x1f]') AND json_valid(l) "
-          f"AND json_type(l) = 'OBJECT' AND NOT ends_with(rtrim(left(rtrim(l, ' '), -1), ' '), ',') "
-          f"AND list_has_all([{listed}], json_keys(l)) AND len(json_keys(l)) = list_unique(json_keys(l)) "
-          f"AND list_has_all(['VARCHAR', 'NULL', 'BOOLEAN'], json_type(l, [{paths}]))")
-    return f"CASE WHEN {ok} THEN json_extract_string(l, [{paths}]) END"
+    reading is certain (see jsonl_types): its values strings, nulls and booleans only, its
+    keys among `names` and none twice (as many keys as names found). Anything else is NULL:
+    the Python reader reads the line."""
+    simple = "regexp_full_match(jt, '(?:VARCHAR|NULL|BOOLEAN)(?:,(?:VARCHAR|NULL|BOOLEAN))*')"
+    found = "strlen(jt) - strlen(replace(jt, ',', '')) + 1"
+    return (f"CASE WHEN {simple} AND len(json_keys(l)) = {found} "
+            f"THEN json_extract_string(l, [{_json_paths(names)}]) END")
 
 
 def stored_canonical(columns: Columns) -> str:
