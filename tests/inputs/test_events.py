@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import tempfile
@@ -458,7 +459,21 @@ def csv_files(draw):
         names = ["ts", "type"] + [n for n in names if n.strip() != "ts"]
     names = draw(st.permutations(names))
     newline = draw(st.sampled_from(["\r\n", "\n"]))
-    quoting = draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_MINIMAL, csv.QUOTE_ALL]))  # some exports quote all
+    # some exports quote all, some every field but one (QUOTE_NONNUMERIC-like: ts bare)
+    quoting = draw(st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_MINIMAL, csv.QUOTE_ALL, "all-but-one"]))
+    bare = draw(st.integers(0, max(len(names) - 1, 0)))
+
+    def write_row(row: list[str]) -> str:
+        out = io.StringIO()
+        if quoting != "all-but-one":
+            csv.writer(out, lineterminator="", quoting=quoting).writerow(row)
+            return out.getvalue()
+        cells = []
+        for i, value in enumerate(row):
+            out = io.StringIO()
+            csv.writer(out, lineterminator="", quoting=csv.QUOTE_MINIMAL if i == bare else csv.QUOTE_ALL).writerow([value])
+            cells.append(out.getvalue())
+        return ",".join(cells)
     rows: list[list[str]] = []
     lines: list[str] = []
     for _ in range(draw(st.integers(0, 12))):
@@ -481,12 +496,8 @@ def csv_files(draw):
             elif kind == "long":
                 row.append(draw(TEXT))
         rows.append(row)
-        out = io.StringIO()
-        csv.writer(out, lineterminator="", quoting=quoting).writerow(row)
-        lines.append(out.getvalue())
-    header = io.StringIO()
-    csv.writer(header, lineterminator="", quoting=quoting).writerow(names)
-    text = newline.join([header.getvalue()] + lines) + draw(st.sampled_from([newline, ""]))
+        lines.append(write_row(row))
+    text = newline.join([write_row(names)] + lines) + draw(st.sampled_from([newline, ""]))
     if draw(st.integers(0, 9)) == 0:
         text = newline + text  # blank lines before the header
     bom = "\ufeff" if draw(st.booleans()) else ""
@@ -657,6 +668,78 @@ def test_sql_reader_reads_files_that_quote_every_field(tmp_path, reader):
     result, con = load(tmp_path, PROPERTY_SCHEMA)
     texts = [r["text"] for r in table(con, "text")]
     assert '他说"好的"' in texts and '","' in texts and "a,b" in texts and result.n_events == 200
+
+
+def test_sql_reader_reads_files_that_quote_every_field_but_ts(tmp_path, reader):
+    """Writers like csv.QUOTE_NONNUMERIC leave some fields bare and quote the rest: a line
+    whose quoted fields hold no quote and no delimiter is split without a regex pass;
+    the others take the general path. Same table either way."""
+    if reader == "python":
+        pytest.skip("compares both readers itself")
+    lines = ['"id",ts,"type","agent","text"']
+    for i in range(200):
+        text = [CHINESE, "a,b", '他说"好的"', "", '","', "x,", ",y", " "][i % 8].replace('"', '""')
+        lines.append(f'"e{i}",2024-05-0{1 + i % 9} 10:{i % 60:02d}:00,"message","店:小{i % 5}","{text}"')
+    put(tmp_path, "a.csv", ("\n".join(lines) + "\n").encode("utf-8"))
+    assert assert_same_reading(tmp_path, TZ, PROPERTY_SCHEMA) == {"a.csv": "sql"}
+    result, con = load(tmp_path, PROPERTY_SCHEMA)
+    texts = [r["text"] for r in table(con, "text")]
+    assert '他说"好的"' in texts and '","' in texts and None in texts and result.n_events == 200
+
+
+def test_sql_reader_reads_gb18030_through_a_utf8_copy(tmp_path, reader):
+    """A GB18030 export is decoded as a stream and read set-based, with the Python
+    reader's table, rejects and file report (encoding gb18030, the sha256 of its own
+    bytes); a file with a byte that does not decode is read in Python (only its row is rejected)."""
+    if reader == "python":
+        pytest.skip("compares both readers itself")
+    rows = [["ts", "type", "agent", "amount", "text"]]
+    for i in range(300):
+        rows.append([f"2024-05-0{1 + i % 9} 10:{i % 60:02d}:00", TYPES[i % 6], f"店:小{i % 7}",
+                     ["12.50", "¥59", "abc", ""][i % 4], [CHINESE, "换行\r\n的文字", '他说"好的"', "€𝄞", ""][i % 5]])
+    good = csv_bytes(rows, encoding="gb18030")
+    put(tmp_path, "a.csv", good)
+    put(tmp_path, "b.csv", good.replace("€".encode("gb18030"), b"\x81\x20", 1))
+    for parts in (1, 2):
+        assert assert_same_reading(tmp_path, TZ, PROPERTY_SCHEMA, parts) == {"a.csv": "sql", "b.csv": "python"}
+    result, _ = load(tmp_path, PROPERTY_SCHEMA)
+    assert [f.encoding for f in result.files] == ["gb18030", "gb18030"]
+    assert result.files[0].sha256 == hashlib.sha256(good).hexdigest()
+    assert [r.file for r in result.rejects if "解码" in r.reason] == ["b.csv"]
+
+
+def test_sql_reader_reads_jsonl_with_the_python_readers_results(tmp_path, reader):
+    """JSON Lines are read set-based: flat objects of strings, nulls and booleans in SQL,
+    every other line (numbers, nested values, repeated keys, a trailing comma or NaN that
+    DuckDB's parser lets through, \\u escapes, raw control characters, blank lines) by the
+    Python reader's own code. A key the first lines did not have sends the file to Python."""
+    if reader == "python":
+        pytest.skip("compares both readers itself")
+    lines = []
+    for i in range(300):
+        obj = {"id": f"j{i}", "ts": f"2024-05-0{1 + i % 9} 10:{i % 60:02d}:00", "type": TYPES[i % 6],
+               "agent": f"店:小{i % 7}", "amount": ["12.50", "¥59", "", None][i % 4], "handover": [True, "否", None][i % 3],
+               "text": [CHINESE, "a,b", '他说"好的"', "tab\tinside", "€𝄞"][i % 5]}
+        lines.append(json.dumps(obj, ensure_ascii=i % 11 == 0))
+    lines[5:5] = ['{"id": "n1", "ts": "2024-05-01 10:00:00", "type": "message", "amount": 12.5}',
+                  '{"id": "n2", "ts": "2024-05-01 10:00:00", "type": "message", "text": {"a": 1}}',
+                  '{"id": "n3", "ts": "2024-05-01 10:00:00", "type": "message", "text": "x", "text": "y"}',
+                  '{"id": "n4", "ts": "2024-05-01 10:00:00", "type": "message", "text": "x",}',
+                  '{"id": "n5", "ts": "2024-05-01 10:00:00", "type": "message", "amount": NaN}',
+                  '{"id": "n6", "ts": "2024-05-01 10:00:00", "type": "message", "text": "nul\\u0000"}',
+                  '{"id": "n7", "ts": "2024-05-01 10:00:00", "type": "message", "text": "raw\ttab"}',
+                  "", "   ", '["not", "an object"]', '{"id": "n8", "ts": "bad", "type": "message"}',
+                  '{"id": "j1", "ts": "2024-05-01 10:00:00", "type": "message"}', '{"id": 7, "ts": "2024-05-02 10:00:00", '
+                  '"type": "message", "handover": false}', "{broken"]
+    put(tmp_path, "a.jsonl", "\n".join(lines) + "\n")
+    put(tmp_path, "b.jsonl", "\r\n".join(lines[:40]))
+    put(tmp_path, "c.jsonl", "\n".join(lines[:80] + ['{"ts": "2024-05-01 10:00:00", "type": "message", "note": "new"}']))
+    put(tmp_path, "d.jsonl", "\ufeff" + "\n".join(lines[:20]))
+    for parts in (1, 2):
+        readers = assert_same_reading(tmp_path, TZ, PROPERTY_SCHEMA, parts)
+        assert readers == {"a.jsonl": "sql", "b.jsonl": "sql", "c.jsonl": "python", "d.jsonl": "python"}
+    result, con = load(tmp_path, PROPERTY_SCHEMA)
+    assert "note" in result.columns and len(result.rejects) > 8
 
 
 # -- issue 13: money never changes because of input shape -------------------------------

@@ -477,6 +477,9 @@ def _literal(node: ast.Literal) -> str:
     raise AssertionError(node.type)  # pragma: no cover
 
 
+_MAX_ALTERNATION = 2000  # longer word lists: one contains() per word (RE2 limits a pattern's size)
+
+
 def _re_escape(word: str) -> str:
     # RE2 accepts a backslash before any punctuation; letters and CJK stay literal.
     return "".join("\\" + c if (not c.isalnum() and c != "_" and ord(c) < 128) else c for c in word)
@@ -554,10 +557,25 @@ class ExprCompiler:
             return "FALSE"
         if e.op == "has_any":
             exceptions = self._exceptions(e.operand)
-            if exceptions:  # the text an exception covers is not searched (lang/wordmatch.py)
+            words = tuple(w for w in words if w)
+            if not words:
+                return "FALSE"
+            if len(words) > _MAX_ALTERNATION:  # one contains() per word, as it always meant
+                if exceptions:  # the text an exception covers is not searched (lang/wordmatch.py)
+                    pattern = "|".join(_re_escape(x) for x in longest_first(exceptions))
+                    s = f"regexp_replace({s}, {lit(pattern)}, chr(31), 'g')"
+                return "COALESCE(" + " OR ".join(f"contains({s}, {lit(w)})" for w in words) + ", FALSE)"
+            # One pass of one alternation of the words (the same as a contains() per word,
+            # which DuckDB ran over a fresh regexp_replace each: ~100x slower for a long list).
+            # Taking the exceptions out never makes a word appear (the mark is in no word),
+            # so only a text that has a word at all has its exceptions taken out and is searched again.
+            any_word = lit("|".join(_re_escape(w) for w in words))
+            found = f"regexp_matches({s}, {any_word})"
+            if exceptions:
                 pattern = "|".join(_re_escape(x) for x in longest_first(exceptions))
-                s = f"regexp_replace({s}, {lit(pattern)}, chr(31), 'g')"
-            return "COALESCE(" + " OR ".join(f"contains({s}, {lit(w)})" for w in words) + ", FALSE)"
+                masked = f"regexp_matches(regexp_replace({s}, {lit(pattern)}, chr(31), 'g'), {any_word})"
+                found = f"CASE WHEN {found} THEN {masked} ELSE FALSE END"
+            return f"COALESCE({found}, FALSE)"
         # only: the text, without whitespace, punctuation and symbols (～, emoji), is
         # made of list words.
         alternation = "|".join(_re_escape(w) for w in sorted(set(words), key=lambda w: (-len(w), w)))

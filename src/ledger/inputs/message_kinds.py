@@ -58,6 +58,15 @@ def kind_sql(text: str) -> str:
     return "CASE " + " ".join(cases) + " END"
 
 
+# What every derived kind needs (a necessary condition, far cheaper than the patterns): a
+# link, or a first character (spaces aside) that opens a placeholder or is a sticker.
+MAYBE_DERIVED = (r"^\s*(?:[\[【/]|[\p{So}\x{200d}\x{fe0f}\x{1f3fb}-\x{1f3ff}])")
+
+
+def maybe_derived_sql(text: str) -> str:
+    return f"(contains({text}, 'http') OR regexp_matches({text}, '{MAYBE_DERIVED}'))"
+
+
 def derive(con) -> int:
     """Set the kind of `message` rows whose text is a placeholder, stickers or a link.
     Returns how many rows changed."""
@@ -70,4 +79,4 @@ def derive(con) -> int:
     return con.execute(f"""
         UPDATE events SET kind = {derived}
         WHERE type = 'message' AND text IS NOT NULL AND (kind IS NULL OR kind = '' OR kind = 'text')
-          AND {derived} IS NOT NULL""").fetchone()[0]
+          AND {maybe_derived_sql("text")} AND {derived} IS NOT NULL""").fetchone()[0]

@@ -100,14 +100,14 @@ def _jsonl_records(source, bom: int, columns: "Columns", rel: str, limit: int) -
                 continue
             if not text.strip():
                 continue
-            yield _jsonl_row(strip_newline(text), line, columns, rel)
+            yield jsonl_row(strip_newline(text), line, columns, rel)
 
 
 _NESTED = "字段 {} 是嵌套的对象或数组 (nested object/array not allowed)"
 _JSON = json.JSONDecoder(parse_float=Decimal, parse_constant=_no_constant, object_pairs_hook=_Pairs)
 
 
-def _jsonl_row(raw: str, line: int, columns: "Columns", rel: str) -> Record:
+def jsonl_row(raw: str, line: int, columns: "Columns", rel: str) -> Record:
     try:
         obj = _JSON.decode(raw)
     except (ValueError, RecursionError) as e:

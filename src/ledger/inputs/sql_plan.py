@@ -38,6 +38,9 @@ class CsvPlan:
     size: int
     line_bytes: float  # average line length at the start of the file
     scan: object = None  # Future of what sql_reader scans in the file
+    source: Path | None = None  # the file as given, when `path` is its UTF-8 transcoding
+    jsonl: bool = False  # JSON Lines: `names` are the keys its first lines use
+    sha256: str | None = None  # of `source`'s bytes, when transcoded
 
 
 def raw_lines_sql(path: Path) -> str:
@@ -56,6 +59,8 @@ _MONEY_RE = r"[¥￥]?[0-9]{1,14}(\.[0-9]{1,4})?元?"
 # A single-line CSV record as the csv module reads it (strict, doubled quotes), and its fields:
 RECORD_RE = r'(?:"(?:[^"]|"")*"|[^"{d}][^{d}]*|)(?:{d}(?:"(?:[^"]|"")*"|[^"{d}][^{d}]*|))*'
 _FIELD_RE = r'{d}("(?:[^"]|"")*"|[^"{d}][^{d}]*|)'
+# A record whose quoted fields hold neither a quote nor the delimiter.
+SIMPLE_RECORD_RE = r'(?:"[^"{d}]*"|[^"{d}]*)(?:{d}(?:"[^"{d}]*"|[^"{d}]*))*'
 _REST_RE = r"(\.[0-9]{1,9})?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)?"  # after 'YYYY-MM-DD HH:MM:SS'
 _BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -120,7 +125,8 @@ class FileSql:
             INSERT INTO events ({', '.join(quote_name(n) for n in targets)})
             WITH src AS (SELECT ordinality AS line, l FROM {raw_lines_sql(plan.path)} WITH ORDINALITY
                          {f"LIMIT {int(self.last)}" if self.last is not None else ""}),
-            a AS (SELECT line, l, {self._fields()} AS f FROM src WHERE line >= {int(self.first)}),
+            a AS (SELECT line, l, {self._fields()} AS f FROM {jsonl_types(plan.names) if plan.jsonl else "src"}
+                  WHERE line >= {int(self.first)}),
             b AS (SELECT line, l, len(f) AS nf, {unnamed_ok} AS unnamed_ok, {in_span} AS in_span, {values} FROM a),
             c AS (SELECT *, replace(left({ts}, 19), 'T', ' ') AS t19, substr({ts}, 20) AS rest FROM b),
             d AS (SELECT *, try_cast(t19 AS TIMESTAMP) AS w0,
@@ -153,20 +159,20 @@ class FileSql:
     def _fields(self) -> str:
         """The fields of line `l` as the csv module splits a one-line record; NULL for a line
         that is not one (a quoted field left open, text after a closing quote, ...)."""
+        if self.plan.jsonl:
+            return jsonl_fields(self.plan.names)
         d = self.plan.delimiter
         record = RECORD_RE.replace("{d}", d)
         field = _FIELD_RE.replace("{d}", d)
         unquote = "CASE WHEN starts_with(x, '\"') THEN replace(substr(x, 2, length(x) - 2), '\"\"', '\"') ELSE x END"
-        # Every field quoted and no quote inside one ("a","b,c"; exports that quote
-        # everything): exactly 2 quotes per field, so the '","' between them are the
-        # field ends and splitting at them is what the csv module reads. Saves the regex.
-        between = sql_string(f'"{d}"')
-        quotes = "strlen(l) - strlen(replace(l, '\"', ''))"  # bytes: the quote and delimiter are ASCII
-        seps = f"(strlen(l) - strlen(replace(l, {between}, ''))) // 3"
-        all_quoted = (f"starts_with(l, '\"') AND ends_with(l, '\"') AND strlen(l) >= 2 "
-                      f"AND NOT contains(l, '\"\"') AND {quotes} = 2 * ({seps} + 1)")
+        # Every field either unquoted without a quote, or quoted without a quote or a
+        # delimiter inside ("a",b,"c d": exports that quote everything, or every field but
+        # some): the delimiters are the field ends and the quotes only wrap fields, so
+        # dropping the quotes and splitting is what the csv module reads. A plain regex
+        # (one DFA pass) saves regexp_extract_all, ten times dearer.
+        simple = sql_string(SIMPLE_RECORD_RE.replace("{d}", d))
         return (f"CASE WHEN NOT contains(l, '\"') THEN string_split(l, {sql_string(d)}) "
-                f"WHEN {all_quoted} THEN string_split(substr(l, 2, length(l) - 2), {between}) "
+                f"WHEN regexp_full_match(l, {simple}) THEN string_split(replace(l, '\"', ''), {sql_string(d)}) "
                 f"WHEN regexp_full_match(l, {sql_string(record)}) "
                 f"THEN list_transform(regexp_extract_all({sql_string(d)} || l, {sql_string(field)}, 1), "
                 f"lambda x: {unquote}) END")
@@ -225,6 +231,33 @@ class FileSql:
         if "id" in self.pos:
             return f"CASE WHEN {self.v('id')} IS NOT NULL THEN {self.v('id')} ELSE {derived} END"
         return derived
+
+
+def _json_paths(names: list[str]) -> str:
+    return ", ".join(sql_string('$."' + n + '"') for n in names)
+
+
+def jsonl_types(names: list[str]) -> str:
+    """The raw lines `src` with `jt`: the JSON types of the values under `names`, comma-joined
+    (missing keys left out), for a line that may be read in SQL: a valid JSON object without
+    a \\u escape (records.py checks what those decode to), a control character (Python's
+    JSON parser refuses them raw) or a trailing comma (DuckDB's parser allows one)."""
+    control = " OR ".join(f"contains(l, chr({i}))" for i in range(32))
+    return (f"(SELECT line, l, CASE WHEN NOT contains(l, '\\u') AND NOT ({control}) "
+            f"AND starts_with(ltrim(l, ' '), '{{') AND json_valid(l) "
+            f"AND NOT ends_with(rtrim(left(rtrim(l, ' '), -1), ' '), ',') "
+            f"THEN array_to_string(json_type(l, [{_json_paths(names)}]), ',') END AS jt FROM src)")
+
+
+def jsonl_fields(names: list[str]) -> str:
+    """The values of JSON line `l` under `names` (NULL for a missing key), for a line whose
+    reading is certain (see jsonl_types): its values strings, nulls and booleans only, its
+    keys among `names` and none twice (as many keys as names found). Anything else is NULL:
+    the Python reader reads the line."""
+    simple = "regexp_full_match(jt, '(?:VARCHAR|NULL|BOOLEAN)(?:,(?:VARCHAR|NULL|BOOLEAN))*')"
+    found = "strlen(jt) - strlen(replace(jt, ',', '')) + 1"
+    return (f"CASE WHEN {simple} AND len(json_keys(l)) = {found} "
+            f"THEN json_extract_string(l, [{_json_paths(names)}]) END")
 
 
 def stored_canonical(columns: Columns) -> str:

@@ -41,9 +41,10 @@ from ledger.inputs.contract import (
     check_row,
     parse_ts,
 )
-from ledger.inputs.encodings import printable, utf16_without_bom
+from ledger.inputs.encodings import detect_encoding, printable, utf16_without_bom
+from ledger.inputs.jsonl_plan import jsonl_head
 from ledger.inputs.python_reader import PythonReader, declared
-from ledger.inputs.records import file_records
+from ledger.inputs.records import file_records, jsonl_row
 from ledger.inputs.rows import (
     Columns,
     Record,
@@ -69,6 +70,8 @@ _ZONE_MARGIN = timedelta(days=120)  # time zone offsets are tabled this far arou
 _MAX_SPAN_LINES = 1_000_000  # more lines in multi-line records than this: the file is read in Python
 _SPAN_LOOKAHEAD = 4096  # a multi-line record longer than this: the file is read in Python
 _udf_numbers = itertools.count()
+_TRANSCODE_SAMPLE = 2000  # non-ASCII lines encodings.detect_encoding weighs (its sample_lines)
+_TRANSCODED = ("gb18030",)  # encodings read set-based through a UTF-8 copy
 
 
 def _sql_types():
@@ -172,7 +175,9 @@ class SqlReader:
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, tz: zoneinfo.ZoneInfo, schema: Schema, *,
-                 settings: ReaderSettings, profiles: tuple = (), progress=lambda rel, path: None):
+                 settings: ReaderSettings, profiles: tuple = (), progress=lambda rel, path: None,
+                 python_files: frozenset[str] = frozenset()):
+        self.python_files = python_files  # read in Python whatever they are (see `run`)
         self.progress = progress
         self.con = con
         self.tz = tz
@@ -189,6 +194,18 @@ class SqlReader:
         self.warnings: list[str] = []
 
     def run(self, files: list[tuple[str, Path]], ignored: list[str]) -> LoadResult:
+        try:
+            return self._run(files, ignored)
+        except _NewKeys as e:
+            # A JSON Lines file has a key its first lines did not: its columns were not in
+            # `events` when it was read. Start again, with that file read in Python in phase 1.
+            again = SqlReader(self.con, self.tz, self.schema, settings=self.settings, profiles=self.loader.profiles,
+                              progress=self.progress, python_files=self.python_files | {e.rel})
+            result = again.run(files, ignored)
+            self.readers, self.n_rows = again.readers, again.n_rows
+            return result
+
+    def _run(self, files: list[tuple[str, Path]], ignored: list[str]) -> LoadResult:
         pool = ThreadPoolExecutor(max_workers=1)  # hashes and counts files while DuckDB reads them
         try:
             plans = [self._plan(rel, path, pool) for rel, path in files]
@@ -220,12 +237,73 @@ class SqlReader:
     # -- phase 1 ------------------------------------------------------------
 
     def _plan(self, rel: str, path: Path, pool: ThreadPoolExecutor):
-        plan = self._csv_plan(rel, path)
+        plan = None
+        if rel not in self.python_files:
+            plan = self._csv_plan(rel, path) or self._jsonl_plan(rel, path) or self._transcoded_plan(rel, path)
         if plan is None:
             return self._python(rel, path)
         self._end_batch()  # the rows of files read after this one go to a new temporary CSV
-        plan.scan = pool.submit(_scan_file, path)
+        plan.scan = pool.submit(_scan_file, plan.path)
         return plan
+
+    def _jsonl_plan(self, rel: str, path: Path) -> CsvPlan | None:
+        """A JSON Lines file whose first lines give its keys (jsonl_plan.py)."""
+        if not isinstance(path, Path) or path.suffix.lower() != ".jsonl":
+            return None
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return None
+        if size < (1 if self.force else self.settings.sql_min_bytes):
+            return None
+        head = jsonl_head(path, self.columns)
+        if head is None:
+            return None
+        names, rows, line_bytes = head
+        self.columns.register(names, rel)  # as the Python reader does on the first such line
+        ts = names.index("ts")
+        window = self._window(((0, 0, "", row, None) for row in rows), ts, len(names))
+        return CsvPlan(rel, path, "utf-8", ",", names, 0, window, size, line_bytes, jsonl=True)
+
+    def _transcoded_plan(self, rel: str, path: Path) -> CsvPlan | None:
+        """A GB18030 CSV file, decoded as a stream into a UTF-8 copy that is planned like
+        any UTF-8 file (the same lines, the same text the Python reader decodes: line ends
+        and delimiters are single bytes in GB18030, never inside a character). None when
+        the file is not such a file, or has a byte that does not decode (the Python reader
+        then rejects just those rows)."""
+        if not isinstance(path, Path) or path.suffix.lower() != ".csv":
+            return None
+        try:
+            size = path.stat().st_size
+            if size < (1 if self.force else self.settings.sql_min_bytes):
+                return None
+            with open(path, "rb") as fh:
+                head = fh.read(_SCAN_CHUNK)
+        except OSError:
+            return None
+        if len(head) == _SCAN_CHUNK:
+            head = head[:head.rfind(b"\n") + 1]
+        non_ascii = sum(1 for line in head.split(b"\n") if not line.isascii())
+        if len(head) < size and non_ascii < _TRANSCODE_SAMPLE:
+            return None  # encodings.detect_encoding would weigh lines past this head
+        if detect_encoding(head)[0] not in _TRANSCODED:
+            return None
+        fd, tmp = tempfile.mkstemp(prefix="ledger-utf8-", suffix=".csv")
+        self.temps.append(tmp)
+        digest = hashlib.sha256()
+        decoder = codecs.getincrementaldecoder("gb18030")()
+        try:
+            with open(path, "rb") as fh, open(fd, "wb") as out:
+                while block := fh.read(_SCAN_CHUNK):
+                    digest.update(block)
+                    out.write(decoder.decode(block).encode("utf-8"))
+                out.write(decoder.decode(b"", final=True).encode("utf-8"))
+        except (UnicodeError, OSError):
+            return None
+        plan = self._csv_plan(rel, Path(tmp))
+        if plan is None:
+            return None
+        return attrs.evolve(plan, encoding="gb18030", source=path, sha256=digest.hexdigest())
 
     def _csv_plan(self, rel: str, path: Path) -> CsvPlan | None:
         if self.settings.reader == "python" or not isinstance(path, Path) or path.suffix.lower() != ".csv":
@@ -327,7 +405,7 @@ class SqlReader:
                 continue
             read = self._append_sql(plan)
             if read is None:
-                read = self._python(plan.rel, plan.path)
+                read = self._python(plan.rel, plan.source or plan.path)
                 self._end_batch()
                 self._insert_batch([read])
             done.append(read)
@@ -344,7 +422,7 @@ class SqlReader:
         self.temps.remove(batch[0].tmp)
 
     def _append_sql(self, plan: CsvPlan) -> _Done | None:
-        self.progress(plan.rel, plan.path)
+        self.progress(plan.rel, plan.source or plan.path)
         spans = None
         parts = self._parts(plan)
         while True:
@@ -355,6 +433,8 @@ class SqlReader:
             except OSError:
                 scan = None
             good = scan is not None and not scan.bare_cr and not scan.raw_delim
+            if any(r.new_keys for r in rows):
+                raise _NewKeys(plan.rel)
             opened = any(r.opened for r in rows)
             if good and opened and spans is None:
                 # A quoted field runs on to the next line: find such records, then read again
@@ -381,7 +461,7 @@ class SqlReader:
             done += count
         self.n_rows += inserted
         read = inserted + len(rejects)
-        report = FileReport(plan.rel, plan.encoding, scan.sha256, read, inserted, len(rejects), 0)
+        report = FileReport(plan.rel, plan.encoding, plan.sha256 or scan.sha256, read, inserted, len(rejects), 0)
         return _Done(plan.rel, plan.path, "sql", report, rejects, spans=spans)
 
     def _parts(self, plan: CsvPlan) -> list[tuple[int, int | None]]:
@@ -562,6 +642,14 @@ class _OpenQuote(Exception):
     """A line ends inside a quoted field: the INSERT is abandoned (see `_multi_line_records`)."""
 
 
+class _NewKeys(Exception):
+    """A JSON line has a key the file's plan does not: the load starts again (see `SqlReader.run`)."""
+
+    def __init__(self, rel: str):
+        super().__init__(rel)
+        self.rel = rel
+
+
 class _PythonRows:
     """The UDF for rows the SQL leaves to Python: one physical line of a planned file,
     read exactly as the Python reader reads it. Returns [id, UTC, local, value per named
@@ -581,6 +669,10 @@ class _PythonRows:
         self.rejects: list[Reject] = []
         self.not_rows: list[int] = []  # list.append is atomic: DuckDB may call from two threads
         self.opened = False
+        self.jsonl = plan.jsonl
+        self.new_keys = False
+        self.scratch = Columns()  # a JSON line's new keys are registered here, never in the reader's
+        self.scratch.register(self.named, plan.rel)
 
     @property
     def skipped(self) -> int:
@@ -590,6 +682,8 @@ class _PythonRows:
         if line in self.members:
             self.not_rows.append(line)
             return None
+        if self.jsonl:
+            return self._json_line(line, text)
         span = self.spans.get(line)
         if span is not None:
             n_lines, raw, fields, problem = span
@@ -612,13 +706,27 @@ class _PythonRows:
                   else csv_row(self.names, self.unnamed, fields, line, n_lines, raw))
         if record.error:
             return self._reject(line, record.error, raw)
-        values = record.values
+        return self._checked(line, record.values, raw)
+
+    def _checked(self, line: int, values: dict, raw: str) -> list[str | None] | None:
         problem, checked = check_row(values, self.tz, self.schema)
         if problem:
             return self._reject(line, problem, raw)
         digest, utc, local = checked
         event_id = values.get("id") or "h" + digest[:8].hex()
         return [event_id, utc.isoformat(" "), local.isoformat(" ")] + [values.get(n) or None for n in self.named]
+
+    def _json_line(self, line: int, text: str | None) -> list[str | None] | None:
+        if text is None or not text.strip():
+            self.not_rows.append(line)
+            return None
+        record = jsonl_row(text.rstrip("\r\n"), line, self.scratch, self.rel)
+        if record.error:
+            return self._reject(line, record.error, record.raw)
+        if not record.values.keys() <= set(self.named):
+            self.new_keys = True
+            raise _NewKeys(self.rel)
+        return self._checked(line, record.values, record.raw)
 
     def _reject(self, line: int, reason: str, raw: str) -> None:
         self.rejects.append(Reject(self.rel, line, reason, printable(raw)))

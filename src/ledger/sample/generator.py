@@ -100,6 +100,7 @@ from ledger.sample.sink import FILES, Sink
 # How often things go wrong, against the fine-dense benchmark month (1.0): at this rate an
 # agent is fined a handful of times a month, a sloppy one more, as in a shop that works.
 FAULT_RATE = 0.08
+MAX_FAULT_RATE = 4.0  # above 1 every fault is likelier still (each capped at 90%): bench/shapes.py's fine-dense month
 
 # --------------------------------------------------------------------------------------
 # Public entry point
@@ -113,7 +114,8 @@ def generate(out: Path, month: str = "2024-05", *, agents: int = 10, conversatio
     `conversations_per_day` is the weekday baseline for the whole team (default 15 per
     agent); weekends and promotion days get more. `fault_rate` scales how often things go
     wrong: the default gives a shop as it really is (a handful of fines per agent a month,
-    a sloppy agent more); 1.0 is the fine-dense month the benchmarks use. Files are
+    a sloppy agent more); 1.0 is the fine-dense month bench/bench.py uses, 1.5 the denser one
+    of bench/shapes.py (up to MAX_FAULT_RATE). Files are
     replaced atomically.
     """
     if agents < 1:
@@ -124,8 +126,8 @@ def generate(out: Path, month: str = "2024-05", *, agents: int = 10, conversatio
     per_day = 15 * agents if conversations_per_day is None else conversations_per_day
     if per_day < 0:
         raise ValueError("conversations_per_day must be 0 or more")
-    if not 0 <= fault_rate <= 1:
-        raise ValueError("fault_rate must be between 0 and 1")
+    if not 0 <= fault_rate <= MAX_FAULT_RATE:
+        raise ValueError(f"fault_rate must be between 0 and {MAX_FAULT_RATE}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     return _Generator(out, year, mon, agents, per_day, seed, shop, bad_rows, fault_rate).run()
