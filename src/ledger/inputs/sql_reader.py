@@ -41,7 +41,7 @@ from ledger.inputs.contract import (
     check_row,
     parse_ts,
 )
-from ledger.inputs.encodings import detect_encoding, printable, utf16_without_bom
+from ledger.inputs.encodings import printable, sniff, utf16_without_bom
 from ledger.inputs.jsonl_plan import jsonl_head
 from ledger.inputs.python_reader import PythonReader, declared
 from ledger.inputs.records import file_records, jsonl_row
@@ -70,7 +70,7 @@ _ZONE_MARGIN = timedelta(days=120)  # time zone offsets are tabled this far arou
 _MAX_SPAN_LINES = 1_000_000  # more lines in multi-line records than this: the file is read in Python
 _SPAN_LOOKAHEAD = 4096  # a multi-line record longer than this: the file is read in Python
 _udf_numbers = itertools.count()
-_TRANSCODE_SAMPLE = 2000  # non-ASCII lines encodings.detect_encoding weighs (its sample_lines)
+_TRANSCODE_SAMPLE = 2000  # non-ASCII lines encodings.sniff weighs (its sample_lines)
 _TRANSCODED = ("gb18030",)  # encodings read set-based through a UTF-8 copy
 
 
@@ -285,8 +285,8 @@ class SqlReader:
             head = head[:head.rfind(b"\n") + 1]
         non_ascii = sum(1 for line in head.split(b"\n") if not line.isascii())
         if len(head) < size and non_ascii < _TRANSCODE_SAMPLE:
-            return None  # encodings.detect_encoding would weigh lines past this head
-        if detect_encoding(head)[0] not in _TRANSCODED:
+            return None  # encodings.sniff would weigh lines past this head
+        if sniff(io.BytesIO(head)).codec not in _TRANSCODED:  # as the Python reader decides
             return None
         fd, tmp = tempfile.mkstemp(prefix="ledger-utf8-", suffix=".csv")
         self.temps.append(tmp)
