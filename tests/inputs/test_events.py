@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from ledger.core.errors import LedgerError
-from ledger.inputs import events
+from ledger.inputs import events, sql_reader
 from ledger.inputs.contract import parse_bool, parse_ts
 from ledger.inputs.events import load_events
 from ledger.inputs.settings import READER_ENV, ReaderSettings
@@ -708,7 +708,7 @@ def test_sql_reader_reads_gb18030_through_a_utf8_copy(tmp_path, reader):
     assert [r.file for r in result.rejects if "解码" in r.reason] == ["b.csv"]
 
 
-def test_sql_reader_reads_jsonl_with_the_python_readers_results(tmp_path, reader):
+def test_sql_reader_reads_jsonl_with_the_python_readers_results(tmp_path, reader, monkeypatch):
     """JSON Lines are read set-based: flat objects of strings, nulls and booleans in SQL,
     every other line (numbers, nested values, repeated keys, a trailing comma or NaN that
     DuckDB's parser lets through, \\u escapes, raw control characters, blank lines) by the
@@ -734,12 +734,23 @@ def test_sql_reader_reads_jsonl_with_the_python_readers_results(tmp_path, reader
     put(tmp_path, "a.jsonl", "\n".join(lines) + "\n")
     put(tmp_path, "b.jsonl", "\r\n".join(lines[:40]))
     put(tmp_path, "c.jsonl", "\n".join(lines[:80] + ['{"ts": "2024-05-01 10:00:00", "type": "message", "note": "new"}']))
+    # keys first seen after the first 64 lines: planned when a line the SQL reads has them
+    put(tmp_path, "e.jsonl", "\n".join(lines[:70] + ['{"ts": "2024-05-01 10:00:00", "type": "shift_end", '
+                                                     '"handover": "否", "successor": "店:小1"}']))
+    put(tmp_path, "f.jsonl", "\n".join(lines[:70] + ['{"ts": "2024-05-01 10:00:00", "type": "message", '
+                                                     '"category": {"nested": 1}}']))
     put(tmp_path, "d.jsonl", "\ufeff" + "\n".join(lines[:20]))
     for parts in (1, 2):
         readers = assert_same_reading(tmp_path, TZ, PROPERTY_SCHEMA, parts)
-        assert readers == {"a.jsonl": "sql", "b.jsonl": "sql", "c.jsonl": "python", "d.jsonl": "python"}
+        assert readers == {"a.jsonl": "sql", "b.jsonl": "sql", "c.jsonl": "sql", "d.jsonl": "python",
+                           "e.jsonl": "sql", "f.jsonl": "python"}
     result, con = load(tmp_path, PROPERTY_SCHEMA)
-    assert "note" in result.columns and len(result.rejects) > 8
+    assert "note" in result.columns and "successor" in result.columns and len(result.rejects) > 8
+    # A key no planning saw (here: planning looks only at the first lines) meets the UDF,
+    # and the load starts again with that file read in Python: the same table all the same.
+    monkeypatch.setattr(sql_reader.SqlReader, "_later_keys", lambda self, path, names: names)
+    readers = assert_same_reading(tmp_path, TZ, PROPERTY_SCHEMA)
+    assert readers["c.jsonl"] == readers["e.jsonl"] == "python" and readers["a.jsonl"] == "sql"
 
 
 # -- issue 13: money never changes because of input shape -------------------------------

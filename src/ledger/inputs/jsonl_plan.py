@@ -5,8 +5,9 @@ the keys the set-based reader reads it under (sql_plan.jsonl_fields), with those
 values, or None when the file is better read in Python: a BOM, bytes that are not UTF-8,
 no `ts` or `type` key, a key the Python reader would clean, rename or refuse. Only lines
 whose reading is certain give keys (flat objects of strings, nulls and booleans): the
-Python reader registers the keys of such lines whatever else the file holds. A later line
-with another key is met by sql_reader's UDF, which then has the file read in Python.
+Python reader registers the keys of such lines whatever else the file holds. sql_reader
+then looks for the keys of every line (one DuckDB pass); a line with a key still unplanned
+is met by its UDF, which has the load start again with the file read in Python.
 """
 
 from __future__ import annotations
@@ -47,14 +48,20 @@ def jsonl_head(path: Path, columns: Columns) -> tuple[list[str], list[list[str]]
             names.update(dict.fromkeys(obj))
     if "ts" not in names or "type" not in names:
         return None
-    for name in names:
-        if clean_name(name) != name or columns.problem(name) or any(c in name for c in '"\\') or not name.isprintable():
-            return None
     keys = list(names)
-    if len({k.lower() for k in keys}) != len(keys):
-        return None  # two keys differing in case: the Python reader refuses the later one's rows
+    if not plain_keys(keys, columns):
+        return None
     line_bytes = max(1.0, len(head) / max(1, head.count(b"\n")))
     return keys, [[_text(obj.get(k)) for k in keys] for obj in objects], line_bytes
+
+
+def plain_keys(keys: list[str], columns: Columns) -> bool:
+    """Whether the Python reader takes these keys as they are: clean, allowed, no two differing
+    in case (it refuses the later one's rows), and quotable in a JSON path."""
+    for name in keys:
+        if clean_name(name) != name or columns.problem(name) or any(c in name for c in '"\\') or not name.isprintable():
+            return False
+    return len({k.lower() for k in keys}) == len(keys)
 
 
 def _plain_object(raw: str) -> dict | None:

@@ -42,7 +42,7 @@ from ledger.inputs.contract import (
     parse_ts,
 )
 from ledger.inputs.encodings import printable, sniff, utf16_without_bom
-from ledger.inputs.jsonl_plan import jsonl_head
+from ledger.inputs.jsonl_plan import jsonl_head, plain_keys
 from ledger.inputs.python_reader import PythonReader, declared
 from ledger.inputs.records import file_records, jsonl_row
 from ledger.inputs.rows import (
@@ -59,6 +59,8 @@ from ledger.inputs.sql_plan import (
     RECORD_RE,
     CsvPlan,
     FileSql,
+    jsonl_fields,
+    jsonl_types,
     raw_lines_sql,
 )
 from ledger.inputs.table import create_empty, insert_written, sql_string
@@ -260,10 +262,39 @@ class SqlReader:
         if head is None:
             return None
         names, rows, line_bytes = head
-        self.columns.register(names, rel)  # as the Python reader does on the first such line
+        names = self._later_keys(path, names)
+        if names is None:
+            return None
+        self.columns.register(names, rel)  # as the Python reader does on the first line that has each
         ts = names.index("ts")
         window = self._window(((0, 0, "", row, None) for row in rows), ts, len(names))
         return CsvPlan(rel, path, "utf-8", ",", names, 0, window, size, line_bytes, jsonl=True)
+
+    def _later_keys(self, path: Path, names: list[str]) -> list[str] | None:
+        """`names` and the keys of later lines (of every line DuckDB reads as an object); None
+        when a key new to the month is on no line the SQL reads itself (whether the Python
+        reader registers it then depends on how it reads those lines: it reads the file)."""
+        source = raw_lines_sql(path)
+        found = [k for (k,) in self.con.execute(
+            f"SELECT DISTINCT unnest(json_keys(l)) FROM {source} "
+            f"WHERE l IS NOT NULL AND starts_with(ltrim(l, ' '), '{{') AND json_valid(l)").fetchall()]
+        extra = sorted(k for k in found if k not in names)
+        if not extra:
+            return names
+        if not plain_keys(names + extra, self.columns):
+            return None
+        everything = names + extra
+        for key in extra:
+            if key in self.columns.known:
+                continue
+            taken = self.con.execute(
+                f"WITH src AS (SELECT 0 AS line, l FROM {source}) "
+                f"SELECT count(*) FROM {jsonl_types(everything)} WHERE CASE WHEN jt IS NOT NULL "
+                f"THEN list_contains(json_keys(l), ?) AND ({jsonl_fields(everything)}) IS NOT NULL END",
+                [key]).fetchone()[0]
+            if not taken:
+                return None
+        return everything
 
     def _transcoded_plan(self, rel: str, path: Path) -> CsvPlan | None:
         """A GB18030 CSV file, decoded as a stream into a UTF-8 copy that is planned like
