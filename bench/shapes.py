@@ -104,11 +104,12 @@ def shape_folder(size: int, shape: str) -> Path:
         if src.suffix == ".jsonl" and shape not in ("jsonl", "xlsx"):
             shutil.copyfile(src, month / src.name)
             continue
-        header, rows = _read_base(src)
         target = month / src.name
         if shape in ("minimal", "fine-dense", "many-agents"):
             shutil.copyfile(src, target)
-        elif shape in ("quoted", "crlf-bom"):
+            continue
+        header, rows = _read_base(src)
+        if shape in ("quoted", "crlf-bom"):
             with open(target, "w", encoding="utf-8-sig" if shape == "crlf-bom" else "utf-8", newline="") as out:
                 w = csv.writer(out, lineterminator="\r\n" if shape == "crlf-bom" else "\n",
                                quoting=csv.QUOTE_ALL if shape == "quoted" else csv.QUOTE_MINIMAL)
