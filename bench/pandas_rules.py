@@ -71,6 +71,16 @@ def word_lists(path: Path = POLICY) -> dict[str, tuple[list[str], list[str]]]:
 WORDS = word_lists()
 
 
+def rule_regexes(rule_id: str, path: Path = POLICY) -> list[str]:
+    """The `matches /…/` patterns of a rule, in the order written (read as text)."""
+    block = path.read_text(encoding="utf-8").split(f"\nrule {rule_id} ", 1)[1].split("\nexample ", 1)[0]
+    return re.findall(r"matches /((?:[^/\\\n]|\\.)+)/", block)
+
+
+# 顶撞买家: the rebuke patterns, then the two that mark a curt line (what marks it, what does not).
+*_REBUKES, _CURT, _NOT_CURT = rule_regexes("顶撞买家")
+
+
 @lru_cache(maxsize=None)
 def _has_pattern(name: str):
     words, exceptions = WORDS[name]
@@ -266,9 +276,19 @@ def evaluate(ev: pd.DataFrame, month: str) -> pd.DataFrame:
     fined, status = window_status(orders["ts"], found, pd.Timedelta(minutes=10))
     charge("核对订单", orders[fined], pd.Series(status, index=orders.index)[fined])
 
-    # 7 顶撞买家: an insulting agent message, to be confirmed
+    # 7 顶撞买家: a rude agent message, to be confirmed: an insult or a rebuff, a rebuke
+    #   pattern, or a curt text line (no courtesy word, calls the buyer 你 or talks back)
     c = m[agent & m["month"]]
-    charge("顶撞买家", c[on_unique(c["text"], has("辱骂用语"))], "to_confirm")
+    insult, rebuff, courtesy = has("辱骂用语"), has("顶撞说法"), has("敬语")
+
+    def rude_words(text) -> bool:
+        return isinstance(text, str) and (insult(text) or rebuff(text) or any(re.search(p, text) for p in _REBUKES))
+
+    def curt(text) -> bool:
+        return (isinstance(text, str) and not courtesy(text) and re.search(_CURT, text) is not None
+                and re.search(_NOT_CURT, text) is None)
+    rude = on_unique(c["text"], rude_words) | ((c["kind"] == "text").to_numpy() & on_unique(c["text"], curt))
+    charge("顶撞买家", c[rude], "to_confirm")
 
     # 8 未再次询问: a non-closing answer; no buyer message within 20 minutes and no agent
     #   message 10 to 20 minutes after it
