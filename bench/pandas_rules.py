@@ -31,6 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ledger.lang.load import checked_policy
+
 POLICY = Path(__file__).resolve().parents[1] / "policy" / "house-rules.rules"
 NO_AGENT = "（未指定客服）"
 AMOUNT = {"敬语": "10.00", "短语回复": "10.00", "回复超时": "20.00", "未挂离开": "20.00", "缺货直答": "10.00",
@@ -44,28 +46,11 @@ COLUMNS = ["id", "ts", "type", "agent", "conversation", "buyer", "order", "sende
 # ---------------------------------------------------------------- word lists and text tests
 
 def word_lists(path: Path = POLICY) -> dict[str, tuple[list[str], list[str]]]:
-    """name -> (words, exceptions) of the policy's `words` declarations."""
-    lists: dict[str, tuple[list[str], list[str]]] = {}
-    current = target = None
-    for raw in path.read_text(encoding="utf-8").splitlines():
-        line = raw.split("#", 1)[0].rstrip()
-        if not line.strip():
-            continue
-        if line.startswith("words "):
-            name, rest = line[len("words "):].split("=", 1)
-            current = lists.setdefault(name.strip(), ([], []))
-            target, tokens = current[0], rest.split()
-        elif line.startswith(" ") and current is not None:
-            tokens = line.split()
-        else:
-            current = None
-            continue
-        for token in tokens:
-            if token == "except":
-                target = current[1]
-            else:
-                target.append(token.strip('"'))
-    return lists
+    """name -> (words, exceptions) of the policy's `words` declarations, as the ledger's own
+    loader reads them (parsing the policy is not what this script measures)."""
+    policy, _sources = checked_policy([path])
+    return {name: (list(words), list(policy.word_exceptions.get(name, ())))
+            for name, words in policy.words.items()}
 
 
 WORDS = word_lists()
