@@ -754,6 +754,21 @@ def test_sql_reader_reads_jsonl_with_the_python_readers_results(tmp_path, reader
     assert readers["c.jsonl"] == readers["e.jsonl"] == "python" and readers["a.jsonl"] == "sql"
 
 
+
+def test_the_python_setting_reads_every_shape_in_python(tmp_path):
+    """LEDGER_EVENTS_READER=python is the reference the set-based paths are compared with: a
+    JSON Lines file and a GB18030 file big enough for their set-based paths stay in Python."""
+    rows = [[f"g{i}", "2024-05-01 10:00:00", "message", "店:小王", "c1", "b1", "", "agent", "text", CHINESE]
+            for i in range(40)]
+    put(tmp_path, "a.csv", "id,ts,type,agent,conversation,buyer,order,sender,kind,text\n".encode("gb18030")
+        + "".join(",".join(r) + "\n" for r in rows).encode("gb18030"))
+    put(tmp_path, "b.jsonl", "".join(json.dumps({"id": f"j{i}", "ts": "2024-05-01 10:00:00", "type": "message",
+                                                 "text": CHINESE}, ensure_ascii=False) + "\n" for i in range(40)))
+    for mode, expected in (("python", "python"), ("auto", "sql")):
+        load_events(tmp_path, duckdb.connect(), tz=TZ, schema=PROPERTY_SCHEMA,
+                    settings=ReaderSettings(reader=mode, sql_min_bytes=1))
+        assert dict(events.last_readers) == {"a.csv": expected, "b.jsonl": expected}, mode
+
 # -- issue 13: money never changes because of input shape -------------------------------
 
 def test_out_of_range_and_ambiguous_amounts_are_rejected_by_row(tmp_path):

@@ -240,7 +240,9 @@ class SqlReader:
 
     def _plan(self, rel: str, path: Path, pool: ThreadPoolExecutor):
         plan = None
-        if rel not in self.python_files:
+        # The "python" setting reads every file in Python (the reference the set-based
+        # paths are tested against), so none of the plans below may claim a file then.
+        if rel not in self.python_files and self.settings.reader != "python":
             plan = self._csv_plan(rel, path) or self._jsonl_plan(rel, path) or self._transcoded_plan(rel, path)
         if plan is None:
             return self._python(rel, path)
@@ -337,7 +339,7 @@ class SqlReader:
         return attrs.evolve(plan, encoding="gb18030", source=path, sha256=digest.hexdigest())
 
     def _csv_plan(self, rel: str, path: Path) -> CsvPlan | None:
-        if self.settings.reader == "python" or not isinstance(path, Path) or path.suffix.lower() != ".csv":
+        if not isinstance(path, Path) or path.suffix.lower() != ".csv":
             return None  # zip members and workbook sheets (containers.py) are read in Python
         try:
             size = path.stat().st_size
