@@ -7,7 +7,7 @@ Usage (from the repository root; pandas and python-calamine installed):
     python bench/shapes.py 10000000 --shapes minimal --no-pandas
 
 It generates, with `ledger.sample.generate` (seed 7, no bad rows), three months of about N
-events each, cached under bench/data/shapes/N/ (ignored by git):
+events each, cached under bench/data/shapes/N/ (ignored by git; LEDGER_BENCH_DATA moves it):
 
 * the **ordinary** month (the sample's own fault rate, 0.08), written in every shape:
   `minimal` (the csv module's minimal quoting, as `ledger sample` writes it), `quoted`
@@ -58,7 +58,8 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "bench" / "data" / "shapes"
+# LEDGER_BENCH_DATA: keep the (large) generated months elsewhere, e.g. shared by several checkouts
+DATA = Path(os.environ.get("LEDGER_BENCH_DATA") or ROOT / "bench" / "data" / "shapes")
 EVENTS_PER_DAILY_CONVERSATION = 403  # measured: events per unit of conversations_per_day
 MONTH = "2024-05"
 SHAPES = ("minimal", "quoted", "quoted-but-ts", "crlf-bom", "gb18030", "jsonl", "xlsx", "fine-dense", "many-agents")
