@@ -45,9 +45,10 @@ class ReaderSettings:
     reader: str = attrs.field(default="auto", validator=attrs.validators.in_(READERS))
     # auto: smaller UTF-8 CSV files are read faster in Python than the SQL is set up
     sql_min_bytes: int = 1 << 18
-    # files this big are read by one INSERT per core (at most max_parts); smaller ones by one
+    # files this big are read by one INSERT per core (at most max_parts); smaller ones by one.
+    # One INSERT already runs on every core: only tests cut files (the UDF called concurrently)
     part_min_bytes: int = 32 << 20
-    max_parts: int = 4
+    max_parts: int = 1
     cores: int = attrs.field(factory=lambda: os.cpu_count() or 1)
     xlsx_reader: str = attrs.field(default="calamine", validator=attrs.validators.in_(XLSX_READERS))
     # limits (see the module docstring)

@@ -51,6 +51,14 @@ def raw_lines_sql(path: Path) -> str:
             f"columns={{'l': 'VARCHAR'}})")
 
 
+def numbered_lines_sql(path: Path, first: int) -> str:
+    """The physical lines of a file from line `first` on, numbered from 1, as (line, l): to be
+    stored in a table, so that the INSERTs reading it run on every core (numbering the lines
+    takes one thread)."""
+    return (f"SELECT ordinality AS line, l FROM {raw_lines_sql(path)} WITH ORDINALITY "
+            f"WHERE ordinality >= {int(first)}")
+
+
 # Forms the SQL takes itself: within the range and scale of the SQL types (contract.MONEY_LIMIT,
 # NUMBER_LIMIT), so no rounding can reach the limit; no sign '+', no exponent, no thousands
 # separators, no negative amount. Every other form goes to the UDF (contract.check_row).
@@ -76,8 +84,10 @@ class FileSql:
     """
 
     def __init__(self, plan: CsvPlan, columns: Columns, schema: Schema, tz: zoneinfo.ZoneInfo, udf: str,
-                 base: int, spans_table: str | None = None, first: int | None = None, last: int | None = None):
+                 base: int, spans_table: str | None = None, first: int | None = None, last: int | None = None,
+                 lines: str | None = None):
         self.spans_table = spans_table
+        self.lines = lines  # a table (line, l) of the file's numbered lines (`numbered_lines_sql`), else read here
         self.first = plan.header_line + 1 if first is None else first
         self.last = last
         self.plan = plan
@@ -106,15 +116,14 @@ class FileSql:
                 f"AND nf = {len(names)} AND unnamed_ok AND {type_} IS NOT NULL AND CAST(w0 AS VARCHAR) = t19 "
                 f"AND okrest AND okoff AND utc IS NOT NULL AND loc IS NOT NULL AND {checks}")
         named = [n for n in names if n]
-        out = {"seq": f"{int(self.base)} + row_number() OVER () - 1",
+        # seq counts lines from `base` at line `first`: the caller closes the gaps a rejected,
+        # blank or continuation line leaves (no window: the INSERT runs on every core).
+        out = {"seq": f"{int(self.base)} + line - {int(self.first)}",
                "id": f"CASE WHEN fast THEN {self._id()} ELSE py[1] END",
                "ts": "CASE WHEN fast THEN utc ELSE CAST(py[2] AS TIMESTAMP) END",
                "ts_local": "CASE WHEN fast THEN loc ELSE CAST(py[3] AS TIMESTAMP) END",
                "src_file": sql_string(plan.rel),
-               # The UDF and a multi-line record's lookup must not have changed the order of the
-               # lines: a line after a later one stops the INSERT (the file is read in Python).
-               "src_line": "CASE WHEN max(line) OVER (ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) = line "
-                           "THEN CAST(line AS INTEGER) ELSE error('ledger: lines out of order') END"}
+               "src_line": "CAST(line AS INTEGER)"}
         for k, name in enumerate(named):
             if name not in ("id", "ts"):
                 value = self.v(name) if name == "type" else f"n{self.pos[name]}"
@@ -123,8 +132,7 @@ class FileSql:
         select = ", ".join(out.get(name, "NULL") for name in targets)
         return f"""
             INSERT INTO events ({', '.join(quote_name(n) for n in targets)})
-            WITH src AS (SELECT ordinality AS line, l FROM {raw_lines_sql(plan.path)} WITH ORDINALITY
-                         {f"LIMIT {int(self.last)}" if self.last is not None else ""}),
+            WITH src AS ({self._source()}),
             a AS (SELECT line, l, {self._fields()} AS f FROM {jsonl_types(plan.names) if plan.jsonl else "src"}
                   WHERE line >= {int(self.first)}),
             b AS (SELECT line, l, len(f) AS nf, {unnamed_ok} AS unnamed_ok, {in_span} AS in_span, {values} FROM a),
@@ -155,6 +163,14 @@ class FileSql:
             m AS (SELECT *, CASE WHEN fast THEN NULL ELSE {self.udf}(line, l) END AS py FROM k),
             r AS (SELECT * FROM m WHERE fast OR py IS NOT NULL)
             SELECT {select} FROM r"""
+
+    def _source(self) -> str:
+        """The lines `first` to `last` as (line, l)."""
+        last = f" AND line <= {int(self.last)}" if self.last is not None else ""
+        if self.lines is not None:
+            return f"SELECT line, l FROM {self.lines} WHERE line >= {int(self.first)}{last}"
+        limit = f"LIMIT {int(self.last)}" if self.last is not None else ""
+        return f"SELECT ordinality AS line, l FROM {raw_lines_sql(self.plan.path)} WITH ORDINALITY {limit}"
 
     def _fields(self) -> str:
         """The fields of line `l` as the csv module splits a one-line record; NULL for a line

@@ -61,6 +61,7 @@ from ledger.inputs.sql_plan import (
     FileSql,
     jsonl_fields,
     jsonl_types,
+    numbered_lines_sql,
     raw_lines_sql,
 )
 from ledger.inputs.table import create_empty, insert_written, sql_string
@@ -456,53 +457,89 @@ class SqlReader:
 
     def _append_sql(self, plan: CsvPlan) -> _Done | None:
         self.progress(plan.rel, plan.source or plan.path)
+        lines = f"ledger_lines_{os.getpid()}_{next(_udf_numbers)}"
+        try:
+            return self._append_lines(plan, lines)
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                self.con.execute(f"DROP TABLE IF EXISTS {lines}")
+
+    def _append_lines(self, plan: CsvPlan, lines: str) -> _Done | None:
+        """The file's rows appended from its numbered lines (stored once in table `lines`)."""
         spans = None
         parts = self._parts(plan)
-        while True:
+        try:
+            # TEMP (held in memory, spilled past memory_limit) unless other parts' connections must see it.
+            temp = "TEMP " if len(parts) == 1 else ""
+            self.con.execute(f"CREATE {temp}TABLE {lines} AS {numbered_lines_sql(plan.path, plan.header_line + 1)}")
+            stored = True
+        except duckdb.Error:
+            stored = False  # invalid UTF-8, an over-long line, ...: the file is read in Python
+        while stored:
             rows = [_PythonRows(plan, self.tz, self.schema, spans) for _ in parts]
-            counts = self._insert_sql(plan, parts, rows)
-            try:
-                scan = plan.scan.result()
-            except OSError:
-                scan = None
-            good = scan is not None and not scan.bare_cr and not scan.raw_delim
+            counts = self._insert_sql(plan, parts, rows, lines)
             if any(r.new_keys for r in rows):
                 raise _NewKeys(plan.rel)
             opened = any(r.opened for r in rows)
-            if good and opened and spans is None:
+            if opened and spans is None and self._scan(plan) is not None:
                 # A quoted field runs on to the next line: find such records, then read again
                 # (other parts may have finished: their rows go too).
                 self.con.execute(f"DELETE FROM events WHERE seq >= {self.n_rows}")
-                spans = self._multi_line_records(plan, scan)
+                spans = self._multi_line_records(plan, self._scan(plan))
                 if spans is not None:
                     continue
             break
+        scan = self._scan(plan)
+        if not stored or scan is None:
+            self.con.execute(f"DELETE FROM events WHERE seq >= {self.n_rows}")
+            return None
         rejects = sorted((r for part in rows for r in part.rejects), key=lambda r: r.line)
         inserted = sum(counts) if counts is not None else None
-        ok = (good and inserted is not None and not opened
-              and scan.lines - plan.header_line == inserted + len(rejects) + sum(r.skipped for r in rows))
+        gaps = sorted({r.line for r in rejects}.union(*(part.not_rows for part in rows)))
+        ok = (inserted is not None and not opened
+              and scan.lines - plan.header_line == inserted + len(rejects) + sum(r.skipped for r in rows)
+              and len(gaps) == len(rejects) + sum(r.skipped for r in rows))
         if not ok:
             self.con.execute(f"DELETE FROM events WHERE seq >= {self.n_rows}")
             return None
-        # Each part numbered its rows from its first line's position: close up the gaps.
-        done = 0
-        for (first, _), count in zip(parts, counts):
-            provisional = self.n_rows + first - plan.header_line - 1
-            if count and provisional != self.n_rows + done:
-                self.con.execute(f"UPDATE events SET seq = seq - {provisional - self.n_rows - done} "
-                                 f"WHERE seq >= {provisional} AND seq < {provisional + count}")
-            done += count
+        self._close_gaps(plan, gaps)
         self.n_rows += inserted
         read = inserted + len(rejects)
         report = FileReport(plan.rel, plan.encoding, plan.sha256 or scan.sha256, read, inserted, len(rejects), 0)
         return _Done(plan.rel, plan.path, "sql", report, rejects, spans=spans)
 
+    @staticmethod
+    def _scan(plan: CsvPlan) -> _Scan | None:
+        """The file's scan, when DuckDB's raw lines are Python's (no lone CR, no raw delimiter)."""
+        try:
+            scan = plan.scan.result()
+        except OSError:
+            return None
+        return None if scan.bare_cr or scan.raw_delim else scan
+
+    def _close_gaps(self, plan: CsvPlan, gaps: list[int]) -> None:
+        """The file's rows were numbered by line (seq = n_rows + line - first line): take off each
+        row's seq the lines before it that gave no row (rejected, blank, inside a multi-line record)."""
+        if not gaps:
+            return
+        first = plan.header_line + 1
+        table = f"ledger_gaps_{os.getpid()}_{next(_udf_numbers)}"
+        self.con.execute(f"CREATE TEMP TABLE {table} AS SELECT unnest(?::BIGINT[]) AS g", [gaps])
+        try:
+            # Rows between the k-th gap and the next move down by k (plain SQL: a range join).
+            self.con.execute(
+                f"UPDATE events SET seq = events.seq - s.k FROM ("
+                f"SELECT g, coalesce(lead(g) OVER (ORDER BY g), {2 ** 62}) AS next, row_number() OVER (ORDER BY g) AS k "
+                f"FROM {table}) s WHERE events.seq > {self.n_rows} + s.g - {first} "
+                f"AND events.seq < {self.n_rows} + s.next - {first} AND events.seq >= {self.n_rows}")
+        finally:
+            self.con.execute(f"DROP TABLE IF EXISTS {table}")
+
     def _parts(self, plan: CsvPlan) -> list[tuple[int, int | None]]:
         """Line ranges (first, last; None: to the end) read by concurrent INSERTs.
 
-        Numbering lines keeps each INSERT on one thread, so a big file is cut in parts,
-        one per core, at estimated line numbers (every part reads the file from its start
-        up to its last line; the rows are exact whatever the cut)."""
+        One INSERT runs on every core already; tests cut small files into parts to have the
+        UDF called from several connections at once (`ReaderSettings.part_min_bytes`)."""
         s = self.settings
         n = min(s.cores, s.max_parts) if plan.size >= s.part_min_bytes else 1
         estimate = plan.size / plan.line_bytes
@@ -510,13 +547,13 @@ class SqlReader:
         firsts = [plan.header_line + 1 + k * step for k in range(n)]
         return [(first, firsts[k + 1] - 1 if k + 1 < n else None) for k, first in enumerate(firsts)]
 
-    def _insert_sql(self, plan: CsvPlan, parts: list, rows: list["_PythonRows"]) -> list[int] | None:
+    def _insert_sql(self, plan: CsvPlan, parts: list, rows: list["_PythonRows"], lines: str) -> list[int] | None:
         """Run the file's INSERTs, one per part, concurrently; the rows each appended, or
-        None if DuckDB gave up on one (invalid UTF-8, an over-long line, a line the UDF
-        refused: the caller decides)."""
+        None if DuckDB gave up on one (a line the UDF refused: the caller decides)."""
         spans_table = None
         counts: list[int | None] = [None] * len(parts)
         cursors = [self.con] if len(parts) == 1 else [self.con.cursor() for _ in parts]
+        base = self.n_rows
 
         def run(k: int) -> None:
             udf = f"ledger_event_row_{os.getpid()}_{next(_udf_numbers)}"
@@ -527,8 +564,9 @@ class SqlReader:
                                        null_handling="special", side_effects=True)
                 try:
                     first, last = parts[k]
-                    seq = self.n_rows + first - plan.header_line - 1
-                    sql = FileSql(plan, self.columns, self.schema, self.tz, udf, seq, spans_table, first, last).sql()
+                    seq = base + first - plan.header_line - 1
+                    sql = FileSql(plan, self.columns, self.schema, self.tz, udf, seq, spans_table, first, last,
+                                  lines).sql()
                     counts[k] = cursor.execute(sql).fetchone()[0]
                 finally:
                     cursor.remove_function(udf)
