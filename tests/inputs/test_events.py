@@ -618,6 +618,28 @@ def test_sql_reader_reads_multi_line_records(tmp_path, reader):
                                                            {"src_file": "a.csv", "src_line": 7, "text": "plain"}]
 
 
+def test_sql_reader_numbers_rows_densely_around_lines_that_give_none(tmp_path):
+    """The set-based INSERT numbers rows by line; rejected, blank and continuation lines
+    between them (at the start, in runs, at the end) must be closed up to the Python
+    reader's seq 0, 1, 2, ... and each row keep its own line."""
+    body = []
+    for i in range(60):
+        kind = i % 7
+        if kind == 0:
+            body.append("not a time,message,bad")
+        elif kind == 3:
+            body.append("")
+        elif kind == 5:
+            body.append(f'2024-05-01 10:{i:02d}:00,message,"two\nlines {i}"')
+        else:
+            body.append(f"2024-05-01 10:{i:02d}:00,message,row {i}")
+    body += ["x,y,z", ""]
+    put(tmp_path, "a.csv", "\n".join(["ts,type,text"] + body) + "\n")
+    put(tmp_path, "b.csv", "\n".join(["ts,type,text"] + body[:20]))
+    for parts in (1, 2):
+        assert assert_same_reading(tmp_path, TZ, SCHEMA, parts) == {"a.csv": "sql", "b.csv": "sql"}
+
+
 def test_sql_reader_leaves_bad_bytes_and_odd_line_ends_to_python(tmp_path, reader):
     if reader == "python":
         pytest.skip("compares both readers itself")

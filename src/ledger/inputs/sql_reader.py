@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import codecs
 import contextlib
-import csv
 import functools
 import hashlib
 import io
@@ -38,20 +37,17 @@ from ledger.inputs.contract import (
     LoadResult,
     Reject,
     Schema,
-    check_row,
     parse_ts,
 )
 from ledger.inputs.encodings import printable, sniff, utf16_without_bom
 from ledger.inputs.jsonl_plan import jsonl_head, plain_keys
+from ledger.inputs.line_rows import LineRows, NewKeys, quote_state
 from ledger.inputs.python_reader import PythonReader, declared
-from ledger.inputs.records import file_records, jsonl_row
+from ledger.inputs.records import file_records
 from ledger.inputs.rows import (
     Columns,
-    Record,
     check_header,
     clean_name,
-    csv_row,
-    is_blank,
     physical_records,
 )
 from ledger.inputs.settings import ReaderSettings
@@ -168,11 +164,13 @@ class SqlReader:
     creates `events` and appends each file's rows in order, seq counting on. Phase 3
     folds duplicate ids over all files in SQL (first occurrence wins, as in Python).
 
-    The SQL for a file reads it as raw lines numbered by DuckDB (`WITH ORDINALITY`),
-    splits lines without quotes at the delimiter (what the csv module does with them)
-    and checks and normalises the common forms in SQL. A row the SQL cannot vouch for
-    (quotes, a NUL, unusual time or amount forms, anything to reject, blank lines) is
-    handed to a Python UDF that runs the Python reader's own code on it. If a line opens
+    A file's raw lines are numbered by DuckDB once (`WITH ORDINALITY`, one thread) into a
+    temporary table; one INSERT (on every core) splits lines at the delimiter as the csv
+    module does and checks and normalises the common forms in SQL, seq counting lines;
+    the lines that gave no row are closed up after (`_close_gaps`). A row the SQL cannot
+    vouch for (unusual quoting, a NUL, unusual time or amount forms, anything to reject,
+    blank lines) is handed to a Python UDF (line_rows.py) that runs the Python reader's
+    own code on it. If a line opens
     a quoted field that continues on the next line, or DuckDB's lines do not add up to
     the file's, the file's rows are taken out again and the file is read in Python.
     """
@@ -199,7 +197,7 @@ class SqlReader:
     def run(self, files: list[tuple[str, Path]], ignored: list[str]) -> LoadResult:
         try:
             return self._run(files, ignored)
-        except _NewKeys as e:
+        except NewKeys as e:
             # A JSON Lines file has a key its first lines did not: its columns were not in
             # `events` when it was read. Start again, with that file read in Python in phase 1.
             again = SqlReader(self.con, self.tz, self.schema, settings=self.settings, profiles=self.loader.profiles,
@@ -476,10 +474,10 @@ class SqlReader:
         except duckdb.Error:
             stored = False  # invalid UTF-8, an over-long line, ...: the file is read in Python
         while stored:
-            rows = [_PythonRows(plan, self.tz, self.schema, spans) for _ in parts]
+            rows = [LineRows(plan, self.tz, self.schema, spans) for _ in parts]
             counts = self._insert_sql(plan, parts, rows, lines)
             if any(r.new_keys for r in rows):
-                raise _NewKeys(plan.rel)
+                raise NewKeys(plan.rel)
             opened = any(r.opened for r in rows)
             if opened and spans is None and self._scan(plan) is not None:
                 # A quoted field runs on to the next line: find such records, then read again
@@ -547,7 +545,7 @@ class SqlReader:
         firsts = [plan.header_line + 1 + k * step for k in range(n)]
         return [(first, firsts[k + 1] - 1 if k + 1 < n else None) for k, first in enumerate(firsts)]
 
-    def _insert_sql(self, plan: CsvPlan, parts: list, rows: list["_PythonRows"], lines: str) -> list[int] | None:
+    def _insert_sql(self, plan: CsvPlan, parts: list, rows: list["LineRows"], lines: str) -> list[int] | None:
         """Run the file's INSERTs, one per part, concurrently; the rows each appended, or
         None if DuckDB gave up on one (a line the UDF refused: the caller decides)."""
         spans_table = None
@@ -625,7 +623,7 @@ class SqlReader:
         fetch((n, n + 64) for n in odd)  # most records take a few lines: one scan fetches them
         spans, after = [], 0
         for first in odd:
-            if first <= after or _quote_state(text[first], d, False) != "open":
+            if first <= after or quote_state(text[first], d, False) != "open":
                 continue  # inside an earlier record, or a one-line record the csv module rejects
             stop = first + 1
             while stop <= scan.lines:
@@ -633,7 +631,7 @@ class SqlReader:
                     if stop > first + _SPAN_LOOKAHEAD:
                         return None  # a very long record (or a quote never closed): Python reads it
                     fetch([(stop, first + _SPAN_LOOKAHEAD)])  # one more scan, for a long record
-                if '"' in text[stop] and _quote_state(text[stop], d, True) == "closed":
+                if '"' in text[stop] and quote_state(text[stop], d, True) == "closed":
                     break
                 stop += 1
             stop = min(stop, scan.lines)
@@ -707,111 +705,3 @@ class SqlReader:
             return {r.line: r.raw for r in records if r.is_row and r.line in lines}
         except READ_ERRORS:
             return {}
-
-
-class _OpenQuote(Exception):
-    """A line ends inside a quoted field: the INSERT is abandoned (see `_multi_line_records`)."""
-
-
-class _NewKeys(Exception):
-    """A JSON line has a key the file's plan does not: the load starts again (see `SqlReader.run`)."""
-
-    def __init__(self, rel: str):
-        super().__init__(rel)
-        self.rel = rel
-
-
-class _PythonRows:
-    """The UDF for rows the SQL leaves to Python: one physical line of a planned file,
-    read exactly as the Python reader reads it. Returns [id, UTC, local, value per named
-    column] for a good row; None for a blank or rejected row (kept in `rejects`) and for
-    the later lines of a multi-line record (counted in `skipped`, as blank lines are)."""
-
-    def __init__(self, plan: CsvPlan, tz: zoneinfo.ZoneInfo, schema: Schema, spans: dict | None = None):
-        self.rel = plan.rel
-        self.delimiter = plan.delimiter
-        self.names = plan.names
-        self.named = [n for n in plan.names if n]
-        self.unnamed = [i for i, n in enumerate(plan.names) if not n]
-        self.tz = tz
-        self.schema = schema
-        self.spans = spans or {}  # first line of a multi-line record -> (n_lines, raw, fields, problem)
-        self.members = {first + k for first, (n, *_) in self.spans.items() for k in range(1, n)}
-        self.rejects: list[Reject] = []
-        self.not_rows: list[int] = []  # list.append is atomic: DuckDB may call from two threads
-        self.opened = False
-        self.jsonl = plan.jsonl
-        self.new_keys = False
-        self.scratch = Columns()  # a JSON line's new keys are registered here, never in the reader's
-        self.scratch.register(self.named, plan.rel)
-
-    @property
-    def skipped(self) -> int:
-        return len(self.not_rows)
-
-    def __call__(self, line: int, text: str | None) -> list[str | None] | None:
-        if line in self.members:
-            self.not_rows.append(line)
-            return None
-        if self.jsonl:
-            return self._json_line(line, text)
-        span = self.spans.get(line)
-        if span is not None:
-            n_lines, raw, fields, problem = span
-        else:
-            n_lines, raw = 1, text or ""
-            if is_blank(raw, self.delimiter):
-                self.not_rows.append(line)
-                return None
-            problem = None
-            try:
-                fields = next(csv.reader((raw + "\n",), delimiter=self.delimiter, strict=True))
-            except csv.Error as e:
-                if _quote_state(raw, self.delimiter, False) == "open":  # also past the field size limit
-                    self.opened = True
-                    raise _OpenQuote(line) from None
-                fields, problem = [], f"CSV 格式错误 (malformed CSV): {e}"
-            if "\x00" in raw:
-                problem = "含有 NUL 字符 (NUL character)"
-        record = (Record(line, raw, error=problem) if problem
-                  else csv_row(self.names, self.unnamed, fields, line, n_lines, raw))
-        if record.error:
-            return self._reject(line, record.error, raw)
-        return self._checked(line, record.values, raw)
-
-    def _checked(self, line: int, values: dict, raw: str) -> list[str | None] | None:
-        problem, checked = check_row(values, self.tz, self.schema)
-        if problem:
-            return self._reject(line, problem, raw)
-        digest, utc, local = checked
-        event_id = values.get("id") or "h" + digest[:8].hex()
-        return [event_id, utc.isoformat(" "), local.isoformat(" ")] + [values.get(n) or None for n in self.named]
-
-    def _json_line(self, line: int, text: str | None) -> list[str | None] | None:
-        if text is None or not text.strip():
-            self.not_rows.append(line)
-            return None
-        record = jsonl_row(text.rstrip("\r\n"), line, self.scratch, self.rel)
-        if record.error:
-            return self._reject(line, record.error, record.raw)
-        if not record.values.keys() <= set(self.named):
-            self.new_keys = True
-            raise _NewKeys(self.rel)
-        return self._checked(line, record.values, record.raw)
-
-    def _reject(self, line: int, reason: str, raw: str) -> None:
-        self.rejects.append(Reject(self.rel, line, reason, printable(raw)))
-        return None
-
-
-def _quote_state(text: str, delimiter: str, inside: bool) -> str:
-    """'open' if the csv module, starting this line inside a quoted field (or not), ends
-    it still inside one; else 'closed' (the record ends on this line, well-formed or not)."""
-    feed = ('"\n', text + "\n") if inside else (text + "\n",)
-    try:
-        next(csv.reader(feed, delimiter=delimiter, strict=True))
-    except csv.Error as e:
-        if "field larger than field limit" in str(e):  # as rows.physical_records: by the quotes' parity
-            return "open" if (text.count('"') + inside) % 2 else "closed"
-        return "open" if str(e) == "unexpected end of data" else "closed"
-    return "closed"
