@@ -254,15 +254,15 @@ def _json_paths(names: list[str]) -> str:
 
 
 def jsonl_types(names: list[str]) -> str:
-    """The raw lines `src` with `jt`: the JSON types of the values under `names`, comma-joined
-    (missing keys left out), for a line that may be read in SQL: a valid JSON object without
-    a \\u escape (records.py checks what those decode to), a control character (Python's
-    JSON parser refuses them raw) or a trailing comma (DuckDB's parser allows one)."""
+    """The raw lines `src` with `jt`: the JSON types of the values under `names` (NULL for a
+    missing key), for a line that may be read in SQL: a valid JSON object without a \\u
+    escape (records.py checks what those decode to), a control character (Python's JSON
+    parser refuses them raw) or a trailing comma (DuckDB's parser allows one; a valid
+    object's last character but spaces is its closing brace)."""
     control = " OR ".join(f"contains(l, chr({i}))" for i in range(32))
     return (f"(SELECT line, l, CASE WHEN NOT contains(l, '\\u') AND NOT ({control}) "
-            f"AND starts_with(ltrim(l, ' '), '{{') AND json_valid(l) "
-            f"AND NOT ends_with(rtrim(left(rtrim(l, ' '), -1), ' '), ',') "
-            f"THEN array_to_string(json_type(l, [{_json_paths(names)}]), ',') END AS jt FROM src)")
+            f"AND starts_with(ltrim(l, ' '), '{{') AND json_valid(l) AND NOT regexp_matches(l, ', *[}}] *$') "
+            f"THEN json_type(l, [{_json_paths(names)}]) END AS jt FROM src)")
 
 
 def jsonl_fields(names: list[str]) -> str:
@@ -270,8 +270,8 @@ def jsonl_fields(names: list[str]) -> str:
     reading is certain (see jsonl_types): its values strings, nulls and booleans only, its
     keys among `names` and none twice (as many keys as names found). Anything else is NULL:
     the Python reader reads the line."""
-    simple = "regexp_full_match(jt, '(?:VARCHAR|NULL|BOOLEAN)(?:,(?:VARCHAR|NULL|BOOLEAN))*')"
-    found = "strlen(jt) - strlen(replace(jt, ',', '')) + 1"
+    simple = "list_bool_and(list_transform(jt, lambda t: t IS NULL OR t IN ('VARCHAR', 'NULL', 'BOOLEAN')))"
+    found = "len(list_filter(jt, lambda t: t IS NOT NULL))"
     return (f"CASE WHEN {simple} AND len(json_keys(l)) = {found} "
             f"THEN json_extract_string(l, [{_json_paths(names)}]) END")
 
