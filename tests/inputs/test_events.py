@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from ledger.core.errors import LedgerError
-from ledger.inputs import events, sql_reader
+from ledger.inputs import events, line_rows, sql_reader
 from ledger.inputs.contract import parse_bool, parse_ts
 from ledger.inputs.events import load_events
 from ledger.inputs.settings import READER_ENV, ReaderSettings
@@ -616,6 +616,43 @@ def test_sql_reader_reads_multi_line_records(tmp_path, reader):
     result, con = load(tmp_path)
     assert table(con, "src_file, src_line, text")[:2] == [{"src_file": "a.csv", "src_line": 2, "text": "two\nlines"},
                                                            {"src_file": "a.csv", "src_line": 7, "text": "plain"}]
+
+
+def test_quoted_and_json_lines_files_are_read_in_sql_without_the_udf(tmp_path, monkeypatch):
+    """Exports that quote every field, or every field but ts, and JSON Lines of strings,
+    nulls and booleans are read by the SQL itself: no line goes to the Python UDF (the
+    speed of these shapes depends on it), and the rows are the Python reader's."""
+    calls = []
+    real = line_rows.LineRows.__call__
+
+    def counted(self, line, text):  # DuckDB reads the UDF's parameters: no *args
+        calls.append(line)
+        return real(self, line, text)
+
+    monkeypatch.setattr(line_rows.LineRows, "__call__", counted)
+    rows = [[f"2024-05-01 10:{i:02d}:00", "message", f"e{i}", f'say "hi", {i}' if i % 3 else f"plain {i}"]
+            for i in range(40)]
+    for name, quote_ts in (("all.csv", True), ("but-ts.csv", False)):
+        out = io.StringIO()
+        for row in [["ts", "type", "id", "text"]] + rows:
+            row = [name + v if k == 2 and row[0] != "ts" else v for k, v in enumerate(row)]
+            cells = [json.dumps(v, ensure_ascii=False).replace('\\"', '""') for v in row]
+            if not quote_ts and row[0] != "ts":
+                cells[0] = row[0]
+            out.write(",".join(cells) + "\r\n")
+        put(tmp_path, name, out.getvalue())
+    put(tmp_path, "c.jsonl", "".join(json.dumps({"ts": r[0], "type": r[1], "id": "j" + r[2], "text": r[3],
+                                                  "handover": i % 2 == 0, "note": None}, ensure_ascii=False) + "\n"
+                                       for i, r in enumerate(rows)))
+    readers = assert_same_reading(tmp_path, TZ, SCHEMA)
+    assert readers == {"all.csv": "sql", "but-ts.csv": "sql", "c.jsonl": "sql"}
+    assert calls == []
+    monkeypatch.undo()
+    put(tmp_path, "all.csv", (tmp_path / "all.csv").read_text() + '"2024-05-01 11:00:00","message","x","a"b"\r\n')
+    calls.clear()
+    monkeypatch.setattr(line_rows.LineRows, "__call__", counted)
+    assert assert_same_reading(tmp_path, TZ, SCHEMA)["all.csv"] == "sql"
+    assert calls == [42]  # the malformed line alone, in the fast reading (the Python reading calls none)
 
 
 def test_sql_reader_numbers_rows_densely_around_lines_that_give_none(tmp_path):
