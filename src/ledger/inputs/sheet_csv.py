@@ -57,14 +57,18 @@ _BLANKISH = re.compile(rb"\x1e([ \t\x1f]*)(?=\x1e)")
 _ROW = re.compile(rb"<row\b([^>]*?)(?:/>|>(.*?)</row>)", re.S)
 _CELL = re.compile(rb"<c\b([^>]*?)(?:/>|>(.*?)</c>)", re.S)
 _ATTR = re.compile(rb'\s+([\w:]+)\s*=\s*"([^"]*)"')
-_INNER = re.compile(rb'\s*(?:<v>([^<]*)</v>|<v/>|<is>\s*<t(?:\s+xml:space="preserve")?(?:>([^<]*)</t>|/>)\s*</is>)?\s*')
+_INNER = re.compile(rb'\s*(?:<v>([^<]*)</v>|<v/>|<is>\s*<t(\s+xml:space="preserve")?(?:>([^<]*)</t>|/>)\s*</is>)?\s*')
 _REF = re.compile(rb"([A-Z]{1,3})([0-9]{1,7})")
 _NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 _GENERAL_FORMATS = {0, 1, 2, 3, 4, 49}  # General, 0, 0.00, #,##0, #,##0.00, @: never a date
 _XF = re.compile(rb"<xf\b[^>]*?>")
 _NUMFMT = re.compile(rb'numFmtId="([0-9]+)"')
 _SI = re.compile(rb"<si>(.*?)</si>|<si/>", re.S)
-_SI_TEXT = re.compile(rb'\s*<t(?:\s+xml:space="preserve")?(?:>([^<]*)</t>|/>)\s*')
+_SI_TEXT = re.compile(rb'\s*<t(\s+xml:space="preserve")?(?:>([^<]*)</t>|/>)\s*')
+_EDGE_SPACE = (b" \x1f", b"\x1f ", b" \x1e", b"\x1e ", b"\t\x1f", b"\x1f\t", b"\t\x1e", b"\x1e\t")
+
+
+STATS = {"bulk": 0, "cells": 0}  # chunks turned into CSV each way (tests count them)
 
 
 class NotVouched(Exception):
@@ -75,6 +79,8 @@ def sheet_copy(source: Sheet, settings: ReaderSettings, force: bool = False) -> 
     """(temporary CSV path, sha256 of the workbook) of a sheet, or None when the sheet is
     better read row by row (small: under `settings.sql_min_bytes` of XML unless `force`) or
     cannot be vouched for. The caller deletes the file."""
+    if not workbooks.use_calamine(settings.xlsx_reader):
+        return None  # the text is calamine's (openpyxl keeps white space calamine drops)
     try:
         data = read_limited(source.book, settings.max_workbook_bytes)
         zf = zipfile.ZipFile(io.BytesIO(data))
@@ -106,6 +112,7 @@ class _Transform:
         self.limit = max_line_chars
         self.next_row = 1  # the Excel row number of the next line written
         self.width: int | None = None  # the header's cells (trailing empty ones dropped)
+        self.extent = [0, 0, 0]  # farthest row and column referenced, cells: as workbooks.dense counts
         self._strings: list | None = None
         self._formats: list[int] | None = None
 
@@ -142,12 +149,18 @@ class _Transform:
                 carry = buf[cut:]
         if self.width is None:
             raise NotVouched("no header")
+        max_row, max_col, cells = self.extent
+        area = max_row * max(max_col, 1 if cells else 0)
+        if area > min(4 * cells + workbooks.DENSE_SLACK, workbooks.DENSE_MAX_AREA):
+            raise NotVouched("sparse: workbooks.py reads it with openpyxl")
 
     def chunk(self, xml: bytes) -> bytes:
         text = None
         if self.width is not None and _CELL_OPEN in xml:
             text = self._bulk(xml)
+            STATS["bulk"] += text is not None
         if text is None:
+            STATS["cells"] += 1
             if _ODD.search(xml):
                 raise NotVouched("control character, BOM or _xHHHH_ escape")
             text = self._cells(xml)
@@ -160,8 +173,9 @@ class _Transform:
     def _bulk(self, xml: bytes) -> bytes | None:
         if b"\x1e" in xml or b"\x1f" in xml:
             return None
-        x = xml.replace(b'<t xml:space="preserve">', b"<t>") if b"xml:space" in xml else xml
-        x = x.replace(_CELL_NEXT, b"\x1f").replace(_ROW_END, b"\x1e")
+        if b"xml:space" in xml:
+            return None  # the text is kept as it is there, trimmed elsewhere: cell by cell
+        x = xml.replace(_CELL_NEXT, b"\x1f").replace(_ROW_END, b"\x1e")
         numbers = _BULK_ROW.findall(x)
         if not numbers or len(numbers) != x.count(b"<row") or len(numbers) != x.count(b"\x1e"):
             return None
@@ -186,12 +200,16 @@ class _Transform:
         if b"\n" in x:
             return None  # a line break in a cell (the cell by cell path says so), or between tags
         x = b"\x1e" + x
+        if any(edge in x for edge in _EDGE_SPACE):
+            return None  # white space at either end of a text: calamine drops it
         for m in _BLANKISH.finditer(x):
             if m.group(1).strip(b"\x1f"):
                 raise NotVouched("a row of blank text")
         width = self.width
         plain_row = re.compile(rb'\x1e(?![^\x1e\x1f,"]*(?:\x1f[^\x1e\x1f,"]*){%d}\x1e)([^\x1e]*)' % (width - 1))
         x = plain_row.sub(self._bulk_row, x)[1:]
+        self.extent[0] = max(self.extent[0], first + len(numbers) - 1)
+        self.extent[2] += xml.count(_CELL_OPEN)
         lead = b"\n" * (first - self.next_row)
         self.next_row = first + len(numbers)
         return lead + x.replace(b"\x1f", b",").replace(b"\x1e", b"\n")
@@ -211,6 +229,8 @@ class _Transform:
             at = m.end()
             attrs = _attrs(m.group(1))
             number = int(attrs[b"r"]) if b"r" in attrs else self.next_row
+            if b"r" in attrs:
+                self.extent[0] = max(self.extent[0], number)
             if number < self.next_row or number - self.next_row > MAX_GAP:
                 raise NotVouched("rows out of order or far apart")
             lines.extend([""] * (number - self.next_row))
@@ -229,11 +249,14 @@ class _Transform:
             at = m.end()
             attrs = _attrs(m.group(1))
             column = len(cells)
+            self.extent[2] += 1
             if b"r" in attrs:
                 ref = _REF.fullmatch(attrs[b"r"])
                 if ref is None or int(ref.group(2)) != number:
                     raise NotVouched("cell reference")
                 column = workbooks.column_number(ref.group(1)) - 1
+                self.extent[0] = max(self.extent[0], number)
+                self.extent[1] = max(self.extent[1], column + 1)
                 if column < len(cells):
                     raise NotVouched("cells out of order")
             cells.extend([""] * (column - len(cells)))
@@ -246,12 +269,12 @@ class _Transform:
         m = _INNER.fullmatch(inner)
         if m is None:
             raise NotVouched("cell content")  # a formula, rich text, ...
-        v, t = m.group(1), m.group(2)
+        v, preserve, t = m.groups()
         kind = attrs.get(b"t", b"n")
         if kind == b"inlineStr":
             if v is not None:
                 raise NotVouched("inline string with a value")
-            return _text(t or b"")
+            return _text(t or b"", bool(preserve))
         if t is not None:
             raise NotVouched("inline text in a cell that is not an inline string")
         if v is None or v == b"":
@@ -263,7 +286,7 @@ class _Transform:
                 raise NotVouched("shared string")
             return strings[index]
         if kind == b"str":
-            return _text(v)
+            return _text(v, False)
         if kind == b"b" and v in (b"0", b"1"):
             return "true" if v == b"1" else "false"
         if kind == b"n":
@@ -316,7 +339,7 @@ class _Transform:
             found = []
             for m in _SI.finditer(xml):
                 body = _SI_TEXT.fullmatch(m.group(1) or b"<t/>")
-                found.append(None if body is None else _text(body.group(1) or b""))
+                found.append(None if body is None else _text(body.group(2) or b"", bool(body.group(1))))
             self._strings = found
         return self._strings
 
@@ -344,15 +367,17 @@ def _attrs(xml: bytes) -> dict[bytes, bytes]:
     return found
 
 
-def _text(xml: bytes) -> str:
-    """XML text as the readers give it (entities unescaped, a BOM at either end dropped)."""
+def _text(xml: bytes, preserve: bool) -> str:
+    """XML text as calamine gives it: entities unescaped, a BOM at either end dropped (as
+    workbooks.cell_text does), and white space at either end too unless the element says
+    xml:space="preserve"."""
     if b"&" in xml:
         if xml.count(b"&") != len(_ENTITY.findall(xml)):
             raise NotVouched("entity")
         text = _ENTITY.sub(_entity, xml).decode("utf-8")
     else:
         text = xml.decode("utf-8")
-    return text.strip("\ufeff")
+    return (text if preserve else text.strip(" \t\r\n")).strip("\ufeff")
 
 
 def _entity(m: re.Match) -> bytes:
