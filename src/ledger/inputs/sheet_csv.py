@@ -44,7 +44,7 @@ MAX_GAP = 100_000  # rows missing between two rows: a sparse sheet is read by wo
 _DATA_OPEN = re.compile(rb"<sheetData\s*(/?)>")
 _ODD = re.compile(rb"[\x00-\x08\x0b-\x1f]|\xef\xbb\xbf|_x[0-9A-Fa-f]{4}_")
 _ESCAPE = re.compile(rb"_x[0-9A-Fa-f]{4}_")
-_CONTROLS = bytes(range(0x09)) + b"\x0b\x0c" + bytes(range(0x0e, 0x1e))  # and CR; not \x1e \x1f
+_TEXT = bytes(b for b in range(256) if b >= 0x20 and b not in b',"&')  # deleted to see what else is left
 _ENTITY = re.compile(rb"&(?:#([0-9]{1,7})|#x([0-9A-Fa-f]{1,6})|(lt|gt|amp|quot|apos));")
 _NAMED = {b"lt": "<", b"gt": ">", b"amp": "&", b"quot": '"', b"apos": "'"}
 # the export form
@@ -52,7 +52,6 @@ _CELL_OPEN = b'<c t="inlineStr"><is><t>'
 _CELL_NEXT = b'</t></is></c>' + _CELL_OPEN
 _ROW_END = b"</t></is></c></row>"
 _BULK_ROW = re.compile(rb'<row r="([0-9]{1,7})">' + re.escape(_CELL_OPEN))
-_BLANKISH = re.compile(rb"\x1e([ \t\x1f]*)(?=\x1e)")
 # every other form
 _ROW = re.compile(rb"<row\b([^>]*?)(?:/>|>(.*?)</row>)", re.S)
 _CELL = re.compile(rb"<c\b([^>]*?)(?:/>|>(.*?)</c>)", re.S)
@@ -65,7 +64,8 @@ _XF = re.compile(rb"<xf\b[^>]*?>")
 _NUMFMT = re.compile(rb'numFmtId="([0-9]+)"')
 _SI = re.compile(rb"<si>(.*?)</si>|<si/>", re.S)
 _SI_TEXT = re.compile(rb'\s*<t(\s+xml:space="preserve")?(?:>([^<]*)</t>|/>)\s*')
-_EDGE_SPACE = (b" \x1f", b"\x1f ", b" \x1e", b"\x1e ", b"\t\x1f", b"\x1f\t", b"\t\x1e", b"\x1e\t")
+_ONE_SEPARATOR = bytes.maketrans(b"\x1e", b"\x1f")  # to look for white space next to either separator
+_TO_CSV = bytes.maketrans(b"\x1e\x1f", b"\n,")
 
 
 STATS = {"bulk": 0, "cells": 0}  # chunks turned into CSV each way (tests count them)
@@ -139,7 +139,13 @@ class _Transform:
                     break
                 if not chunk:
                     raise NotVouched("sheetData not closed")
-                cut = buf.rfind(b"<row")
+                while self.width is None:  # up to the header row by row (cell by cell) ...
+                    cut = buf.find(b"<row", buf.find(b"<row") + 4)
+                    if cut <= 0:
+                        break
+                    out.write(self.chunk(buf[:cut]))
+                    buf = buf[cut:]
+                cut = buf.rfind(b"<row")  # ... then pieces of about CHUNK bytes
                 if cut <= 0:
                     if len(buf) > 4 * CHUNK:
                         raise NotVouched("row over 4 chunks")
@@ -155,68 +161,30 @@ class _Transform:
             raise NotVouched("sparse: workbooks.py reads it with openpyxl")
 
     def chunk(self, xml: bytes) -> bytes:
-        text = None
-        if self.width is not None and _CELL_OPEN in xml:
-            text = self._bulk(xml)
-            STATS["bulk"] += text is not None
-        if text is None:
-            STATS["cells"] += 1
-            if _ODD.search(xml):
-                raise NotVouched("control character, BOM or _xHHHH_ escape")
-            text = self._cells(xml)
+        """The CSV lines of a piece of rows, cell by cell unless in the export form."""
+        done = _bulk(xml, self.width) if self.width is not None and _CELL_OPEN in xml else None
+        return self.place(xml, done)
+
+    def place(self, xml: bytes, done: tuple | None) -> bytes:
+        """The lines of `xml` given what `_bulk` made of it (None: it could not)."""
+        if done is not None:
+            first, n_rows, n_cells, text = done
+            if self.next_row <= first <= self.next_row + MAX_GAP:
+                STATS["bulk"] += 1
+                self.extent[0] = max(self.extent[0], first + n_rows - 1)
+                self.extent[2] += n_cells
+                lead = b"\n" * (first - self.next_row)
+                self.next_row = first + n_rows
+                return self._bounded(lead + text)
+        STATS["cells"] += 1
+        if _ODD.search(xml):
+            raise NotVouched("control character, BOM or _xHHHH_ escape")
+        return self._bounded(self._cells(xml))
+
+    def _bounded(self, text: bytes) -> bytes:
         if len(text) > self.limit and max(map(len, text.split(b"\n"))) > self.limit:
             raise NotVouched("line over the limit")
         return text
-
-    # -- the export form: bytes operations over the chunk ----------------------
-
-    def _bulk(self, xml: bytes) -> bytes | None:
-        if b"\x1e" in xml or b"\x1f" in xml:
-            return None
-        if b"xml:space" in xml:
-            return None  # the text is kept as it is there, trimmed elsewhere: cell by cell
-        x = xml.replace(_CELL_NEXT, b"\x1f").replace(_ROW_END, b"\x1e")
-        numbers = _BULK_ROW.findall(x)
-        if not numbers or len(numbers) != x.count(b"<row") or len(numbers) != x.count(b"\x1e"):
-            return None
-        first = int(numbers[0])
-        if first < self.next_row or first - self.next_row > MAX_GAP:
-            return None
-        if numbers != [b"%d" % n for n in range(first, first + len(numbers))]:
-            return None
-        x = _BULK_ROW.sub(b"", x)
-        if b"<" in x or not x.endswith(b"\x1e"):
-            return None  # a tag of another form
-        if len(x.translate(None, _CONTROLS)) != len(x) or b"\xef\xbb\xbf" in x or (b"_x" in x and _ESCAPE.search(x)):
-            return None
-        if b"&" in x:
-            plain = sum(x.count(b"&" + name + b";") for name in _NAMED)
-            if plain != x.count(b"&"):
-                return None  # a numeric reference
-            for name, char in _NAMED.items():
-                if name != b"amp":
-                    x = x.replace(b"&" + name + b";", char.encode())
-            x = x.replace(b"&amp;", b"&")
-        if b"\n" in x:
-            return None  # a line break in a cell (the cell by cell path says so), or between tags
-        x = b"\x1e" + x
-        if any(edge in x for edge in _EDGE_SPACE):
-            return None  # white space at either end of a text: calamine drops it
-        for m in _BLANKISH.finditer(x):
-            if m.group(1).strip(b"\x1f"):
-                raise NotVouched("a row of blank text")
-        width = self.width
-        plain_row = re.compile(rb'\x1e(?![^\x1e\x1f,"]*(?:\x1f[^\x1e\x1f,"]*){%d}\x1e)([^\x1e]*)' % (width - 1))
-        x = plain_row.sub(self._bulk_row, x)[1:]
-        self.extent[0] = max(self.extent[0], first + len(numbers) - 1)
-        self.extent[2] += xml.count(_CELL_OPEN)
-        lead = b"\n" * (first - self.next_row)
-        self.next_row = first + len(numbers)
-        return lead + x.replace(b"\x1f", b",").replace(b"\x1e", b"\n")
-
-    def _bulk_row(self, m: re.Match) -> bytes:
-        cells = m.group(1).decode("utf-8").split("\x1f")
-        return b"\x1e" + self._line(cells).encode("utf-8").replace(b",", b"\x1f")
 
     # -- every other form: cell by cell ----------------------------------------
 
@@ -358,6 +326,67 @@ class _Transform:
                     found.append(int(n.group(1)) if n else 0)
             self._formats = found
         return self._formats
+
+
+def _bulk(xml: bytes, width: int) -> tuple[int, int, int, bytes] | None:
+    """(first row, rows, cells, CSV lines) of a piece of rows in the export form, every row
+    `width` cells (the header's); None for anything else (the cell by cell path decides).
+    Bytes operations over the whole piece: no object per row or cell, but for the few rows
+    with a comma or a quote, which are quoted row by row."""
+    if b"\x1e" in xml or b"\x1f" in xml:
+        return None  # (xml:space="preserve" is a tag of another form: left as `<` below)
+    x = xml.replace(_CELL_NEXT, b"\x1f").replace(_ROW_END, b"\x1e")
+    numbers = _BULK_ROW.findall(x)
+    if not numbers or len(numbers) != x.count(b"<row") or not x.startswith(b'<row r="'):
+        return None
+    if x.count(b'\x1e<row r="') != len(numbers) - 1 or not x.endswith(b"\x1e"):
+        return None  # something between two rows
+    first = int(numbers[0])
+    if numbers != [b"%d" % n for n in range(first, first + len(numbers))]:
+        return None
+    x = b"\x1e" + _BULK_ROW.sub(b"", x)
+    if b"<" in x:
+        return None  # a tag of another form
+    # What is left of the piece besides text: separators, control characters, `,"&`. In the
+    # export form exactly `width` cells a row, and no control character (no line break).
+    marks = x.translate(None, _TEXT)
+    expected = b"\x1e" + (b"\x1f" * (width - 1) + b"\x1e") * len(numbers)
+    if marks != expected and marks.translate(None, b',"&') != expected:
+        return None
+    if (b"\xbb\xbf" in x and b"\xef\xbb\xbf" in x) or (b"_x" in x and _ESCAPE.search(x)):
+        return None
+    one = x.translate(_ONE_SEPARATOR)
+    if b" \x1f" in one or b"\x1f " in one:
+        return None  # a BOM, an escape, white space at either end of a text (calamine drops it)
+    if b"&" in marks:
+        if sum(x.count(b"&" + name + b";") for name in _NAMED) != x.count(b"&"):
+            return None  # a numeric reference
+        for name, char in _NAMED.items():
+            if name != b"amp":
+                x = x.replace(b"&" + name + b";", char.encode())
+        x = x.replace(b"&amp;", b"&")
+    if b"," in x or b'"' in x:
+        x = _quote_rows(x)
+    return first, len(numbers), len(numbers) * width, x[1:].translate(_TO_CSV)
+
+
+def _quote_rows(x: bytes) -> bytes:
+    """The rows of `x` (each after a \\x1e) that hold a comma or a quote, quoted as CSV."""
+    spans = set()
+    for mark in (b",", b'"'):
+        at = x.find(mark)
+        while at >= 0:
+            start, end = x.rfind(b"\x1e", 0, at), x.find(b"\x1e", at)
+            spans.add((start, end))
+            at = x.find(mark, end)
+    pieces, at = [], 0
+    for start, end in sorted(spans):
+        cells = x[start + 1:end].split(b"\x1f")
+        pieces += [x[at:start + 1], b"\x1f".join(
+            b'"' + c.replace(b'"', b'""') + b'"' if b"," in c or b'"' in c else c for c in cells)]
+        at = end
+    pieces.append(x[at:])
+    return b"".join(pieces)
 
 
 def _attrs(xml: bytes) -> dict[bytes, bytes]:
