@@ -16,6 +16,8 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from ledger.inputs import sheet_csv
+from ledger.inputs.containers import Sheet
+from ledger.inputs.settings import ReaderSettings
 
 from conftest import n_examples
 from inputs.test_events import assert_same_reading
@@ -190,3 +192,19 @@ def test_what_the_copy_cannot_vouch_for_is_read_row_by_row(tmp_path, odd):
     readers = assert_same_reading(tmp_path, TZ, SCHEMA)
     formula = odd == "=A1"  # openpyxl writes a formula without a cached value
     assert readers == {"book.xlsx#s": "python" if not isinstance(odd, str) or "\n" in odd or formula else "sql"}
+
+
+def test_a_big_sheet_is_turned_by_two_processes_into_the_same_csv(tmp_path, monkeypatch):
+    book = {"m": [(1, ["id", "ts", "type", "text", "note"])] + _export_rows(80)}
+    write_book(tmp_path / "m.xlsx", book, "export")
+    source = Sheet(tmp_path / "m.xlsx", "m")
+    made = {}
+    for parallel in (False, True):
+        monkeypatch.setattr(sheet_csv, "PARALLEL_MIN", 0 if parallel else 1 << 40)
+        tmp, digest = sheet_csv.sheet_copy(source, ReaderSettings(reader="fast", cores=2), force=True)
+        made[parallel] = Path(tmp).read_bytes()
+        Path(tmp).unlink()
+    assert sheet_csv.STATS["worker"] >= 2  # pieces turned in the second process
+    assert made[True] == made[False]
+    assert made[True].decode().splitlines()[1:3] == [
+        'e0,2024-05-01 10:00:00,message,"您好，""亲"" & <b>",x', "e1,2024-05-01 10:01:00,message,\"a,b\","]

@@ -29,10 +29,13 @@ from __future__ import annotations
 
 import hashlib
 import io
+import multiprocessing as mp
 import os
 import re
 import tempfile
 import zipfile
+from collections import deque
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 
 from ledger.inputs import workbooks
 from ledger.inputs.containers import READ_ERRORS, InputProblem, Sheet, read_limited
@@ -40,6 +43,7 @@ from ledger.inputs.rows import clean_name
 from ledger.inputs.settings import ReaderSettings
 
 CHUNK = 1 << 20  # bytes of XML turned into CSV at a time
+PARALLEL_MIN = 32 << 20  # a worksheet part this big is turned by two processes (settings.cores > 1)
 MAX_GAP = 100_000  # rows missing between two rows: a sparse sheet is read by workbooks.py
 _DATA_OPEN = re.compile(rb"<sheetData\s*(/?)>")
 _ODD = re.compile(rb"[\x00-\x08\x0b-\x1f]|\xef\xbb\xbf|_x[0-9A-Fa-f]{4}_")
@@ -68,7 +72,7 @@ _ONE_SEPARATOR = bytes.maketrans(b"\x1e", b"\x1f")  # to look for white space ne
 _TO_CSV = bytes.maketrans(b"\x1e\x1f", b"\n,")
 
 
-STATS = {"bulk": 0, "cells": 0}  # chunks turned into CSV each way (tests count them)
+STATS = {"bulk": 0, "cells": 0, "worker": 0}  # pieces turned each way, and by the second process (tests count)
 
 
 class NotVouched(Exception):
@@ -92,10 +96,15 @@ def sheet_copy(source: Sheet, settings: ReaderSettings, force: bool = False) -> 
             return None
         if not force and info.file_size < settings.sql_min_bytes:
             return None
+        parallel = settings.cores > 1 and info.file_size >= PARALLEL_MIN and "fork" in mp.get_all_start_methods()
         fd, tmp = tempfile.mkstemp(prefix="ledger-sheet-", suffix=".csv")
         try:
-            with open(fd, "wb") as out:
-                _Transform(zf, settings.max_line_chars).run(parts[0], out)
+            with open(fd, "wb", buffering=1 << 20) as out:
+                if parallel:  # fork, as outputs/agents.py: nothing is pickled but the pieces
+                    with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("fork")) as pool:
+                        _Transform(zf, settings.max_line_chars).run(parts[0], out, pool)
+                else:
+                    _Transform(zf, settings.max_line_chars).run(parts[0], out)
         except BaseException:
             os.unlink(tmp)
             raise
@@ -116,7 +125,38 @@ class _Transform:
         self._strings: list | None = None
         self._formats: list[int] | None = None
 
-    def run(self, part: str, out) -> None:
+    def run(self, part: str, out, pool: Executor | None = None) -> None:
+        """Write the part's CSV lines to `out`. With a `pool` (one process), every other
+        piece in the export form is turned there while this process turns the next one."""
+        pending: deque = deque()  # (piece, what _bulk made of it, or its Future), in order
+        for k, piece in enumerate(self._pieces(part)):
+            if pool is None or self.width is None or _CELL_OPEN not in piece:
+                while pending:
+                    out.write(self._next(pending))
+                out.write(self.chunk(piece))
+                continue
+            pending.append((piece, pool.submit(_bulk, piece, self.width) if k % 2 else _bulk(piece, self.width)))
+            while len(pending) > 2:
+                out.write(self._next(pending))
+        while pending:
+            out.write(self._next(pending))
+        if self.width is None:
+            raise NotVouched("no header")
+        max_row, max_col, cells = self.extent
+        area = max_row * max(max_col, 1 if cells else 0)
+        if area > min(4 * cells + workbooks.DENSE_SLACK, workbooks.DENSE_MAX_AREA):
+            raise NotVouched("sparse: workbooks.py reads it with openpyxl")
+
+    def _next(self, pending: deque) -> bytes:
+        piece, done = pending.popleft()
+        if isinstance(done, Future):
+            done = done.result()
+            STATS["worker"] += done is not None
+        return self.place(piece, done)
+
+    def _pieces(self, part: str):
+        """The XML of the sheet's rows in pieces of whole rows: one row at a time up to the
+        header (the cell by cell path reads it), then about CHUNK bytes."""
         carry, started = b"", False
         with self.zf.open(part) as fh:
             while True:
@@ -135,30 +175,24 @@ class _Transform:
                     started, buf = True, buf[m.end():]
                 end = buf.find(b"</sheetData>")
                 if end >= 0:
-                    out.write(self.chunk(buf[:end]))
-                    break
+                    yield buf[:end]
+                    return
                 if not chunk:
                     raise NotVouched("sheetData not closed")
-                while self.width is None:  # up to the header row by row (cell by cell) ...
+                while self.width is None:  # (the header is read before the next piece is cut)
                     cut = buf.find(b"<row", buf.find(b"<row") + 4)
                     if cut <= 0:
                         break
-                    out.write(self.chunk(buf[:cut]))
+                    yield buf[:cut]
                     buf = buf[cut:]
-                cut = buf.rfind(b"<row")  # ... then pieces of about CHUNK bytes
+                cut = buf.rfind(b"<row")
                 if cut <= 0:
                     if len(buf) > 4 * CHUNK:
                         raise NotVouched("row over 4 chunks")
                     carry = buf
                     continue
-                out.write(self.chunk(buf[:cut]))
+                yield buf[:cut]
                 carry = buf[cut:]
-        if self.width is None:
-            raise NotVouched("no header")
-        max_row, max_col, cells = self.extent
-        area = max_row * max(max_col, 1 if cells else 0)
-        if area > min(4 * cells + workbooks.DENSE_SLACK, workbooks.DENSE_MAX_AREA):
-            raise NotVouched("sparse: workbooks.py reads it with openpyxl")
 
     def chunk(self, xml: bytes) -> bytes:
         """The CSV lines of a piece of rows, cell by cell unless in the export form."""
