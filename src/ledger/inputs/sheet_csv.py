@@ -126,8 +126,8 @@ class _Transform:
         self._formats: list[int] | None = None
 
     def run(self, part: str, out, pool: Executor | None = None) -> None:
-        """Write the part's CSV lines to `out`. With a `pool` (one process), every other
-        piece in the export form is turned there while this process turns the next one."""
+        """Write the part's CSV lines to `out`. With a `pool` (one process), two of three
+        pieces in the export form are turned there while this process turns the third."""
         pending: deque = deque()  # (piece, what _bulk made of it, or its Future), in order
         for k, piece in enumerate(self._pieces(part)):
             if pool is None or self.width is None or _CELL_OPEN not in piece:
@@ -135,8 +135,9 @@ class _Transform:
                     out.write(self._next(pending))
                 out.write(self.chunk(piece))
                 continue
-            pending.append((piece, pool.submit(_bulk, piece, self.width) if k % 2 else _bulk(piece, self.width)))
-            while len(pending) > 2:
+            # this process also inflates every piece: the worker takes two pieces of three
+            pending.append((piece, pool.submit(_bulk, piece, self.width) if k % 3 else _bulk(piece, self.width)))
+            while len(pending) > 4:
                 out.write(self._next(pending))
         while pending:
             out.write(self._next(pending))
