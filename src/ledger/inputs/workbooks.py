@@ -12,6 +12,9 @@ of cells; a sparse sheet (the rectangle far larger than the cells) or a huge one
 openpyxl instead, streaming rows, ignoring the declared dimension (`reset_dimensions`) and
 padding no row past its own last cell. A worksheet part that expands past the zip limits
 (a bomb inside the workbook) makes the workbook unreadable (`WorkbookTooBig`).
+
+A big sheet is usually not read here at all: sheet_csv.py turns it into a CSV copy for the
+set-based reader, with exactly the text calamine gives, and sends here what it cannot vouch for.
 """
 
 from __future__ import annotations
