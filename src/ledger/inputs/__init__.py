@@ -20,5 +20,5 @@ Out:
 
 May import: only ledger.core (and this wing's own modules). Inside, bottom up: contract,
 encodings, settings; rows; workbooks; containers; profiles, exports; transcripts; records;
-table, python_reader; sql_plan, sql_reader; events; roster.
+table, python_reader; sheet_csv; sql_plan, sql_reader; events; roster.
 """

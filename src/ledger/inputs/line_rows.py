@@ -52,6 +52,7 @@ class LineRows:
         self.not_rows: list[int] = []  # list.append is atomic: DuckDB may call from two threads
         self.opened = False
         self.jsonl = plan.jsonl
+        self.sheet = plan.encoding == "xlsx"  # the raw text of a sheet's row has no trailing empty cells
         self.new_keys = False
         self.scratch = Columns()  # a JSON line's new keys are registered here, never in the reader's
         self.scratch.register(self.named, plan.rel)
@@ -111,6 +112,8 @@ class LineRows:
         return self._checked(line, record.values, record.raw)
 
     def _reject(self, line: int, reason: str, raw: str) -> None:
+        if self.sheet:
+            raw = raw.rstrip(self.delimiter)
         self.rejects.append(Reject(self.rel, line, reason, printable(raw)))
         return None
 

@@ -30,7 +30,8 @@ from typing import NamedTuple
 import attrs
 import duckdb
 
-from ledger.inputs.containers import READ_ERRORS
+from ledger.inputs import sheet_csv
+from ledger.inputs.containers import READ_ERRORS, Sheet
 from ledger.inputs.dedup import WHY, fold_duplicates
 from ledger.inputs.contract import (
     FileReport,
@@ -242,7 +243,8 @@ class SqlReader:
         # The "python" setting reads every file in Python (the reference the set-based
         # paths are tested against), so none of the plans below may claim a file then.
         if rel not in self.python_files and self.settings.reader != "python":
-            plan = self._csv_plan(rel, path) or self._jsonl_plan(rel, path) or self._transcoded_plan(rel, path)
+            plan = (self._csv_plan(rel, path) or self._jsonl_plan(rel, path) or self._transcoded_plan(rel, path)
+                    or self._sheet_plan(rel, path))
         if plan is None:
             return self._python(rel, path)
         self._end_batch()  # the rows of files read after this one go to a new temporary CSV
@@ -336,6 +338,19 @@ class SqlReader:
         if plan is None:
             return None
         return attrs.evolve(plan, encoding="gb18030", source=path, sha256=digest.hexdigest())
+
+    def _sheet_plan(self, rel: str, source) -> CsvPlan | None:
+        """A workbook sheet turned into a UTF-8 CSV copy (sheet_csv.py: line n is row n) and
+        planned like any UTF-8 file; None when the transform cannot vouch for the sheet."""
+        if not isinstance(source, Sheet):
+            return None
+        made = sheet_csv.sheet_copy(source, self.settings, self.force)
+        if made is None:
+            return None
+        tmp, digest = made
+        self.temps.append(tmp)
+        plan = self._csv_plan(rel, Path(tmp))
+        return None if plan is None else attrs.evolve(plan, encoding="xlsx", source=source, sha256=digest)
 
     def _csv_plan(self, rel: str, path: Path) -> CsvPlan | None:
         if not isinstance(path, Path) or path.suffix.lower() != ".csv":
@@ -698,7 +713,8 @@ class SqlReader:
             found = dict(self.con.execute(
                 f"SELECT ordinality, coalesce(l, '') FROM {raw_lines_sql(done.path)} WITH ORDINALITY "
                 f"WHERE ordinality IN ({listed})").fetchall())
-            return {n: spans[n][1] if n in spans else text for n, text in found.items()}
+            trim = done.report.encoding == "xlsx"  # a sheet's row: its cells without trailing empty ones
+            return {n: spans[n][1] if n in spans else text.rstrip(",") if trim else text for n, text in found.items()}
         scratch = Columns()  # only the raw text is wanted: the header was checked before
         try:
             _, _, records = file_records(done.rel, done.path, scratch, self.loader.profiles, self.settings)

@@ -12,6 +12,9 @@ of cells; a sparse sheet (the rectangle far larger than the cells) or a huge one
 openpyxl instead, streaming rows, ignoring the declared dimension (`reset_dimensions`) and
 padding no row past its own last cell. A worksheet part that expands past the zip limits
 (a bomb inside the workbook) makes the workbook unreadable (`WorkbookTooBig`).
+
+A big sheet is usually not read here at all: sheet_csv.py turns it into a CSV copy for the
+set-based reader, with exactly the text calamine gives, and sends here what it cannot vouch for.
 """
 
 from __future__ import annotations
@@ -118,7 +121,7 @@ def dense(data: bytes, sheet: str) -> bool:
     larger than its cells (the sheet's XML scanned, streamed; the declared dimension ignored)."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
-            parts = _sheet_parts(zf, sheet)
+            parts = sheet_parts(zf, sheet)
             max_row = max_col = cells = 0
             for part in parts:
                 r, c, n = _extent(zf, part)
@@ -147,13 +150,13 @@ def _extent(zf: zipfile.ZipFile, part: str) -> tuple[int, int, int]:
                 max_row = max(max_row, int(m.group(1)))
             for m in _CELL_REF.finditer(text):
                 max_row = max(max_row, int(m.group(2)))
-                max_col = max(max_col, _column_number(m.group(1)))
+                max_col = max(max_col, column_number(m.group(1)))
             if not chunk:
                 break
     return max_row, max(max_col, 1 if cells else 0), cells
 
 
-def _column_number(letters: bytes) -> int:
+def column_number(letters: bytes) -> int:
     n = 0
     for b in letters:
         n = n * 26 + b - 64
@@ -163,7 +166,7 @@ def _column_number(letters: bytes) -> int:
 _NS_REL = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
 
 
-def _sheet_parts(zf: zipfile.ZipFile, sheet: str) -> list[str]:
+def sheet_parts(zf: zipfile.ZipFile, sheet: str) -> list[str]:
     """The worksheet part of `sheet` (workbook.xml and its relationships); every worksheet
     part when they do not say."""
     every = [n for n in zf.namelist() if n.startswith("xl/worksheets/") and n.endswith(".xml")]
