@@ -242,6 +242,16 @@ def test_duplicate_ids_fold_when_identical_and_the_newer_version_wins_when_diffe
     assert "较旧的 1 行" in result.warnings[0]
 
 
+def test_identical_copies_in_two_files_fold_without_a_versions_warning(tmp_path):
+    header = ["id", "ts", "type", "order", "amount", "status"]
+    row = ["e1", "2024-05-01 10:00:00", "order_paid", "o1", "12.50", "退款成功"]
+    put(tmp_path, "a.csv", csv_bytes([header, row]))
+    put(tmp_path, "b.csv", csv_bytes([header, row]))  # the same download saved twice
+    result, _ = load(tmp_path, SCHEMA)
+    assert result.duplicates_folded == 1 and result.rejects == ()
+    assert not any("版本" in w for w in result.warnings)  # nothing was superseded: nothing to check
+
+
 def test_derived_id_is_the_same_for_the_same_row_in_two_files(tmp_path):
     put(tmp_path, "a.csv", csv_bytes([["ts", "type", "agent", "text", "note"],
                                       ["2024-05-01 10:00:00", "message", "小王", "您好", ""],

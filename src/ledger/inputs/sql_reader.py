@@ -697,13 +697,15 @@ class SqlReader:
                       f"采用 {row.kept_file}:{row.kept_line}，因为{WHY[row.why]}；采用的行 (kept row): {kept}")
             by_file[row.file].rejects.append(Reject(row.file, row.line, reason,
                                                     printable(raws[row.file].get(row.line, ""))))
+        self.n_rows -= len(dropped)
+        if not older:  # identical copies only: folded, nothing superseded, nothing to check
+            return
         versions = len({(r.kept_file, r.kept_line) for r in older})
         guessed = len({(r.kept_file, r.kept_line) for r in older if r.why == "digest"})
         self.warnings.append(
             f"{versions} 条记录在不同文件里有不同的版本：采用较新的版本（按状态、时间、下载先后），较旧的 {len(older)} 行"
             f"记在 rejected-rows.csv (superseded)" + (f"；其中 {guessed} 条无法判断哪个更新，按内容摘要选定，请核对"
                                                       if guessed else ""))
-        self.n_rows -= len(dropped)
 
     def _raw_lines(self, done: _Done, lines: set[int]) -> dict[int, str]:
         """The raw text of some records of a file (for rejects found after loading)."""
