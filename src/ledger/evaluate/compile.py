@@ -478,6 +478,12 @@ def _literal(node: ast.Literal) -> str:
 
 
 _MAX_ALTERNATION = 2000  # longer word lists: one contains() per word (RE2 limits a pattern's size)
+_MAX_UNION = 20000  # characters of an alternation of several tests' patterns (ExprCompiler._any_of)
+
+
+def _union(patterns: list[str]) -> str:
+    """One pattern that matches where any of `patterns` matches."""
+    return "|".join(f"(?:{p})" for p in patterns)
 
 
 def _re_escape(word: str) -> str:
@@ -530,8 +536,9 @@ class ExprCompiler:
     # -- conditions (never NULL)
     def expr(self, e) -> str:
         if isinstance(e, ast.BoolOp):
-            joiner = " AND " if e.op == "and" else " OR "
-            return "(" + joiner.join(self.expr(x) for x in e.operands) + ")"
+            if e.op == "or":
+                return self._any_of(e.operands)
+            return "(" + " AND ".join(self.expr(x) for x in e.operands) + ")"
         if isinstance(e, ast.Not):
             return f"(NOT {self.expr(e.operand)})"
         if isinstance(e, ast.Compare):
@@ -545,6 +552,57 @@ class ExprCompiler:
         if isinstance(e, ast.TextTest):
             return self._text_test(e)
         return f"COALESCE({self.value(e)}, FALSE)"  # a yes/no field or sequence fact
+
+    def _any_of(self, operands) -> str:
+        """`A or B or …`. Each regex scan of a text costs about the same whatever the pattern,
+        so the disjuncts that are exactly one regex test of the same text (`matches`, `has any`
+        without exceptions) become one scan of the alternation of their patterns; and when
+        every disjunct needs some pattern of one text to match (`_implied`), one scan of the
+        alternation of those patterns comes first, and only the texts it finds are tested
+        disjunct by disjunct (most texts match none: 顶撞买家 tests 13 patterns). Both are
+        exact: a text matches an alternation iff it matches one of its branches."""
+        parts: list[str] = []
+        merged: dict[str, tuple[int, list[str]]] = {}  # subject -> (its place in parts, patterns)
+        for x in operands:
+            exact = self._regex(x, exact=True)
+            if exact is not None and exact[0] in merged:
+                merged[exact[0]][1].append(exact[1])
+                continue
+            if exact is not None:
+                merged[exact[0]] = (len(parts), [exact[1]])
+            parts.append(self.expr(x))
+        for subject, (place, patterns) in merged.items():
+            if len(patterns) > 1 and len(union := _union(patterns)) <= _MAX_UNION:
+                parts[place] = f"COALESCE(regexp_matches({subject}, {lit(union)}), FALSE)"
+            elif len(patterns) > 1:  # too long for one pattern: as written
+                return "(" + " OR ".join(self.expr(x) for x in operands) + ")"
+        joined = "(" + " OR ".join(parts) + ")"
+        implied = [self._regex(x, exact=False) for x in operands]
+        if len(parts) > 1 and all(implied) and len({s for s, _ in implied}) == 1:
+            union = _union([p for _, p in implied])
+            if len(union) <= _MAX_UNION:
+                return f"(COALESCE(regexp_matches({implied[0][0]}, {lit(union)}), FALSE) AND {joined})"
+        return joined
+
+    def _regex(self, e, *, exact: bool) -> "tuple[str, str] | None":
+        """(subject SQL, pattern): with `exact`, when `e` is true exactly when the pattern
+        matches the subject; otherwise when `e` can only be true if it matches (a pattern
+        `e` implies). None when there is no such pattern."""
+        if isinstance(e, ast.TextTest) and e.op in ("matches", "has_any"):
+            if e.op == "matches":
+                return self.value(e.subject), e.operand
+            words = tuple(w for w in self._words(e.operand) if w)
+            if not words or len(words) > _MAX_ALTERNATION or (exact and self._exceptions(e.operand)):
+                return None
+            return self.value(e.subject), "|".join(_re_escape(w) for w in words)
+        if exact or not isinstance(e, ast.BoolOp):
+            return None
+        found = [self._regex(x, exact=False) for x in e.operands]
+        if e.op == "and":  # any conjunct's pattern
+            return next((f for f in found if f is not None), None)
+        if all(found) and len({s for s, _ in found}) == 1:
+            return found[0][0], _union([p for _, p in found])
+        return None
 
     def _text_test(self, e: ast.TextTest) -> str:
         s = self.value(e.subject)
