@@ -7,7 +7,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from ledger.evaluate import engine
-from ledger.evaluate.compile import compile_rule, shared_sequences
+from ledger.evaluate.compile import compile_rule, sequence_key, shared_sequences
 from ledger.lang.syntax import parse
 from ledger.lang.check import check
 from ledger.core.month import Month
@@ -49,31 +49,41 @@ rule f: on message[sender = "buyer"] per conversation when first fine 1元
     assert sum("WHERE" in r.sql for r in relations.values()) == 2
 
 
-def test_a_subset_read_for_its_neighbours_keeps_a_table_of_its_own():
-    """previous. in a subset means the previous *member of the subset*: the whole
-    sequence's lag cannot answer it."""
+def test_a_subset_read_for_its_neighbours_joins_them_from_the_whole_table():
+    """previous. in a subset means the previous *member of the subset*: not the whole
+    sequence's lag, but the member numbered one before it (a join). A subset that reads
+    `gap` still sorts on its own."""
     policy = policy_of("""
 rule a: on message per conversation when previous.sender = "buyer" fine 1元
-rule b: on message[sender = "agent"] per conversation when first fine 1元
+rule b: on message[kind = "text"] per conversation when first fine 1元
 rule c: on message per conversation when sender = "buyer" fine 1元
 rule g: on message[sender = "agent"] per conversation when previous.text = "x" fine 1元
+rule h: on message[sender = "buyer"] per conversation when gap > 10m fine 1元
+rule i: on message[sender = "buyer"] per conversation when first fine 1元
 """)
     groups = {s.rules: s for s in shared_sequences(policy, list(policy.rules))}
-    assert set(groups) == {(0, 2), (1, 3)}
+    assert set(groups) == {(0, 1, 2, 3), (4, 5)}  # h (gap) and i sort buyer messages on their own
+    table = groups[(0, 1, 2, 3)]
+    assert 'lag("sender")' in table.sql and 'lag("text")' not in table.sql  # g's neighbour is not the whole's
+    relations = dict(table.relations)
+    subset = relations[sequence_key(policy, policy.rules[3])]
+    assert "LEFT JOIN" in subset.sql and '"_previous_text"' in subset.sql
+    assert "JOIN" not in relations[sequence_key(policy, policy.rules[1])].sql  # positions only
 
 
 def test_house_policy_sorts_messages_per_conversation_once():
     """The per-conversation house rules and turn metrics read one table (the engine
-    passes rules, then metrics with `on`); 敬语 (agent text messages: first, last) and
-    首次响应时长 (buyer messages: first) read it as numbered subsets."""
+    passes rules, then metrics with `on`); 敬语 (agent text messages: first, last),
+    首次响应时长 (buyer messages: first), 短语回复 and 未再次询问 read it as numbered subsets."""
     policy, _ = policy_load.checked_policy([REPO / "policy"])
     readers = list(policy.rules) + [m for m in policy.metrics if m.on is not None]
     shared = shared_sequences(policy, readers)
     name = lambda r: r.id.value if hasattr(r, "id") else r.name.value  # noqa: E731
-    # 短语回复 and 未再次询问 read answers with the robot's lines left out: a sequence of their own.
+    # 短语回复 and 未再次询问 read answers with the robot's lines left out (and their
+    # previous.): a subset too, its neighbours joined.
     assert [[name(readers[i]) for i in s.rules] for s in shared] == [
-        ["短语回复", "未再次询问"],
-        ["敬语", "回复超时", "首次响应时长", "平均响应时长", "提问轮次", "三分钟回复轮次", "回复轮次"]]
+        ["敬语", "短语回复", "回复超时", "未再次询问", "首次响应时长", "平均响应时长", "提问轮次", "三分钟回复轮次",
+         "回复轮次"]]
 
 
 def test_shared_tables_give_the_entries_of_rules_compiled_alone():
@@ -147,13 +157,14 @@ def naive(events: list[dict]) -> set[tuple]:
 
 
 def test_sequence_facts_with_shared_and_narrowed_sequences(tmp_path):
-    """gap, position, last, next. and previous.ts from shared tables (g+p, l+n), a
-    sequence of its own (t) and a subset numbered inside g+p's table (f: first, position
-    and last among buyer messages), against the rules read literally."""
+    """gap, position, last, next. and previous.ts from a shared table (g+p), a sequence
+    of its own (t) and subsets numbered inside g+p's table (f: first, position and last
+    among buyer messages; l+n: last and next. among agent messages, next. joined),
+    against the rules read literally."""
     import json
 
     policy = policy_of(SEQUENCE_POLICY)
-    assert sorted(s.rules for s in shared_sequences(policy, list(policy.rules))) == [(0, 1, 5), (2, 3)]
+    assert sorted(s.rules for s in shared_sequences(policy, list(policy.rules))) == [(0, 1, 2, 3, 5)]
     rows = []
     for c in range(6):
         for k in range(7):

@@ -124,7 +124,7 @@ def _sequence_ctes(policy: Policy, on: ast.On, neighbours, columns: "list[str] |
         extra.append(f"ts - lag(ts) OVER {w} AS _gap")
     for scope, field in neighbours:
         fn = "lag" if scope == "previous" else "lead"
-        column = "ts_local" if field == "ts" else field  # user-facing time is wall time
+        column = _neighbour_column(field)
         extra.append(f"{fn}({q(column)}) OVER {w} AS {q('_' + scope + '_' + field)}")
     for suffix, cond in sorted((subsets or {}).items()):
         extra.append(f"({cond}) AS {q('_in' + suffix)}")
@@ -225,10 +225,12 @@ def shared_sequences(policy: Policy, rules: list) -> list[SharedSequence]:
     per reader.
 
     A reader over a sub-sequence — the same events and keys with a member filter, such
-    as 敬语's agent messages of a conversation — reads the table of the whole sequence
-    when it needs only positions (first, last, position, count), not neighbours or
-    gaps: the table numbers the filtered members too (_subset_relation), so the
-    sub-sequence costs no sort of its own."""
+    as 敬语's agent messages of a conversation, or 短语回复's messages without the robot's
+    — reads the table of the whole sequence when it reads positions (first, last,
+    position, count) and neighbours (previous./next.), not gaps: the table numbers the
+    filtered members too, and a member's neighbour is the member numbered one before or
+    after it (_subset_relation, an equi-join), so the sub-sequence costs no sort of its own
+    (a second sort of the month's messages cost about twice the join)."""
     groups: dict[tuple, list[int]] = {}
     for index, rule in enumerate(rules):
         if rule.on.per:
@@ -236,7 +238,7 @@ def shared_sequences(policy: Policy, rules: list) -> list[SharedSequence]:
     subsets: dict[tuple, dict[tuple, list[int]]] = {}  # whole key -> sub key -> readers
     for key, members in list(groups.items()):
         whole = (key[0], "", key[2])
-        if key[1] and whole in groups and all(_positions_only(rules[i]) for i in members):
+        if key[1] and whole in groups and all(_no_gap(rules[i]) for i in members):
             subsets.setdefault(whole, {})[key] = members
             del groups[key]
     out = []
@@ -246,16 +248,21 @@ def shared_sequences(policy: Policy, rules: list) -> list[SharedSequence]:
             continue
         group = [rules[i] for i in members] + [rules[i] for m in subs.values() for i in m]
         on = group[0].on  # the whole sequence when there are sub-sequences (their key has no filter)
-        neighbours = tuple(sorted({n for r in group for n in neighbour_refs(r.when)}))
+        # the whole sequence's neighbours (lag/lead); a sub-sequence's come from joins
+        neighbours = tuple(sorted({n for i in members for n in neighbour_refs(rules[i].when)}))
+        sub_neighbours = {sub: tuple(sorted({n for i in readers for n in neighbour_refs(rules[i].when)}))
+                          for sub, readers in subs.items()}
         nexts = dict(m for r in group for w in _windows_of(r) if (m := next_match(policy, on, w)))
         conds = {_suffix(sub[1]): sub[1] for sub in subs}
         # Only the columns the rules read: the table is held in memory, sorted.
         columns, gap = _narrow(policy, group)
+        columns += sorted({_neighbour_column(f) for ns in sub_neighbours.values() for _, f in ns} - set(columns))
         ctes, relation = _sequence_ctes(policy, on, neighbours, columns, gap, nexts, conds)
         table = f"_seq_{number}"
         sql = f"CREATE OR REPLACE TEMP TABLE {q(table)} AS WITH {', '.join(ctes)} SELECT * FROM {relation}"
         relations = [(key, SequenceRelation(f"SELECT * FROM {q(table)}", frozenset(nexts)))]
-        relations += [(sub, SequenceRelation(_subset_relation(table, columns, nexts, _suffix(sub[1])), frozenset(nexts)))
+        relations += [(sub, SequenceRelation(_subset_relation(table, columns, nexts, _suffix(sub[1]), list(key[2]),
+                                                              sub_neighbours[sub]), frozenset(nexts)))
                       for sub in subs]
         out.append(SharedSequence(key, table, sql, tuple(sorted(i for r in [members, *subs.values()] for i in r)),
                                   tuple(relations)))
@@ -267,20 +274,37 @@ def _suffix(cond: str) -> str:
     return "_" + hashlib.sha1(cond.encode()).hexdigest()[:12]
 
 
-def _subset_relation(table: str, columns: list[str], nexts: dict, suffix: str) -> str:
+def _subset_relation(table: str, columns: list[str], nexts: dict, suffix: str, keys: list[str],
+                     neighbours: tuple[tuple[str, str], ...] = ()) -> str:
     """The sub-sequence with member condition `suffix` read from the whole sequence's
     table: its members, numbered among themselves (count of members up to this one,
-    and in all), and the next-match columns (later events of the whole sequence)."""
-    keep = [q(c) for c in columns] + [q(c) for c in sorted(nexts)]
-    return (f"SELECT {', '.join(keep)}, {q('_position' + suffix)} AS _position, {q('_count' + suffix)} AS _count "
-            f"FROM {q(table)} WHERE {q('_in' + suffix)}")
+    and in all), the next-match columns (later events of the whole sequence), and the
+    `neighbours` it reads: those of the member numbered one before (previous.) or after
+    (next.) with the same keys. A member with a missing key is a sequence of its own:
+    its key equals nothing, so it has no neighbour, as in a sort of its own."""
+    position, inside = q("_position" + suffix), q("_in" + suffix)
+    cols = [f"s.{q(c)}" for c in columns] + [f"s.{q(c)}" for c in sorted(nexts)]
+    cols += [f"s.{position} AS _position", f"s.{q('_count' + suffix)} AS _count"]
+    joins = []
+    for scope, alias, step in (("previous", "p", "- 1"), ("next", "n", "+ 1")):
+        if any(s == scope for s, _ in neighbours):
+            same = "".join(f"{alias}.{q(k)} = s.{q(k)} AND " for k in keys)
+            joins.append(f"LEFT JOIN {q(table)} {alias} ON {same}{alias}.{inside} "
+                         f"AND {alias}.{position} = s.{position} {step}")
+    cols += [f"{'p' if scope == 'previous' else 'n'}.{q(_neighbour_column(field))} AS {q('_' + scope + '_' + field)}"
+             for scope, field in neighbours]
+    return f"SELECT {', '.join(cols)} FROM {q(table)} s {' '.join(joins)}{' ' if joins else ''}WHERE s.{inside}"
 
 
-def _positions_only(reader) -> bool:
-    """Whether a reader of a sequence reads only members' positions of it (first, last,
-    position, count), no neighbour (previous./next.) and no gap."""
+def _neighbour_column(field: str) -> str:
+    """The column a neighbour's `field` is read from (user-facing time is wall time)."""
+    return "ts_local" if field == "ts" else field
+
+
+def _no_gap(reader) -> bool:
+    """Whether a reader of a sequence does not read the time since the previous member."""
     exprs = [reader.when] + list(getattr(reader, "values", ()))
-    return not neighbour_refs(reader.when) and not any("gap" in _fields_read(e) for e in exprs)
+    return not any("gap" in _fields_read(e) for e in exprs)
 
 
 def next_match(policy: Policy, on: ast.On, window: "ast.Window | ast.Wait") -> "tuple[str, str] | None":
@@ -478,6 +502,12 @@ def _literal(node: ast.Literal) -> str:
 
 
 _MAX_ALTERNATION = 2000  # longer word lists: one contains() per word (RE2 limits a pattern's size)
+_MAX_UNION = 20000  # characters of an alternation of several tests' patterns (ExprCompiler._any_of)
+
+
+def _union(patterns: list[str]) -> str:
+    """One pattern that matches where any of `patterns` matches."""
+    return "|".join(f"(?:{p})" for p in patterns)
 
 
 def _re_escape(word: str) -> str:
@@ -530,8 +560,9 @@ class ExprCompiler:
     # -- conditions (never NULL)
     def expr(self, e) -> str:
         if isinstance(e, ast.BoolOp):
-            joiner = " AND " if e.op == "and" else " OR "
-            return "(" + joiner.join(self.expr(x) for x in e.operands) + ")"
+            if e.op == "or":
+                return self._any_of(e.operands)
+            return "(" + " AND ".join(self.expr(x) for x in e.operands) + ")"
         if isinstance(e, ast.Not):
             return f"(NOT {self.expr(e.operand)})"
         if isinstance(e, ast.Compare):
@@ -545,6 +576,57 @@ class ExprCompiler:
         if isinstance(e, ast.TextTest):
             return self._text_test(e)
         return f"COALESCE({self.value(e)}, FALSE)"  # a yes/no field or sequence fact
+
+    def _any_of(self, operands) -> str:
+        """`A or B or …`. Each regex scan of a text costs about the same whatever the pattern,
+        so the disjuncts that are exactly one regex test of the same text (`matches`, `has any`
+        without exceptions) become one scan of the alternation of their patterns; and when
+        every disjunct needs some pattern of one text to match (`_implied`), one scan of the
+        alternation of those patterns comes first, and only the texts it finds are tested
+        disjunct by disjunct (most texts match none: 顶撞买家 tests 13 patterns). Both are
+        exact: a text matches an alternation iff it matches one of its branches."""
+        parts: list[str] = []
+        merged: dict[str, tuple[int, list[str]]] = {}  # subject -> (its place in parts, patterns)
+        for x in operands:
+            exact = self._regex(x, exact=True)
+            if exact is not None and exact[0] in merged:
+                merged[exact[0]][1].append(exact[1])
+                continue
+            if exact is not None:
+                merged[exact[0]] = (len(parts), [exact[1]])
+            parts.append(self.expr(x))
+        for subject, (place, patterns) in merged.items():
+            if len(patterns) > 1 and len(union := _union(patterns)) <= _MAX_UNION:
+                parts[place] = f"COALESCE(regexp_matches({subject}, {lit(union)}), FALSE)"
+            elif len(patterns) > 1:  # too long for one pattern: as written
+                return "(" + " OR ".join(self.expr(x) for x in operands) + ")"
+        joined = "(" + " OR ".join(parts) + ")"
+        implied = [self._regex(x, exact=False) for x in operands]
+        if len(parts) > 1 and all(implied) and len({s for s, _ in implied}) == 1:
+            union = _union([p for _, p in implied])
+            if len(union) <= _MAX_UNION:
+                return f"(COALESCE(regexp_matches({implied[0][0]}, {lit(union)}), FALSE) AND {joined})"
+        return joined
+
+    def _regex(self, e, *, exact: bool) -> "tuple[str, str] | None":
+        """(subject SQL, pattern): with `exact`, when `e` is true exactly when the pattern
+        matches the subject; otherwise when `e` can only be true if it matches (a pattern
+        `e` implies). None when there is no such pattern."""
+        if isinstance(e, ast.TextTest) and e.op in ("matches", "has_any"):
+            if e.op == "matches":
+                return self.value(e.subject), e.operand
+            words = tuple(w for w in self._words(e.operand) if w)
+            if not words or len(words) > _MAX_ALTERNATION or (exact and self._exceptions(e.operand)):
+                return None
+            return self.value(e.subject), "|".join(_re_escape(w) for w in words)
+        if exact or not isinstance(e, ast.BoolOp):
+            return None
+        found = [self._regex(x, exact=False) for x in e.operands]
+        if e.op == "and":  # any conjunct's pattern
+            return next((f for f in found if f is not None), None)
+        if all(found) and len({s for s, _ in found}) == 1:
+            return found[0][0], _union([p for _, p in found])
+        return None
 
     def _text_test(self, e: ast.TextTest) -> str:
         s = self.value(e.subject)
