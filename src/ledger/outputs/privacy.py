@@ -41,6 +41,7 @@ MASK = "****"
 # places found in the translated text are the places in the original.
 _NARROW = str.maketrans("０１２３４５６７８９（）－　Ｘｘ", "0123456789()- Xx")
 _DIGIT = re.compile(r"[0-9０-９]")
+_WIDE = re.compile("[０-９（）－　Ｘｘ]")  # what _NARROW changes: without one, the text is its own narrow form
 # Groups of digits separated by at most 3 spaces, hyphens or brackets; a group may end in X.
 _RUN = re.compile(r"[0-9]+(?:[Xx](?![0-9A-Za-z]))?(?:[ \-()]{1,3}[0-9]+(?:[Xx](?![0-9A-Za-z]))?)*")
 _GROUP = re.compile(r"[0-9]+(?:[Xx](?![0-9A-Za-z]))?")
@@ -80,18 +81,31 @@ def _mask(text: str) -> str:
 
 
 def _mask_numbers(text: str) -> str:
-    narrow = text.translate(_NARROW)
+    narrow = text.translate(_NARROW) if _WIDE.search(text) else text
     out, done = [], 0
     for run in _RUN.finditer(narrow):
-        groups = list(_GROUP.finditer(narrow, run.start(), run.end()))
-        for i, j in _numbers(groups):
-            start = groups[i].start()
-            if start > 0 and narrow[start - 1] == "(" and j > i + 1:
-                start -= 1  # (0571)87654321: the bracket goes with the area code
-            out += [text[done:start], _masked_number("".join(g.group() for g in groups[i:j]))]
-            done = groups[j - 1].end()
+        first = run.start()
+        for start, end, masked in _run_numbers(run.group(), first > 0 and narrow[first - 1] == "("):
+            out += [text[done:first + start], masked]
+            done = first + end
     out.append(text[done:])
     return "".join(out)
+
+
+@functools.lru_cache(maxsize=1 << 14)  # runs repeat across texts (dates and times in 依据): find each once
+def _run_numbers(run: str, after_bracket: bool) -> tuple[tuple[int, int, str], ...]:
+    """(start, end, masked form) of each number in one run of digit groups, places counted
+    from the run's start; `after_bracket`: the run follows a "(" (an area code's)."""
+    if len(run) < _MIN_DIGITS:  # every number masked has at least _MIN_DIGITS digits
+        return ()
+    groups = list(_GROUP.finditer(run))
+    found = []
+    for i, j in _numbers(groups):
+        start = groups[i].start()
+        if j > i + 1 and (run[start - 1] == "(" if start > 0 else after_bracket):
+            start -= 1  # (0571)87654321: the bracket goes with the area code (before the run: -1)
+        found.append((start, groups[j - 1].end(), _masked_number("".join(g.group() for g in groups[i:j]))))
+    return tuple(found)
 
 
 def _numbers(groups: list[re.Match]) -> list[tuple[int, int]]:
