@@ -40,12 +40,19 @@ MASK = "****"
 # Full-width digits, brackets, hyphen, space and X as ASCII: one character for one, so the
 # places found in the translated text are the places in the original.
 _NARROW = str.maketrans("０１２３４５６７８９（）－　Ｘｘ", "0123456789()- Xx")
-_DIGIT = re.compile(r"[0-9０-９]")
-_WIDE = re.compile("[０-９（）－　Ｘｘ]")  # what _NARROW changes: without one, the text is its own narrow form
+# Where _NARROW could change a run of digit groups: a full-width digit or X, or a full-width
+# bracket, hyphen or space beside a digit or among a digit's separators. Text without one
+# is its own narrow form for masking (a 依据 text quotes （…） far from any digit).
+_WIDE = re.compile("[０-９Ｘｘ]|[0-9][ \\-()（）－　]{0,2}[（）－　]|[（）－　][ \\-()（）－　]{0,2}[0-9]")
 # Groups of digits separated by at most 3 spaces, hyphens or brackets; a group may end in X.
 _RUN = re.compile(r"[0-9]+(?:[Xx](?![0-9A-Za-z]))?(?:[ \-()]{1,3}[0-9]+(?:[Xx](?![0-9A-Za-z]))?)*")
 _GROUP = re.compile(r"[0-9]+(?:[Xx](?![0-9A-Za-z]))?")
 _MIN_DIGITS = 10  # the shortest number masked (a landline) has 10 digits
+_TEN_DIGITS = re.compile(rf"(?:[^0-9０-９]*[0-9０-９]){{{_MIN_DIGITS}}}")  # text with at least that many digits
+# A run of at least _MIN_DIGITS characters (the only runs that can hold a number): the
+# lookahead passes at the start of every such run, and a shorter run it lets through,
+# or a piece of one, holds no number either (_run_numbers), so the result is _RUN's.
+_LONG_RUN = re.compile(rf"(?=[0-9][0-9Xx \-()]{{{_MIN_DIGITS - 1}}})" + _RUN.pattern)
 
 _STREET = "路|街|大道|大街|巷|弄|胡同|村|小区|花园|公寓|大厦|广场|园区|社区|苑"
 _NUMBER = r"[0-9０-９A-Za-z一二三四五六七八九十百千零〇两]+"
@@ -73,7 +80,7 @@ def mask_text(text: str | None) -> str | None:
 
 @functools.lru_cache(maxsize=1 << 16)  # quoted texts repeat (在吗, 亲，在的): mask each once
 def _mask(text: str) -> str:
-    if len(_DIGIT.findall(text)) >= _MIN_DIGITS:
+    if _TEN_DIGITS.match(text):
         text = _mask_numbers(text)
     if not _ADDRESS_WORD.search(text):  # no street or building word, no address: skip the slow pattern
         return text
@@ -83,7 +90,7 @@ def _mask(text: str) -> str:
 def _mask_numbers(text: str) -> str:
     narrow = text.translate(_NARROW) if _WIDE.search(text) else text
     out, done = [], 0
-    for run in _RUN.finditer(narrow):
+    for run in _LONG_RUN.finditer(narrow):
         first = run.start()
         for start, end, masked in _run_numbers(run.group(), first > 0 and narrow[first - 1] == "("):
             out += [text[done:first + start], masked]
