@@ -40,19 +40,19 @@ MASK = "****"
 # Full-width digits, brackets, hyphen, space and X as ASCII: one character for one, so the
 # places found in the translated text are the places in the original.
 _NARROW = str.maketrans("０１２３４５６７８９（）－　Ｘｘ", "0123456789()- Xx")
-# Where _NARROW could change a run of digit groups: a full-width digit or X, or a full-width
-# bracket, hyphen or space beside a digit or among a digit's separators. Text without one
-# is its own narrow form for masking (a 依据 text quotes （…） far from any digit).
-_WIDE = re.compile("[０-９Ｘｘ]|[0-9][ \\-()（）－　]{0,2}[（）－　]|[（）－　][ \\-()（）－　]{0,2}[0-9]")
-# Groups of digits separated by at most 3 spaces, hyphens or brackets; a group may end in X.
-_RUN = re.compile(r"[0-9]+(?:[Xx](?![0-9A-Za-z]))?(?:[ \-()]{1,3}[0-9]+(?:[Xx](?![0-9A-Za-z]))?)*")
+# A run: groups of digits separated by at most 3 spaces, hyphens or brackets; a group may
+# end in X. In the narrow form (after _NARROW) a group is _GROUP.
 _GROUP = re.compile(r"[0-9]+(?:[Xx](?![0-9A-Za-z]))?")
 _MIN_DIGITS = 10  # the shortest number masked (a landline) has 10 digits
-_TEN_DIGITS = re.compile(rf"(?:[^0-9０-９]*[0-9０-９]){{{_MIN_DIGITS}}}")  # text with at least that many digits
+# Runs are found in the text as written, each class with its full-width forms (what
+# _NARROW maps to it: the places are the same), and only the runs found are narrowed.
+_D, _X, _SEP = "0-9０-９", "XxＸｘ", " \\-()（）－　"
+_WIDE_GROUP = rf"[{_D}]+(?:[{_X}](?![{_D}A-Za-zＸｘ]))?"
 # A run of at least _MIN_DIGITS characters (the only runs that can hold a number): the
 # lookahead passes at the start of every such run, and a shorter run it lets through,
-# or a piece of one, holds no number either (_run_numbers), so the result is _RUN's.
-_LONG_RUN = re.compile(rf"(?=[0-9][0-9Xx \-()]{{{_MIN_DIGITS - 1}}})" + _RUN.pattern)
+# or a piece of one, holds no number either (_run_numbers): no number is missed.
+_LONG_RUN = re.compile(rf"(?=[{_D}][{_D}{_X}{_SEP}]{{{_MIN_DIGITS - 1}}}){_WIDE_GROUP}(?:[{_SEP}]{{1,3}}{_WIDE_GROUP})*")
+_TEN_DIGITS = re.compile(rf"(?:[^0-9０-９]*[0-9０-９]){{{_MIN_DIGITS}}}")  # text with at least that many digits
 
 _STREET = "路|街|大道|大街|巷|弄|胡同|村|小区|花园|公寓|大厦|广场|园区|社区|苑"
 _NUMBER = r"[0-9０-９A-Za-z一二三四五六七八九十百千零〇两]+"
@@ -88,11 +88,17 @@ def _mask(text: str) -> str:
 
 
 def _mask_numbers(text: str) -> str:
-    narrow = text.translate(_NARROW) if _WIDE.search(text) else text
     out, done = [], 0
-    for run in _LONG_RUN.finditer(narrow):
-        first = run.start()
-        for start, end, masked in _run_numbers(run.group(), first > 0 and narrow[first - 1] == "("):
+    for run in _LONG_RUN.finditer(text):
+        first, digits = run.start(), run.group()
+        if not digits.isascii():
+            digits = digits.translate(_NARROW)
+        if digits.isalnum():  # one group (an id, a phone number): no separators to try
+            masked = _masked_number(digits)
+            found = () if masked is None else ((0, len(digits), masked),)
+        else:
+            found = _run_numbers(digits, first > 0 and text[first - 1] in "(（")
+        for start, end, masked in found:
             out += [text[done:first + start], masked]
             done = first + end
     out.append(text[done:])
