@@ -182,7 +182,8 @@ def info_table(info: RunInfo, agent: str, source_name: str, source_sha256: str) 
 
 
 def write_agent_statements(statement: Statement, folder: Path, source: Path) -> dict[str, Path]:
-    """Write one workbook per agent into `folder` (agents/ of the month); remove workbooks
+    """Write one workbook per agent into `folder` (agents/ of the month in its staging
+    folder, which is swapped in whole: each file is written in place); remove workbooks
     there that belong to no agent of this run. Returns agent -> path.
 
     A big team's files are written by one forked process per core (each file depends on
@@ -190,6 +191,8 @@ def write_agent_statements(statement: Statement, folder: Path, source: Path) -> 
     folder = Path(folder)
     source_sha = hashlib.sha256(Path(source).read_bytes()).hexdigest()
     agents = [a.agent for a in statement.agents if a.agent != NO_AGENT]
+    if agents:
+        folder.mkdir(parents=True, exist_ok=True)
     names = file_names(agents)
     entries_of: dict[str, list] = {}
     for e in statement.entries:
@@ -324,6 +327,8 @@ def write_agent_files(job: AgentFilesJob, agents: list[str], threaded: bool = Tr
         mine = agent_statement(statement, agent, redactor, entries_of)
         tables = [sheets.summary_table(mine), *sheets.detail_tables(mine.entries, cells.EXCEL_MAX_ROWS),
                   sheets.rules_table(mine), info_table(mine.info, agent, source_name, source_sha)]
-        writer.write_tables(tables, mine.info, folder / names[agent], threaded=threaded)
+        # The folder is the month's staging folder, swapped in whole (outset.staged): a
+        # file needs no temporary file and rename of its own.
+        writer.write_tables(tables, mine.info, folder / names[agent], threaded=threaded, atomic=False)
         if n == 0:
             pause_point("agents")

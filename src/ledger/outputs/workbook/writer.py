@@ -82,11 +82,17 @@ from ledger.outputs.workbook.charts import ChartPackage
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
 
 
-def write_tables(tables: list["Table"], info: RunInfo, path: Path, *, threaded: bool = True) -> None:
+def write_tables(tables: list["Table"], info: RunInfo, path: Path, *, threaded: bool = True,
+                 atomic: bool = True) -> None:
     """Write prepared sheets (e.g. a per-agent statement, agents.py) with the same
     guarantees as `write_statement`: no formulas, exact money, same bytes, atomic.
     `threaded=False`: deflate on the calling thread (for callers that already keep
-    every core busy, such as the forked per-agent writers; the bytes are the same)."""
+    every core busy, such as the forked per-agent writers; the bytes are the same).
+    `atomic=False`: write `path` itself, no temporary file (for a file in a folder that
+    is itself swapped in whole, such as the month's staging folder: outset.py)."""
+    if not atomic:
+        _write_workbook(tables, info, Path(path), threaded)
+        return
     with atomic_path(Path(path)) as tmp:
         _write_workbook(tables, info, tmp, threaded)
 
