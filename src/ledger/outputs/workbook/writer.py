@@ -44,7 +44,8 @@ Guarantees (tests/outputs/test_xlsx.py holds a test for each):
   without zone, cut to whole seconds so the cell never shows a rounded-up second.
 * **Atomic.** The workbook goes to a temporary file beside the target that is
   renamed over it (ledger.atomic); on failure nothing of it remains. The writer uses
-  no other scratch files.
+  no other scratch files. (Per-agent files are written in place, `atomic=False`: they
+  go into the month's staging folder, which is swapped in whole or removed, outset.py.)
 * **Row limit.** 明细 holds at most `max_rows` rows (header included) per sheet and
   continues on 明细2, 明细3, ... each with its own header.
 """
