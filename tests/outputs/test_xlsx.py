@@ -488,6 +488,7 @@ def test_failure_leaves_nothing(tmp_path, monkeypatch):
 
     real_row = sheets.detail_row
     monkeypatch.setattr(sheets, "detail_row", exploding_row)
+    monkeypatch.setattr(writer, "THREAD_CHARS", 0)  # the sheet is deflated on the thread
     entries = [make_entry(i) for i in range(1500)]
     threads = threading.active_count()
     with pytest.raises(RuntimeError, match="boom"):
@@ -529,6 +530,7 @@ def test_failure_while_compressing_reaches_the_caller(tmp_path, monkeypatch):
         return real_write(self, data)
 
     monkeypatch.setattr(writer, "CHUNK_ROWS", 10)  # many chunks, so the error comes mid-sheet
+    monkeypatch.setattr(writer, "THREAD_CHARS", 0)  # and deflated on the thread, small as the sheet is
     monkeypatch.setattr(zipfile._ZipWriteFile, "write", disk_full)
     threads = threading.active_count()
     with pytest.raises(OSError, match="disk full"):

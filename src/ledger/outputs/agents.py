@@ -149,13 +149,22 @@ def agent_statement(statement: Statement, agent: str, redactor: Redactor | None 
     statement's entries grouped by agent, when writing many)."""
     redactor = redactor or Redactor(statement)
     mine = (statement.entries if entries_of is None else entries_of.get(agent, ()))
-    entries = [attrs.evolve(e, excerpt=redactor.text_for(e.excerpt, agent),
-                            evidence=redactor.text_for(e.evidence, agent) or "")
-               for e in mine if e.agent == agent]
+    entries = [_redacted(e, redactor, agent) for e in mine if e.agent == agent]
     rules = [(r.rule_id, r.title, r.location, r.kind, r.amount_text, r.effective) for r in statement.rules]
     info = attrs.evolve(statement.info, event_files=(), ignored_files=(), event_types=(), warnings=(),
                         duplicates_folded=0)
     return build(info, entries, {agent}, rules)
+
+
+def _redacted(e, redactor: Redactor, agent: str):
+    """The entry with other agents' and buyers' names replaced in its quoted text; the
+    same object when no name was replaced (most lines: a copy per line cost more than
+    the rest of the file)."""
+    excerpt = redactor.text_for(e.excerpt, agent)
+    evidence = redactor.text_for(e.evidence, agent) or ""
+    if excerpt is e.excerpt and evidence is e.evidence:
+        return e
+    return attrs.evolve(e, excerpt=excerpt, evidence=evidence)
 
 
 def info_table(info: RunInfo, agent: str, source_name: str, source_sha256: str) -> cells.Table:
@@ -173,7 +182,8 @@ def info_table(info: RunInfo, agent: str, source_name: str, source_sha256: str) 
 
 
 def write_agent_statements(statement: Statement, folder: Path, source: Path) -> dict[str, Path]:
-    """Write one workbook per agent into `folder` (agents/ of the month); remove workbooks
+    """Write one workbook per agent into `folder` (agents/ of the month in its staging
+    folder, which is swapped in whole: each file is written in place); remove workbooks
     there that belong to no agent of this run. Returns agent -> path.
 
     A big team's files are written by one forked process per core (each file depends on
@@ -181,15 +191,17 @@ def write_agent_statements(statement: Statement, folder: Path, source: Path) -> 
     folder = Path(folder)
     source_sha = hashlib.sha256(Path(source).read_bytes()).hexdigest()
     agents = [a.agent for a in statement.agents if a.agent != NO_AGENT]
+    if agents:
+        folder.mkdir(parents=True, exist_ok=True)
     names = file_names(agents)
     entries_of: dict[str, list] = {}
     for e in statement.entries:
         entries_of.setdefault(e.agent, []).append(e)
     job = AgentFilesJob(statement, Redactor(statement), entries_of, names, folder, Path(source).name, source_sha)
     workers, explicit = worker_count()
-    if (workers > 1 and (explicit or len(agents) >= PARALLEL_AGENTS)
-            and "fork" in multiprocessing.get_all_start_methods()):
-        _write_forked(job, [agents[k::workers] for k in range(workers)])
+    big = len(agents) >= PARALLEL_AGENTS or (len(agents) > 1 and len(statement.entries) >= PARALLEL_LINES)
+    if workers > 1 and (explicit or big) and "fork" in multiprocessing.get_all_start_methods():
+        _write_forked(job, shares(agents, entries_of, workers))
     else:
         write_agent_files(job, agents)
     written = {agent: folder / names[agent] for agent in agents}
@@ -201,7 +213,26 @@ def write_agent_statements(statement: Statement, folder: Path, source: Path) -> 
     return written
 
 
-PARALLEL_AGENTS = 64  # fewer files are written faster than processes start
+# Fewer files than PARALLEL_AGENTS are written faster than processes start, unless they
+# hold PARALLEL_LINES lines or more between them.
+PARALLEL_AGENTS = 64
+PARALLEL_LINES = 20_000
+
+
+def shares(agents: list[str], entries_of: dict, workers: int) -> list[list[str]]:
+    """The agents split into `workers` lists of about as many lines each (each agent, the
+    busiest first, to the list with the fewest lines so far; ties to the first list), each
+    in the team's order."""
+    lines = [0] * workers
+    share: list[list[int]] = [[] for _ in range(workers)]
+    order = sorted(range(len(agents)), key=lambda i: -len(entries_of.get(agents[i], ())))
+    for i in order:
+        k = lines.index(min(lines))
+        share[k].append(i)
+        lines[k] += len(entries_of.get(agents[i], ())) + 1  # + 1: a file costs something even empty
+    return [[agents[i] for i in sorted(s)] for s in share]
+
+
 WORKERS_ENV = "LEDGER_WORKERS"  # processes for per-agent files (docs/cli.md); default: cores, at most 8
 
 
@@ -296,6 +327,8 @@ def write_agent_files(job: AgentFilesJob, agents: list[str], threaded: bool = Tr
         mine = agent_statement(statement, agent, redactor, entries_of)
         tables = [sheets.summary_table(mine), *sheets.detail_tables(mine.entries, cells.EXCEL_MAX_ROWS),
                   sheets.rules_table(mine), info_table(mine.info, agent, source_name, source_sha)]
-        writer.write_tables(tables, mine.info, folder / names[agent], threaded=threaded)
+        # The folder is the month's staging folder, swapped in whole (outset.staged): a
+        # file needs no temporary file and rename of its own.
+        writer.write_tables(tables, mine.info, folder / names[agent], threaded=threaded, atomic=False)
         if n == 0:
             pause_point("agents")

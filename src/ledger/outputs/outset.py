@@ -42,6 +42,7 @@ import os
 import shutil
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -322,17 +323,36 @@ def _link_or_copy(src, dst) -> None:
 
 def sync_tree(folder: Path) -> None:
     """fsync every file and folder under `folder` (a power cut after the swap must not
-    leave empty files behind a renamed folder)."""
+    leave empty files behind a renamed folder). The files are synced by SYNC_THREADS
+    threads at once (fsync lets go of the GIL, and the file system commits concurrent
+    syncs together: a team's thousand per-agent files took seconds one by one), then the
+    folders, deepest first. The first failure is raised once all have ended."""
+    files, folders = [], []
     for path in sorted(Path(folder).rglob("*")):
         if path.is_file() and not path.is_symlink():
-            fd = os.open(path, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            files.append(path)
         elif path.is_dir() and not path.is_symlink():
-            sync_dir(path)
+            folders.append(path)
+    if len(files) > 1:
+        with ThreadPoolExecutor(min(SYNC_THREADS, len(files))) as pool:
+            for _ in pool.map(sync_file, files):  # raises the first error, in order
+                pass
+    elif files:
+        sync_file(files[0])
+    for path in sorted(folders, key=lambda p: len(p.parts), reverse=True):
+        sync_dir(path)
     sync_dir(Path(folder))
+
+
+SYNC_THREADS = 16
+
+
+def sync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def sync_dir(folder: Path) -> None:

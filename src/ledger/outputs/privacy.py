@@ -40,11 +40,19 @@ MASK = "****"
 # Full-width digits, brackets, hyphen, space and X as ASCII: one character for one, so the
 # places found in the translated text are the places in the original.
 _NARROW = str.maketrans("０１２３４５６７８９（）－　Ｘｘ", "0123456789()- Xx")
-_DIGIT = re.compile(r"[0-9０-９]")
-# Groups of digits separated by at most 3 spaces, hyphens or brackets; a group may end in X.
-_RUN = re.compile(r"[0-9]+(?:[Xx](?![0-9A-Za-z]))?(?:[ \-()]{1,3}[0-9]+(?:[Xx](?![0-9A-Za-z]))?)*")
+# A run: groups of digits separated by at most 3 spaces, hyphens or brackets; a group may
+# end in X. In the narrow form (after _NARROW) a group is _GROUP.
 _GROUP = re.compile(r"[0-9]+(?:[Xx](?![0-9A-Za-z]))?")
 _MIN_DIGITS = 10  # the shortest number masked (a landline) has 10 digits
+# Runs are found in the text as written, each class with its full-width forms (what
+# _NARROW maps to it: the places are the same), and only the runs found are narrowed.
+_D, _X, _SEP = "0-9０-９", "XxＸｘ", " \\-()（）－　"
+_WIDE_GROUP = rf"[{_D}]+(?:[{_X}](?![{_D}A-Za-zＸｘ]))?"
+# A run of at least _MIN_DIGITS characters (the only runs that can hold a number): the
+# lookahead passes at the start of every such run, and a shorter run it lets through,
+# or a piece of one, holds no number either (_run_numbers): no number is missed.
+_LONG_RUN = re.compile(rf"(?=[{_D}][{_D}{_X}{_SEP}]{{{_MIN_DIGITS - 1}}}){_WIDE_GROUP}(?:[{_SEP}]{{1,3}}{_WIDE_GROUP})*")
+_TEN_DIGITS = re.compile(rf"(?:[^0-9０-９]*[0-9０-９]){{{_MIN_DIGITS}}}")  # text with at least that many digits
 
 _STREET = "路|街|大道|大街|巷|弄|胡同|村|小区|花园|公寓|大厦|广场|园区|社区|苑"
 _NUMBER = r"[0-9０-９A-Za-z一二三四五六七八九十百千零〇两]+"
@@ -72,7 +80,7 @@ def mask_text(text: str | None) -> str | None:
 
 @functools.lru_cache(maxsize=1 << 16)  # quoted texts repeat (在吗, 亲，在的): mask each once
 def _mask(text: str) -> str:
-    if len(_DIGIT.findall(text)) >= _MIN_DIGITS:
+    if _TEN_DIGITS.match(text):
         text = _mask_numbers(text)
     if not _ADDRESS_WORD.search(text):  # no street or building word, no address: skip the slow pattern
         return text
@@ -80,18 +88,37 @@ def _mask(text: str) -> str:
 
 
 def _mask_numbers(text: str) -> str:
-    narrow = text.translate(_NARROW)
     out, done = [], 0
-    for run in _RUN.finditer(narrow):
-        groups = list(_GROUP.finditer(narrow, run.start(), run.end()))
-        for i, j in _numbers(groups):
-            start = groups[i].start()
-            if start > 0 and narrow[start - 1] == "(" and j > i + 1:
-                start -= 1  # (0571)87654321: the bracket goes with the area code
-            out += [text[done:start], _masked_number("".join(g.group() for g in groups[i:j]))]
-            done = groups[j - 1].end()
+    for run in _LONG_RUN.finditer(text):
+        first, digits = run.start(), run.group()
+        if not digits.isascii():
+            digits = digits.translate(_NARROW)
+        if digits.isalnum():  # one group (an id, a phone number): no separators to try
+            masked = _masked_number(digits)
+            found = () if masked is None else ((0, len(digits), masked),)
+        else:
+            found = _run_numbers(digits, first > 0 and text[first - 1] in "(（")
+        for start, end, masked in found:
+            out += [text[done:first + start], masked]
+            done = first + end
     out.append(text[done:])
     return "".join(out)
+
+
+@functools.lru_cache(maxsize=1 << 14)  # runs repeat across texts (dates and times in 依据): find each once
+def _run_numbers(run: str, after_bracket: bool) -> tuple[tuple[int, int, str], ...]:
+    """(start, end, masked form) of each number in one run of digit groups, places counted
+    from the run's start; `after_bracket`: the run follows a "(" (an area code's)."""
+    if len(run) < _MIN_DIGITS:  # every number masked has at least _MIN_DIGITS digits
+        return ()
+    groups = list(_GROUP.finditer(run))
+    found = []
+    for i, j in _numbers(groups):
+        start = groups[i].start()
+        if j > i + 1 and (run[start - 1] == "(" if start > 0 else after_bracket):
+            start -= 1  # (0571)87654321: the bracket goes with the area code (before the run: -1)
+        found.append((start, groups[j - 1].end(), _masked_number("".join(g.group() for g in groups[i:j]))))
+    return tuple(found)
 
 
 def _numbers(groups: list[re.Match]) -> list[tuple[int, int]]:

@@ -58,18 +58,19 @@ def build_tables(statement: Statement, max_rows: int = EXCEL_MAX_ROWS) -> list[T
 
 def summary_table(statement: Statement) -> Table:
     agents = statement.agents
+    confirm = statement.to_confirm > 0  # a sum over the agents: once, not once per row
     rows = tuple(
         (a.agent, round_line(a.fines), round_line(a.bonuses),
          round_line(a.bonuses) - round_line(a.fines), a.count, a.pending)
-        + ((a.to_confirm, round_line(a.to_confirm_amount)) if statement.to_confirm else ())
+        + ((a.to_confirm, round_line(a.to_confirm_amount)) if confirm else ())
         for a in agents
     )
     # The total row sums the cells exactly as written, in Python: no formulas.
     footer = ((TOTAL_LABEL,
                total(r[1] for r in rows), total(r[2] for r in rows), total(r[3] for r in rows),
                sum(r[4] for r in rows), sum(r[5] for r in rows))
-              + ((sum(r[6] for r in rows), total(r[7] for r in rows)) if statement.to_confirm else ()),)
-    header = SUMMARY_HEADER + (CONFIRM_HEADER if statement.to_confirm else ())
+              + ((sum(r[6] for r in rows), total(r[7] for r in rows)) if confirm else ()),)
+    header = SUMMARY_HEADER + (CONFIRM_HEADER if confirm else ())
     return Table(SUMMARY, header, rows, footer=footer)
 
 
@@ -101,13 +102,14 @@ def status_label(e: Entry) -> str:
 
 
 def rules_table(statement: Statement) -> Table:
+    confirm = statement.to_confirm > 0
     rows = tuple(
         (r.rule_id, r.title, r.location, KIND_LABELS.get(r.kind, r.kind), r.amount_text,
          r.count, r.pending, round_line(r.total), r.effective or "一直有效")
-        + ((r.to_confirm,) if statement.to_confirm else ())
+        + ((r.to_confirm,) if confirm else ())
         for r in statement.rules
     )
-    return Table(RULES, RULES_HEADER + (CONFIRM_HEADER[:1] if statement.to_confirm else ()), rows)
+    return Table(RULES, RULES_HEADER + (CONFIRM_HEADER[:1] if confirm else ()), rows)
 
 
 def info_table(info: RunInfo) -> Table:

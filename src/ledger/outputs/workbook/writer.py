@@ -44,7 +44,8 @@ Guarantees (tests/outputs/test_xlsx.py holds a test for each):
   without zone, cut to whole seconds so the cell never shows a rounded-up second.
 * **Atomic.** The workbook goes to a temporary file beside the target that is
   renamed over it (ledger.atomic); on failure nothing of it remains. The writer uses
-  no other scratch files.
+  no other scratch files. (Per-agent files are written in place, `atomic=False`: they
+  go into the month's staging folder, which is swapped in whole or removed, outset.py.)
 * **Row limit.** 明细 holds at most `max_rows` rows (header included) per sheet and
   continues on 明细2, 明细3, ... each with its own header.
 """
@@ -82,11 +83,17 @@ from ledger.outputs.workbook.charts import ChartPackage
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # the earliest time a zip entry can hold
 
 
-def write_tables(tables: list["Table"], info: RunInfo, path: Path, *, threaded: bool = True) -> None:
+def write_tables(tables: list["Table"], info: RunInfo, path: Path, *, threaded: bool = True,
+                 atomic: bool = True) -> None:
     """Write prepared sheets (e.g. a per-agent statement, agents.py) with the same
     guarantees as `write_statement`: no formulas, exact money, same bytes, atomic.
     `threaded=False`: deflate on the calling thread (for callers that already keep
-    every core busy, such as the forked per-agent writers; the bytes are the same)."""
+    every core busy, such as the forked per-agent writers; the bytes are the same).
+    `atomic=False`: write `path` itself, no temporary file (for a file in a folder that
+    is itself swapped in whole, such as the month's staging folder: outset.py)."""
+    if not atomic:
+        _write_workbook(tables, info, Path(path), threaded)
+        return
     with atomic_path(Path(path)) as tmp:
         _write_workbook(tables, info, tmp, threaded)
 
@@ -239,13 +246,17 @@ def _write_part(zf: zipfile.ZipFile, name: str, chunks: Iterable[str], force_zip
 
     zlib lets go of the GIL while it compresses, so deflating one chunk overlaps
     with rendering the next. The bytes are the same as when written in one thread.
-    A part of one chunk (most parts: styles, small sheets) is deflated in place: a
-    thread would cost more than it saves.
+    A part under THREAD_CHARS characters (most parts: styles, small sheets, a
+    per-agent file's sheets) is deflated in place: a thread would cost more than it saves.
     """
     try:
         with zf.open(_entry(name), "w", force_zip64=force_zip64) as out:
             chunks = iter(chunks)
             first = next(chunks, None)
+            if threaded and first is not None:
+                # A small part in pieces (a short sheet: head, rows, tail) is one chunk.
+                while len(first) < THREAD_CHARS and (more := next(chunks, None)) is not None:
+                    first += more
             second = next(chunks, None) if threaded and first is not None else None
             if second is None:  # in place: one chunk, or not threaded
                 if first is not None:
@@ -262,6 +273,9 @@ def _write_part(zf: zipfile.ZipFile, name: str, chunks: Iterable[str], force_zip
         if "force_zip64" in str(e) and not force_zip64:
             raise _NeedsZip64(name) from e
         raise
+
+
+THREAD_CHARS = 1 << 20  # characters: a part smaller than this is deflated in place
 
 
 class _BackgroundWriter:
@@ -491,8 +505,12 @@ def _text_cell(text: str, style: str) -> str:
         text = clip_text(text)
     if "_x" in text or not text.isprintable():
         text = encode_text(text)  # control characters, CR, literal _xHHHH_
-    if "&" in text or "<" in text or ">" in text:
-        text = text.translate(_TEXT_ESCAPES)
+    if "&" in text:  # str.replace, not translate: far faster on long CJK text (依据)
+        text = text.replace("&", "&amp;")
+    if "<" in text:
+        text = text.replace("<", "&lt;")
+    if ">" in text:
+        text = text.replace(">", "&gt;")
     space = ' xml:space="preserve"' if text.strip() != text else ""
     return f'{style} t="inlineStr"><is><t{space}>{text}</t></is></c>'
 
@@ -546,9 +564,27 @@ def _column_widths(table: Table) -> list[float]:
     sample += [table.to_row(item) for item in table.items[:WIDTH_SAMPLE_ROWS]]
     widths = []
     for column in zip(*(row[:len(table.header)] for row in sample)):
-        widest = max(map(display_width, {_shown(value) for value in column}))  # each value once
+        widest = 0
+        for text in {value if type(value) is str else _shown(value) for value in column}:  # each once
+            widest = max(widest, _width_of(text))
+            if widest + 3 >= MAX_WIDTH:
+                break  # as wide as a column gets
         widths.append(min(max(widest + 3, MIN_WIDTH), MAX_WIDTH))  # + filter button
     return widths
+
+
+_WIDTHS: dict[str, int] = {}  # agents, rules and labels recur in every file: measure each once
+
+
+def _width_of(text: str) -> int:
+    width = _WIDTHS.get(text)
+    if width is None:
+        width = display_width(text)
+        if len(text) <= _CACHE_MAX_CHARS:
+            if len(_WIDTHS) >= _CACHE_MAX_ENTRIES:
+                _WIDTHS.clear()
+            _WIDTHS[text] = width
+    return width
 
 
 def _shown(value: Any) -> str:
