@@ -408,6 +408,8 @@ class SqlReader:
                     seen.append(parse_ts(fields[ts_index], self.tz)[1])
         if not seen:
             seen = [datetime.now(self.tz).replace(tzinfo=None)]
+        if max(seen) - min(seen) > _ZONE_MARGIN:  # rows years apart: table around the first only
+            seen = seen[:1]  # (rows outside the table are read by the Python UDF, as exactly)
         low = max(min(seen) - _ZONE_MARGIN, datetime(1900, 1, 1))
         high = min(max(seen) + _ZONE_MARGIN, datetime(2200, 1, 1))
         # Half years, so that the files of a month share one table (sql_plan caches the tables).
