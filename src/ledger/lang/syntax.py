@@ -7,9 +7,14 @@ it: `parse` returns the AST of everything that parsed and a list of diagnostics.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
+import hashlib
+import os
 import re
+import stat
+import tempfile
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from importlib import resources
@@ -59,8 +64,46 @@ _DURATION_UNITS = {
 @functools.cache
 def _parser() -> Lark:
     grammar = grammar_text()
-    return Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True,
-                maybe_placeholders=False)
+    cached = _parser_cache(grammar)
+    if cached is not None:
+        try:
+            with open(cached, "rb") as f:
+                return Lark.load(f)
+        except Exception:  # noqa: BLE001 - a cache only: any damage means "build it again"
+            pass
+    parser = Lark(grammar, parser="lalr", lexer="contextual", propagate_positions=True,
+                  maybe_placeholders=False)
+    if cached is not None:
+        with contextlib.suppress(OSError):
+            fd, tmp = tempfile.mkstemp(dir=os.path.dirname(cached), suffix=".tmp")
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    parser.save(f)
+                os.replace(tmp, cached)  # whole or not at all: other runs may be reading
+            finally:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+    return parser
+
+
+def _parser_cache(grammar: str) -> str | None:
+    """Where the built parser is kept between runs (building it is ~0.15 s of every
+    command), or None. Lark reads the file back with pickle, so only from a folder of
+    the user's own that no one else may write to (never a shared /tmp);
+    LEDGER_PARSER_CACHE=0 turns it off."""
+    if os.environ.get("LEDGER_PARSER_CACHE", "").strip() == "0" or not hasattr(os, "getuid"):
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.join(base, "ledger")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        st = os.lstat(folder)
+    except OSError:
+        return None
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid() or st.st_mode & 0o022:
+        return None
+    key = hashlib.sha256(f"{lark.__version__}\n{grammar}".encode()).hexdigest()[:20]
+    return os.path.join(folder, f"policy-parser-{key}.pickle")
 
 
 def grammar_text() -> str:
