@@ -201,7 +201,7 @@ def test_a_big_sheet_is_turned_by_two_processes_into_the_same_csv(tmp_path, monk
     made = {}
     for parallel in (False, True):
         monkeypatch.setattr(sheet_csv, "PARALLEL_MIN", 0 if parallel else 1 << 40)
-        tmp, digest = sheet_csv.sheet_copy(source, ReaderSettings(reader="fast", cores=2), force=True)
+        tmp, digest, _ = sheet_csv.sheet_copy(source, ReaderSettings(reader="fast", cores=2), force=True)
         made[parallel] = Path(tmp).read_bytes()
         Path(tmp).unlink()
     assert sheet_csv.STATS["worker"] >= 2  # pieces turned in the second process

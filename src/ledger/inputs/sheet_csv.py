@@ -36,6 +36,8 @@ import tempfile
 import zipfile
 from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from pathlib import Path
+from typing import NamedTuple
 
 from ledger.inputs import workbooks
 from ledger.inputs.containers import READ_ERRORS, InputProblem, Sheet, read_limited
@@ -79,14 +81,33 @@ class NotVouched(Exception):
     """Something in the sheet the transform cannot vouch for: workbooks.py reads it."""
 
 
-def sheet_copy(source: Sheet, settings: ReaderSettings, force: bool = False) -> tuple[str, str] | None:
-    """(temporary CSV path, sha256 of the workbook) of a sheet, or None when the sheet is
-    better read row by row (small: under `settings.sql_min_bytes` of XML unless `force`) or
-    cannot be vouched for. The caller deletes the file."""
+class Copy(NamedTuple):
+    """A sheet's CSV copy: the caller deletes the file."""
+
+    path: str
+    sha256: str  # of the workbook
+    lines: int  # lines of the copy (each ends with a line feed): the sheet's last row number
+
+
+def sheet_copy(source: Sheet, settings: ReaderSettings, force: bool = False,
+               books: dict | None = None) -> Copy | None:
+    """The CSV copy of a sheet, or None when the sheet is better read row by row (small:
+    under `settings.sql_min_bytes` of XML unless `force`) or cannot be vouched for.
+    `books` (the caller's, one run): the last workbook read and its hash, so a workbook of
+    several sheets is read and hashed once."""
     if not workbooks.use_calamine(settings.xlsx_reader):
         return None  # the text is calamine's (openpyxl keeps white space calamine drops)
     try:
-        data = read_limited(source.book, settings.max_workbook_bytes)
+        # (a zip member is equal to a member of the same name and size in another archive)
+        key = source.book if isinstance(source.book, Path) else (id(source.book.archive), source.book.member)
+        if books is not None and key in books:
+            data, digest = books[key]
+        else:
+            data = read_limited(source.book, settings.max_workbook_bytes)
+            digest = hashlib.sha256(data).hexdigest()
+            if books is not None:
+                books.clear()  # sheets of a workbook come one after the other: keep the last one only
+                books[key] = (data, digest)
         zf = zipfile.ZipFile(io.BytesIO(data))
         parts = workbooks.sheet_parts(zf, source.sheet)
         if len(parts) != 1:
@@ -99,18 +120,19 @@ def sheet_copy(source: Sheet, settings: ReaderSettings, force: bool = False) -> 
         parallel = settings.cores > 1 and info.file_size >= PARALLEL_MIN and "fork" in mp.get_all_start_methods()
         fd, tmp = tempfile.mkstemp(prefix="ledger-sheet-", suffix=".csv")
         try:
+            transform = _Transform(zf, settings.max_line_chars)
             with open(fd, "wb", buffering=1 << 20) as out:
                 if parallel:  # fork, as outputs/agents.py: nothing is pickled but the pieces
                     with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("fork")) as pool:
-                        _Transform(zf, settings.max_line_chars).run(parts[0], out, pool)
+                        transform.run(parts[0], out, pool)
                 else:
-                    _Transform(zf, settings.max_line_chars).run(parts[0], out)
+                    transform.run(parts[0], out)
         except BaseException:
             os.unlink(tmp)
             raise
     except (NotVouched, InputProblem, KeyError, ValueError, *READ_ERRORS):
         return None
-    return tmp, hashlib.sha256(data).hexdigest()
+    return Copy(tmp, digest, transform.next_row - 1)  # line n is row n
 
 
 class _Transform:
