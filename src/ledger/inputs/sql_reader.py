@@ -194,7 +194,7 @@ class SqlReader:
         self.n_rows = 0  # rows appended to `events` so far (the next seq)
         self.readers: dict[str, str] = {}  # rel path -> "sql" or "python", once `run` is done
         self.warnings: list[str] = []
-        self.books: dict = {}  # sheet_csv.sheet_copy's last workbook
+        self.sheets: sheet_csv.Sheets | None = None  # the CSV copies of big sheets (`_run`)
 
     def run(self, files: list[tuple[str, Path]], ignored: list[str]) -> LoadResult:
         try:
@@ -210,6 +210,7 @@ class SqlReader:
 
     def _run(self, files: list[tuple[str, Path]], ignored: list[str]) -> LoadResult:
         pool = ThreadPoolExecutor(max_workers=1)  # hashes and counts files while DuckDB reads them
+        self.sheets = sheet_csv.Sheets([p for _, p in files if isinstance(p, Sheet)], self.settings, self.force)
         try:
             plans = [self._plan(rel, path, pool) for rel, path in files]
             self._end_batch()
@@ -218,7 +219,8 @@ class SqlReader:
             self._fold_duplicates(done)
         finally:
             self._end_batch()
-            self.books.clear()
+            if self.sheets is not None:
+                self.sheets.close()
             pool.shutdown(wait=True, cancel_futures=True)
             for tmp in self.temps:
                 with contextlib.suppress(OSError):
@@ -347,7 +349,7 @@ class SqlReader:
         planned like any UTF-8 file; None when the transform cannot vouch for the sheet."""
         if not isinstance(source, Sheet):
             return None
-        made = sheet_csv.sheet_copy(source, self.settings, self.force, self.books)
+        made = self.sheets.copy(source)
         if made is None:
             return None
         self.temps.append(made.path)
