@@ -60,7 +60,7 @@ _NAMED = {b"lt": "<", b"gt": ">", b"amp": "&", b"quot": '"', b"apos": "'"}
 _CELL_OPEN = b'<c t="inlineStr"><is><t>'
 _CELL_NEXT = b'</t></is></c>' + _CELL_OPEN
 _ROW_END = b"</t></is></c></row>"
-_BULK_ROW = re.compile(rb'<row r="([0-9]{1,7})">' + re.escape(_CELL_OPEN))
+_BULK_ROW = re.compile(rb'\x1e<row r="([0-9]{1,7})">' + re.escape(_CELL_OPEN))
 # every other form
 _ROW = re.compile(rb"<row\b([^>]*?)(?:/>|>(.*?)</row>)", re.S)
 _CELL = re.compile(rb"<c\b([^>]*?)(?:/>|>(.*?)</c>)", re.S)
@@ -472,18 +472,16 @@ def _bulk(xml: bytes, width: int) -> tuple[int, int, int, bytes] | None:
     with a comma or a quote, which are quoted row by row."""
     if b"\x1e" in xml or b"\x1f" in xml:
         return None  # (xml:space="preserve" is a tag of another form: left as `<` below)
-    x = xml.replace(_CELL_NEXT, b"\x1f").replace(_ROW_END, b"\x1e")
-    numbers = _BULK_ROW.findall(x)
-    if not numbers or len(numbers) != x.count(b"<row") or not x.startswith(b'<row r="'):
+    x = b"\x1e" + xml.replace(_CELL_NEXT, b"\x1f").replace(_ROW_END, b"\x1e")
+    numbers = _BULK_ROW.findall(x)  # each row start right after the end of the row before
+    if not numbers or not x.endswith(b"\x1e"):
         return None
-    if x.count(b'\x1e<row r="') != len(numbers) - 1 or not x.endswith(b"\x1e"):
-        return None  # something between two rows
     first = int(numbers[0])
     if numbers != [b"%d" % n for n in range(first, first + len(numbers))]:
         return None
-    x = b"\x1e" + _BULK_ROW.sub(b"", x)
+    x = _BULK_ROW.sub(b"\x1e", x)
     if b"<" in x:
-        return None  # a tag of another form
+        return None  # a tag of another form, or a row start after something else than a row's end
     # What is left of the piece besides text: separators, control characters, `,"&`. In the
     # export form exactly `width` cells a row, and no control character (no line break).
     marks = x.translate(None, _TEXT)
