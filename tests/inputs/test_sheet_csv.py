@@ -201,10 +201,42 @@ def test_a_big_sheet_is_turned_by_two_processes_into_the_same_csv(tmp_path, monk
     made = {}
     for parallel in (False, True):
         monkeypatch.setattr(sheet_csv, "PARALLEL_MIN", 0 if parallel else 1 << 40)
-        tmp, digest = sheet_csv.sheet_copy(source, ReaderSettings(reader="fast", cores=2), force=True)
+        tmp, digest, _ = sheet_csv.sheet_copy(source, ReaderSettings(reader="fast", cores=2), force=True)
         made[parallel] = Path(tmp).read_bytes()
         Path(tmp).unlink()
     assert sheet_csv.STATS["worker"] >= 2  # pieces turned in the second process
     assert made[True] == made[False]
     assert made[True].decode().splitlines()[1:3] == [
         'e0,2024-05-01 10:00:00,message,"您好，""亲"" & <b>",x', "e1,2024-05-01 10:01:00,message,\"a,b\","]
+
+
+def test_the_next_big_sheet_of_a_workbook_is_turned_by_a_worker_into_the_same_csv(tmp_path, monkeypatch):
+    header = (1, ["id", "ts", "type", "text", "note"])
+    book = {f"m{k}": [header] + _export_rows(30, 30 * k) for k in range(3)}
+    write_book(tmp_path / "m.xlsx", book, "export")
+    sources = [Sheet(tmp_path / "m.xlsx", f"m{k}") for k in range(3)]
+    settings = ReaderSettings(reader="fast", cores=2)
+    alone = []
+    for source in sources:
+        made = sheet_csv.sheet_copy(source, settings, force=True)
+        alone.append((Path(made.path).read_bytes(), made.sha256, made.lines))
+        Path(made.path).unlink()
+    monkeypatch.setattr(sheet_csv, "PARALLEL_MIN", 0)
+    sheets = sheet_csv.Sheets(sources, settings, force=True)
+    together = []
+    try:
+        for k, source in enumerate(sources):
+            made = sheets.copy(source)
+            if k == 0:
+                assert id(sources[1]) in sheets.ahead  # m1 is being turned by the worker
+            together.append((Path(made.path).read_bytes(), made.sha256, made.lines))
+            Path(made.path).unlink()
+        assert together == alone
+        assert together[2][2] == 31  # the header and 30 rows: line n is row n
+        # A copy made ahead and never taken is deleted when the run ends.
+        sheets.copy(sources[0])
+        ahead = sheets.ahead[id(sources[1])].result().path
+        assert Path(ahead).exists()
+    finally:
+        sheets.close()
+    assert not Path(ahead).exists()

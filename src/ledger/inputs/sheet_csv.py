@@ -27,6 +27,7 @@ reader's line limit, a row whose XML runs over 4 chunks.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import multiprocessing as mp
@@ -36,6 +37,10 @@ import tempfile
 import zipfile
 from collections import deque
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from pathlib import Path
+from typing import NamedTuple
+
+import attrs
 
 from ledger.inputs import workbooks
 from ledger.inputs.containers import READ_ERRORS, InputProblem, Sheet, read_limited
@@ -55,7 +60,7 @@ _NAMED = {b"lt": "<", b"gt": ">", b"amp": "&", b"quot": '"', b"apos": "'"}
 _CELL_OPEN = b'<c t="inlineStr"><is><t>'
 _CELL_NEXT = b'</t></is></c>' + _CELL_OPEN
 _ROW_END = b"</t></is></c></row>"
-_BULK_ROW = re.compile(rb'<row r="([0-9]{1,7})">' + re.escape(_CELL_OPEN))
+_BULK_ROW = re.compile(rb'\x1e<row r="([0-9]{1,7})">' + re.escape(_CELL_OPEN))
 # every other form
 _ROW = re.compile(rb"<row\b([^>]*?)(?:/>|>(.*?)</row>)", re.S)
 _CELL = re.compile(rb"<c\b([^>]*?)(?:/>|>(.*?)</c>)", re.S)
@@ -79,14 +84,110 @@ class NotVouched(Exception):
     """Something in the sheet the transform cannot vouch for: workbooks.py reads it."""
 
 
-def sheet_copy(source: Sheet, settings: ReaderSettings, force: bool = False) -> tuple[str, str] | None:
-    """(temporary CSV path, sha256 of the workbook) of a sheet, or None when the sheet is
-    better read row by row (small: under `settings.sql_min_bytes` of XML unless `force`) or
-    cannot be vouched for. The caller deletes the file."""
+class Copy(NamedTuple):
+    """A sheet's CSV copy: the caller deletes the file."""
+
+    path: str
+    sha256: str  # of the workbook
+    lines: int  # lines of the copy (each ends with a line feed): the sheet's last row number
+
+
+class Sheets:
+    """The CSV copies of one run's sheets (`sheets`: every Sheet input, in file order).
+
+    A big sheet followed by a big sheet of the same workbook (an export over several sheets)
+    is turned in this process while a forked worker turns the next one whole, the workbook
+    read there again: nothing goes between the processes but the copy's name. (Sharing the
+    pieces of one sheet costs about as much in sending them as in turning them; that is kept
+    for a big sheet alone.) `close` stops the worker and deletes copies not taken."""
+
+    def __init__(self, sheets: list, settings: ReaderSettings, force: bool):
+        self.sheets = sheets
+        self.at = {id(s): i for i, s in enumerate(sheets)}
+        self.settings = settings
+        self.force = force
+        self.books: dict = {}  # the last workbook read and its hash (see `sheet_copy`)
+        self.pool: ProcessPoolExecutor | None = None
+        self.ahead: dict[int, Future] = {}  # id of a Sheet -> its copy being made by the worker
+
+    def copy(self, source: Sheet) -> Copy | None:
+        """`sheet_copy` of the sheet (see there)."""
+        future = self.ahead.pop(id(source), None)
+        if future is not None:
+            try:
+                return future.result()
+            except Exception:  # noqa: BLE001 - the worker lost (killed, ...): the sheet is turned here
+                pass
+        settings = self.settings
+        following = self._following(source)
+        if following is not None:
+            if self.pool is None:
+                self.pool = ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("fork"))
+            settings = attrs.evolve(settings, cores=1)  # each process turns its own sheet
+            self.ahead[id(following)] = self.pool.submit(sheet_copy, following, settings, self.force)
+        return sheet_copy(source, settings, self.force, self.books)
+
+    def close(self) -> None:
+        futures, self.ahead = list(self.ahead.values()), {}
+        for future in futures:
+            future.cancel()
+        if self.pool is not None:
+            self.pool.shutdown(wait=True)
+            self.pool = None
+        for future in futures:
+            if not future.cancelled() and future.exception() is None and future.result() is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(future.result().path)
+        self.books.clear()
+
+    def _following(self, source: Sheet) -> Sheet | None:
+        """The next sheet, when it and `source` are big sheets of one workbook."""
+        at = self.at.get(id(source))
+        if (at is None or at + 1 >= len(self.sheets) or self.settings.cores < 2
+                or "fork" not in mp.get_all_start_methods() or not workbooks.use_calamine(self.settings.xlsx_reader)):
+            return None
+        following = self.sheets[at + 1]
+        if _book_key(following) != _book_key(source):
+            return None
+        try:
+            zf = zipfile.ZipFile(io.BytesIO(_book(source, self.settings, self.books)[0]))
+            for sheet in (source, following):
+                parts = workbooks.sheet_parts(zf, sheet.sheet)
+                if len(parts) != 1 or zf.getinfo(parts[0]).file_size < PARALLEL_MIN:
+                    return None
+        except (InputProblem, KeyError, ValueError, *READ_ERRORS):
+            return None
+        return following
+
+
+def _book_key(source: Sheet):
+    # (a zip member is equal to a member of the same name and size in another archive)
+    return source.book if isinstance(source.book, Path) else (id(source.book.archive), source.book.member)
+
+
+def _book(source: Sheet, settings: ReaderSettings, books: dict | None) -> tuple[bytes, str]:
+    """The workbook's bytes and sha256, from `books` when it is the last one read."""
+    key = _book_key(source)
+    if books is not None and key in books:
+        return books[key]
+    data = read_limited(source.book, settings.max_workbook_bytes)
+    found = data, hashlib.sha256(data).hexdigest()
+    if books is not None:
+        books.clear()  # sheets of a workbook come one after the other: keep the last one only
+        books[key] = found
+    return found
+
+
+def sheet_copy(source: Sheet, settings: ReaderSettings, force: bool = False,
+               books: dict | None = None) -> Copy | None:
+    """The CSV copy of a sheet, or None when the sheet is better read row by row (small:
+    under `settings.sql_min_bytes` of XML unless `force`) or cannot be vouched for.
+    `books` (the caller's, one run): the last workbook read and its hash, so a workbook of
+    several sheets is read and hashed once."""
     if not workbooks.use_calamine(settings.xlsx_reader):
         return None  # the text is calamine's (openpyxl keeps white space calamine drops)
     try:
-        data = read_limited(source.book, settings.max_workbook_bytes)
+        data, digest = _book(source, settings, books)
         zf = zipfile.ZipFile(io.BytesIO(data))
         parts = workbooks.sheet_parts(zf, source.sheet)
         if len(parts) != 1:
@@ -99,18 +200,19 @@ def sheet_copy(source: Sheet, settings: ReaderSettings, force: bool = False) -> 
         parallel = settings.cores > 1 and info.file_size >= PARALLEL_MIN and "fork" in mp.get_all_start_methods()
         fd, tmp = tempfile.mkstemp(prefix="ledger-sheet-", suffix=".csv")
         try:
+            transform = _Transform(zf, settings.max_line_chars)
             with open(fd, "wb", buffering=1 << 20) as out:
                 if parallel:  # fork, as outputs/agents.py: nothing is pickled but the pieces
                     with ProcessPoolExecutor(max_workers=1, mp_context=mp.get_context("fork")) as pool:
-                        _Transform(zf, settings.max_line_chars).run(parts[0], out, pool)
+                        transform.run(parts[0], out, pool)
                 else:
-                    _Transform(zf, settings.max_line_chars).run(parts[0], out)
+                    transform.run(parts[0], out)
         except BaseException:
             os.unlink(tmp)
             raise
     except (NotVouched, InputProblem, KeyError, ValueError, *READ_ERRORS):
         return None
-    return tmp, hashlib.sha256(data).hexdigest()
+    return Copy(tmp, digest, transform.next_row - 1)  # line n is row n
 
 
 class _Transform:
@@ -370,18 +472,16 @@ def _bulk(xml: bytes, width: int) -> tuple[int, int, int, bytes] | None:
     with a comma or a quote, which are quoted row by row."""
     if b"\x1e" in xml or b"\x1f" in xml:
         return None  # (xml:space="preserve" is a tag of another form: left as `<` below)
-    x = xml.replace(_CELL_NEXT, b"\x1f").replace(_ROW_END, b"\x1e")
-    numbers = _BULK_ROW.findall(x)
-    if not numbers or len(numbers) != x.count(b"<row") or not x.startswith(b'<row r="'):
+    x = b"\x1e" + xml.replace(_CELL_NEXT, b"\x1f").replace(_ROW_END, b"\x1e")
+    numbers = _BULK_ROW.findall(x)  # each row start right after the end of the row before
+    if not numbers or not x.endswith(b"\x1e"):
         return None
-    if x.count(b'\x1e<row r="') != len(numbers) - 1 or not x.endswith(b"\x1e"):
-        return None  # something between two rows
     first = int(numbers[0])
     if numbers != [b"%d" % n for n in range(first, first + len(numbers))]:
         return None
-    x = b"\x1e" + _BULK_ROW.sub(b"", x)
+    x = _BULK_ROW.sub(b"\x1e", x)
     if b"<" in x:
-        return None  # a tag of another form
+        return None  # a tag of another form, or a row start after something else than a row's end
     # What is left of the piece besides text: separators, control characters, `,"&`. In the
     # export form exactly `width` cells a row, and no control character (no line break).
     marks = x.translate(None, _TEXT)

@@ -22,7 +22,7 @@ import itertools
 import os
 import tempfile
 import zoneinfo
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NamedTuple
@@ -194,6 +194,7 @@ class SqlReader:
         self.n_rows = 0  # rows appended to `events` so far (the next seq)
         self.readers: dict[str, str] = {}  # rel path -> "sql" or "python", once `run` is done
         self.warnings: list[str] = []
+        self.sheets: sheet_csv.Sheets | None = None  # the CSV copies of big sheets (`_run`)
 
     def run(self, files: list[tuple[str, Path]], ignored: list[str]) -> LoadResult:
         try:
@@ -209,6 +210,7 @@ class SqlReader:
 
     def _run(self, files: list[tuple[str, Path]], ignored: list[str]) -> LoadResult:
         pool = ThreadPoolExecutor(max_workers=1)  # hashes and counts files while DuckDB reads them
+        self.sheets = sheet_csv.Sheets([p for _, p in files if isinstance(p, Sheet)], self.settings, self.force)
         try:
             plans = [self._plan(rel, path, pool) for rel, path in files]
             self._end_batch()
@@ -217,6 +219,8 @@ class SqlReader:
             self._fold_duplicates(done)
         finally:
             self._end_batch()
+            if self.sheets is not None:
+                self.sheets.close()
             pool.shutdown(wait=True, cancel_futures=True)
             for tmp in self.temps:
                 with contextlib.suppress(OSError):
@@ -248,7 +252,8 @@ class SqlReader:
         if plan is None:
             return self._python(rel, path)
         self._end_batch()  # the rows of files read after this one go to a new temporary CSV
-        plan.scan = pool.submit(_scan_file, plan.path)
+        if plan.scan is None:
+            plan.scan = pool.submit(_scan_file, plan.path)
         return plan
 
     def _jsonl_plan(self, rel: str, path: Path) -> CsvPlan | None:
@@ -344,13 +349,19 @@ class SqlReader:
         planned like any UTF-8 file; None when the transform cannot vouch for the sheet."""
         if not isinstance(source, Sheet):
             return None
-        made = sheet_csv.sheet_copy(source, self.settings, self.force)
+        made = self.sheets.copy(source)
         if made is None:
             return None
-        tmp, digest = made
-        self.temps.append(tmp)
-        plan = self._csv_plan(rel, Path(tmp))
-        return None if plan is None else attrs.evolve(plan, encoding="xlsx", source=source, sha256=digest)
+        self.temps.append(made.path)
+        plan = self._csv_plan(rel, Path(made.path))
+        if plan is None:
+            return None
+        plan = attrs.evolve(plan, encoding="xlsx", source=source, sha256=made.sha256)
+        # What a scan of the copy would find (the transform writes no CR, no control character):
+        # not hashed and counted again.
+        plan.scan = Future()
+        plan.scan.set_result(_Scan(made.sha256, made.lines, False, False, "\n", made.lines > 0))
+        return plan
 
     def _csv_plan(self, rel: str, path: Path) -> CsvPlan | None:
         if not isinstance(path, Path) or path.suffix.lower() != ".csv":
