@@ -818,7 +818,7 @@ def test_sql_reader_reads_jsonl_with_the_python_readers_results(tmp_path, reader
     assert "note" in result.columns and "successor" in result.columns and len(result.rejects) > 8
     # A key no planning saw (here: planning looks only at the first lines) meets the UDF,
     # and the load starts again with that file read in Python: the same table all the same.
-    monkeypatch.setattr(sql_reader.SqlReader, "_later_keys", lambda self, path, names: names)
+    monkeypatch.setattr(sql_reader.SqlReader, "_later_keys", lambda self, table, names: names)
     readers = assert_same_reading(tmp_path, TZ, PROPERTY_SCHEMA)
     assert readers["c.jsonl"] == readers["e.jsonl"] == "python" and readers["a.jsonl"] == "sql"
 

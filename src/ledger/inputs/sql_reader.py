@@ -57,6 +57,7 @@ from ledger.inputs.sql_plan import (
     CsvPlan,
     FileSql,
     jsonl_fields,
+    jsonl_lines_sql,
     jsonl_types,
     numbered_lines_sql,
     raw_lines_sql,
@@ -190,6 +191,7 @@ class SqlReader:
         self.loader = PythonReader(tz, schema, None, columns=self.columns, profiles=profiles,
                                    settings=settings)
         self.temps: list[str] = []
+        self.tables: list[str] = []  # tables made in planning (CsvPlan.lines), dropped once read
         self.batch = None  # (temporary CSV, its open file): consecutive Python-read files share one
         self.n_rows = 0  # rows appended to `events` so far (the next seq)
         self.readers: dict[str, str] = {}  # rel path -> "sql" or "python", once `run` is done
@@ -221,6 +223,9 @@ class SqlReader:
             for tmp in self.temps:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
+            for table in self.tables:
+                with contextlib.suppress(duckdb.Error):
+                    self.con.execute(f"DROP TABLE IF EXISTS {table}")
         order = {d.rel: i for i, d in enumerate(done)}
         rejects = sorted((r for d in done for r in d.rejects), key=lambda r: (order[r.file], r.line))
         for d in done:
@@ -265,22 +270,31 @@ class SqlReader:
         if head is None:
             return None
         names, rows, line_bytes = head
-        names = self._later_keys(path, names)
+        plan = CsvPlan(rel, path, "utf-8", ",", names, 0, (datetime.min, datetime.min), size, line_bytes, jsonl=True)
+        # The file's numbered lines, with each line's keys (one JSON parse), are stored now: its
+        # later keys come from them, and its INSERT (phase 2) reads them.
+        table = f"ledger_lines_{os.getpid()}_{next(_udf_numbers)}"
+        temp = "TEMP " if len(self._parts(plan)) == 1 else ""  # other parts' connections must see it
+        try:
+            self.con.execute(f"CREATE {temp}TABLE {table} AS {jsonl_lines_sql(path, names)}")
+        except duckdb.Error:
+            return None  # invalid UTF-8, an over-long line, ...: the file is read in Python
+        self.tables.append(table)
+        names = self._later_keys(table, names)
         if names is None:
+            self.con.execute(f"DROP TABLE {table}")
             return None
         self.columns.register(names, rel)  # as the Python reader does on the first line that has each
         ts = names.index("ts")
         window = self._window(((0, 0, "", row, None) for row in rows), ts, len(names))
-        return CsvPlan(rel, path, "utf-8", ",", names, 0, window, size, line_bytes, jsonl=True)
+        return attrs.evolve(plan, names=names, window=window, lines=table)
 
-    def _later_keys(self, path: Path, names: list[str]) -> list[str] | None:
-        """`names` and the keys of later lines (of every line DuckDB reads as an object); None
-        when a key new to the month is on no line the SQL reads itself (whether the Python
-        reader registers it then depends on how it reads those lines: it reads the file)."""
-        source = raw_lines_sql(path)
-        found = [k for (k,) in self.con.execute(
-            f"SELECT DISTINCT unnest(json_keys(l)) FROM {source} "
-            f"WHERE l IS NOT NULL AND starts_with(ltrim(l, ' '), '{{') AND json_valid(l)").fetchall()]
+    def _later_keys(self, table: str, names: list[str]) -> list[str] | None:
+        """`names` and the keys of later lines (of every line DuckDB reads as an object: `x` of
+        table `table`, see jsonl_lines_sql); None when a key new to the month is on no line the
+        SQL reads itself (whether the Python reader registers it then depends on how it reads
+        those lines: it reads the file)."""
+        found = [k for (k,) in self.con.execute(f"SELECT DISTINCT unnest(x) FROM {table} WHERE x IS NOT NULL").fetchall()]
         extra = sorted(k for k in found if k not in names)
         if not extra:
             return names
@@ -291,7 +305,7 @@ class SqlReader:
             if key in self.columns.known:
                 continue
             taken = self.con.execute(
-                f"WITH src AS (SELECT 0 AS line, l FROM {source}) "
+                f"WITH src AS (SELECT 0 AS line, l, nk FROM {table}) "
                 f"SELECT count(*) FROM {jsonl_types(everything)} WHERE CASE WHEN jt IS NOT NULL "
                 f"THEN list_contains(json_keys(l), ?) AND ({jsonl_fields(everything)}) IS NOT NULL END",
                 [key]).fetchone()[0]
@@ -472,7 +486,7 @@ class SqlReader:
 
     def _append_sql(self, plan: CsvPlan) -> _Done | None:
         self.progress(plan.rel, plan.source or plan.path)
-        lines = f"ledger_lines_{os.getpid()}_{next(_udf_numbers)}"
+        lines = plan.lines or f"ledger_lines_{os.getpid()}_{next(_udf_numbers)}"
         try:
             return self._append_lines(plan, lines)
         finally:
@@ -486,7 +500,8 @@ class SqlReader:
         try:
             # TEMP (held in memory, spilled past memory_limit) unless other parts' connections must see it.
             temp = "TEMP " if len(parts) == 1 else ""
-            self.con.execute(f"CREATE {temp}TABLE {lines} AS {numbered_lines_sql(plan.path, plan.header_line + 1)}")
+            if plan.lines is None:  # (a JSON Lines file's were stored in planning)
+                self.con.execute(f"CREATE {temp}TABLE {lines} AS {numbered_lines_sql(plan.path, plan.header_line + 1)}")
             stored = True
         except duckdb.Error:
             stored = False  # invalid UTF-8, an over-long line, ...: the file is read in Python
