@@ -122,14 +122,16 @@ class _Scan(NamedTuple):
     final_newline: bool  # the last line has a line end
 
 
-def _scan_file(path: Path) -> _Scan:
-    digest = hashlib.sha256()
+def _scan_file(path: Path, digested: bool = True) -> _Scan:
+    """The scan of a file; its sha256 only when `digested` (a copy's is never reported)."""
+    digest = hashlib.sha256() if digested else None
     lf = cr = crlf = 0
     delim = False
     last = b""
     with open(path, "rb") as fh:
         while block := fh.read(_SCAN_CHUNK):
-            digest.update(block)
+            if digest is not None:
+                digest.update(block)
             lf += block.count(b"\n")
             n_cr = block.count(b"\r")
             if n_cr or last == b"\r":
@@ -138,7 +140,8 @@ def _scan_file(path: Path) -> _Scan:
             delim = delim or _RAW_DELIM.encode() in block
             last = block[-1:]
     newline = "\n" if not crlf else "\r\n" if crlf == lf else None
-    return _Scan(digest.hexdigest(), lf + (last not in (b"", b"\n")), cr != crlf, delim, newline, last == b"\n")
+    sha = digest.hexdigest() if digest is not None else ""
+    return _Scan(sha, lf + (last not in (b"", b"\n")), cr != crlf, delim, newline, last == b"\n")
 
 
 @attrs.define
@@ -253,7 +256,8 @@ class SqlReader:
         if plan is None:
             return self._python(rel, path)
         self._end_batch()  # the rows of files read after this one go to a new temporary CSV
-        plan.scan = pool.submit(_scan_file, plan.path)
+        # A transcoded copy's digest is not reported (plan.sha256 is the file's own): not computed.
+        plan.scan = pool.submit(_scan_file, plan.path, plan.encoding != "gb18030")
         return plan
 
     def _jsonl_plan(self, rel: str, path: Path) -> CsvPlan | None:
