@@ -170,7 +170,7 @@ class SqlReader:
     folds duplicate ids over all files in SQL (first occurrence wins, as in Python).
 
     A file's raw lines are numbered by DuckDB once (`WITH ORDINALITY`, one thread) into a
-    temporary table; one INSERT (on every core) splits lines at the delimiter as the csv
+    temporary table (a JSON Lines file's in phase 1, with each line's keys: jsonl_lines_sql); one INSERT (on every core) splits lines at the delimiter as the csv
     module does and checks and normalises the common forms in SQL, seq counting lines;
     the lines that gave no row are closed up after (`_close_gaps`). A row the SQL cannot
     vouch for (unusual quoting, a NUL, unusual time or amount forms, anything to reject,
