@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from ledger.core.errors import LedgerError
-from ledger.inputs import events, line_rows, sql_reader
+from ledger.inputs import events, line_rows, sql_plan, sql_reader
 from ledger.inputs.contract import parse_bool, parse_ts
 from ledger.inputs.events import load_events
 from ledger.inputs.settings import READER_ENV, ReaderSettings
@@ -818,10 +818,22 @@ def test_sql_reader_reads_jsonl_with_the_python_readers_results(tmp_path, reader
     assert "note" in result.columns and "successor" in result.columns and len(result.rejects) > 8
     # A key no planning saw (here: planning looks only at the first lines) meets the UDF,
     # and the load starts again with that file read in Python: the same table all the same.
-    monkeypatch.setattr(sql_reader.SqlReader, "_later_keys", lambda self, path, names: names)
+    monkeypatch.setattr(sql_reader.SqlReader, "_later_keys", lambda self, table, names: names)
     readers = assert_same_reading(tmp_path, TZ, PROPERTY_SCHEMA)
     assert readers["c.jsonl"] == readers["e.jsonl"] == "python" and readers["a.jsonl"] == "sql"
 
+
+
+def test_duckdb_reads_no_json_line_with_a_raw_control_character_but_spaces():
+    """sql_plan.jsonl_types looks for JSON_SPACE_CONTROLS only in lines DuckDB reads as JSON:
+    its parser must refuse every other control character, and any raw one inside a string."""
+    con = duckdb.connect()
+    valid = lambda text: con.execute("SELECT json_valid(?)", [text]).fetchone()[0]  # noqa: E731
+    assert valid('{"a": "xy"}')
+    for i in range(32):
+        c = chr(i)
+        assert not valid('{"a": "x' + c + 'y"}') and not valid('{"a' + c + '": "xy"}'), i
+        assert valid('{"a":' + c + '"xy"}' + c) == (i in sql_plan.JSON_SPACE_CONTROLS), i
 
 
 def test_the_python_setting_reads_every_shape_in_python(tmp_path):

@@ -41,6 +41,7 @@ class CsvPlan:
     source: Path | None = None  # the file as given, when `path` is its UTF-8 transcoding
     jsonl: bool = False  # JSON Lines: `names` are the keys its first lines use
     sha256: str | None = None  # of `source`'s bytes, when transcoded
+    lines: str | None = None  # JSON Lines: the table of its numbered lines made in planning (`jsonl_lines_sql`)
 
 
 def raw_lines_sql(path: Path) -> str:
@@ -57,6 +58,17 @@ def numbered_lines_sql(path: Path, first: int) -> str:
     takes one thread)."""
     return (f"SELECT ordinality AS line, l FROM {raw_lines_sql(path)} WITH ORDINALITY "
             f"WHERE ordinality >= {int(first)}")
+
+
+def jsonl_lines_sql(path: Path, names: list[str]) -> str:
+    """The numbered lines of a JSON Lines file (as `numbered_lines_sql`) with what one JSON
+    parse of each tells: `nk`, the number of keys of a line DuckDB reads as an object (NULL
+    for any other line), and `x`, its keys when some are not among `names` (else NULL).
+    Planning takes the file's later keys from `x`; the INSERT takes `nk` (jsonl_types)."""
+    listed = ", ".join(sql_string(n) for n in names)
+    return (f"SELECT line, l, len(k) AS nk, CASE WHEN NOT list_has_all([{listed}]::VARCHAR[], k) THEN k END AS x "
+            f"FROM (SELECT line, l, CASE WHEN starts_with(ltrim(l, ' '), '{{') AND json_valid(l) "
+            f"THEN json_keys(l) END AS k FROM ({numbered_lines_sql(path, 1)}))")
 
 
 # Forms the SQL takes itself: within the range and scale of the SQL types (contract.MONEY_LIMIT,
@@ -167,6 +179,9 @@ class FileSql:
     def _source(self) -> str:
         """The lines `first` to `last` as (line, l)."""
         last = f" AND line <= {int(self.last)}" if self.last is not None else ""
+        if self.plan.jsonl:  # with `nk` (jsonl_lines_sql)
+            table = self.lines if self.lines is not None else f"({jsonl_lines_sql(self.plan.path, self.plan.names)})"
+            return f"SELECT line, l, nk FROM {table} WHERE line >= {int(self.first)}{last}"
         if self.lines is not None:
             return f"SELECT line, l FROM {self.lines} WHERE line >= {int(self.first)}{last}"
         limit = f"LIMIT {int(self.last)}" if self.last is not None else ""
@@ -253,15 +268,20 @@ def _json_paths(names: list[str]) -> str:
     return ", ".join(sql_string('$."' + n + '"') for n in names)
 
 
+JSON_SPACE_CONTROLS = (9, 10, 13)  # the control characters JSON allows, as spaces between tokens only
+
+
 def jsonl_types(names: list[str]) -> str:
-    """The raw lines `src` with `jt`: the JSON types of the values under `names` (NULL for a
-    missing key), for a line that may be read in SQL: a valid JSON object without a \\u
-    escape (records.py checks what those decode to), a control character (Python's JSON
-    parser refuses them raw) or a trailing comma (DuckDB's parser allows one; a valid
-    object's last character but spaces is its closing brace)."""
-    control = " OR ".join(f"contains(l, chr({i}))" for i in range(32))
-    return (f"(SELECT line, l, CASE WHEN NOT contains(l, '\\u') AND NOT ({control}) "
-            f"AND starts_with(ltrim(l, ' '), '{{') AND json_valid(l) AND NOT regexp_matches(l, ', *[}}] *$') "
+    """The raw lines `src` (line, l, nk: jsonl_lines_sql) with `jt`: the JSON types of the
+    values under `names` (NULL for a missing key), for a line that may be read in SQL: a valid
+    JSON object (`nk` not NULL) without a \\u escape (records.py checks what those decode to),
+    a control character (Python's JSON parser refuses them raw) or a trailing comma (DuckDB's
+    parser allows one; a valid object's last character but spaces is its closing brace)."""
+    # A line DuckDB reads as an object holds no other control character than these (its JSON
+    # parser refuses the others, and any raw one in a string: tests/inputs/test_events.py).
+    control = " OR ".join(f"contains(l, chr({i}))" for i in JSON_SPACE_CONTROLS)
+    return (f"(SELECT line, l, nk, CASE WHEN nk IS NOT NULL AND NOT contains(l, '\\u') AND NOT ({control}) "
+            f"AND NOT regexp_matches(l, ', *[}}] *$') "
             f"THEN json_type(l, [{_json_paths(names)}]) END AS jt FROM src)")
 
 
@@ -272,7 +292,7 @@ def jsonl_fields(names: list[str]) -> str:
     the Python reader reads the line."""
     simple = "list_bool_and(list_transform(jt, lambda t: t IS NULL OR t IN ('VARCHAR', 'NULL', 'BOOLEAN')))"
     found = "len(list_filter(jt, lambda t: t IS NOT NULL))"
-    return (f"CASE WHEN {simple} AND len(json_keys(l)) = {found} "
+    return (f"CASE WHEN {simple} AND nk = {found} "
             f"THEN json_extract_string(l, [{_json_paths(names)}]) END")
 
 

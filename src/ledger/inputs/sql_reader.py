@@ -57,6 +57,7 @@ from ledger.inputs.sql_plan import (
     CsvPlan,
     FileSql,
     jsonl_fields,
+    jsonl_lines_sql,
     jsonl_types,
     numbered_lines_sql,
     raw_lines_sql,
@@ -121,14 +122,16 @@ class _Scan(NamedTuple):
     final_newline: bool  # the last line has a line end
 
 
-def _scan_file(path: Path) -> _Scan:
-    digest = hashlib.sha256()
+def _scan_file(path: Path, digested: bool = True) -> _Scan:
+    """The scan of a file; its sha256 only when `digested` (a copy's is never reported)."""
+    digest = hashlib.sha256() if digested else None
     lf = cr = crlf = 0
     delim = False
     last = b""
     with open(path, "rb") as fh:
         while block := fh.read(_SCAN_CHUNK):
-            digest.update(block)
+            if digest is not None:
+                digest.update(block)
             lf += block.count(b"\n")
             n_cr = block.count(b"\r")
             if n_cr or last == b"\r":
@@ -137,7 +140,8 @@ def _scan_file(path: Path) -> _Scan:
             delim = delim or _RAW_DELIM.encode() in block
             last = block[-1:]
     newline = "\n" if not crlf else "\r\n" if crlf == lf else None
-    return _Scan(digest.hexdigest(), lf + (last not in (b"", b"\n")), cr != crlf, delim, newline, last == b"\n")
+    sha = digest.hexdigest() if digest is not None else ""
+    return _Scan(sha, lf + (last not in (b"", b"\n")), cr != crlf, delim, newline, last == b"\n")
 
 
 @attrs.define
@@ -166,7 +170,7 @@ class SqlReader:
     folds duplicate ids over all files in SQL (first occurrence wins, as in Python).
 
     A file's raw lines are numbered by DuckDB once (`WITH ORDINALITY`, one thread) into a
-    temporary table; one INSERT (on every core) splits lines at the delimiter as the csv
+    temporary table (a JSON Lines file's in phase 1, with each line's keys: jsonl_lines_sql); one INSERT (on every core) splits lines at the delimiter as the csv
     module does and checks and normalises the common forms in SQL, seq counting lines;
     the lines that gave no row are closed up after (`_close_gaps`). A row the SQL cannot
     vouch for (unusual quoting, a NUL, unusual time or amount forms, anything to reject,
@@ -190,6 +194,7 @@ class SqlReader:
         self.loader = PythonReader(tz, schema, None, columns=self.columns, profiles=profiles,
                                    settings=settings)
         self.temps: list[str] = []
+        self.tables: list[str] = []  # tables made in planning (CsvPlan.lines), dropped once read
         self.batch = None  # (temporary CSV, its open file): consecutive Python-read files share one
         self.n_rows = 0  # rows appended to `events` so far (the next seq)
         self.readers: dict[str, str] = {}  # rel path -> "sql" or "python", once `run` is done
@@ -225,6 +230,9 @@ class SqlReader:
             for tmp in self.temps:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
+            for table in self.tables:
+                with contextlib.suppress(duckdb.Error):
+                    self.con.execute(f"DROP TABLE IF EXISTS {table}")
         order = {d.rel: i for i, d in enumerate(done)}
         rejects = sorted((r for d in done for r in d.rejects), key=lambda r: (order[r.file], r.line))
         for d in done:
@@ -252,8 +260,9 @@ class SqlReader:
         if plan is None:
             return self._python(rel, path)
         self._end_batch()  # the rows of files read after this one go to a new temporary CSV
-        if plan.scan is None:
-            plan.scan = pool.submit(_scan_file, plan.path)
+        if plan.scan is None:  # a sheet's copy comes with its line count (sheet_csv)
+            # A transcoded copy's digest is not reported (plan.sha256 is the file's own): not computed.
+            plan.scan = pool.submit(_scan_file, plan.path, plan.encoding != "gb18030")
         return plan
 
     def _jsonl_plan(self, rel: str, path: Path) -> CsvPlan | None:
@@ -270,22 +279,31 @@ class SqlReader:
         if head is None:
             return None
         names, rows, line_bytes = head
-        names = self._later_keys(path, names)
+        plan = CsvPlan(rel, path, "utf-8", ",", names, 0, (datetime.min, datetime.min), size, line_bytes, jsonl=True)
+        # The file's numbered lines, with each line's keys (one JSON parse), are stored now: its
+        # later keys come from them, and its INSERT (phase 2) reads them.
+        table = f"ledger_lines_{os.getpid()}_{next(_udf_numbers)}"
+        temp = "TEMP " if len(self._parts(plan)) == 1 else ""  # other parts' connections must see it
+        try:
+            self.con.execute(f"CREATE {temp}TABLE {table} AS {jsonl_lines_sql(path, names)}")
+        except duckdb.Error:
+            return None  # invalid UTF-8, an over-long line, ...: the file is read in Python
+        self.tables.append(table)
+        names = self._later_keys(table, names)
         if names is None:
+            self.con.execute(f"DROP TABLE {table}")
             return None
         self.columns.register(names, rel)  # as the Python reader does on the first line that has each
         ts = names.index("ts")
         window = self._window(((0, 0, "", row, None) for row in rows), ts, len(names))
-        return CsvPlan(rel, path, "utf-8", ",", names, 0, window, size, line_bytes, jsonl=True)
+        return attrs.evolve(plan, names=names, window=window, lines=table)
 
-    def _later_keys(self, path: Path, names: list[str]) -> list[str] | None:
-        """`names` and the keys of later lines (of every line DuckDB reads as an object); None
-        when a key new to the month is on no line the SQL reads itself (whether the Python
-        reader registers it then depends on how it reads those lines: it reads the file)."""
-        source = raw_lines_sql(path)
-        found = [k for (k,) in self.con.execute(
-            f"SELECT DISTINCT unnest(json_keys(l)) FROM {source} "
-            f"WHERE l IS NOT NULL AND starts_with(ltrim(l, ' '), '{{') AND json_valid(l)").fetchall()]
+    def _later_keys(self, table: str, names: list[str]) -> list[str] | None:
+        """`names` and the keys of later lines (of every line DuckDB reads as an object: `x` of
+        table `table`, see jsonl_lines_sql); None when a key new to the month is on no line the
+        SQL reads itself (whether the Python reader registers it then depends on how it reads
+        those lines: it reads the file)."""
+        found = [k for (k,) in self.con.execute(f"SELECT DISTINCT unnest(x) FROM {table} WHERE x IS NOT NULL").fetchall()]
         extra = sorted(k for k in found if k not in names)
         if not extra:
             return names
@@ -296,7 +314,7 @@ class SqlReader:
             if key in self.columns.known:
                 continue
             taken = self.con.execute(
-                f"WITH src AS (SELECT 0 AS line, l FROM {source}) "
+                f"WITH src AS (SELECT 0 AS line, l, nk FROM {table}) "
                 f"SELECT count(*) FROM {jsonl_types(everything)} WHERE CASE WHEN jt IS NOT NULL "
                 f"THEN list_contains(json_keys(l), ?) AND ({jsonl_fields(everything)}) IS NOT NULL END",
                 [key]).fetchone()[0]
@@ -483,7 +501,7 @@ class SqlReader:
 
     def _append_sql(self, plan: CsvPlan) -> _Done | None:
         self.progress(plan.rel, plan.source or plan.path)
-        lines = f"ledger_lines_{os.getpid()}_{next(_udf_numbers)}"
+        lines = plan.lines or f"ledger_lines_{os.getpid()}_{next(_udf_numbers)}"
         try:
             return self._append_lines(plan, lines)
         finally:
@@ -497,7 +515,8 @@ class SqlReader:
         try:
             # TEMP (held in memory, spilled past memory_limit) unless other parts' connections must see it.
             temp = "TEMP " if len(parts) == 1 else ""
-            self.con.execute(f"CREATE {temp}TABLE {lines} AS {numbered_lines_sql(plan.path, plan.header_line + 1)}")
+            if plan.lines is None:  # (a JSON Lines file's were stored in planning)
+                self.con.execute(f"CREATE {temp}TABLE {lines} AS {numbered_lines_sql(plan.path, plan.header_line + 1)}")
             stored = True
         except duckdb.Error:
             stored = False  # invalid UTF-8, an over-long line, ...: the file is read in Python
