@@ -548,7 +548,10 @@ class ExprCompiler:
         if isinstance(e, ast.Call):
             fn, arg = e.function.value, self.value(e.arg)
             if fn == "length":
-                return f"COALESCE(length(trim({arg}, {lit(_WS_CHARS)})), 0)"  # trim: faster than a regex
+                # trim() with this set costs ~1 µs a text (2M minimal, 短语回复: 0.6 CPU s);
+                # one RE2 scan for surrounding white space first, and trim only those
+                return (f"COALESCE(CASE WHEN regexp_matches({arg}, '^{_WS}|{_WS}$') "
+                        f"THEN length(trim({arg}, {lit(_WS_CHARS)})) ELSE length({arg}) END, 0)")
             if fn == "hour":
                 return f"hour({arg})"
             if fn == "weekday":
