@@ -201,6 +201,8 @@ short("r2_a_polite_hold_is_not_a_short_answer", "请您稍等", False)
 short("r2_surrounding_spaces_stripped_fined", "  好的好的  ", True)
 short("r2_ideographic_spaces_stripped_fined", "\u3000好的好的\u3000", True)
 short("r2_inner_spaces_count_not_fined", "有 货 的 亲", False)
+short("r2_trailing_newlines_only_stripped_fined", "好的好的\n\n", True)
+short("r2_leading_tab_only_stripped_not_fined", "\t有货的亲亲", False)
 short("r2_missing_text_has_length_0_fined", None, True)
 
 case("r2_auto_reply_is_not_an_answer",
