@@ -80,7 +80,7 @@ def test_the_docs_have_example_blocks():
     assert len(list(example_blocks())) >= 2
 
 
-@pytest.mark.parametrize("body", example_blocks())
+@pytest.mark.parametrize("body", list(example_blocks()))
 def test_every_example_block_of_the_docs_passes_on_the_shipped_policy(body):
     shipped = [(path.as_posix(), path.read_bytes()) for path in sorted((REPO / "policy").glob("*.rules"))]
     policy, diagnostics, sources = policy_from_bytes(shipped + [("doc.rules", body.encode())])
@@ -95,7 +95,7 @@ def test_the_tutorial_has_policy_blocks():
     assert len(list(policy_blocks())) >= 25
 
 
-@pytest.mark.parametrize("label, body", policy_blocks())
+@pytest.mark.parametrize("label, body", list(policy_blocks()))
 def test_every_policy_block_of_the_tutorial_checks(label, body):
     if label == "text":
         return  # a sketch, marked as such
@@ -142,7 +142,7 @@ def test_the_docs_have_mistakes_to_replay():
     assert len([p for p in replayed_checks() if p.values[0] == "policy-language.md"]) >= 4
 
 
-@pytest.mark.parametrize("doc, n", replayed_checks())
+@pytest.mark.parametrize("doc, n", list(replayed_checks()))
 def test_the_check_outputs_in_the_docs_are_what_check_prints(tmp_path, doc, n):
     path = REPO / "docs" / doc
     m = list(_CHECK.finditer(path.read_text("utf-8")))[n]
