@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 import openpyxl
 import pytest
+from openpyxl.utils import get_column_letter
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
@@ -35,12 +36,7 @@ def small_chunks(monkeypatch):
 
 
 def _column(index: int) -> str:
-    letters = ""
-    index += 1
-    while index:
-        index, rest = divmod(index - 1, 26)
-        letters = chr(65 + rest) + letters
-    return letters
+    return get_column_letter(index + 1)  # openpyxl's, not the reader's own: written independently
 
 
 def write_book(path: Path, sheets: dict[str, list[tuple[int, list]]], form: str) -> None:
