@@ -11,6 +11,7 @@ POLICY = Path(__file__).resolve().parents[2] / "policy"
 
 def fresh_parser(monkeypatch, cache_home):
     monkeypatch.setenv("XDG_CACHE_HOME", str(cache_home))
+    monkeypatch.delenv("LEDGER_PARSER_CACHE", raising=False)
     syntax._parser.cache_clear()
     try:
         return syntax._parser()
@@ -22,6 +23,11 @@ def test_a_cached_parser_parses_the_shipped_policy_as_a_built_one(monkeypatch, t
     built = fresh_parser(monkeypatch, tmp_path)  # builds and saves
     files = list((tmp_path / "ledger").glob("policy-parser-*.pickle"))
     assert len(files) == 1 and not list((tmp_path / "ledger").glob("*.tmp"))
+    class NotBuilt(syntax.Lark):  # Lark.load makes its instance without __init__
+        def __init__(self, *args, **kwargs):
+            raise AssertionError("built again instead of loaded from the cache")
+
+    monkeypatch.setattr(syntax, "Lark", NotBuilt)
     loaded = fresh_parser(monkeypatch, tmp_path)  # loads
     assert loaded is not built
     for path in sorted(POLICY.glob("*.policy")):

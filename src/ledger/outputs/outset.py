@@ -356,13 +356,8 @@ def sync_file(path: Path) -> None:
 
 
 def sync_dir(folder: Path) -> None:
-    if os.name != "posix":  # pragma: no cover - folders cannot be opened for fsync there
-        return
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    if os.name == "posix":  # folders cannot be opened for fsync elsewhere
+        sync_file(folder)
 
 
 # ------------------------------------------------------------------ test hook
