@@ -49,6 +49,7 @@ def test_a_folder_others_may_write_to_is_not_used(monkeypatch, tmp_path):
     folder.mkdir()
     os.chmod(folder, 0o777)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.delenv("LEDGER_PARSER_CACHE", raising=False)
     assert syntax._parser_cache("grammar") is None
     os.chmod(folder, 0o700)
     assert syntax._parser_cache("grammar").startswith(str(folder))
