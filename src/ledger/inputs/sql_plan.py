@@ -81,6 +81,8 @@ RECORD_RE = r'(?:"(?:[^"]|"")*"|[^"{d}][^{d}]*|)(?:{d}(?:"(?:[^"]|"")*"|[^"{d}][
 _FIELD_RE = r'{d}("(?:[^"]|"")*"|[^"{d}][^{d}]*|)'
 # A record whose quoted fields hold neither a quote nor the delimiter.
 SIMPLE_RECORD_RE = r'(?:"[^"{d}]*"|[^"{d}]*)(?:{d}(?:"[^"{d}]*"|[^"{d}]*))*'
+# A record whose quoted fields hold no delimiter, and quotes only doubled.
+DOUBLED_RECORD_RE = r'(?:"(?:[^"{d}]|"")*"|[^"{d}]*)(?:{d}(?:"(?:[^"{d}]|"")*"|[^"{d}]*))*'
 _REST_RE = r"(\.[0-9]{1,9})?(Z|z|[+-][0-9]{2}(:?[0-9]{2})?)?"  # after 'YYYY-MM-DD HH:MM:SS'
 _BOOL_WORDS = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -116,8 +118,8 @@ class FileSql:
     def sql(self) -> str:
         plan = self.plan
         names = plan.names
-        unnamed_ok = " AND ".join(f"f[{i + 1}] = ''" for i, n in enumerate(names) if not n) or "true"
-        values = ", ".join(f"nullif(f[{i}], '') AS v{i}" for i in self.pos.values())
+        unnamed_ok = " AND ".join(f"{self._field(i + 1)} = ''" for i, n in enumerate(names) if not n) or "true"
+        values = ", ".join(f"nullif({self._field(i)}, '') AS v{i}" for i in self.pos.values())
         ts, type_ = self.v("ts"), self.v("type")
         wall_spans, utc_spans = _zone_spans(self.tz, *plan.window)
         declared = {name: self._declared(name) for name in self.pos if name not in ("id", "ts", "type")}
@@ -128,6 +130,7 @@ class FileSql:
                 f"AND nf = {len(names)} AND unnamed_ok AND {type_} IS NOT NULL AND CAST(w0 AS VARCHAR) = t19 "
                 f"AND okrest AND okoff AND utc IS NOT NULL AND loc IS NOT NULL AND {checks}")
         named = [n for n in names if n]
+        how, fields = self._fields()
         # seq counts lines from `base` at line `first`: the caller closes the gaps a rejected,
         # blank or continuation line leaves (no window: the INSERT runs on every core).
         out = {"seq": f"{int(self.base)} + line - {int(self.first)}",
@@ -145,8 +148,9 @@ class FileSql:
         return f"""
             INSERT INTO events ({', '.join(quote_name(n) for n in targets)})
             WITH src AS ({self._source()}),
-            a AS (SELECT line, l, {self._fields()} AS f FROM {jsonl_types(plan.names) if plan.jsonl else "src"}
-                  WHERE line >= {int(self.first)}),
+            a0 AS (SELECT *, {how} AS how FROM {jsonl_types(plan.names) if plan.jsonl else "src"}
+                   WHERE line >= {int(self.first)}),
+            a AS (SELECT line, l, how, {fields} AS f FROM a0),
             b AS (SELECT line, l, len(f) AS nf, {unnamed_ok} AS unnamed_ok, {in_span} AS in_span, {values} FROM a),
             c AS (SELECT *, replace(left({ts}, 19), 'T', ' ') AS t19, substr({ts}, 20) AS rest FROM b),
             d AS (SELECT *, try_cast(t19 AS TIMESTAMP) AS w0,
@@ -187,26 +191,50 @@ class FileSql:
         limit = f"LIMIT {int(self.last)}" if self.last is not None else ""
         return f"SELECT ordinality AS line, l FROM {raw_lines_sql(self.plan.path)} WITH ORDINALITY {limit}"
 
-    def _fields(self) -> str:
-        """The fields of line `l` as the csv module splits a one-line record; NULL for a line
-        that is not one (a quoted field left open, text after a closing quote, ...)."""
+    def _fields(self) -> tuple[str, str]:
+        """(how, f): how the SQL splits line `l`, and its fields as the csv module splits a
+        one-line record, NULL for a line that is not one (a quoted field left open, text after
+        a closing quote, ...). `how` tells what is left to do to a field (`_field`): 0 nothing,
+        1 undouble its quotes, 2 unquote it when quoted."""
         if self.plan.jsonl:
-            return jsonl_fields(self.plan.names)
-        d = self.plan.delimiter
-        record = RECORD_RE.replace("{d}", d)
-        field = _FIELD_RE.replace("{d}", d)
-        unquote = "CASE WHEN starts_with(x, '\"') THEN replace(substr(x, 2, length(x) - 2), '\"\"', '\"') ELSE x END"
-        # Every field either unquoted without a quote, or quoted without a quote or a
-        # delimiter inside ("a",b,"c d": exports that quote everything, or every field but
-        # some): the delimiters are the field ends and the quotes only wrap fields, so
-        # dropping the quotes and splitting is what the csv module reads. A plain regex
-        # (one DFA pass) saves regexp_extract_all, ten times dearer.
-        simple = sql_string(SIMPLE_RECORD_RE.replace("{d}", d))
-        return (f"CASE WHEN NOT contains(l, '\"') THEN string_split(l, {sql_string(d)}) "
-                f"WHEN regexp_full_match(l, {simple}) THEN string_split(replace(l, '\"', ''), {sql_string(d)}) "
-                f"WHEN regexp_full_match(l, {sql_string(record)}) "
-                f"THEN list_transform(regexp_extract_all({sql_string(d)} || l, {sql_string(field)}, 1), "
-                f"lambda x: {unquote}) END")
+            return "0", jsonl_fields(self.plan.names)
+        d = sql_string(self.plan.delimiter)
+        simple = sql_string(SIMPLE_RECORD_RE.replace("{d}", self.plan.delimiter))
+        doubled = sql_string(DOUBLED_RECORD_RE.replace("{d}", self.plan.delimiter))
+        record = sql_string(RECORD_RE.replace("{d}", self.plan.delimiter))
+        field = sql_string(_FIELD_RE.replace("{d}", self.plan.delimiter))
+        sep = sql_string(f'"{self.plan.delimiter}"')
+        unquote = "CASE WHEN starts_with(x, '\"') THEN replace(x[2:-2], '\"\"', '\"') ELSE x END"
+        # Cheapest first; the regexes are plain (one DFA pass each), regexp_extract_all with a
+        # lambda, ten times dearer, is left for lines none of the others takes.
+        # - no quote: the delimiters are the field ends.
+        # - quoted fields hold neither a quote nor the delimiter ("a",b,"c d": exports that
+        #   quote every field, or every field but some): drop the quotes and split.
+        # - every field quoted, anything inside ("a,b","say ""hi"""): between the first and
+        #   last quote the fields end at '"<d>"'; the split is the csv module's when each
+        #   piece is quote pairs and other characters only (a lone quote means the split
+        #   fell inside a field, or the line is not a record).
+        # - quoted fields hold doubled quotes but no delimiter: split, then unquote each.
+        # - anything else: the general record regex.
+        how = (f"CASE WHEN NOT contains(l, '\"') THEN 0 "
+               f"WHEN regexp_full_match(l, {simple}) THEN 0 "
+               f"WHEN starts_with(l, '\"') AND ends_with(l, '\"') AND strlen(l) >= 2 "
+               f"AND NOT contains(replace(replace(l[2:-2], {sep}, chr(0)), '\"\"', ''), '\"') THEN 1 "
+               f"WHEN regexp_full_match(l, {doubled}) THEN 2 "
+               f"WHEN regexp_full_match(l, {record}) THEN 3 END")
+        f = (f"CASE how WHEN 0 THEN string_split(CASE WHEN contains(l, '\"') THEN replace(l, '\"', '') ELSE l END, {d}) "
+             f"WHEN 1 THEN string_split(l[2:-2], {sep}) "
+             f"WHEN 2 THEN string_split(l, {d}) "
+             f"WHEN 3 THEN list_transform(regexp_extract_all({d} || l, {field}, 1), lambda x: {unquote}) END")
+        return how, f
+
+    @staticmethod
+    def _field(i: int) -> str:
+        """Field `i` (1-based) of `f` as read, by `how` (see `_fields`)."""
+        x = f"f[{int(i)}]"
+        return (f"CASE how WHEN 1 THEN replace({x}, '\"\"', '\"') "
+                f"WHEN 2 THEN CASE WHEN starts_with({x}, '\"') THEN replace({x}[2:-2], '\"\"', '\"') ELSE {x} END "
+                f"ELSE {x} END")
 
     def _declared(self, name: str) -> tuple[str, str]:
         """(normalised value, check) of one column, by the kind each event type declares for it."""
