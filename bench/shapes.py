@@ -62,7 +62,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("LEDGER_BENCH_DATA") or ROOT / "bench" / "data" / "shapes")
 EVENTS_PER_DAILY_CONVERSATION = 403  # measured: events per unit of conversations_per_day
 MONTH = "2024-05"
-SHAPES = ("minimal", "quoted", "quoted-but-ts", "crlf-bom", "gb18030", "jsonl", "xlsx", "fine-dense", "many-agents")
+SHAPES = ("minimal", "quoted", "quoted-but-ts", "quoted-notes", "crlf-bom", "gb18030", "jsonl", "xlsx", "fine-dense",
+          "many-agents")
+# quoted-notes: an exporter's own column order (reversed), every field quoted, and a 备注 column
+# whose texts hold doubled quotes, commas and empty fields (the shape the other shapes lacked).
+NOTES = ("", '买家说"尽快",谢谢', "已核对，无异常", '"加急"', "颜色选错了, 换成蓝色", '“改地址”,已同意')
 BASES = {"ordinary": dict(fault_rate=0.08), "dense": dict(fault_rate=1.5), "agents": dict(fault_rate=0.08, agents=1200)}
 SHEET_ROWS = 1_048_575  # data rows per sheet under Excel's 1,048,576 (with the header)
 
@@ -116,6 +120,11 @@ def shape_folder(size: int, shape: str) -> Path:
                                quoting=csv.QUOTE_ALL if shape == "quoted" else csv.QUOTE_MINIMAL)
                 w.writerow(header)
                 w.writerows(rows)
+        elif shape == "quoted-notes":
+            with open(target, "w", encoding="utf-8", newline="") as out:
+                w = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
+                w.writerow([*reversed(header), "备注"])
+                w.writerows([*reversed(row), NOTES[i % len(NOTES)]] for i, row in enumerate(rows))
         elif shape == "quoted-but-ts":
             ts = header.index("ts")
             with open(target, "w", encoding="utf-8", newline="") as out:
