@@ -180,3 +180,30 @@ def test_sequence_facts_with_shared_and_narrowed_sequences(tmp_path):
     want = naive(rows)
     assert {r for r, _ in want} == {"g", "p", "l", "n", "t", "f"}  # every rule has something to find
     assert got == want
+    # g and p read no `last`: the shared table has no member count, and the evidence counts
+    # the sequences of the lines' events (a missing conversation: a sequence of one)
+    assert '"_count"' not in shared_sequences(policy, list(policy.rules))[0].sql.replace("_count_", "")
+    facts = {}
+    for s in naive_sequences(rows, rows, "conversation"):
+        facts.update({e["id"]: f"第 {k + 1}/{len(s)} 条" for k, e in enumerate(s)})
+    checked = [e for e in result.entries if e.rule_id in ("g", "p")]
+    assert checked
+    for e in checked:
+        assert facts[e.event_id] in e.evidence, (e.event_id, e.evidence)
+    # the same for every buyer message, with a missing conversation among them
+    policy = policy_of('rule y: on message per conversation when previous.sender = "agent" fine 1元\n'
+                       'rule z: on message per conversation when sender = "buyer" fine 1元\n')
+    assert len(shared_sequences(policy, list(policy.rules))) == 1
+    checked = [e for e in engine.run_policy(policy, (), tmp_path, Month.parse("2024-05")).entries if e.rule_id == "z"]
+    assert len(checked) == sum(r["sender"] == "buyer" for r in rows)
+    assert any(facts[e.event_id] == "第 1/1 条" for e in checked)  # a missing conversation: a sequence of one
+    for e in checked:
+        assert facts[e.event_id] in e.evidence, (e.event_id, e.evidence)
+
+
+def naive_sequences(events: list[dict], members: list[dict], key: str) -> list[list[dict]]:
+    """`members` grouped by `key` (a missing key: a sequence of its own), each in time order."""
+    groups: dict = {}
+    for e in members:
+        groups.setdefault(e.get(key) or ("alone", e["id"]), []).append(e)
+    return [sorted(g, key=lambda e: (e["ts"], events.index(e))) for g in groups.values()]

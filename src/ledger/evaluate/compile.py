@@ -101,11 +101,14 @@ def sequence_ctes(policy: Policy, rule: ast.Rule, shared: "dict[tuple, SequenceR
 
 def _sequence_ctes(policy: Policy, on: ast.On, neighbours, columns: "list[str] | None" = None,
                    gap: bool = True, nexts: "dict[str, str] | None" = None,
-                   subsets: "dict[str, str] | None" = None) -> tuple[list[str], str]:
+                   subsets: "dict[str, str] | None" = None,
+                   uncounted: frozenset[str] = frozenset()) -> tuple[list[str], str]:
     """`columns`: the members' columns to keep (all when None); `gap`: whether to
     compute the time since the previous member; `nexts`: next-match columns to add
     (column -> condition, see next_match); `subsets`: sub-sequences to number too
-    (suffix -> member condition, see _subset_relation)."""
+    (suffix -> member condition, see _subset_relation); `uncounted`: the sequences
+    ("" the whole, or a subset's suffix) whose member count no reader needs for every
+    row (SequenceRelation.counted)."""
     event = policy.events[on.event.value]
     keys = [k.value for k in on.per]
     members = f"SELECT * FROM {view_name(event.name)}"
@@ -121,7 +124,7 @@ def _sequence_ctes(policy: Policy, on: ast.On, neighbours, columns: "list[str] |
     partition += f", CASE WHEN {missing} THEN seq END"
     w = f"(PARTITION BY {partition} ORDER BY ts, seq)"
     extra = [f"row_number() OVER {w} AS _position",
-             f"count(*) OVER (PARTITION BY {partition}) AS _count"]
+             *([] if "" in uncounted else [f"count(*) OVER (PARTITION BY {partition}) AS _count"])]
     if gap:
         extra.append(f"ts - lag(ts) OVER {w} AS _gap")
     for scope, field in neighbours:
@@ -132,7 +135,8 @@ def _sequence_ctes(policy: Policy, on: ast.On, neighbours, columns: "list[str] |
         extra.append(f"({cond}) AS {q('_in' + suffix)}")
         extra.append(f"count(*) FILTER (WHERE {cond}) OVER (PARTITION BY {partition} ORDER BY ts, seq "
                      f"ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) AS {q('_position' + suffix)}")
-        extra.append(f"count(*) FILTER (WHERE {cond}) OVER (PARTITION BY {partition}) AS {q('_count' + suffix)}")
+        if suffix not in uncounted:
+            extra.append(f"count(*) FILTER (WHERE {cond}) OVER (PARTITION BY {partition}) AS {q('_count' + suffix)}")
     for column, cond in sorted((nexts or {}).items()):
         extra.append(f"min(ts) FILTER (WHERE {cond}) OVER (PARTITION BY {partition} ORDER BY ts, seq "
                      f"ROWS BETWEEN 1 FOLLOWING AND UNBOUNDED FOLLOWING) AS {q(column)}")
@@ -203,6 +207,20 @@ class SequenceRelation:
     sql: str
     nexts: frozenset[str] = frozenset()
     table: str = ""  # the shared table, read as `s` in `sql`
+    # whether `sql` has the members' count (`_count`); when not, `count_sql` counts it for a few rows
+    counted: bool = True
+    keys: tuple[str, ...] = ()  # the sequence's `per` keys
+    member: str = ""  # the condition on the table's rows (as `s`) of a sub-sequence's members
+
+    def count_sql(self, rows: str) -> str:
+        """The members' count of the sequence of each row of the relation `rows` that has
+        all its keys, as (keys…, _n): one grouped count of those sequences' members. A row
+        with a missing key is a sequence of its own (count 1: the reader's COALESCE)."""
+        keys = ", ".join(f"s.{q(k)}" for k in self.keys)
+        on = " AND ".join(f"s.{q(k)} = k.{q(k)}" for k in self.keys)
+        where = f" WHERE {self.member}" if self.member else ""
+        return (f"SELECT {keys}, count(*) AS _n FROM {q(self.table)} s JOIN "
+                f"(SELECT DISTINCT {', '.join(q(k) for k in self.keys)} FROM {rows}) k ON {on}{where} GROUP BY {keys}")
 
     def restricted(self, where: str) -> str:
         """`sql` reading only the rows of the table that pass `where` (a condition on the
@@ -268,12 +286,21 @@ def shared_sequences(policy: Policy, rules: list) -> list[SharedSequence]:
         # Only the columns the rules read: the table is held in memory, sorted.
         columns, gap = _narrow(policy, group)
         columns += sorted({_neighbour_column(f) for ns in sub_neighbours.values() for _, f in ns} - set(columns))
-        ctes, relation = _sequence_ctes(policy, on, neighbours, columns, gap, nexts, conds)
+        # A member count that no reader's condition reads (`last`) is a window function of
+        # the sort for nothing: the rules' evidence counts its few rows' sequences (SequenceRelation.counted).
+        uncounted = frozenset(([""] if not any(_reads_last(policy, rules[i]) for i in members) else [])
+                              + [_suffix(sub[1]) for sub, readers in subs.items()
+                                 if not any(_reads_last(policy, rules[i]) for i in readers)])
+        ctes, relation = _sequence_ctes(policy, on, neighbours, columns, gap, nexts, conds, uncounted)
         table = f"_seq_{number}"
         sql = f"CREATE OR REPLACE TEMP TABLE {q(table)} AS WITH {', '.join(ctes)} SELECT * FROM {relation}"
-        relations = [(key, SequenceRelation(f"SELECT * FROM {q(table)} s", frozenset(nexts), table))]
+        keys = tuple(key[2])
+        relations = [(key, SequenceRelation(f"SELECT * FROM {q(table)} s", frozenset(nexts), table,
+                                            "" not in uncounted, keys))]
         relations += [(sub, SequenceRelation(_subset_relation(table, columns, nexts, _suffix(sub[1]), list(key[2]),
-                                                              sub_neighbours[sub]), frozenset(nexts), table))
+                                                              sub_neighbours[sub], _suffix(sub[1]) not in uncounted),
+                                             frozenset(nexts), table, _suffix(sub[1]) not in uncounted, keys,
+                                             f"s.{q('_in' + _suffix(sub[1]))}"))
                       for sub in subs]
         out.append(SharedSequence(key, table, sql, tuple(sorted(i for r in [members, *subs.values()] for i in r)),
                                   tuple(relations)))
@@ -286,7 +313,7 @@ def _suffix(cond: str) -> str:
 
 
 def _subset_relation(table: str, columns: list[str], nexts: dict, suffix: str, keys: list[str],
-                     neighbours: tuple[tuple[str, str], ...] = ()) -> str:
+                     neighbours: tuple[tuple[str, str], ...] = (), counted: bool = True) -> str:
     """The sub-sequence with member condition `suffix` read from the whole sequence's
     table: its members, numbered among themselves (count of members up to this one,
     and in all), the next-match columns (later events of the whole sequence), and the
@@ -295,7 +322,7 @@ def _subset_relation(table: str, columns: list[str], nexts: dict, suffix: str, k
     its key equals nothing, so it has no neighbour, as in a sort of its own."""
     position, inside = q("_position" + suffix), q("_in" + suffix)
     cols = [f"s.{q(c)}" for c in columns] + [f"s.{q(c)}" for c in sorted(nexts)]
-    cols += [f"s.{position} AS _position", f"s.{q('_count' + suffix)} AS _count"]
+    cols += [f"s.{position} AS _position"] + ([f"s.{q('_count' + suffix)} AS _count"] if counted else [])
     joins = []
     for scope, alias, step in (("previous", "p", "- 1"), ("next", "n", "+ 1")):
         if any(s == scope for s, _ in neighbours):
@@ -310,6 +337,13 @@ def _subset_relation(table: str, columns: list[str], nexts: dict, suffix: str, k
 def _neighbour_column(field: str) -> str:
     """The column a neighbour's `field` is read from (user-facing time is wall time)."""
     return "ts_local" if field == "ts" else field
+
+
+def _reads_last(policy: Policy, reader) -> bool:
+    """Whether a reader of a sequence reads `last` (its members' count) for every row it picks."""
+    event = policy.events[reader.on.event.value]
+    exprs = [reader.when] + list(getattr(reader, "values", ()))
+    return "last" not in event.fields and any("last" in _fields_read(e) for e in exprs)
 
 
 def _no_gap(reader) -> bool:
@@ -392,7 +426,13 @@ def compile_rule(policy: Policy, rule: ast.Rule, shared: "dict[tuple, SequenceRe
             f"{status} AS _status"]
     cols += found_cols
     if keys:  # the sequence facts, so the evidence can show them
-        cols += ["t._position", "t._count"]
+        cols += ["t._position"]
+        if relation is None or relation.counted:
+            cols += ["t._count"]
+        else:  # counted for the triggers' sequences only
+            ctes.append(f"counts AS ({relation.count_sql('triggers')})")
+            joins.append("LEFT JOIN counts c ON " + " AND ".join(f"c.{q(k)} = t.{q(k)}" for k in keys))
+            cols += ["COALESCE(c._n, 1) AS _count"]
         cols += [f"t.{q('_' + scope + '_' + field)}" for scope, field in neighbours]
     cols += [f"t.{q(r)} AS _to_{i}" for i, r in enumerate(recipients)]
     if rule.amount.of is not None:  # `bonus 1% of amount`: the field the share is taken of
@@ -493,13 +533,32 @@ def window_conditions(window: ast.Window) -> list[str]:
 
 
 def window_count_sql(policy: Policy, window: ast.Window, triggers: str) -> str:
-    """Count, for every row of the relation `triggers`, the events that would excuse it."""
+    """Count, for every row of the relation `triggers`, the events that would excuse it.
+
+    The filter's conjuncts that test texts (has any, matches, only, contains) count the
+    joined pairs (`count(*) FILTER`) instead of selecting the events joined: a regex is
+    then run only on the events near a trigger, not on every event of the type (缺货直答's
+    商品链接: every agent message of the month, for a few thousand triggers). Same counts:
+    a trigger whose pairs all fail counts 0, as one with no pair (readers COALESCE to 0)."""
     other = policy.events[window.event.value]
     conds = window_conditions(window)
+    counted = []
     if window.filter is not None:
-        conds.append(condition_sql(policy, other, window.filter, alias="e"))
-    return (f"SELECT t.seq AS tseq, count(*) AS found FROM {triggers} t "
+        parts = list(window.filter.operands) if isinstance(window.filter, ast.BoolOp) \
+            and window.filter.op == "and" else [window.filter]
+        for part in parts:
+            (counted if _tests_text(part) else conds).append(condition_sql(policy, other, part, alias="e"))
+    count = f"count(*) FILTER (WHERE {' AND '.join(counted)})" if counted else "count(*)"
+    return (f"SELECT t.seq AS tseq, {count} AS found FROM {triggers} t "
             f"JOIN {view_name(other.name)} e ON {' AND '.join(conds)} GROUP BY t.seq")
+
+
+def _tests_text(expr) -> bool:
+    """Whether an expression holds a text test (a scan of a text: dearer than a comparison)."""
+    if isinstance(expr, ast.TextTest):
+        return True
+    return any(_tests_text(c) for child in (attrs.astuple(expr, recurse=False) if attrs.has(type(expr)) else ())
+               for c in (child if isinstance(child, tuple) else (child,)))
 
 
 def interval_sql(d: timedelta) -> str:

@@ -99,8 +99,9 @@ def metrics_sql(policy: Policy, group: "list[ast.Metric]", picked: list[str], re
             elif window.count == 1 and window.kind in ("within", "after", "same_day"):
                 # "is there one": the next matching event per key (a window function), no pair join
                 if window.kind == "same_day":
+                    # without `per` the picked rows are the view's rows, every column
                     n = joined(_same_day_sql(policy, metric.on.event.value, window.event.value,
-                                             window.filter, window.same))
+                                             window.filter, window.same, whole_rows=not sequence))
                     found = f"COALESCE({n}.day_n - {n}.self_n > 0, FALSE)"
                 else:
                     n = joined(_next_sql(policy, window.event.value, window.filter, window.same))
@@ -178,11 +179,14 @@ def _next_sql(policy: Policy, event: str, flt, same) -> str:
     return f"SELECT * FROM (SELECT seq, is_t, {nxt} FROM ({union}) u) x WHERE is_t"
 
 
-def _same_day_sql(policy: Policy, on: str, event: str, flt, same) -> str:
+def _same_day_sql(policy: Policy, on: str, event: str, flt, same, *, whole_rows: bool = False) -> str:
     """For every picked row: how many matching events share its keys and local date
     (`day_n`), and whether the row itself is one of them (`self_n`, 0 or 1, so that
     `day_n - self_n` counts the others). A grouped count joined back on the keys and
-    the date (no sort); a row with a missing key matches nothing."""
+    the date (no sort); a row with a missing key matches nothing. `whole_rows`: the
+    picked rows have every column of the event's view, so whether a row is a candidate is
+    the filter asked of the row itself, not a join with the candidates (接待人数: every
+    buyer message of the month joined again)."""
     other = policy.events[event]
     keys = [q(k.value) for k in same]
     present = " AND ".join(f"{k} IS NOT NULL" for k in keys) or "TRUE"
@@ -193,10 +197,13 @@ def _same_day_sql(policy: Policy, on: str, event: str, flt, same) -> str:
     grouped = (f"SELECT {''.join(k + ', ' for k in keys)}_day, count(*) AS n FROM ({candidates}) c "
                f"GROUP BY {''.join(k + ', ' for k in keys)}_day")
     on_keys = "".join(f"g.{k} = p.{k} AND " for k in keys)
-    sql = (f"SELECT p.seq, COALESCE(g.n, 0) AS day_n, "
-           f"{'CASE WHEN s.seq IS NULL THEN 0 ELSE 1 END' if on == event else '0'} AS self_n "
+    itself = "0"  # a picked row can only be a candidate when it is the same event type
+    if on == event:  # (and has its keys: p_present below)
+        own = condition_sql(policy, other, flt, alias="p") if flt is not None else "TRUE"
+        itself = f"CASE WHEN {own} THEN 1 ELSE 0 END" if whole_rows else "CASE WHEN s.seq IS NULL THEN 0 ELSE 1 END"
+    sql = (f"SELECT p.seq, COALESCE(g.n, 0) AS day_n, {itself} AS self_n "
            f"FROM picked p LEFT JOIN ({grouped}) g ON {on_keys}g._day = CAST(p.ts_local AS DATE) ")
-    if on == event:  # a picked row can only be a candidate when it is the same event type
+    if on == event and not whole_rows:
         sql += f"LEFT JOIN ({candidates}) s ON s.seq = p.seq "
     return sql + f"WHERE {p_present}"
 

@@ -41,14 +41,28 @@ def mask(text: str, exceptions) -> str:
     return pattern.sub(MASK, text) if pattern is not None else text
 
 
+@lru_cache(maxsize=256)
+def _by_first_char(words: tuple[str, ...]) -> dict[str, tuple[tuple[int, str], ...]]:
+    """The list's words (with their place in it) by their first character."""
+    index: dict[str, list[tuple[int, str]]] = {}
+    for i, w in enumerate(words):
+        if w:
+            index.setdefault(w[0], []).append((i, w))
+    return {c: tuple(ws) for c, ws in index.items()}
+
+
 def find(text: str | None, words, exceptions=()) -> WordMatch:
     if not text:
         return WordMatch((), ())
     searched = mask(text, exceptions)
-    matched = tuple(w for w in words if w and w in searched)
+    # Only a word whose first character is in the text can be in it (or in the text with
+    # exceptions masked): the statement asks this of every line, for lists of hundreds of words.
+    index = _by_first_char(tuple(words))
+    candidates = sorted(x for c in set(text) for x in index.get(c, ()))
+    matched = tuple(w for _, w in candidates if w in searched)
     cancelled = []
-    for w in words:
-        if w and w not in searched and w in text:
+    for _, w in candidates:
+        if w not in searched and w in text:
             phrase = next((e for e in longest_first(exceptions) if w in e and e in text), "")
             cancelled.append((w, phrase))
     return WordMatch(matched, tuple(cancelled))
