@@ -449,13 +449,15 @@ def _sheet_xml(table: Table, *, selected: bool = False) -> Iterator[str]:
     ncols = len(table.header)
     refs = _cell_refs(ncols)
     last_row = 1 + len(table.items) + len(table.footer)
+    # The rows measured for the column widths are the first rows written: each made once.
+    sample = [table.to_row(item) for item in itertools.islice(table.items, WIDTH_SAMPLE_ROWS)]
     cols = "".join(f'<col min="{c}" max="{c}" width="{_number(w)}" customWidth="1"/>'
-                   for c, w in enumerate(_column_widths(table), 1))
+                   for c, w in enumerate(_column_widths(table, sample), 1))
     head = _SHEET_HEAD.format(last_cell=f"{_column_letter(ncols)}{last_row}", cols=cols,
                               selected=' tabSelected="1"' if selected else "")
     yield head + _render_rows([table.header], 1, refs, bold=True)
     row_number = 2
-    rows = table.rows()
+    rows = itertools.chain(sample, map(table.to_row, itertools.islice(table.items, len(sample), None)))
     texts: dict[str, str] = {}
     while True:
         batch = list(itertools.islice(rows, CHUNK_ROWS))
@@ -611,9 +613,9 @@ def _serial(ts: datetime) -> float:
     return days + seconds / _SECONDS_PER_DAY
 
 
-def _column_widths(table: Table) -> list[float]:
-    sample = [table.header, *table.footer]
-    sample += [table.to_row(item) for item in table.items[:WIDTH_SAMPLE_ROWS]]
+def _column_widths(table: Table, rows: list[tuple]) -> list[float]:
+    """Widths from the header, the footer and `rows` (the first WIDTH_SAMPLE_ROWS rows)."""
+    sample = [table.header, *table.footer, *rows]
     widths = []
     for column in zip(*(row[:len(table.header)] for row in sample)):
         widest = 0
