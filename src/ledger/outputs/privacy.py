@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterator
 
 import attrs
 
@@ -52,6 +53,9 @@ _WIDE_GROUP = rf"[{_D}]+(?:[{_X}](?![{_D}A-Za-zＸｘ]))?"
 # lookahead passes at the start of every such run, and a shorter run it lets through,
 # or a piece of one, holds no number either (_run_numbers): no number is missed.
 _LONG_RUN = re.compile(rf"(?=[{_D}][{_D}{_X}{_SEP}]{{{_MIN_DIGITS - 1}}}){_WIDE_GROUP}(?:[{_SEP}]{{1,3}}{_WIDE_GROUP})*")
+# Where a run can start: a digit and 9 more run characters, _LONG_RUN's lookahead as a plain
+# pattern, which the regex engine scans for with its fast first-character search.
+_RUN_START = re.compile(rf"[{_D}][{_D}{_X}{_SEP}]{{{_MIN_DIGITS - 1}}}")
 _TEN_DIGITS = re.compile(rf"(?:[^0-9０-９]*[0-9０-９]){{{_MIN_DIGITS}}}")  # text with at least that many digits
 
 _STREET = "路|街|大道|大街|巷|弄|胡同|村|小区|花园|公寓|大厦|广场|园区|社区|苑"
@@ -87,9 +91,20 @@ def _mask(text: str) -> str:
     return _ADDRESS.sub(_mask_address, text)
 
 
+def long_runs(text: str) -> Iterator[re.Match]:
+    """What `_LONG_RUN.finditer(text)` gives, found faster on long text (a rule's 依据): a
+    match of _LONG_RUN starts exactly where its lookahead holds, which is where
+    _RUN_START matches, and is never empty."""
+    search, match, pos = _RUN_START.search, _LONG_RUN.match, 0
+    while (start := search(text, pos)) is not None:
+        run = match(text, start.start())
+        yield run
+        pos = run.end()
+
+
 def _mask_numbers(text: str) -> str:
     out, done = [], 0
-    for run in _LONG_RUN.finditer(text):
+    for run in long_runs(text):
         first, digits = run.start(), run.group()
         if not digits.isascii():
             digits = digits.translate(_NARROW)
