@@ -56,7 +56,6 @@ _LONG_RUN = re.compile(rf"(?=[{_D}][{_D}{_X}{_SEP}]{{{_MIN_DIGITS - 1}}}){_WIDE_
 # Where a run can start: a digit and 9 more run characters, _LONG_RUN's lookahead as a plain
 # pattern, which the regex engine scans for with its fast first-character search.
 _RUN_START = re.compile(rf"[{_D}][{_D}{_X}{_SEP}]{{{_MIN_DIGITS - 1}}}")
-_TEN_DIGITS = re.compile(rf"(?:[^0-9０-９]*[0-9０-９]){{{_MIN_DIGITS}}}")  # text with at least that many digits
 
 _STREET = "路|街|大道|大街|巷|弄|胡同|村|小区|花园|公寓|大厦|广场|园区|社区|苑"
 _NUMBER = r"[0-9０-９A-Za-z一二三四五六七八九十百千零〇两]+"
@@ -84,8 +83,9 @@ def mask_text(text: str | None) -> str | None:
 
 @functools.lru_cache(maxsize=1 << 16)  # quoted texts repeat (在吗, 亲，在的): mask each once
 def _mask(text: str) -> str:
-    if _TEN_DIGITS.match(text):
-        text = _mask_numbers(text)
+    # _mask_numbers itself is the fast test for a number: it scans once for a run start
+    # (_RUN_START) and returns text with fewer than _MIN_DIGITS digits as it is.
+    text = _mask_numbers(text)
     if not _ADDRESS_WORD.search(text):  # no street or building word, no address: skip the slow pattern
         return text
     return _ADDRESS.sub(_mask_address, text)
@@ -116,6 +116,8 @@ def _mask_numbers(text: str) -> str:
         for start, end, masked in found:
             out += [text[done:first + start], masked]
             done = first + end
+    if not out:
+        return text
     out.append(text[done:])
     return "".join(out)
 
