@@ -110,3 +110,13 @@ _RUN_ALPHABET = "0123456789０１２３４５６７８９ -()（）－　XxＸ�
 def test_long_runs_finds_what_the_run_pattern_finds(text):
     pattern = re.compile(privacy._LONG_RUN.pattern)  # the runs as one finditer finds them
     assert [m.span() for m in privacy.long_runs(text)] == [m.span() for m in pattern.finditer(text)]
+
+
+_PIECE_ALPHABET = _RUN_ALPHABET + "；;杭州市西湖区文三路栋单元室省（）"
+
+
+@settings(max_examples=n_examples(300), deadline=None)
+@given(st.lists(st.text(alphabet=_PIECE_ALPHABET, max_size=30), max_size=5))
+def test_masking_piece_by_piece_is_masking_the_whole_text(pieces):
+    text = "；".join(pieces)
+    assert mask_text(text) == privacy._mask.__wrapped__(text)
