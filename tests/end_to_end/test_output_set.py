@@ -203,7 +203,7 @@ def test_a_full_disk_while_writing_agent_files_keeps_the_previous_set(shop, monk
     assert main(args("run", "events-a")) == 0
     month = shop / "out" / "2024-05"
     before = files(month)
-    real = writer.write_tables
+    real, real_finish = writer.write_tables, writer.finish_tables
     written = []
 
     def full(tables, info, path, **kw):
@@ -212,8 +212,15 @@ def test_a_full_disk_while_writing_agent_files_keeps_the_previous_set(shop, monk
         written.append(path)
         return real(tables, info, path, **kw)
 
+    def full_finish(pending, last, path):  # a forked worker finishes its files with this
+        if written:
+            raise OSError(code, os.strerror(code))
+        written.append(path)
+        return real_finish(pending, last, path)
+
     monkeypatch.setenv("LEDGER_WORKERS", workers)  # 2: the failure happens in a forked worker
     monkeypatch.setattr(writer, "write_tables", full)
+    monkeypatch.setattr(writer, "finish_tables", full_finish)
     capsys.readouterr()
     assert main(args("run", "events-b")) == 5
     err = capsys.readouterr().err.strip()

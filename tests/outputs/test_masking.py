@@ -4,10 +4,13 @@ table is docs/statement.md's; the property covers every written form in random C
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ledger.outputs import privacy
 from ledger.outputs.privacy import mask_text
 
 from conftest import n_examples
@@ -97,3 +100,23 @@ def test_any_phone_or_id_in_any_written_form_is_masked(before, number, after):
     assert digits not in _digits(masked)  # the whole number never survives, in any form
     assert digits[-4:] in _digits(masked)  # the masked form is there: the last 4 stay
     assert masked.startswith(before) and masked.endswith(after)  # the words around it stay
+
+
+_RUN_ALPHABET = "0123456789０１２３４５６７８９ -()（）－　XxＸｘ路号a:，"
+
+
+@settings(max_examples=n_examples(300), deadline=None)
+@given(st.text(alphabet=_RUN_ALPHABET, max_size=60))
+def test_long_runs_finds_what_the_run_pattern_finds(text):
+    pattern = re.compile(privacy._LONG_RUN.pattern)  # the runs as one finditer finds them
+    assert [m.span() for m in privacy.long_runs(text)] == [m.span() for m in pattern.finditer(text)]
+
+
+_PIECE_ALPHABET = _RUN_ALPHABET + "；;杭州市西湖区文三路栋单元室省（）"
+
+
+@settings(max_examples=n_examples(300), deadline=None)
+@given(st.lists(st.text(alphabet=_PIECE_ALPHABET, max_size=30), max_size=5))
+def test_masking_piece_by_piece_is_masking_the_whole_text(pieces):
+    text = "；".join(pieces)
+    assert mask_text(text) == privacy._mask.__wrapped__(text)

@@ -26,6 +26,7 @@ import os
 import re
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import ahocorasick
@@ -181,15 +182,24 @@ def info_table(info: RunInfo, agent: str, source_name: str, source_sha256: str) 
     return cells.Table(sheets.INFO, sheets.INFO_HEADER, tuple(rows))
 
 
-def write_agent_statements(statement: Statement, folder: Path, source: Path) -> dict[str, Path]:
+def write_agent_statements(statement: Statement, folder: Path, source: Path,
+                           write_source: Callable[[], object] | None = None) -> dict[str, Path]:
     """Write one workbook per agent into `folder` (agents/ of the month in its staging
     folder, which is swapped in whole: each file is written in place); remove workbooks
     there that belong to no agent of this run. Returns agent -> path.
 
-    A big team's files are written by one forked process per core (each file depends on
-    the statement alone, so which process writes it changes no byte)."""
+    `write_source` writes the shop statement `source` (None: it is written already);
+    each file's 说明 sheet names its SHA-256. A big team's files are written by one
+    forked process per core (each file depends on the statement alone, so which process
+    writes it changes no byte); they lay out and deflate every sheet but 说明 while
+    the shop statement is being written, then receive its digest and finish."""
     folder = Path(folder)
-    source_sha = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+
+    def source_sha() -> str:
+        if write_source is not None:
+            write_source()
+        return hashlib.sha256(Path(source).read_bytes()).hexdigest()
+
     agents = [a.agent for a in statement.agents if a.agent != NO_AGENT]
     if agents:
         folder.mkdir(parents=True, exist_ok=True)
@@ -197,13 +207,13 @@ def write_agent_statements(statement: Statement, folder: Path, source: Path) -> 
     entries_of: dict[str, list] = {}
     for e in statement.entries:
         entries_of.setdefault(e.agent, []).append(e)
-    job = AgentFilesJob(statement, Redactor(statement), entries_of, names, folder, Path(source).name, source_sha)
+    job = AgentFilesJob(statement, Redactor(statement), entries_of, names, folder, Path(source).name, "")
     workers, explicit = worker_count()
     big = len(agents) >= PARALLEL_AGENTS or (len(agents) > 1 and len(statement.entries) >= PARALLEL_LINES)
     if workers > 1 and (explicit or big) and "fork" in multiprocessing.get_all_start_methods():
-        _write_forked(job, shares(agents, entries_of, workers))
+        _write_forked(job, shares(agents, entries_of, workers), source_sha)
     else:
-        write_agent_files(job, agents)
+        write_agent_files(attrs.evolve(job, source_sha=source_sha()), agents)
     written = {agent: folder / names[agent] for agent in agents}
     keep = {p.name for p in written.values()}
     if folder.is_dir():
@@ -255,24 +265,33 @@ class AgentFilesJob:
     names: dict
     folder: Path
     source_name: str
-    source_sha: str
+    source_sha: str  # "" in a forked worker: it receives the digest (_write_forked)
 
 
-def _write_forked(job: AgentFilesJob, chunks: list[list[str]]) -> None:
-    """One forked process per chunk (fork: the job is inherited, never pickled). A worker
-    that fails reports why; the parent then fails with that reason (exit code 5). When
-    the parent stops early (an error, Ctrl-C) it stops the workers; when it is killed,
-    the workers die with it (die_with_parent)."""
+def _write_forked(job: AgentFilesJob, chunks: list[list[str]], source_sha: Callable[[], str]) -> None:
+    """One forked process per chunk (fork: the job is inherited, never pickled). The
+    workers lay out their files while `source_sha` writes the shop statement here, then
+    receive its digest through a pipe each. A worker that fails reports why; the parent
+    then fails with that reason (exit code 5). When the parent stops early (an error,
+    Ctrl-C, a failed shop statement) it stops the workers; when it is killed, the
+    workers die with it (die_with_parent)."""
     context = multiprocessing.get_context("fork")
     failures = context.SimpleQueue()
     parent = os.getpid()
-    workers = [context.Process(target=_worker, args=(job, chunk, failures, parent), daemon=True)
-               for chunk in chunks]
+    pipes = [context.Pipe(duplex=False) for _ in chunks]
+    workers = [context.Process(target=_worker, args=(job, chunk, failures, parent, receive), daemon=True)
+               for chunk, (receive, _) in zip(chunks, pipes)]
     started = []
     try:
         for w in workers:
             w.start()
             started.append(w)
+        digest = source_sha()
+        for receive, send in pipes:
+            receive.close()
+            with contextlib.suppress(BrokenPipeError):  # a worker that failed: reported below
+                send.send(digest)
+            send.close()
         for w in started:
             w.join()
     finally:
@@ -292,10 +311,10 @@ def _write_forked(job: AgentFilesJob, chunks: list[list[str]]) -> None:
         raise LedgerError(f"个人账单写入失败 (per-agent statements not written): {text}", exit_code=5)
 
 
-def _worker(job: AgentFilesJob, agents: list[str], failures, parent: int) -> None:
+def _worker(job: AgentFilesJob, agents: list[str], failures, parent: int, receive) -> None:
     die_with_parent(parent)
     try:
-        write_agent_files(job, agents, threaded=False, parent=parent)
+        write_agent_files(job, agents, threaded=False, parent=parent, source_sha=receive.recv)
     except BaseException as exc:  # reported to the parent, which fails the run
         failures.put((exc.errno if isinstance(exc, OSError) else None, f"{type(exc).__name__}: {exc}"))
         raise SystemExit(1)
@@ -315,20 +334,41 @@ def die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def write_agent_files(job: AgentFilesJob, agents: list[str], threaded: bool = True, parent: int | None = None) -> None:
+def write_agent_files(job: AgentFilesJob, agents: list[str], threaded: bool = True, parent: int | None = None,
+                      source_sha: Callable[[], str] | None = None) -> None:
     """Write these agents' files; `threaded=False` in a forked worker (one per core:
     a deflating thread would only compete with the other workers), which passes its
-    `parent` and stops as soon as the parent is gone."""
-    statement, redactor, entries_of, names = job.statement, job.redactor, job.entries_of, job.names
-    folder, source_name, source_sha = job.folder, job.source_name, job.source_sha
-    for n, agent in enumerate(agents):
+    `parent` and stops as soon as the parent is gone. With `source_sha` (a worker's:
+    it blocks until the shop statement is written) every file is laid out and deflated
+    into memory but for its 说明 sheet first, and finished once the digest is known."""
+    pending = []
+    for agent in agents:
         if parent is not None and os.getppid() != parent:
             raise SystemExit(1)
-        mine = agent_statement(statement, agent, redactor, entries_of)
+        mine = agent_statement(job.statement, agent, job.redactor, job.entries_of)
         tables = [sheets.summary_table(mine), *sheets.detail_tables(mine.entries, cells.EXCEL_MAX_ROWS),
-                  sheets.rules_table(mine), info_table(mine.info, agent, source_name, source_sha)]
-        # The folder is the month's staging folder, swapped in whole (outset.staged): a
-        # file needs no temporary file and rename of its own.
-        writer.write_tables(tables, mine.info, folder / names[agent], threaded=threaded, atomic=False)
+                  sheets.rules_table(mine), info_table(mine.info, agent, job.source_name, job.source_sha)]
+        if source_sha is None:
+            _write_agent_file(job, agent, tables, mine.info, threaded, first=agent == agents[0])
+        else:
+            pending.append((agent, tables, mine.info, writer.start_tables(tables, mine.info)))
+    if source_sha is None:
+        return
+    digest = source_sha()
+    for n, (agent, tables, info, started) in enumerate(pending):
+        if parent is not None and os.getppid() != parent:
+            raise SystemExit(1)
+        tables[-1] = info_table(info, agent, job.source_name, digest)
+        if started is None or not writer.finish_tables(started, tables[-1], job.folder / job.names[agent]):
+            _write_agent_file(job, agent, tables, info, threaded, first=False)  # a part needs ZIP64
         if n == 0:
             pause_point("agents")
+
+
+def _write_agent_file(job: AgentFilesJob, agent: str, tables: list, info: RunInfo, threaded: bool,
+                      first: bool) -> None:
+    # The folder is the month's staging folder, swapped in whole (outset.staged): a
+    # file needs no temporary file and rename of its own.
+    writer.write_tables(tables, info, job.folder / job.names[agent], threaded=threaded, atomic=False)
+    if first:
+        pause_point("agents")

@@ -100,8 +100,10 @@ def write_set(result: MonthResult, statement: Statement | None, folder: Path) ->
     paths["folder"] = Path(folder)
     write_rejects(paths["rejects"], all_rejects(result))
     if statement is not None:
-        sheets.write_statement(statement, paths["statement"])
-        paths["agent_files"] = write_agent_statements(statement, paths["agents"], paths["statement"])
+        # The per-agent files name the statement's SHA-256: they are laid out while it is written.
+        paths["agent_files"] = write_agent_statements(
+            statement, paths["agents"], paths["statement"],
+            write_source=lambda: sheets.write_statement(statement, paths["statement"]))
     return paths
 
 

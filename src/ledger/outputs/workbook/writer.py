@@ -51,6 +51,7 @@ Guarantees (tests/outputs/test_xlsx.py holds a test for each):
 """
 from __future__ import annotations
 
+import io
 import itertools
 import queue
 import re
@@ -96,6 +97,57 @@ def write_tables(tables: list["Table"], info: RunInfo, path: Path, *, threaded: 
         return
     with atomic_path(Path(path)) as tmp:
         _write_workbook(tables, info, tmp, threaded)
+
+
+class Pending:
+    """A workbook written into memory up to its last sheet (`start_tables`), finished
+    once that sheet's content is known (`finish_tables`). The per-agent files lay out
+    everything while the shop statement whose SHA-256 their 说明 sheet names is still
+    being written (agents.py)."""
+
+    def __init__(self, tables: list[Table], info: RunInfo):
+        self.tables = list(tables)  # the last one is replaced before it is written
+        self.buffer = io.BytesIO()
+        self.zip = zipfile.ZipFile(self.buffer, "w", zipfile.ZIP_DEFLATED, allowZip64=True)
+        self.parts = _parts(self.tables, info)
+
+
+def start_tables(tables: list[Table], info: RunInfo) -> Pending | None:
+    """Deflate every part before the last sheet into memory (on the calling thread).
+    The last table may be a stand-in: its title, header and number of rows and footer
+    rows must be those of the table `finish_tables` gets (the workbook part names them).
+    None when a part needs ZIP64 (never in practice): write the workbook whole then."""
+    pending = Pending(tables, info)
+    stop = f"xl/worksheets/sheet{len(tables) - 1}.xml" if len(tables) > 1 else "xl/styles.xml"
+    try:
+        for name, chunks in pending.parts:
+            _write_part(pending.zip, name, chunks, False, threaded=False)
+            if name == stop:
+                return pending
+    except _NeedsZip64:
+        return None
+    raise ValueError("no sheet to finish")
+
+
+def finish_tables(pending: Pending, last: Table, path: Path) -> bool:
+    """Write the last sheet and what follows it, then the package to `path` (in place,
+    no temporary file: for the month's staging folder). The bytes are those
+    `write_tables` writes for the same tables. False when a part needs ZIP64 (nothing
+    written: write the workbook whole then)."""
+    stand_in = pending.tables[-1]
+    if (stand_in.title, stand_in.header, len(stand_in.items), len(stand_in.footer)) != (
+            last.title, last.header, len(last.items), len(last.footer)):
+        raise ValueError("the last sheet differs from its stand-in in shape")
+    pending.tables[-1] = last  # _parts reads tables[i] only when it reaches sheet i
+    try:
+        for name, chunks in pending.parts:
+            _write_part(pending.zip, name, chunks, False, threaded=False)
+    except _NeedsZip64:
+        return False
+    pending.zip.close()
+    with open(path, "wb") as out:
+        out.write(pending.buffer.getbuffer())
+    return True
 
 
 # ------------------------------------------------------------------------ writer
@@ -343,8 +395,8 @@ def _parts(tables: list[Table], info: RunInfo) -> Iterator[tuple[str, Iterable[s
     yield "xl/workbook.xml", [_workbook_xml(tables)]
     yield "xl/_rels/workbook.xml.rels", [_workbook_rels(sheets)]
     yield "xl/styles.xml", [_STYLES]
-    for i, (name, table) in enumerate(zip(sheets, tables)):
-        yield name, charts.wrap(i, _sheet_xml(table, selected=i == 0))
+    for i, name in enumerate(sheets):  # tables[i] looked up only now (finish_tables)
+        yield name, charts.wrap(i, _sheet_xml(tables[i], selected=i == 0))
     yield from charts.parts()
 
 
@@ -397,13 +449,15 @@ def _sheet_xml(table: Table, *, selected: bool = False) -> Iterator[str]:
     ncols = len(table.header)
     refs = _cell_refs(ncols)
     last_row = 1 + len(table.items) + len(table.footer)
+    # The rows measured for the column widths are the first rows written: each made once.
+    sample = [table.to_row(item) for item in itertools.islice(table.items, WIDTH_SAMPLE_ROWS)]
     cols = "".join(f'<col min="{c}" max="{c}" width="{_number(w)}" customWidth="1"/>'
-                   for c, w in enumerate(_column_widths(table), 1))
+                   for c, w in enumerate(_column_widths(table, sample), 1))
     head = _SHEET_HEAD.format(last_cell=f"{_column_letter(ncols)}{last_row}", cols=cols,
                               selected=' tabSelected="1"' if selected else "")
     yield head + _render_rows([table.header], 1, refs, bold=True)
     row_number = 2
-    rows = table.rows()
+    rows = itertools.chain(sample, map(table.to_row, itertools.islice(table.items, len(sample), None)))
     texts: dict[str, str] = {}
     while True:
         batch = list(itertools.islice(rows, CHUNK_ROWS))
@@ -559,9 +613,9 @@ def _serial(ts: datetime) -> float:
     return days + seconds / _SECONDS_PER_DAY
 
 
-def _column_widths(table: Table) -> list[float]:
-    sample = [table.header, *table.footer]
-    sample += [table.to_row(item) for item in table.items[:WIDTH_SAMPLE_ROWS]]
+def _column_widths(table: Table, rows: list[tuple]) -> list[float]:
+    """Widths from the header, the footer and `rows` (the first WIDTH_SAMPLE_ROWS rows)."""
+    sample = [table.header, *table.footer, *rows]
     widths = []
     for column in zip(*(row[:len(table.header)] for row in sample)):
         widest = 0
@@ -577,6 +631,8 @@ _WIDTHS: dict[str, int] = {}  # agents, rules and labels recur in every file: me
 
 
 def _width_of(text: str) -> int:
+    if text.isascii():  # display_width's own answer, without the cache (ids would crowd it out)
+        return len(text) if len(text) < MAX_WIDTH else MAX_WIDTH
     width = _WIDTHS.get(text)
     if width is None:
         width = display_width(text)
