@@ -21,13 +21,16 @@ from conftest import n_examples
 TEXT = st.text(alphabet=st.sampled_from(list('"",,;\t ab好，“”\\\'')), max_size=8)
 
 
-def split_sql(delimiter: str, n: int) -> str:
+def split_sql(delimiter: str, n: int, quoted: bool = False) -> str:
+    """The split of one line `?` with `n` named fields; `quoted`: the file's first line quoted
+    every field (the all-quoted split is tried first: another order, the same fields)."""
     plan = CsvPlan(rel="a.csv", path=Path("a.csv"), encoding="utf-8", delimiter=delimiter,
-                   names=[f"c{i}" for i in range(n)], header_line=1, window=(None, None), size=0, line_bytes=0)
+                   names=[f"c{i}" for i in range(n)], header_line=1, window=(None, None), size=0, line_bytes=0,
+                   quoted=quoted)
     sql = FileSql.__new__(FileSql)
     sql.plan = plan
     how, fields = sql._fields()
-    values = ", ".join(FileSql._field(i + 1) for i in range(n))
+    values = ", ".join(sql._field(i + 1) for i in range(n))
     return (f"SELECT how, CASE WHEN f IS NULL THEN NULL ELSE len(f) END, [{values}] "
             f"FROM (SELECT how, {fields} AS f FROM (SELECT l, {how} AS how FROM (SELECT ?::VARCHAR AS l)))")
 
@@ -47,19 +50,19 @@ CON = duckdb.connect()
 
 @settings(max_examples=n_examples(300), deadline=None)
 @given(row=st.lists(TEXT, min_size=1, max_size=5), delimiter=st.sampled_from([",", ";", "\t"]),
-       quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, "all-but-first"]))
-def test_the_sql_split_of_a_written_row_is_the_row(row, delimiter, quoting):
+       quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL, "all-but-first"]), quoted=st.booleans())
+def test_the_sql_split_of_a_written_row_is_the_row(row, delimiter, quoting, quoted):
     line = write(row, delimiter, quoting)
     if "\n" in line or "\r" in line:
         return
-    how, n, values = CON.execute(split_sql(delimiter, len(row)), [line]).fetchone()
+    how, n, values = CON.execute(split_sql(delimiter, len(row), quoted), [line]).fetchone()
     assert (csv.reader([line], delimiter=delimiter, strict=True).__next__()) == row
     assert how is not None and n == len(row) and values == row, (line, how)
 
 
 @settings(max_examples=n_examples(300), deadline=None)
-@given(line=st.text(alphabet=st.sampled_from(list('"",,ab ')), max_size=12))
-def test_any_line_splits_as_the_csv_module_reads_it_or_not_at_all(line):
+@given(line=st.text(alphabet=st.sampled_from(list('"",,ab ')), max_size=12), quoted=st.booleans())
+def test_any_line_splits_as_the_csv_module_reads_it_or_not_at_all(line, quoted):
     """A line the SQL splits is split as the csv module (strict) reads it; a line it does not
     split (NULL) goes to the Python reader, which says what is wrong with it."""
     try:
@@ -67,22 +70,29 @@ def test_any_line_splits_as_the_csv_module_reads_it_or_not_at_all(line):
     except (csv.Error, StopIteration):
         expected = None
     if expected is None or not line:
-        how, n, values = CON.execute(split_sql(",", 1), [line]).fetchone()
+        how, n, values = CON.execute(split_sql(",", 1, quoted), [line]).fetchone()
         assert expected is not None or n is None, line
         return
-    how, n, values = CON.execute(split_sql(",", len(expected)), [line]).fetchone()
+    how, n, values = CON.execute(split_sql(",", len(expected), quoted), [line]).fetchone()
     assert n is not None and values == expected, (line, how)
 
 
 @pytest.mark.parametrize("line, how", [
     ('a,b,c', 0),                                   # no quote
     ('"a","b c",d', 0),                             # quotes that only wrap
+    ('"a","b c","d"', 4),                           # every field quoted, no quote inside
     ('"a","b,c","他说""好"""', 1),                  # every field quoted, anything inside
-    ('"","x",""', 0),                               # empty quoted fields are plain wrapping
+    ('"","x",""', 1),                               # empty quoted fields: pairs too
     ('2024-05-01 10:00:00,"他说""好""","x"', 2),    # doubled quotes, no delimiter inside
     ('2024-05-01 10:00:00,"a,b","x"', 3),           # a bare field and a delimiter inside quotes
 ])
 def test_each_export_shape_takes_the_cheapest_branch_that_reads_it(line, how):
     row = next(csv.reader([line], strict=True))
-    got_how, n, values = CON.execute(split_sql(",", len(row)), [line]).fetchone()
+    got_how, n, values = CON.execute(split_sql(",", len(row), quoted=how in (1, 4)), [line]).fetchone()
     assert (got_how, values) == (how, row)
+
+
+def test_a_file_whose_first_line_quotes_every_field_tries_that_split_first():
+    line = '"a","b c","d"'  # both splits read it: the order decides which
+    assert CON.execute(split_sql(",", 3, quoted=False), [line]).fetchone()[0] == 0
+    assert CON.execute(split_sql(",", 3, quoted=True), [line]).fetchone()[0] == 4

@@ -42,6 +42,7 @@ class CsvPlan:
     jsonl: bool = False  # JSON Lines: `names` are the keys its first lines use
     sha256: str | None = None  # of `source`'s bytes, when transcoded
     lines: str | None = None  # JSON Lines: the table of its numbered lines made in planning (`jsonl_lines_sql`)
+    quoted: bool = False  # its first data line quotes every field: FileSql tries that split first
 
 
 def raw_lines_sql(path: Path) -> str:
@@ -195,7 +196,8 @@ class FileSql:
         """(how, f): how the SQL splits line `l`, and its fields as the csv module splits a
         one-line record, NULL for a line that is not one (a quoted field left open, text after
         a closing quote, ...). `how` tells what is left to do to a field (`_field`): 0 nothing,
-        1 undouble its quotes, 2 unquote it when quoted."""
+        1 strip the line's outer quotes and undouble quotes, 4 strip them only, 2 unquote it
+        when quoted, 3 nothing (the record regex unquoted it)."""
         if self.plan.jsonl:
             return "0", jsonl_fields(self.plan.names)
         d = sql_string(self.plan.delimiter)
@@ -208,31 +210,38 @@ class FileSql:
         # Cheapest first; the regexes are plain (one DFA pass each), regexp_extract_all with a
         # lambda, ten times dearer, is left for lines none of the others takes.
         # - no quote: the delimiters are the field ends.
+        # - every field quoted, anything inside ("a,b","say ""hi"""): the fields end at
+        #   '"<d>"'. That split is the csv module's when every run of quotes left between the
+        #   pieces is even (quote pairs); the line's own first and last quote, with one more
+        #   quote added at each end, make a pair with their neighbours. A lone quote means the
+        #   split fell inside a field, or the line is not a record. 4: no pair inside at all.
         # - quoted fields hold neither a quote nor the delimiter ("a",b,"c d": exports that
-        #   quote every field, or every field but some): drop the quotes and split.
-        # - every field quoted, anything inside ("a,b","say ""hi"""): between the first and
-        #   last quote the fields end at '"<d>"'; the split is the csv module's when each
-        #   piece is quote pairs and other characters only (a lone quote means the split
-        #   fell inside a field, or the line is not a record).
+        #   quote every field but some): drop the quotes and split.
         # - quoted fields hold doubled quotes but no delimiter: split, then unquote each.
         # - anything else: the general record regex.
-        how = (f"CASE WHEN NOT contains(l, '\"') THEN 0 "
-               f"WHEN regexp_full_match(l, {simple}) THEN 0 "
-               f"WHEN starts_with(l, '\"') AND ends_with(l, '\"') AND strlen(l) >= 2 "
-               f"AND NOT contains(replace(replace(l[2:-2], {sep}, chr(0)), '\"\"', ''), '\"') THEN 1 "
+        every_field = (f"WHEN starts_with(l, '\"') AND ends_with(l, '\"') AND strlen(l) >= 2 "
+                       f"AND NOT contains(replace(replace('\"' || l || '\"', {sep}, chr(0)), '\"\"', ''), '\"') "
+                       f"THEN CASE WHEN contains(l, '\"\"') THEN 1 ELSE 4 END ")
+        wrapping = f"WHEN regexp_full_match(l, {simple}) THEN 0 "
+        # The order only decides the cost (each test is exact): a file whose first line quotes
+        # every field tries that split first, other files the one-regex test.
+        first = every_field + wrapping if self.plan.quoted else wrapping + every_field
+        how = (f"CASE WHEN NOT contains(l, '\"') THEN 0 {first}"
                f"WHEN regexp_full_match(l, {doubled}) THEN 2 "
                f"WHEN regexp_full_match(l, {record}) THEN 3 END")
         f = (f"CASE how WHEN 0 THEN string_split(CASE WHEN contains(l, '\"') THEN replace(l, '\"', '') ELSE l END, {d}) "
-             f"WHEN 1 THEN string_split(l[2:-2], {sep}) "
+             f"WHEN 1 THEN string_split(l, {sep}) WHEN 4 THEN string_split(l, {sep}) "
              f"WHEN 2 THEN string_split(l, {d}) "
              f"WHEN 3 THEN list_transform(regexp_extract_all({d} || l, {field}, 1), lambda x: {unquote}) END")
         return how, f
 
-    @staticmethod
-    def _field(i: int) -> str:
-        """Field `i` (1-based) of `f` as read, by `how` (see `_fields`)."""
-        x = f"f[{int(i)}]"
-        return (f"CASE how WHEN 1 THEN replace({x}, '\"\"', '\"') "
+    def _field(self, i: int) -> str:
+        """Field `i` (1-based) of `f` as read, by `how` (see `_fields`). In a line split at
+        '"<d>"' (1, 4) the first field still starts with the line's first quote and the last
+        ends with its last quote (a line of another field count is not taken: `nf`)."""
+        x, n = f"f[{int(i)}]", len(self.plan.names)
+        bare = f"{x}[2:-2]" if i == 1 == n else f"substr({x}, 2)" if i == 1 else f"{x}[:-2]" if i == n else x
+        return (f"CASE how WHEN 4 THEN {bare} WHEN 1 THEN replace({bare}, '\"\"', '\"') "
                 f"WHEN 2 THEN CASE WHEN starts_with({x}, '\"') THEN replace({x}[2:-2], '\"\"', '\"') ELSE {x} END "
                 f"ELSE {x} END")
 

@@ -144,6 +144,12 @@ def _scan_file(path: Path, digested: bool = True) -> _Scan:
     return _Scan(sha, lf + (last not in (b"", b"\n")), cr != crlf, delim, newline, last == b"\n")
 
 
+def _quotes_every_field(line: str, delimiter: str, width: int) -> bool:
+    """Whether a line looks like an export that quotes every field (a hint for the order of
+    the SQL's splits, never for what they read)."""
+    return line.startswith('"') and line.endswith('"') and line.count(f'"{delimiter}"') >= width - 1
+
+
 @attrs.define
 class _Done:
     """A file read (either way): its rows are in `events` from seq `base` on."""
@@ -426,7 +432,10 @@ class SqlReader:
             return None  # the Python reader rejects the header and every row
         window = self._window(records, names.index("ts"), len(names))
         line_bytes = max(1.0, len(body) / max(1, body.count(b"\n")))
-        return CsvPlan(rel, path, "utf-8-sig" if bom else "utf-8", delimiter, names, line, window, size, line_bytes)
+        data = text.split("\n", line + 1)[line:line + 1]  # the first data line, when in the head
+        quoted = bool(data) and _quotes_every_field(data[0].rstrip("\r"), delimiter, len(names))
+        return CsvPlan(rel, path, "utf-8-sig" if bom else "utf-8", delimiter, names, line, window, size, line_bytes,
+                       quoted=quoted)
 
     def _window(self, records, ts_index: int, width: int) -> tuple[datetime, datetime]:
         """Wall times around the file's first rows, whole months: the zone is tabled there."""
