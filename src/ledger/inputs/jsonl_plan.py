@@ -6,8 +6,8 @@ values, or None when the file is better read in Python: a BOM, bytes that are no
 no `ts` or `type` key, a key the Python reader would clean, rename or refuse. Only lines
 whose reading is certain give keys (flat objects of strings, nulls and booleans): the
 Python reader registers the keys of such lines whatever else the file holds. sql_reader
-then stores the file's numbered lines with the keys of every line (one DuckDB pass,
-sql_plan.jsonl_lines_sql, whose table the INSERT reads later); a line with a key still
+then stores the file's numbered lines with the keys of every line (numbered on one thread,
+parsed on every core: sql_plan.jsonl_keys_sql; the INSERT reads the table later); a line with a key still
 unplanned is met by its UDF, which has the load start again with the file read in Python.
 """
 

@@ -57,7 +57,7 @@ from ledger.inputs.sql_plan import (
     CsvPlan,
     FileSql,
     jsonl_fields,
-    jsonl_lines_sql,
+    jsonl_keys_sql,
     jsonl_types,
     numbered_lines_sql,
     raw_lines_sql,
@@ -176,7 +176,7 @@ class SqlReader:
     folds duplicate ids over all files in SQL (first occurrence wins, as in Python).
 
     A file's raw lines are numbered by DuckDB once (`WITH ORDINALITY`, one thread) into a
-    temporary table (a JSON Lines file's in phase 1, with each line's keys: jsonl_lines_sql); one INSERT (on every core) splits lines at the delimiter as the csv
+    temporary table (a JSON Lines file's in phase 1, with each line's keys: jsonl_keys_sql); one INSERT (on every core) splits lines at the delimiter as the csv
     module does and checks and normalises the common forms in SQL, seq counting lines;
     the lines that gave no row are closed up after (`_close_gaps`). A row the SQL cannot
     vouch for (unusual quoting, a NUL, unusual time or amount forms, anything to reject,
@@ -286,12 +286,16 @@ class SqlReader:
             return None
         names, rows, line_bytes = head
         plan = CsvPlan(rel, path, "utf-8", ",", names, 0, (datetime.min, datetime.min), size, line_bytes, jsonl=True)
-        # The file's numbered lines, with each line's keys (one JSON parse), are stored now: its
+        # The file's numbered lines, with each line's keys (jsonl_keys_sql), are stored now: its
         # later keys come from them, and its INSERT (phase 2) reads them.
         table = f"ledger_lines_{os.getpid()}_{next(_udf_numbers)}"
         temp = "TEMP " if len(self._parts(plan)) == 1 else ""  # other parts' connections must see it
         try:
-            self.con.execute(f"CREATE {temp}TABLE {table} AS {jsonl_lines_sql(path, names)}")
+            self.con.execute(f"CREATE TEMP TABLE {table}_raw AS {numbered_lines_sql(path, 1)}")
+            try:
+                self.con.execute(f"CREATE {temp}TABLE {table} AS {jsonl_keys_sql(f'{table}_raw', names)}")
+            finally:
+                self.con.execute(f"DROP TABLE IF EXISTS {table}_raw")
         except duckdb.Error:
             return None  # invalid UTF-8, an over-long line, ...: the file is read in Python
         self.tables.append(table)
@@ -306,7 +310,7 @@ class SqlReader:
 
     def _later_keys(self, table: str, names: list[str]) -> list[str] | None:
         """`names` and the keys of later lines (of every line DuckDB reads as an object: `x` of
-        table `table`, see jsonl_lines_sql); None when a key new to the month is on no line the
+        table `table`, see jsonl_keys_sql); None when a key new to the month is on no line the
         SQL reads itself (whether the Python reader registers it then depends on how it reads
         those lines: it reads the file)."""
         found = [k for (k,) in self.con.execute(f"SELECT DISTINCT unnest(x) FROM {table} WHERE x IS NOT NULL").fetchall()]
