@@ -899,3 +899,43 @@ def test_a_quoted_field_over_the_size_limit_never_turns_its_lines_into_rows(tmp_
     assert reject.line == 3 and "field larger than field limit" in reject.reason
     assert result.files[0].read == 3 and result.files[0].rejected == 1
     assert len(reject.raw) < 2100 and "more characters not kept" in reject.raw  # the raw text kept is capped
+
+
+def test_files_with_one_header_are_read_by_one_insert_with_their_own_lines(tmp_path, reader, monkeypatch):
+    """A month split into many files (one per day, per agent) is read by one INSERT per run
+    of files with the same header; each file keeps its own lines, rejects and report, and a
+    file with a multi-line record sends the run back to one file at a time. Same table as
+    the Python reader either way."""
+    if reader == "python":
+        pytest.skip("compares both readers itself")
+    header = "id,ts,type,agent,text"
+    for day in range(1, 7):
+        body = [f"d{day}-{i},2024-05-0{day} 10:{i:02d}:00,message,店:小{i % 3},第{i}句" for i in range(12)]
+        body.insert(3, "")  # a blank line
+        body.insert(5, f"d{day}-bad,not a time,message,店:小1,坏")  # a rejected line
+        if day == 4:
+            body.insert(7, "d4-x,2024-05-04 11:00:00,message,店:小1,\"两行\n的文字\"")
+        put(tmp_path, f"chat/{day:02d}.csv", "\n".join([header] + body) + "\n")
+    put(tmp_path, "chat/07.csv", "ts,type,id\n2024-05-07 10:00:00,message,other-header\n")  # ends a run
+    put(tmp_path, "chat/08.csv", "\n".join([header, "d8-0,2024-05-08 10:00:00,message,店:小1,好",
+                                           "d8-1,2024-05-08 10:01:00,message,店:小1,好"]) + "\n")
+    put(tmp_path, "chat/09.csv", "\n".join([header, "d9-0,2024-05-09 10:00:00,message,店:小1,好"]) + "\n")
+    inserts = []
+    real = sql_plan.FileSql.sql
+
+    def counted(self):
+        inserts.append(self.plan.files or (self.plan.rel,))
+        return real(self)
+
+    monkeypatch.setattr(sql_plan.FileSql, "sql", counted)
+    readers = assert_same_reading(tmp_path, TZ, SCHEMA)
+    assert set(readers.values()) == {"sql"}
+    # 01-06 tried as one (04's two-line record sends them back one by one), 07 alone, 08-09 as one
+    assert ("chat/01.csv", "chat/02.csv", "chat/03.csv", "chat/04.csv", "chat/05.csv", "chat/06.csv") in inserts
+    assert ("chat/08.csv", "chat/09.csv") in inserts
+    assert ("chat/01.csv",) in inserts and ("chat/08.csv",) not in inserts  # 08-09 never read one by one
+    result, con = load(tmp_path)
+    rows = table(con, "src_file, src_line, id")
+    assert {"src_file": "chat/09.csv", "src_line": 2, "id": "d9-0"} in rows
+    assert {"src_file": "chat/04.csv", "src_line": 9, "id": "d4-x"} in rows
+    assert [(r.file, r.line) for r in result.rejects][:2] == [("chat/01.csv", 7), ("chat/02.csv", 7)]

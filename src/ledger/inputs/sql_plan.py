@@ -43,6 +43,9 @@ class CsvPlan:
     sha256: str | None = None  # of `source`'s bytes, when transcoded
     lines: str | None = None  # JSON Lines: the table of its numbered lines made in planning (`jsonl_keys_sql`)
     quoted: bool = False  # its first data line quotes every field: FileSql tries that split first
+    # A group of files with this header read by one INSERT (sql_reader._append_group): their
+    # names; `lines` then also holds each line's file (fk, 0-based) and its own line number (ln).
+    files: tuple[str, ...] = ()
 
 
 def raw_lines_sql(path: Path) -> str:
@@ -148,6 +151,10 @@ class FileSql:
                "ts_local": "CASE WHEN fast THEN loc ELSE CAST(py[3] AS TIMESTAMP) END",
                "src_file": sql_string(plan.rel),
                "src_line": "CAST(line AS INTEGER)"}
+        if plan.files:
+            out["src_file"] = f"[{', '.join(sql_string(f) for f in plan.files)}][fk + 1]"
+            out["src_line"] = "CAST(ln AS INTEGER)"
+        carry = ", fk, ln" if plan.files else ""
         for k, name in enumerate(named):
             if name not in ("id", "ts"):
                 value = self.v(name) if name == "type" else f"n{self.pos[name]}"
@@ -159,8 +166,8 @@ class FileSql:
             WITH src AS ({self._source()}),
             a0 AS (SELECT *, {how} AS how FROM {jsonl_types(plan.names) if plan.jsonl else "src"}
                    WHERE line >= {int(self.first)}),
-            a AS (SELECT line, l, how, {fields} AS f FROM a0),
-            b AS (SELECT line, l, len(f) AS nf, {unnamed_ok} AS unnamed_ok, {in_span} AS in_span, {values} FROM a),
+            a AS (SELECT line, l, how, {fields} AS f{carry} FROM a0),
+            b AS (SELECT line, l{carry}, len(f) AS nf, {unnamed_ok} AS unnamed_ok, {in_span} AS in_span, {values} FROM a),
             c AS (SELECT *, replace(left({ts}, 19), 'T', ' ') AS t19, substr({ts}, 20) AS rest FROM b),
             d AS (SELECT *, try_cast(t19 AS TIMESTAMP) AS w0,
                          CASE WHEN rest = '' THEN true ELSE regexp_full_match(rest, '{_REST_RE}') END AS okrest,
@@ -196,7 +203,8 @@ class FileSql:
             table = self.lines if self.lines is not None else f"({jsonl_lines_sql(self.plan.path, self.plan.names)})"
             return f"SELECT line, l, nk FROM {table} WHERE line >= {int(self.first)}{last}"
         if self.lines is not None:
-            return f"SELECT line, l FROM {self.lines} WHERE line >= {int(self.first)}{last}"
+            carry = ", fk, ln" if self.plan.files else ""
+            return f"SELECT line, l{carry} FROM {self.lines} WHERE line >= {int(self.first)}{last}"
         limit = f"LIMIT {int(self.last)}" if self.last is not None else ""
         return f"SELECT ordinality AS line, l FROM {raw_lines_sql(self.plan.path)} WITH ORDINALITY {limit}"
 

@@ -25,7 +25,6 @@ import zoneinfo
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import NamedTuple
 
 import attrs
 import duckdb
@@ -41,6 +40,16 @@ from ledger.inputs.contract import (
     parse_ts,
 )
 from ledger.inputs.encodings import printable, sniff, utf16_without_bom
+from ledger.inputs.file_groups import (
+    SCAN_CHUNK,
+    FileScan,
+    group_key,
+    group_lines_sql,
+    group_starts,
+    quotes_every_field,
+    scan_file,
+    ungroup_reject,
+)
 from ledger.inputs.jsonl_plan import jsonl_head, plain_keys
 from ledger.inputs.line_rows import LineRows, NewKeys, quote_state
 from ledger.inputs.python_reader import PythonReader, declared
@@ -65,8 +74,6 @@ from ledger.inputs.sql_plan import (
 from ledger.inputs.table import create_empty, insert_written, sql_string
 
 _HEAD_BYTES = 1 << 16  # the header and the first rows, read in Python to plan the SQL
-_SCAN_CHUNK = 1 << 22
-_RAW_DELIM = "\x01"  # the raw-line scan's column delimiter: a file containing it goes to Python
 _ZONE_MARGIN = timedelta(days=120)  # time zone offsets are tabled this far around a file's first rows
 _MAX_SPAN_LINES = 1_000_000  # more lines in multi-line records than this: the file is read in Python
 _SPAN_LOOKAHEAD = 4096  # a multi-line record longer than this: the file is read in Python
@@ -109,45 +116,6 @@ def udf_types():
     finally:
         con.close()
     return types
-
-
-class _Scan(NamedTuple):
-    """What one pass over a file's bytes tells: checked against what DuckDB read."""
-
-    sha256: str
-    lines: int  # physical lines, as Python's universal newlines count them
-    bare_cr: bool  # a CR not followed by LF: a line break to Python, not to the raw-line scan
-    raw_delim: bool
-    newline: str | None  # "\n" or "\r\n" when every line ends so, None when they are mixed
-    final_newline: bool  # the last line has a line end
-
-
-def _scan_file(path: Path, digested: bool = True) -> _Scan:
-    """The scan of a file; its sha256 only when `digested` (a copy's is never reported)."""
-    digest = hashlib.sha256() if digested else None
-    lf = cr = crlf = 0
-    delim = False
-    last = b""
-    with open(path, "rb") as fh:
-        while block := fh.read(_SCAN_CHUNK):
-            if digest is not None:
-                digest.update(block)
-            lf += block.count(b"\n")
-            n_cr = block.count(b"\r")
-            if n_cr or last == b"\r":
-                cr += n_cr
-                crlf += block.count(b"\r\n") + (last == b"\r" and block[:1] == b"\n")
-            delim = delim or _RAW_DELIM.encode() in block
-            last = block[-1:]
-    newline = "\n" if not crlf else "\r\n" if crlf == lf else None
-    sha = digest.hexdigest() if digest is not None else ""
-    return _Scan(sha, lf + (last not in (b"", b"\n")), cr != crlf, delim, newline, last == b"\n")
-
-
-def _quotes_every_field(line: str, delimiter: str, width: int) -> bool:
-    """Whether a line looks like an export that quotes every field (a hint for the order of
-    the SQL's splits, never for what they read)."""
-    return line.startswith('"') and line.endswith('"') and line.count(f'"{delimiter}"') >= width - 1
 
 
 @attrs.define
@@ -268,7 +236,7 @@ class SqlReader:
         self._end_batch()  # the rows of files read after this one go to a new temporary CSV
         if plan.scan is None:  # a sheet's copy comes with its line count (sheet_csv)
             # A transcoded copy's digest is not reported (plan.sha256 is the file's own): not computed.
-            plan.scan = pool.submit(_scan_file, plan.path, plan.encoding != "gb18030")
+            plan.scan = pool.submit(scan_file, plan.path, plan.encoding != "gb18030")
         return plan
 
     def _jsonl_plan(self, rel: str, path: Path) -> CsvPlan | None:
@@ -345,10 +313,10 @@ class SqlReader:
             if size < (1 if self.force else self.settings.sql_min_bytes):
                 return None
             with open(path, "rb") as fh:
-                head = fh.read(_SCAN_CHUNK)
+                head = fh.read(SCAN_CHUNK)
         except OSError:
             return None
-        if len(head) == _SCAN_CHUNK:
+        if len(head) == SCAN_CHUNK:
             head = head[:head.rfind(b"\n") + 1]
         non_ascii = sum(1 for line in head.split(b"\n") if not line.isascii())
         if len(head) < size and non_ascii < _TRANSCODE_SAMPLE:
@@ -361,7 +329,7 @@ class SqlReader:
         decoder = codecs.getincrementaldecoder("gb18030")()
         try:
             with open(path, "rb") as fh, open(fd, "wb") as out:
-                while block := fh.read(_SCAN_CHUNK):
+                while block := fh.read(SCAN_CHUNK):
                     digest.update(block)
                     out.write(decoder.decode(block).encode("utf-8"))
                 out.write(decoder.decode(b"", final=True).encode("utf-8"))
@@ -388,7 +356,7 @@ class SqlReader:
         # What a scan of the copy would find (the transform writes no CR, no control character):
         # not hashed and counted again.
         plan.scan = Future()
-        plan.scan.set_result(_Scan(made.sha256, made.lines, False, False, "\n", made.lines > 0))
+        plan.scan.set_result(FileScan(made.sha256, made.lines, False, False, "\n", made.lines > 0))
         return plan
 
     def _csv_plan(self, rel: str, path: Path) -> CsvPlan | None:
@@ -437,7 +405,7 @@ class SqlReader:
         window = self._window(records, names.index("ts"), len(names))
         line_bytes = max(1.0, len(body) / max(1, body.count(b"\n")))
         data = text.split("\n", line + 1)[line:line + 1]  # the first data line, when in the head
-        quoted = bool(data) and _quotes_every_field(data[0].rstrip("\r"), delimiter, len(names))
+        quoted = bool(data) and quotes_every_field(data[0].rstrip("\r"), delimiter, len(names))
         return CsvPlan(rel, path, "utf-8-sig" if bom else "utf-8", delimiter, names, line, window, size, line_bytes,
                        quoted=quoted)
 
@@ -486,13 +454,21 @@ class SqlReader:
         Python when the SQL cannot vouch for it), a batch of Python-read files by one INSERT."""
         done: list[_Done] = []
         batch: list[_Done] = []
-        for plan in plans:
+        grouped: list[_Done] = []  # files read with the ones before them (_append_group)
+        for at, plan in enumerate(plans):
             if batch and (isinstance(plan, CsvPlan) or plan.tmp != batch[0].tmp):
                 self._insert_batch(batch)
                 batch = []
             if not isinstance(plan, CsvPlan):
                 batch.append(plan)
                 done.append(plan)
+                continue
+            if grouped:
+                done.append(grouped.pop(0))
+                continue
+            grouped = self._append_group(self._group_at(plans, at))
+            if grouped:
+                done.append(grouped.pop(0))
                 continue
             read = self._append_sql(plan)
             if read is None:
@@ -503,6 +479,59 @@ class SqlReader:
         if batch:
             self._insert_batch(batch)
         return done
+
+    def _group_at(self, plans: list, at: int) -> list[CsvPlan]:
+        """The planned files from `at` on that one INSERT may read (file_groups.group_key): small
+        files read on their own whose raw lines DuckDB reads as Python does."""
+        key = group_key(plans[at])
+        run = list(itertools.takewhile(lambda p: isinstance(p, CsvPlan) and key is not None and group_key(p) == key,
+                                       plans[at:]))
+        if len(run) < 2:  # (before waiting for any file's scan)
+            return []
+        scans = [self._scan(p) for p in run]
+        ok = [s is not None and s.newline is not None and len(self._parts(p)) == 1 for p, s in zip(run, scans)]
+        return run[:ok.index(False)] if False in ok else run
+
+    def _append_group(self, run: list[CsvPlan]) -> list[_Done]:
+        """Files with one header read by one INSERT, as if they were one file whose lines the
+        group's table numbers on (file_groups.py); each gets its own report and rejects. [] when
+        fewer than two, or when anything would need more than the plain reading (a multi-line
+        record, a line count DuckDB disagrees on): the files are then read one by one."""
+        if len(run) < 2:
+            return []
+        data = [self._scan(p).lines - p.header_line for p in run]
+        table = f"ledger_lines_{os.getpid()}_{next(_udf_numbers)}"
+        for plan in run:
+            self.progress(plan.rel, plan.path)
+        try:
+            for statement in group_lines_sql(table, run, data):
+                self.con.execute(statement)
+            counted = dict(self.con.execute(f"SELECT fk, count(*) FROM {table} GROUP BY fk").fetchall())
+            if [counted.get(k, 0) for k in range(len(run))] != data:
+                return []
+            scan: Future = Future()  # newline None: a multi-line record is never looked for here
+            scan.set_result(FileScan("", 1 + sum(data), False, False, None, True))
+            whole = attrs.evolve(run[0], header_line=1, lines=table, scan=scan, files=tuple(p.rel for p in run))
+            base = self.n_rows
+            read = self._append_lines(whole, table)
+        except duckdb.Error:
+            return []
+        finally:
+            with contextlib.suppress(duckdb.Error):
+                self.con.execute(f"DROP TABLE IF EXISTS {table}")
+        if read is None:
+            return []
+        starts = group_starts(run, data)
+        rejects: list[list] = [[] for _ in run]
+        for reject in read.rejects:
+            k, own = ungroup_reject(reject, run, starts)
+            rejects[k].append(own)
+        inserted = dict(self.con.execute(
+            f"SELECT src_file, count(*) FROM events WHERE seq >= {base} GROUP BY src_file").fetchall())
+        n = [inserted.get(p.rel, 0) for p in run]
+        return [_Done(p.rel, p.path, "sql", FileReport(p.rel, p.encoding, p.sha256 or self._scan(p).sha256,
+                                                       k + len(mine), k, len(mine), 0), mine)
+                for p, k, mine in zip(run, n, rejects)]
 
     def _insert_batch(self, batch: list[_Done]) -> None:
         written = sum(d.n_written for d in batch)
@@ -567,7 +596,7 @@ class SqlReader:
         return _Done(plan.rel, plan.path, "sql", report, rejects, spans=spans)
 
     @staticmethod
-    def _scan(plan: CsvPlan) -> _Scan | None:
+    def _scan(plan: CsvPlan) -> FileScan | None:
         """The file's scan, when DuckDB's raw lines are Python's (no lone CR, no raw delimiter)."""
         try:
             scan = plan.scan.result()
@@ -654,7 +683,7 @@ class SqlReader:
                     cursor.close()
         return None if None in counts else counts
 
-    def _multi_line_records(self, plan: CsvPlan, scan: _Scan) -> dict | None:
+    def _multi_line_records(self, plan: CsvPlan, scan: FileScan) -> dict | None:
         """Records whose quoted fields run over line ends, read by the csv module:
         first line -> (n_lines, raw, fields, problem). None if the file is better read in Python.
 
