@@ -63,7 +63,9 @@ DATA = Path(os.environ.get("LEDGER_BENCH_DATA") or ROOT / "bench" / "data" / "sh
 EVENTS_PER_DAILY_CONVERSATION = 403  # measured: events per unit of conversations_per_day
 MONTH = "2024-05"
 SHAPES = ("minimal", "quoted", "quoted-but-ts", "quoted-notes", "crlf-bom", "gb18030", "jsonl", "xlsx", "fine-dense",
-          "many-agents")
+          "many-agents", "split-agents")
+# split-agents: the messages as one file per agent (messages/agent-NNN.csv), as shops that export
+# each sub-account's chats write them; the other files as in minimal.
 # quoted-notes: an exporter's own column order (reversed), every field quoted, and a 备注 column
 # whose texts hold doubled quotes, commas and empty fields (the shape the other shapes lacked).
 NOTES = ("", '买家说"尽快",谢谢', "已核对，无异常", '"加急"', "颜色选错了, 换成蓝色", '“改地址”,已同意')
@@ -125,6 +127,20 @@ def shape_folder(size: int, shape: str) -> Path:
                 w = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_ALL)
                 w.writerow([*reversed(header), "备注"])
                 w.writerows([*reversed(row), NOTES[i % len(NOTES)]] for i, row in enumerate(rows))
+        elif shape == "split-agents":
+            if src.stem != "messages":
+                shutil.copyfile(src, target)
+                continue
+            agent = header.index("agent")
+            by_agent: dict[str, list[list[str]]] = {}
+            for row in rows:
+                by_agent.setdefault(row[agent], []).append(row)
+            (month / "messages").mkdir()
+            for k, name in enumerate(sorted(by_agent)):
+                with open(month / "messages" / f"agent-{k:04d}.csv", "w", encoding="utf-8", newline="") as out:
+                    w = csv.writer(out, lineterminator="\n")
+                    w.writerow(header)
+                    w.writerows(by_agent[name])
         elif shape == "quoted-but-ts":
             ts = header.index("ts")
             with open(target, "w", encoding="utf-8", newline="") as out:
@@ -244,7 +260,10 @@ def floor_seconds(folder: Path) -> float:
             csvs = [tmp / p.name for p in csvs]
         msgs = [p for p in csvs if p.stem == "messages"]
         others = [p for p in csvs if p.stem != "messages"]
-        if msgs:
+        if (month / "messages").is_dir():  # split-agents
+            con.execute(f"CREATE TABLE m AS SELECT * FROM read_csv('{month / 'messages' / '*.csv'}', all_varchar=true) "
+                        f"ORDER BY conversation, ts")
+        elif msgs:
             con.execute(f"CREATE TABLE m AS SELECT * FROM read_csv('{msgs[0]}', all_varchar=true) "
                         f"ORDER BY conversation, ts")
         else:
