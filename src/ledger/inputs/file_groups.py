@@ -72,26 +72,25 @@ def group_key(plan: CsvPlan) -> tuple | None:
     return (tuple(plan.names), plan.delimiter, plan.window, plan.quoted)
 
 
-def group_lines_sql(table: str, plans: list[CsvPlan], data_lines: list[int]) -> list[str]:
-    """The statements storing the data lines of `plans` in `table` (line, l, fk, ln): line 1 is
-    a header that is not stored, the first file's data lines are 2, 3, ..., each next file's
-    follow on; `data_lines` are the files' numbers of lines after their headers."""
-    out = [f"CREATE TEMP TABLE {table} (line BIGINT, l VARCHAR, fk INTEGER, ln BIGINT)"]
-    offset = 0
-    for k, (plan, n) in enumerate(zip(plans, data_lines)):
-        out.append(f"INSERT INTO {table} SELECT {1 + offset - plan.header_line} + line, l, {k}, line "
-                   f"FROM ({numbered_lines_sql(plan.path, plan.header_line + 1)})")
-        offset += n
-    return out
-
-
-def group_starts(plans: list[CsvPlan], data_lines: list[int]) -> list[int]:
-    """The group's line number before each file's first data line."""
+def group_starts(data_lines: list[int]) -> list[int]:
+    """The group's line number before each file's first data line, for the files' numbers of
+    lines after their headers (`data_lines`): line 1 is a header that is not stored, the
+    first file's data lines are 2, 3, ..., each next file's follow on."""
     starts, offset = [], 1
     for n in data_lines:
         starts.append(offset)
         offset += n
     return starts
+
+
+def group_lines_sql(table: str, plans: list[CsvPlan], starts: list[int]) -> list[str]:
+    """The statements storing the data lines of `plans` in `table` (line, l, fk, ln), numbered
+    on from `starts` (group_starts)."""
+    out = [f"CREATE TEMP TABLE {table} (line BIGINT, l VARCHAR, fk INTEGER, ln BIGINT)"]
+    for k, (plan, start) in enumerate(zip(plans, starts)):
+        out.append(f"INSERT INTO {table} SELECT {start - plan.header_line} + line, l, {k}, line "
+                   f"FROM ({numbered_lines_sql(plan.path, plan.header_line + 1)})")
+    return out
 
 
 def ungroup_reject(reject: Reject, plans: list[CsvPlan], starts: list[int]) -> tuple[int, Reject]:

@@ -1,9 +1,9 @@
 """The SQL that reads one planned UTF-8 CSV file into `events` (for sql_reader.py).
 
 A `CsvPlan` is a file whose one-line header was checked; `FileSql(plan, ...).sql()` is
-its INSERT: DuckDB reads the file as numbered raw lines (`raw_lines_sql`), splits the
-lines the csv module would split at the delimiter, and checks and normalises in SQL only
-the forms whose reading is certain (see `FileSql`); every other line goes to the Python
+its INSERT: it reads the file's raw lines, numbered once into a table (`numbered_lines_sql`),
+splits the lines the csv module would split at the delimiter, and checks and normalises in
+SQL only the forms whose reading is certain (see `FileSql`); every other line goes to the Python
 UDF. The SQL gives exactly what contract.check_row gives: same ts, ids and values.
 """
 
@@ -64,13 +64,8 @@ def numbered_lines_sql(path: Path, first: int) -> str:
             f"WHERE ordinality >= {int(first)}")
 
 
-def jsonl_lines_sql(path: Path, names: list[str]) -> str:
-    """`jsonl_keys_sql` of a file's numbered lines, read here."""
-    return jsonl_keys_sql(f"({numbered_lines_sql(path, 1)})", names)
-
-
 def jsonl_keys_sql(lines: str, names: list[str]) -> str:
-    """The numbered lines (line, l) of a JSON Lines file, from table or subquery `lines`, with
+    """The numbered lines (line, l) of a JSON Lines file, from table `lines`, with
     what one JSON parse of each tells: `nk`, the number of keys of a line DuckDB reads as an
     object (NULL for any other line), and `x`, its keys when some are not among `names` (else
     NULL). Planning takes the file's later keys from `x`; the INSERT takes `nk` (jsonl_types).
@@ -110,10 +105,12 @@ class FileSql:
     """
 
     def __init__(self, plan: CsvPlan, columns: Columns, schema: Schema, tz: zoneinfo.ZoneInfo, udf: str,
-                 base: int, spans_table: str | None = None, first: int | None = None, last: int | None = None,
-                 lines: str | None = None):
+                 base: int, lines: str, spans_table: str | None = None, first: int | None = None,
+                 last: int | None = None):
         self.spans_table = spans_table
-        self.lines = lines  # a table (line, l) of the file's numbered lines (`numbered_lines_sql`), else read here
+        # the table of the file's numbered lines: (line, l) from `numbered_lines_sql`, with `nk`
+        # for JSON Lines (`jsonl_keys_sql`), with `fk`, `ln` for a group of files (`plan.files`)
+        self.lines = lines
         self.first = plan.header_line + 1 if first is None else first
         self.last = last
         self.plan = plan
@@ -197,16 +194,10 @@ class FileSql:
             SELECT {select} FROM r"""
 
     def _source(self) -> str:
-        """The lines `first` to `last` as (line, l)."""
+        """The lines `first` to `last` of the table `lines`, with the columns it holds."""
         last = f" AND line <= {int(self.last)}" if self.last is not None else ""
-        if self.plan.jsonl:  # with `nk` (jsonl_keys_sql)
-            table = self.lines if self.lines is not None else f"({jsonl_lines_sql(self.plan.path, self.plan.names)})"
-            return f"SELECT line, l, nk FROM {table} WHERE line >= {int(self.first)}{last}"
-        if self.lines is not None:
-            carry = ", fk, ln" if self.plan.files else ""
-            return f"SELECT line, l{carry} FROM {self.lines} WHERE line >= {int(self.first)}{last}"
-        limit = f"LIMIT {int(self.last)}" if self.last is not None else ""
-        return f"SELECT ordinality AS line, l FROM {raw_lines_sql(self.plan.path)} WITH ORDINALITY {limit}"
+        carry = ", nk" if self.plan.jsonl else ", fk, ln" if self.plan.files else ""
+        return f"SELECT line, l{carry} FROM {self.lines} WHERE line >= {int(self.first)}{last}"
 
     def _fields(self) -> tuple[str, str]:
         """(how, f): how the SQL splits line `l`, and its fields as the csv module splits a

@@ -463,10 +463,7 @@ class SqlReader:
                 batch.append(plan)
                 done.append(plan)
                 continue
-            if grouped:
-                done.append(grouped.pop(0))
-                continue
-            grouped = self._append_group(self._group_at(plans, at))
+            grouped = grouped or self._append_group(self._group_at(plans, at))
             if grouped:
                 done.append(grouped.pop(0))
                 continue
@@ -504,7 +501,8 @@ class SqlReader:
         for plan in run:
             self.progress(plan.rel, plan.path)
         try:
-            for statement in group_lines_sql(table, run, data):
+            starts = group_starts(data)
+            for statement in group_lines_sql(table, run, starts):
                 self.con.execute(statement)
             counted = dict(self.con.execute(f"SELECT fk, count(*) FROM {table} GROUP BY fk").fetchall())
             if [counted.get(k, 0) for k in range(len(run))] != data:
@@ -521,7 +519,6 @@ class SqlReader:
                 self.con.execute(f"DROP TABLE IF EXISTS {table}")
         if read is None:
             return []
-        starts = group_starts(run, data)
         rejects: list[list] = [[] for _ in run]
         for reject in read.rejects:
             k, own = ungroup_reject(reject, run, starts)
@@ -652,8 +649,8 @@ class SqlReader:
                 try:
                     first, last = parts[k]
                     seq = base + first - plan.header_line - 1
-                    sql = FileSql(plan, self.columns, self.schema, self.tz, udf, seq, spans_table, first, last,
-                                  lines).sql()
+                    sql = FileSql(plan, self.columns, self.schema, self.tz, udf, seq, lines, spans_table, first,
+                                  last).sql()
                     counts[k] = cursor.execute(sql).fetchone()[0]
                 finally:
                     cursor.remove_function(udf)
