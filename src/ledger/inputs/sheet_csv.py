@@ -327,11 +327,7 @@ class _Transform:
 
     def _cells(self, xml: bytes) -> bytes:
         lines: list[str] = []
-        at = 0
-        for m in _ROW.finditer(xml):
-            if xml[at:m.start()].strip():
-                raise NotVouched("unexpected text between rows")
-            at = m.end()
+        for m in _elements(_ROW, xml, "rows"):
             attrs = _attrs(m.group(1))
             number = int(attrs[b"r"]) if b"r" in attrs else self.next_row
             if b"r" in attrs:
@@ -341,17 +337,11 @@ class _Transform:
             lines.extend([""] * (number - self.next_row))
             self.next_row = number + 1
             lines.append(self._line(self._row_cells(m.group(2) or b"", number)))
-        if xml[at:].strip():
-            raise NotVouched("unexpected text after the rows")
         return "".join(line + "\n" for line in lines).encode("utf-8")
 
     def _row_cells(self, xml: bytes, number: int) -> list[str]:
         cells: list[str] = []
-        at = 0
-        for m in _CELL.finditer(xml):
-            if xml[at:m.start()].strip():
-                raise NotVouched("unexpected text between cells")
-            at = m.end()
+        for m in _elements(_CELL, xml, "cells"):
             attrs = _attrs(m.group(1))
             column = len(cells)
             self.extent[2] += 1
@@ -366,8 +356,6 @@ class _Transform:
                     raise NotVouched("cells out of order")
             cells.extend([""] * (column - len(cells)))
             cells.append(self._value(attrs, m.group(2) or b""))
-        if xml[at:].strip():
-            raise NotVouched("unexpected text in a row")
         return cells
 
     def _value(self, attrs: dict, inner: bytes) -> str:
@@ -463,6 +451,19 @@ class _Transform:
                     found.append(int(n.group(1)) if n else 0)
             self._formats = found
         return self._formats
+
+
+def _elements(pattern, xml: bytes, what: str):
+    """The matches of `pattern` (rows, or a row's cells) in `xml`, with nothing but white space
+    between or after them."""
+    at = 0
+    for m in pattern.finditer(xml):
+        if xml[at:m.start()].strip():
+            raise NotVouched(f"unexpected text between {what}")
+        at = m.end()
+        yield m
+    if xml[at:].strip():
+        raise NotVouched(f"unexpected text after the {what}")
 
 
 def _bulk(xml: bytes, width: int) -> tuple[int, int, int, bytes] | None:
