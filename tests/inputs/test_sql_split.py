@@ -65,13 +65,13 @@ def test_the_sql_split_of_a_written_row_is_the_row(row, delimiter, quoting, quot
 def test_any_line_splits_as_the_csv_module_reads_it_or_not_at_all(line, quoted):
     """A line the SQL splits is split as the csv module (strict) reads it; a line it does not
     split (NULL) goes to the Python reader, which says what is wrong with it."""
+    if not line:
+        return  # an empty line is NULL in the numbered-lines table: never split
     try:
         expected = next(csv.reader([line], strict=True))
-    except (csv.Error, StopIteration):
-        expected = None
-    if expected is None or not line:
+    except csv.Error:
         how, n, values = CON.execute(split_sql(",", 1, quoted), [line]).fetchone()
-        assert expected is not None or n is None, line
+        assert n is None, line
         return
     how, n, values = CON.execute(split_sql(",", len(expected), quoted), [line]).fetchone()
     assert n is not None and values == expected, (line, how)

@@ -95,8 +95,7 @@ def database() -> Iterator[duckdb.DuckDBPyConnection]:
 
     In memory rather than in a database file: writing the events to a file compressed
     them again at every checkpoint (2M events: read 5.0 s on disk, 4.0 s in memory; see
-    BENCHMARKS.md), and without automatic checkpoints, which in memory only reorganise
-    the tables again. Past `memory_limit` DuckDB evicts the tables' blocks and spills sorts,
+    BENCHMARKS.md). Past `memory_limit` DuckDB evicts the tables' blocks and spills sorts,
     windows and joins to the folder instead of growing. LEDGER_MEMORY_LIMIT overrides
     the default (e.g. "8GB").
     """
