@@ -199,14 +199,19 @@ def _columns_read(event: EventType, reader) -> set[str]:
     return columns
 
 
+# Where a SequenceRelation's query reads its rows: the shared table, or only the rows a reader
+# can pick (`restricted`); a name no query has otherwise, so substituting it is unambiguous.
+ROWS = "__ledger_sequence_rows__"
+
+
 @attrs.frozen
 class SequenceRelation:
     """What a reader of a shared sequence reads: a query of its table, and the
     next-match columns it has (next_match)."""
 
-    sql: str
+    query: str  # the query, its rows read as `ROWS s` (the table, or part of it: `restricted`)
     nexts: frozenset[str] = frozenset()
-    table: str = ""  # the shared table, read as `s` in `sql`
+    table: str = ""  # the shared table
     # whether `sql` has the members' count (`_count`); when not, `count_sql` counts it for a few rows
     counted: bool = True
     keys: tuple[str, ...] = ()  # the sequence's `per` keys
@@ -222,13 +227,17 @@ class SequenceRelation:
         return (f"SELECT {keys}, count(*) AS _n FROM {q(self.table)} s JOIN "
                 f"(SELECT DISTINCT {', '.join(q(k) for k in self.keys)} FROM {rows}) k ON {on}{where} GROUP BY {keys}")
 
+    @property
+    def sql(self) -> str:
+        """The query over the whole table."""
+        return self.query.replace(ROWS, q(self.table))
+
     def restricted(self, where: str) -> str:
-        """`sql` reading only the rows of the table that pass `where` (a condition on the
+        """The query reading only the rows of the table that pass `where` (a condition on the
         table's own columns) as `s`; neighbours still come from the whole table."""
-        if not where or not self.table:
+        if not where:
             return self.sql
-        base = f"FROM {q(self.table)} s"
-        return self.sql.replace(base, f"FROM (SELECT * FROM {q(self.table)} WHERE {where}) s", 1)
+        return self.query.replace(ROWS, f"(SELECT * FROM {q(self.table)} WHERE {where})")
 
     def next_column(self, policy: Policy, on: ast.On, window) -> "str | None":
         """The column answering `window` (a Window or a Wait) for a reader on `on`, if any."""
@@ -295,7 +304,7 @@ def shared_sequences(policy: Policy, rules: list) -> list[SharedSequence]:
         table = f"_seq_{number}"
         sql = f"CREATE OR REPLACE TEMP TABLE {q(table)} AS WITH {', '.join(ctes)} SELECT * FROM {relation}"
         keys = tuple(key[2])
-        relations = [(key, SequenceRelation(f"SELECT * FROM {q(table)} s", frozenset(nexts), table,
+        relations = [(key, SequenceRelation(f"SELECT * FROM {ROWS} s", frozenset(nexts), table,
                                             "" not in uncounted, keys))]
         relations += [(sub, SequenceRelation(_subset_relation(table, columns, nexts, _suffix(sub[1]), list(key[2]),
                                                               sub_neighbours[sub], _suffix(sub[1]) not in uncounted),
@@ -331,7 +340,7 @@ def _subset_relation(table: str, columns: list[str], nexts: dict, suffix: str, k
                          f"AND {alias}.{position} = s.{position} {step}")
     cols += [f"{'p' if scope == 'previous' else 'n'}.{q(_neighbour_column(field))} AS {q('_' + scope + '_' + field)}"
              for scope, field in neighbours]
-    return f"SELECT {', '.join(cols)} FROM {q(table)} s {' '.join(joins)}{' ' if joins else ''}WHERE s.{inside}"
+    return f"SELECT {', '.join(cols)} FROM {ROWS} s {' '.join(joins)}{' ' if joins else ''}WHERE s.{inside}"
 
 
 def _neighbour_column(field: str) -> str:
