@@ -163,20 +163,20 @@ def _narrow(policy: Policy, rules: "list[ast.Rule]") -> tuple[list[str], bool]:
     return columns, gap
 
 
+def _nodes(expr):
+    """Every node of an expression tree (attrs nodes and their children, tuples walked), `expr`
+    first; nothing for None."""
+    if expr is None:
+        return
+    yield expr
+    for child in attrs.astuple(expr, recurse=False) if attrs.has(type(expr)) else ():
+        for c in (child if isinstance(child, tuple) else (child,)):
+            yield from _nodes(c)
+
+
 def _fields_read(expr) -> set[str]:
     """Names an expression reads without a previous./next. scope (fields and sequence facts)."""
-    found: set[str] = set()
-
-    def walk(e):
-        if isinstance(e, ast.Ref) and e.scope is None:
-            found.add(e.name.value)
-        for child in attrs.astuple(e, recurse=False) if attrs.has(type(e)) else ():
-            for c in (child if isinstance(child, tuple) else (child,)):
-                walk(c)
-
-    if expr is not None:
-        walk(expr)
-    return found
+    return {e.name.value for e in _nodes(expr) if isinstance(e, ast.Ref) and e.scope is None}
 
 
 def _columns_read(event: EventType, reader) -> set[str]:
@@ -506,18 +506,8 @@ def effective_sql(effective: ast.Effective | None, alias: str) -> str:
 
 def neighbour_refs(expr) -> tuple[tuple[str, str], ...]:
     """The (previous|next, field) pairs an expression reads, sorted."""
-    found = set()
-
-    def walk(e):
-        if isinstance(e, ast.Ref) and e.scope is not None:
-            found.add((e.scope.value, e.name.value))
-        for child in attrs.astuple(e, recurse=False) if attrs.has(type(e)) else ():
-            for c in (child if isinstance(child, tuple) else (child,)):
-                walk(c)
-
-    if expr is not None:
-        walk(expr)
-    return tuple(sorted(found))
+    return tuple(sorted({(e.scope.value, e.name.value) for e in _nodes(expr)
+                         if isinstance(e, ast.Ref) and e.scope is not None}))
 
 
 def window_conditions(window: ast.Window) -> list[str]:
@@ -564,10 +554,7 @@ def window_count_sql(policy: Policy, window: ast.Window, triggers: str) -> str:
 
 def _tests_text(expr) -> bool:
     """Whether an expression holds a text test (a scan of a text: dearer than a comparison)."""
-    if isinstance(expr, ast.TextTest):
-        return True
-    return any(_tests_text(c) for child in (attrs.astuple(expr, recurse=False) if attrs.has(type(expr)) else ())
-               for c in (child if isinstance(child, tuple) else (child,)))
+    return any(isinstance(e, ast.TextTest) for e in _nodes(expr))
 
 
 def interval_sql(d: timedelta) -> str:
