@@ -631,8 +631,8 @@ _WIDTHS: dict[str, int] = {}  # agents, rules and labels recur in every file: me
 
 
 def _width_of(text: str) -> int:
-    if text.isascii():  # display_width's own answer, without the cache (ids would crowd it out)
-        return len(text) if len(text) < MAX_WIDTH else MAX_WIDTH
+    if text.isascii():  # cheap without the cache (ids would crowd the labels out of it)
+        return display_width(text)
     width = _WIDTHS.get(text)
     if width is None:
         width = display_width(text)
