@@ -455,6 +455,7 @@ class SqlReader:
         done: list[_Done] = []
         batch: list[_Done] = []
         grouped: list[_Done] = []  # files read with the ones before them (_append_group)
+        alone = 0  # plans before this one that a failed group leaves to be read one by one
         for at, plan in enumerate(plans):
             if batch and (isinstance(plan, CsvPlan) or plan.tmp != batch[0].tmp):
                 self._insert_batch(batch)
@@ -463,7 +464,11 @@ class SqlReader:
                 batch.append(plan)
                 done.append(plan)
                 continue
-            grouped = grouped or self._append_group(self._group_at(plans, at))
+            if not grouped and at >= alone:
+                run = self._group_at(plans, at)
+                grouped = self._append_group(run)
+                if not grouped:  # (trying the rest of the run again would read it again)
+                    alone = at + len(run)
             if grouped:
                 done.append(grouped.pop(0))
                 continue
@@ -490,10 +495,9 @@ class SqlReader:
         return run[:ok.index(False)] if False in ok else run
 
     def _append_group(self, run: list[CsvPlan]) -> list[_Done]:
-        """Files with one header read by one INSERT, as if they were one file whose lines the
-        group's table numbers on (file_groups.py); each gets its own report and rejects. [] when
-        fewer than two, or when anything would need more than the plain reading (a multi-line
-        record, a line count DuckDB disagrees on): the files are then read one by one."""
+        """Files with one header read by one INSERT as one file (file_groups.py), each with its
+        own report and rejects. [] when fewer than two, or when anything needs more than the
+        plain reading (a multi-line record, a line count DuckDB disagrees on): read one by one."""
         if len(run) < 2:
             return []
         data = [self._scan(p).lines - p.header_line for p in run]
