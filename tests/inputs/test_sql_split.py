@@ -29,10 +29,11 @@ def split_sql(delimiter: str, n: int, quoted: bool = False) -> str:
                    quoted=quoted)
     sql = FileSql.__new__(FileSql)
     sql.plan = plan
-    how, fields = sql._fields()
+    pre, how, fields = sql._fields()
     values = ", ".join(sql._field(i + 1) for i in range(n))
     return (f"SELECT how, CASE WHEN f IS NULL THEN NULL ELSE len(f) END, [{values}] "
-            f"FROM (SELECT how, {fields} AS f FROM (SELECT l, {how} AS how FROM (SELECT ?::VARCHAR AS l)))")
+            f"FROM (SELECT how, {fields} AS f FROM (SELECT *, {how} AS how FROM (SELECT l{pre} FROM "
+            f"(SELECT ?::VARCHAR AS l))))")
 
 
 def write(row: list[str], delimiter: str, quoting) -> str:
@@ -82,7 +83,8 @@ def test_any_line_splits_as_the_csv_module_reads_it_or_not_at_all(line, quoted):
     ('"a","b c",d', 0),                             # quotes that only wrap
     ('"a","b c","d"', 4),                           # every field quoted, no quote inside
     ('"a","b,c","他说""好"""', 1),                  # every field quoted, anything inside
-    ('"","x",""', 1),                               # empty quoted fields: pairs too
+    ('"","x",""', 4),                               # empty quoted fields: their quotes are the split's
+    ('"a""","b"', 1),                               # a doubled quote beside a split point
     ('2024-05-01 10:00:00,"他说""好""","x"', 2),    # doubled quotes, no delimiter inside
     ('2024-05-01 10:00:00,"a,b","x"', 3),           # a bare field and a delimiter inside quotes
 ])
