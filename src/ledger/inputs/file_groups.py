@@ -65,11 +65,30 @@ def quotes_every_field(line: str, delimiter: str, width: int) -> bool:
     return line.startswith('"') and line.endswith('"') and line.count(f'"{delimiter}"') >= width - 1
 
 
+def quoted_fields(line: str, delimiter: str, width: int) -> tuple[int, ...]:
+    """The fields (1-based) a line quotes when it quotes some but not all, each whole and
+    holding no quote or delimiter (an export that quotes text but not times or numbers);
+    () for any other line. A hint for the order of the SQL's splits, never for what they read."""
+    pieces = line.split(delimiter)
+    if len(pieces) != width:
+        return ()
+    quoted = tuple(i + 1 for i, p in enumerate(pieces) if len(p) >= 2 and p[0] == p[-1] == '"')
+    if not quoted or len(quoted) == width or line.count('"') != 2 * len(quoted):
+        return ()
+    return quoted
+
+
+def split_hints(line: str, delimiter: str, width: int) -> tuple[bool, tuple[int, ...]]:
+    """A file's first data line's hints for its plan: (quoted, pattern) of CsvPlan."""
+    quoted = quotes_every_field(line, delimiter, width)
+    return quoted, () if quoted else quoted_fields(line, delimiter, width)
+
+
 def group_key(plan: CsvPlan) -> tuple | None:
     """Files with equal keys may be read by one INSERT; None for a file read on its own."""
     if plan.jsonl or plan.lines is not None or plan.source is not None or plan.files:
         return None
-    return (tuple(plan.names), plan.delimiter, plan.window, plan.quoted)
+    return (tuple(plan.names), plan.delimiter, plan.window, plan.quoted, plan.pattern)
 
 
 def group_starts(data_lines: list[int]) -> list[int]:

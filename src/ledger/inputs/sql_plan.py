@@ -43,6 +43,9 @@ class CsvPlan:
     sha256: str | None = None  # of `source`'s bytes, when transcoded
     lines: str | None = None  # JSON Lines: the table of its numbered lines made in planning (`jsonl_keys_sql`)
     quoted: bool = False  # its first data line quotes every field: FileSql tries that split first
+    # The fields (1-based) its first data line quotes when it quotes some but not all, simply
+    # (file_groups.quoted_fields): FileSql tries that pattern first.
+    pattern: tuple[int, ...] = ()
     # A group of files with this header read by one INSERT (sql_reader._append_group): their
     # names; `lines` then also holds each line's file (fk, 0-based) and its own line number (ln).
     files: tuple[str, ...] = ()
@@ -234,7 +237,7 @@ class FileSql:
         # The order only decides the cost (each test is exact): a file whose first line quotes
         # every field tries that split first, other files the one-regex test.
         first = every_field + wrapping if self.plan.quoted else wrapping + every_field
-        split, pre = f"string_split(l, {sep})", ""
+        split, pre, bare = f"string_split(l, {sep})", "", "replace(l, '\"', '')"
         if self.plan.quoted:
             # Cheaper still, for such a file's lines, on the split made anyway (f4): when the
             # line's quotes are its first, its last and two per split point, and neither end
@@ -243,10 +246,20 @@ class FileSql:
             first = (f"WHEN starts_with(l, '\"') AND ends_with(l, '\"') AND NOT starts_with(l, {sep}) "
                      f"AND NOT ends_with(l, {sep}) AND strlen(l) - strlen(replace(l, '\"', '')) = 2 * len(f4) "
                      f"THEN 4 ") + first
+        elif self.plan.pattern:
+            # A file that quotes some fields (all but times and numbers): when the line splits at
+            # the delimiter into as many pieces, each field of the pattern is one '"..."' and
+            # the line holds no other quote, those quotes only wrap (0), found without the regex;
+            # the line without its quotes (r5) is what that split reads.
+            pre, bare = f", string_split(l, {d}) AS f5, replace(l, '\"', '') AS r5", "r5"
+            ends = " AND ".join(f"strlen(f5[{i}]) >= 2 AND starts_with(f5[{i}], '\"') AND ends_with(f5[{i}], '\"')"
+                                for i in self.plan.pattern)
+            first = (f"WHEN len(f5) = {len(self.plan.names)} AND {ends} "
+                     f"AND strlen(l) - strlen(r5) = {2 * len(self.plan.pattern)} THEN 0 ") + first
         how = (f"CASE WHEN NOT contains(l, '\"') THEN 0 {first}"
                f"WHEN regexp_full_match(l, {doubled}) THEN 2 "
                f"WHEN regexp_full_match(l, {record}) THEN 3 END")
-        f = (f"CASE how WHEN 0 THEN string_split(CASE WHEN contains(l, '\"') THEN replace(l, '\"', '') ELSE l END, {d}) "
+        f = (f"CASE how WHEN 0 THEN string_split(CASE WHEN contains(l, '\"') THEN {bare} ELSE l END, {d}) "
              f"WHEN 1 THEN {split} WHEN 4 THEN {split} "
              f"WHEN 2 THEN string_split(l, {d}) "
              f"WHEN 3 THEN list_transform(regexp_extract_all({d} || l, {field}, 1), lambda x: {unquote}) END")

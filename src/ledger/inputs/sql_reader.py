@@ -46,8 +46,8 @@ from ledger.inputs.file_groups import (
     group_key,
     group_lines_sql,
     group_starts,
-    quotes_every_field,
     scan_file,
+    split_hints,
     ungroup_reject,
 )
 from ledger.inputs.jsonl_plan import jsonl_head, plain_keys
@@ -405,9 +405,9 @@ class SqlReader:
         window = self._window(records, names.index("ts"), len(names))
         line_bytes = max(1.0, len(body) / max(1, body.count(b"\n")))
         data = text.split("\n", line + 1)[line:line + 1]  # the first data line, when in the head
-        quoted = bool(data) and quotes_every_field(data[0].rstrip("\r"), delimiter, len(names))
+        quoted, pattern = split_hints(data[0].rstrip("\r"), delimiter, len(names)) if data else (False, ())
         return CsvPlan(rel, path, "utf-8-sig" if bom else "utf-8", delimiter, names, line, window, size, line_bytes,
-                       quoted=quoted)
+                       quoted=quoted, pattern=pattern)
 
     def _window(self, records, ts_index: int, width: int) -> tuple[datetime, datetime]:
         """Wall times around the file's first rows, whole months: the zone is tabled there."""
