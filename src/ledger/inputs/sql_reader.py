@@ -16,7 +16,6 @@ from __future__ import annotations
 import codecs
 import contextlib
 import functools
-import hashlib
 import io
 import itertools
 import os
@@ -72,6 +71,7 @@ from ledger.inputs.sql_plan import (
     raw_lines_sql,
 )
 from ledger.inputs.table import create_empty, insert_written, sql_string
+from ledger.inputs.transcode import to_utf8
 
 _HEAD_BYTES = 1 << 16  # the header and the first rows, read in Python to plan the SQL
 _ZONE_MARGIN = timedelta(days=120)  # time zone offsets are tabled this far around a file's first rows
@@ -324,21 +324,13 @@ class SqlReader:
         if sniff(io.BytesIO(head)).codec not in _TRANSCODED:  # as the Python reader decides
             return None
         fd, tmp = tempfile.mkstemp(prefix="ledger-utf8-", suffix=".csv")
+        os.close(fd)
         self.temps.append(tmp)
-        digest = hashlib.sha256()
-        decoder = codecs.getincrementaldecoder("gb18030")()
-        try:
-            with open(path, "rb") as fh, open(fd, "wb") as out:
-                while block := fh.read(SCAN_CHUNK):
-                    digest.update(block)
-                    out.write(decoder.decode(block).encode("utf-8"))
-                out.write(decoder.decode(b"", final=True).encode("utf-8"))
-        except (UnicodeError, OSError):
-            return None
-        plan = self._csv_plan(rel, Path(tmp))
+        digest = to_utf8(path, tmp, "gb18030", self.settings.cores)
+        plan = self._csv_plan(rel, Path(tmp)) if digest is not None else None
         if plan is None:
             return None
-        return attrs.evolve(plan, encoding="gb18030", source=path, sha256=digest.hexdigest())
+        return attrs.evolve(plan, encoding="gb18030", source=path, sha256=digest)
 
     def _sheet_plan(self, rel: str, source) -> CsvPlan | None:
         """A workbook sheet turned into a UTF-8 CSV copy (sheet_csv.py: line n is row n) and
