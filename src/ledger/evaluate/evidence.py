@@ -94,24 +94,36 @@ def evidence_writer(compiled: CompiledRule, idx, data_end_local):
     ending = (f"数据截止 {format_ts(data_end_local)}，期限未到，结果待定 (pending)"
               if data_end_local is not None else None)
 
+    said_of: dict = {}  # text -> what its words and patterns say (chat texts repeat: 好的, 在的, templates)
+
+    def said(text) -> list[str]:
+        """The parts of the evidence that depend only on the excerpt's text."""
+        parts = said_of.get(text)
+        if parts is None:
+            parts = []
+            if tests:  # the words that matched; a list that found nothing is named only when none matched
+                found, absent = [], []
+                for label, words, exceptions in tests:
+                    match = find(text, words, exceptions)
+                    cancelled = "（" + "，".join(f"{w} 在例外“{x}”里，不算" for w, x in match.cancelled) + "）" \
+                        if match.cancelled else ""
+                    if match.matched:
+                        found.append(f"命中 {label}：{' '.join(match.matched)}{cancelled}")
+                    else:
+                        absent.append(f"不含 {label} 的词{cancelled}")
+                parts += found or absent
+            for _, pattern in patterns:  # the part of the text each `matches` found
+                hit = pattern.search(text or "")
+                if hit and hit.group(0):
+                    parts.append(f"命中句式：「{hit.group(0)}」")
+            said_of[text] = parts
+        return parts
+
     def evidence(row, status) -> str:
         ts = row[i_ts]
         parts = [head]
-        if tests:  # the words that matched; a list that found nothing is named only when none matched
-            said, absent = [], []
-            for label, words, exceptions in tests:
-                match = find(row[i_text], words, exceptions)
-                cancelled = "（" + "，".join(f"{w} 在例外“{x}”里，不算" for w, x in match.cancelled) + "）" \
-                    if match.cancelled else ""
-                if match.matched:
-                    said.append(f"命中 {label}：{' '.join(match.matched)}{cancelled}")
-                else:
-                    absent.append(f"不含 {label} 的词{cancelled}")
-            parts += said or absent
-        for _, pattern in patterns:  # the part of the text each `matches` found
-            hit = pattern.search(row[i_text] or "")
-            if hit and hit.group(0):
-                parts.append(f"命中句式：「{hit.group(0)}」")
+        if tests or patterns:
+            parts += said(row[i_text])
         if position is not None:
             facts = [f"同一 {keys} 序列中的第 {row[position[0]]}/{row[position[1]]} 条"]
             for name, i in neighbours:

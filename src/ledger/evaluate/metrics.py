@@ -7,7 +7,8 @@ agent with GROUP BY. Metrics that pick the same rows are one query (`group_key`,
 `metrics_sql`). "Is there one" windows (`within D`, `after`, at least 1) and `wait`
 read a next-match column when the shared sequence has one (compile.next_match), and
 otherwise make one pass of window functions over the picked rows and the candidates
-(`_next_sql`); `same day` is a grouped count joined back (`_same_day_sql`); other
+(`_next_sql`); `same day` is a grouped count joined on the keys and the date
+(`_same_day_parts`; `_same_day_sql` for the rows of a sequence); other
 windows count matches with compile.window_count_sql. Ratios and `count fines` are
 computed from other metrics / the entries in Python (a handful of values per agent).
 
@@ -38,6 +39,7 @@ from ledger.lang.policy import Policy
 
 MICROS = Decimal(1_000_000)
 _ZERO_WHEN_EMPTY = ("count", "distinct", "sum", "fines")
+DAY = "__ledger_day_counts__"  # a same-day count's alias in its join condition, until it has one
 
 
 def group_key(policy: Policy, metric: ast.Metric) -> tuple:
@@ -98,10 +100,18 @@ def metrics_sql(policy: Policy, group: "list[ast.Metric]", picked: list[str], re
                          if window.kind == "within" else f"(t.{q(column)} IS NOT NULL)")
             elif window.count == 1 and window.kind in ("within", "after", "same_day"):
                 # "is there one": the next matching event per key (a window function), no pair join
-                if window.kind == "same_day":
-                    # without `per` the picked rows are the view's rows, every column
+                if window.kind == "same_day" and not sequence:
+                    # without `per` the picked rows are the view's rows, every column: the
+                    # day's counts join them here, by their keys and date (no table, no seq join)
+                    grouped, on, itself = _same_day_parts(policy, metric.on.event.value, window.event.value,
+                                                          window.filter, window.same, "t")
+                    clause = f"LEFT JOIN ({grouped}) {DAY} ON {on}"
+                    alias = next((a for a, c in joins.items() if c == clause.replace(DAY, a)), f"d{len(joins)}")
+                    joins[alias] = clause.replace(DAY, alias)
+                    found = f"COALESCE(COALESCE({alias}.n, 0) - {itself} > 0, FALSE)"
+                elif window.kind == "same_day":
                     n = joined(_same_day_sql(policy, metric.on.event.value, window.event.value,
-                                             window.filter, window.same, whole_rows=not sequence))
+                                             window.filter, window.same))
                     found = f"COALESCE({n}.day_n - {n}.self_n > 0, FALSE)"
                 else:
                     n = joined(_next_sql(policy, window.event.value, window.filter, window.same))
@@ -179,14 +189,35 @@ def _next_sql(policy: Policy, event: str, flt, same) -> str:
     return f"SELECT * FROM (SELECT seq, is_t, {nxt} FROM ({union}) u) x WHERE is_t"
 
 
-def _same_day_sql(policy: Policy, on: str, event: str, flt, same, *, whole_rows: bool = False) -> str:
-    """For every picked row: how many matching events share its keys and local date
-    (`day_n`), and whether the row itself is one of them (`self_n`, 0 or 1, so that
-    `day_n - self_n` counts the others). A grouped count joined back on the keys and
-    the date (no sort); a row with a missing key matches nothing. `whole_rows`: the
-    picked rows have every column of the event's view, so whether a row is a candidate is
-    the filter asked of the row itself, not a join with the candidates (接待人数: every
-    buyer message of the month joined again)."""
+def _same_day_parts(policy: Policy, on: str, event: str, flt, same, alias: str) -> tuple[str, str, str]:
+    """(grouped, join condition, itself) of a `same day` window over rows (`alias`) that carry
+    every column of their event's view: the matching events counted per keys and local date
+    (`grouped`, columns keys…, _day, n; joined to a row by its keys and date with the
+    condition, DAY standing for the grouped relation's alias), and whether the row is
+    itself one of them (`itself`, 0 or 1: the filter asked of the row itself). A row with a
+    missing key joins no count (n is NULL: it matches nothing)."""
+    other = policy.events[event]
+    keys = [q(k.value) for k in same]
+    present = " AND ".join(f"{k} IS NOT NULL" for k in keys) or "TRUE"
+    cond = condition_sql(policy, other, flt, alias=None) if flt is not None else "TRUE"
+    grouped = (f"SELECT {''.join(k + ', ' for k in keys)}CAST(ts_local AS DATE) AS _day, count(*) AS n "
+               f"FROM {view_name(other.name)} WHERE ({cond}) AND {present} "
+               f"GROUP BY {''.join(k + ', ' for k in keys)}CAST(ts_local AS DATE)")
+    on_keys = "".join(f"{DAY}.{k} = {alias}.{k} AND " for k in keys)
+    itself = "0"  # a row can only be a candidate when it is the same event type
+    if on == event:
+        own = condition_sql(policy, other, flt, alias=alias) if flt is not None else "TRUE"
+        itself = f"(CASE WHEN {own} THEN 1 ELSE 0 END)"
+    return grouped, f"{on_keys}{DAY}._day = CAST({alias}.ts_local AS DATE)", itself
+
+
+def _same_day_sql(policy: Policy, on: str, event: str, flt, same) -> str:
+    """For every picked row of a sequence (the columns its readers read): how many matching
+    events share its keys and local date (`day_n`), and whether the row itself is one of
+    them (`self_n`, 0 or 1, so that `day_n - self_n` counts the others). A grouped count
+    joined back on the keys and the date (no sort); a row with a missing key matches
+    nothing. Rows with every column of their view join the counts directly instead
+    (_same_day_parts)."""
     other = policy.events[event]
     keys = [q(k.value) for k in same]
     present = " AND ".join(f"{k} IS NOT NULL" for k in keys) or "TRUE"
@@ -197,13 +228,10 @@ def _same_day_sql(policy: Policy, on: str, event: str, flt, same, *, whole_rows:
     grouped = (f"SELECT {''.join(k + ', ' for k in keys)}_day, count(*) AS n FROM ({candidates}) c "
                f"GROUP BY {''.join(k + ', ' for k in keys)}_day")
     on_keys = "".join(f"g.{k} = p.{k} AND " for k in keys)
-    itself = "0"  # a picked row can only be a candidate when it is the same event type
-    if on == event:  # (and has its keys: p_present below)
-        own = condition_sql(policy, other, flt, alias="p") if flt is not None else "TRUE"
-        itself = f"CASE WHEN {own} THEN 1 ELSE 0 END" if whole_rows else "CASE WHEN s.seq IS NULL THEN 0 ELSE 1 END"
+    itself = "CASE WHEN s.seq IS NULL THEN 0 ELSE 1 END" if on == event else "0"
     sql = (f"SELECT p.seq, COALESCE(g.n, 0) AS day_n, {itself} AS self_n "
            f"FROM picked p LEFT JOIN ({grouped}) g ON {on_keys}g._day = CAST(p.ts_local AS DATE) ")
-    if on == event and not whole_rows:
+    if on == event:
         sql += f"LEFT JOIN ({candidates}) s ON s.seq = p.seq "
     return sql + f"WHERE {p_present}"
 
