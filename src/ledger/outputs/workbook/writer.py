@@ -515,6 +515,11 @@ def _render_rows(rows: Iterable[tuple], first: int, refs: Sequence[str], *, bold
             if t is str_:
                 cell = cached(v)
                 if cell is None:
+                    if v.isalnum() and len(v) <= _CACHE_MAX_CHARS:
+                        # Letters and digits alone (ids, order and buyer numbers: unique, so
+                        # not cached) need no clipping, escaping or preserved space.
+                        append(f'{ref}{r}"{text_style} t="inlineStr"><is><t>{v}</t></is></c>')
+                        continue
                     cell = _text_cell(v, text_style)
                     if len(v) <= _CACHE_MAX_CHARS:
                         if len(texts) >= _CACHE_MAX_ENTRIES:
