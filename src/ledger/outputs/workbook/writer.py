@@ -621,7 +621,8 @@ def _serial(ts: datetime) -> float:
 def _column_widths(table: Table, rows: list[tuple]) -> list[float]:
     """Widths from the header, the footer and `rows` (the first WIDTH_SAMPLE_ROWS rows)."""
     sample = [table.header, *table.footer, *rows]
-    return [min(max(_widest(column) + 3, MIN_WIDTH), MAX_WIDTH)  # + filter button
+    # The header apart: its text would send every column of times or amounts the slow way.
+    return [min(max(max(_widest(column[:1]), _widest(column[1:])) + 3, MIN_WIDTH), MAX_WIDTH)  # + filter button
             for column in zip(*(row[:len(table.header)] for row in sample))]
 
 
