@@ -161,6 +161,32 @@ def test_column_widths_count_cjk_double_and_are_capped(tmp_path):
     assert width["状态"] >= cells.MIN_WIDTH
 
 
+_WIDTH_VALUES = st.one_of(
+    st.none(), st.text(max_size=70), st.sampled_from(["中" * 28, "中" * 29, "x" * 57, "ｘ１", "客服:小王"]),
+    st.decimals(allow_nan=False, allow_infinity=False, places=3, min_value=-10**6, max_value=10**6),
+    st.sampled_from([Decimal("0"), Decimal("-0"), Decimal("-0.001"), Decimal("1E+3"), Decimal("10.0")]),
+    st.integers(-5, 10**9), st.booleans(), st.datetimes())
+
+
+@settings(max_examples=n_examples(300), suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(_WIDTH_VALUES, min_size=3, max_size=3), min_size=1, max_size=12),
+       st.sampled_from([(), ("合计", Decimal("1.00"), 3)]))
+def test_column_widths_are_the_widest_shown_value_of_each_column(rows, footer):
+    """A column is as wide as the widest of its cells as shown (CJK counting double), plus 3
+    for the filter button, between MIN_WIDTH and MAX_WIDTH; whatever mix of types it holds
+    (1 == Decimal(1) == True and Decimal("-0") == 0 must not make two cells one)."""
+    table = cells.Table("明细", ("编号", "金额", "客服"), rows, footer=(footer,) if footer else ())
+
+    def shown(v):
+        return "" if v is None else "0000-00-00 00:00:00" if isinstance(v, datetime) else (
+            cells.money_text(v) if isinstance(v, Decimal) else str(v))
+
+    sample = [table.header, *table.footer, *rows]
+    expected = [min(max(max(cells.display_width(shown(r[c])) for r in sample) + 3, cells.MIN_WIDTH), cells.MAX_WIDTH)
+                for c in range(min(map(len, sample)))]
+    assert writer._column_widths(table, [tuple(r) for r in rows]) == expected
+
+
 def test_summary_rows_and_total(tmp_path):
     path = write(tmp_path, make_statement(mixed_entries(), agents={"小赵"}))
     got = rows(path, "汇总")[1:]

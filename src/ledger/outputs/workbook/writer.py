@@ -515,6 +515,11 @@ def _render_rows(rows: Iterable[tuple], first: int, refs: Sequence[str], *, bold
             if t is str_:
                 cell = cached(v)
                 if cell is None:
+                    if v.isalnum() and len(v) <= _CACHE_MAX_CHARS:
+                        # Letters and digits alone (ids, order and buyer numbers: unique, so
+                        # not cached) need no clipping, escaping or preserved space.
+                        append(f'{ref}{r}"{text_style} t="inlineStr"><is><t>{v}</t></is></c>')
+                        continue
                     cell = _text_cell(v, text_style)
                     if len(v) <= _CACHE_MAX_CHARS:
                         if len(texts) >= _CACHE_MAX_ENTRIES:
@@ -616,15 +621,41 @@ def _serial(ts: datetime) -> float:
 def _column_widths(table: Table, rows: list[tuple]) -> list[float]:
     """Widths from the header, the footer and `rows` (the first WIDTH_SAMPLE_ROWS rows)."""
     sample = [table.header, *table.footer, *rows]
-    widths = []
-    for column in zip(*(row[:len(table.header)] for row in sample)):
-        widest = 0
-        for text in {value if type(value) is str else _shown(value) for value in column}:  # each once
-            widest = max(widest, _width_of(text))
+    # The header apart: its text would send every column of times or amounts the slow way.
+    return [min(max(max(_widest(column[:1]), _widest(column[1:])) + 3, MIN_WIDTH), MAX_WIDTH)  # + filter button
+            for column in zip(*(row[:len(table.header)] for row in sample))]
+
+
+_TIME_SHOWN = "0000-00-00 00:00:00"  # what _shown gives for every datetime
+_TEXT_TYPES = frozenset((str, type(None)))
+_MONEY_TYPES = frozenset((Decimal, type(None)))
+
+
+def _widest(column: tuple) -> int:
+    """The widest `_width_of(_shown(value))` of a column (a per-agent file measures every
+    row: the usual columns are measured without a Python step per value). Each text is
+    measured once; values are never merged by `==` across types (1 == Decimal(1), and
+    Decimal(0) == Decimal("-0") shows as "-0.00"): Decimals go by their exact text."""
+    types = set(map(type, column))
+    if types <= _TEXT_TYPES:  # text, maybe empty cells
+        texts = set(column)
+        texts.discard(None)
+    elif types == {datetime}:
+        return _width_of(_TIME_SHOWN)
+    elif types <= _MONEY_TYPES:  # amounts, maybe empty cells: str(Decimal) is exact
+        reps = set(map(str, column))  # an empty cell's "None" is no Decimal's text
+        texts = {"" if r == "None" else _shown(Decimal(r)) for r in reps}
+    else:
+        texts = {value if type(value) is str else _shown(value) for value in column}
+    ascii_texts = list(filter(str.isascii, texts))
+    widest = min(max(map(len, ascii_texts), default=0), MAX_WIDTH)  # display_width of ASCII text
+    if len(ascii_texts) < len(texts):
+        for text in texts:
             if widest + 3 >= MAX_WIDTH:
                 break  # as wide as a column gets
-        widths.append(min(max(widest + 3, MIN_WIDTH), MAX_WIDTH))  # + filter button
-    return widths
+            if not text.isascii():
+                widest = max(widest, _width_of(text))
+    return widest
 
 
 _WIDTHS: dict[str, int] = {}  # agents, rules and labels recur in every file: measure each once
